@@ -1,0 +1,273 @@
+"""Datasets: labelled images in [0, 1], loaded a batch at a time.
+
+Two kinds are built in:
+
+* ``fashion-mnist`` (test split; ``fashion-mnist:train`` for training). The IDX files are looked
+  up in ``$MASSIF_FASHION_MNIST``, Debian's ``/usr/share/datasets/fashion-mnist/`` (package
+  ``dataset-fashion-mnist``) and ``~/.cache/massif/fashion-mnist/``; ``massif download-data``
+  fetches them into the cache from the official source when asked (and only then).
+* any ``ImageFolder`` tree (``root/<class name>/<image>``): class names are the sub-folder names,
+  sorted; images are converted to the model's channels and resized (shorter side, then centre
+  crop) to its input size.
+
+Every dataset answers ``class_names``, ``labels`` (one int per image) and ``load(indices)``, which
+returns a float tensor ``[n, C, H, W]`` in [0, 1]. Nothing is read until it is needed, so memory
+stays flat however large the dataset is (Fashion-MNIST, 30 MB, is simply kept in memory).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.request
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import MassifError, did_you_mean
+
+FASHION_CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]
+FASHION_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
+
+
+class Dataset:
+    """Base class: ``name``, ``fingerprint``, ``class_names``, ``labels`` and ``load``."""
+
+    name: str
+    fingerprint: str
+    class_names: list[str]
+    labels: torch.Tensor  # [N] int64
+
+    def load(self, indices: Sequence[int]) -> torch.Tensor:  # [n, C, H, W] in [0, 1]
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def class_index(self, name_or_index: str | int) -> int:
+        """Resolve a class given by name (case-insensitive) or by its index."""
+        return resolve_class(name_or_index, self.class_names)
+
+    def indices_of(self, class_index: int) -> list[int]:
+        return torch.nonzero(self.labels == class_index).flatten().tolist()
+
+    def batches(
+        self, indices: Sequence[int], batch_size: int
+    ) -> Iterator[tuple[torch.Tensor, list[int]]]:
+        """Yield ``(images, indices)`` a batch at a time, loading the next batch meanwhile."""
+        chunks = [list(indices[i : i + batch_size]) for i in range(0, len(indices), batch_size)]
+        if not chunks:
+            return
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            future = pool.submit(self.load, chunks[0])
+            for i, chunk in enumerate(chunks):
+                images = future.result()
+                if i + 1 < len(chunks):
+                    future = pool.submit(self.load, chunks[i + 1])
+                yield images, chunk
+
+
+def resolve_class(name_or_index: str | int, class_names: Sequence[str]) -> int:
+    if isinstance(name_or_index, int) or (
+        isinstance(name_or_index, str) and name_or_index.strip().isdigit()
+    ):
+        index = int(name_or_index)
+        if not 0 <= index < len(class_names):
+            raise MassifError(f"class index {index} is out of range 0..{len(class_names) - 1}")
+        return index
+    wanted = name_or_index.strip().lower()
+    for i, name in enumerate(class_names):
+        if name.lower() == wanted:
+            return i
+    # Friendly aliases: "giant panda" for "giant_panda", "tshirt" for "T-shirt/top".
+    squash = lambda s: "".join(ch for ch in s.lower() if ch.isalnum())  # noqa: E731
+    matches = [i for i, name in enumerate(class_names) if squash(name) == squash(wanted)]
+    if len(matches) == 1:
+        return matches[0]
+    raise did_you_mean(name_or_index, class_names, "class")
+
+
+# ----------------------------------------------------------------------------- Fashion-MNIST
+
+
+def fashion_mnist_dirs() -> list[Path]:
+    dirs = []
+    if os.environ.get("MASSIF_FASHION_MNIST"):
+        dirs.append(Path(os.environ["MASSIF_FASHION_MNIST"]))
+    dirs.append(Path("/usr/share/datasets/fashion-mnist"))
+    dirs.append(cache_dir() / "fashion-mnist")
+    return dirs
+
+
+def cache_dir() -> Path:
+    """``$MASSIF_CACHE``, else ``$XDG_CACHE_HOME/massif``, else ``~/.cache/massif``."""
+    if os.environ.get("MASSIF_CACHE"):
+        return Path(os.environ["MASSIF_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME")
+    return (Path(base) if base else Path.home() / ".cache") / "massif"
+
+
+def find_fashion_mnist(split: str) -> Path:
+    images, labels = FASHION_FILES[split]
+    for d in fashion_mnist_dirs():
+        if (d / images).is_file() and (d / labels).is_file():
+            return d
+    looked = ", ".join(str(d) for d in fashion_mnist_dirs())
+    raise MassifError(
+        f"Fashion-MNIST ({split}) not found in {looked}; install Debian's dataset-fashion-mnist "
+        "package or run `massif download-data`"
+    )
+
+
+def download_fashion_mnist(dest: Path | None = None, url: str | None = None) -> Path:
+    """Download the four Fashion-MNIST files into ``dest`` (default: the user cache).
+
+    Each file is written to a temporary name and renamed, so an interrupted download leaves
+    nothing half-written. ``url`` (or ``$MASSIF_FASHION_MNIST_URL``) replaces the official source.
+    """
+    dest = Path(dest) if dest else cache_dir() / "fashion-mnist"
+    url = url or os.environ.get("MASSIF_FASHION_MNIST_URL") or FASHION_URL
+    dest.mkdir(parents=True, exist_ok=True)
+    for pair in FASHION_FILES.values():
+        for fname in pair:
+            if (dest / fname).is_file():
+                continue
+            try:
+                with urllib.request.urlopen(url.rstrip("/") + "/" + fname, timeout=60) as resp:
+                    fd, tmp = tempfile.mkstemp(dir=dest, prefix=fname, suffix=".part")
+                    with os.fdopen(fd, "wb") as out:
+                        shutil.copyfileobj(resp, out)
+            except OSError as e:
+                raise MassifError(f"could not download {fname} from {url}: {e}") from None
+            _read_idx(Path(tmp))  # refuse a corrupt download before it takes the real name
+            os.replace(tmp, dest / fname)
+    return dest
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    try:
+        with gzip.open(path, "rb") as f:
+            data = f.read()
+        magic = int.from_bytes(data[0:4], "big")
+        ndim = magic & 0xFF
+        if magic >> 8 != 0x08 or ndim not in (1, 3):
+            raise ValueError("bad magic number")
+        dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+        body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+        return body.reshape(dims)
+    except (OSError, ValueError, EOFError) as e:
+        raise MassifError(f"corrupt Fashion-MNIST file {path}: {e}") from None
+
+
+class FashionMNIST(Dataset):
+    """Fashion-MNIST, 28×28 grayscale, 10 classes; the whole split lives in memory (uint8)."""
+
+    def __init__(self, split: str = "test", root: str | Path | None = None) -> None:
+        if split not in FASHION_FILES:
+            raise MassifError(f"unknown Fashion-MNIST split {split!r}; use train or test")
+        folder = Path(root) if root else find_fashion_mnist(split)
+        img_file, lab_file = FASHION_FILES[split]
+        images = _read_idx(folder / img_file)
+        labels = _read_idx(folder / lab_file)
+        if len(images) != len(labels):
+            raise MassifError(f"Fashion-MNIST in {folder}: images and labels differ in number")
+        self.images = torch.from_numpy(images.copy()).unsqueeze(1)  # [N, 1, 28, 28] uint8
+        self.labels = torch.from_numpy(labels.astype(np.int64))
+        self.class_names = list(FASHION_CLASSES)
+        self.name = f"fashion-mnist:{split}"
+        h = hashlib.sha256()
+        h.update(images.tobytes())
+        h.update(labels.tobytes())
+        self.fingerprint = h.hexdigest()[:16]
+
+    def load(self, indices: Sequence[int]) -> torch.Tensor:
+        return self.images[list(indices)].float().div_(255.0)
+
+
+# ----------------------------------------------------------------------------- ImageFolder
+
+
+class ImageFolder(Dataset):
+    """``root/<class>/<image>``; images converted to ``channels`` and ``image_size`` on load."""
+
+    def __init__(self, root: str | Path, image_size: int, channels: int) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise MassifError(f"data folder {self.root} does not exist")
+        classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())
+        if not classes:
+            raise MassifError(f"data folder {self.root} has no class sub-folders")
+        self.paths: list[Path] = []
+        labels: list[int] = []
+        for i, c in enumerate(classes):
+            files = sorted(
+                p for p in (self.root / c).rglob("*")
+                if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+            )
+            if not files:
+                raise MassifError(f"class folder {self.root / c} holds no images")
+            self.paths += files
+            labels += [i] * len(files)
+        self.class_names = classes
+        self.labels = torch.tensor(labels, dtype=torch.int64)
+        self.image_size = image_size
+        self.channels = channels
+        self.name = f"imagefolder:{self.root.resolve()}"
+        h = hashlib.sha256(f"{image_size}:{channels}".encode())
+        for p in self.paths:
+            st = p.stat()
+            h.update(f"{p.relative_to(self.root)}:{st.st_size}:{st.st_mtime_ns}".encode())
+        self.fingerprint = h.hexdigest()[:16]
+
+    def _load_one(self, path: Path) -> torch.Tensor:
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(path) as im:
+                im = im.convert("L" if self.channels == 1 else "RGB")
+                w, h = im.size
+                s = self.image_size
+                if (w, h) != (s, s):
+                    scale = s / min(w, h)
+                    nw, nh = max(s, round(w * scale)), max(s, round(h * scale))
+                    im = im.resize((nw, nh), Image.BILINEAR)
+                    left, top = (nw - s) // 2, (nh - s) // 2
+                    im = im.crop((left, top, left + s, top + s))
+                arr = np.asarray(im, dtype=np.uint8)
+        except (OSError, UnidentifiedImageError, ValueError) as e:
+            raise MassifError(f"cannot read image {path}: {e}") from None
+        t = torch.from_numpy(arr.copy())
+        return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)
+
+    def load(self, indices: Sequence[int]) -> torch.Tensor:
+        paths = [self.paths[i] for i in indices]
+        if len(paths) > 8:
+            with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+                tensors = list(pool.map(self._load_one, paths))
+        else:
+            tensors = [self._load_one(p) for p in paths]
+        return torch.stack(tensors).float().div_(255.0)
+
+
+def load_dataset(spec: str, image_size: int | None = None, channels: int | None = None) -> Dataset:
+    """``fashion-mnist[:train|:test]`` or a path to an ImageFolder tree."""
+    if spec.startswith("fashion-mnist"):
+        split = spec.split(":", 1)[1] if ":" in spec else "test"
+        return FashionMNIST(split)
+    if image_size is None or channels is None:
+        raise MassifError("an ImageFolder dataset needs the model's image size and channels")
+    return ImageFolder(spec, image_size, channels)

@@ -1,0 +1,24 @@
+"""The one exception type a user sees: its message is printed as a single line by the CLI."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class MassifError(Exception):
+    """Bad input or an unusable environment, described in one line for the user."""
+
+
+def did_you_mean(word: str, choices: Iterable[str], what: str) -> MassifError:
+    """An "unknown X" error that lists the closest valid names (or the first few if none match)."""
+    choices = list(choices)
+    close = difflib.get_close_matches(word, choices, n=5, cutoff=0.5)
+    if not close:
+        close = [c for c in choices if word.lower() in c.lower()][:5]
+    if close:
+        hint = "did you mean: " + ", ".join(close) + "?"
+    else:
+        shown = ", ".join(choices[:12]) + (", ..." if len(choices) > 12 else "")
+        hint = f"choose from: {shown}"
+    return MassifError(f"unknown {what} {word!r}; {hint}")

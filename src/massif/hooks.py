@@ -1,0 +1,110 @@
+"""Temporary hooks on named layers: record activations, mask channels, freeze a model.
+
+Every helper here is a context manager that removes what it added in ``finally`` and restores the
+model's train/eval mode and its parameters' ``requires_grad`` flags, even when the body raises.
+Layers are addressed by module path (a name from ``model.named_modules()``).
+
+Pitfall: a module that runs more than once per forward pass (a shared ``nn.ReLU`` or pool) would
+be recorded only at its last call; ``models.load_model`` refuses such layers up front.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from .errors import MassifError, did_you_mean
+
+
+def get_module(model: nn.Module, path: str) -> nn.Module:
+    modules = dict(model.named_modules())
+    if path not in modules:
+        raise did_you_mean(path, [n for n in modules if n], "layer")
+    return modules[path]
+
+
+@contextmanager
+def frozen(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode and no parameter gradients inside; both restored on exit."""
+    was_training = model.training
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    model.eval()
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        model.train(was_training)
+
+
+@contextmanager
+def record(model: nn.Module, layers: Mapping[str, str]) -> Iterator[dict[str, torch.Tensor]]:
+    """Record the outputs of ``layers`` (display name → module path) during forward passes.
+
+    Yields a dict that each forward pass fills with ``{name: output}``; the tensors stay in the
+    autograd graph, so gradients with respect to them can be taken.
+    """
+    store: dict[str, torch.Tensor] = {}
+    handles = []
+    try:
+        for name, path in layers.items():
+            module = get_module(model, path)
+
+            def hook(_m: nn.Module, _inp: object, out: torch.Tensor, name: str = name) -> None:
+                store[name] = out
+
+            handles.append(module.register_forward_hook(hook))
+        yield store
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@contextmanager
+def mask(
+    model: nn.Module,
+    channels: Mapping[str, Sequence[int]],
+    values: Mapping[str, torch.Tensor] | None = None,
+) -> Iterator[None]:
+    """Replace the given channels of each layer (module path → channel list) during forward.
+
+    By default the channels are set to zero; ``values[path]`` (a ``[C]`` tensor, e.g. the benign
+    mean activation) sets them to that value instead.
+    """
+    handles = []
+    try:
+        for path, chans in channels.items():
+            module = get_module(model, path)
+            chans = sorted(set(int(c) for c in chans))
+            if not chans:
+                continue
+            fill = None if values is None else values.get(path)
+
+            def hook(
+                _m: nn.Module, _inp: object, out: torch.Tensor,
+                chans: list[int] = chans, fill: torch.Tensor | None = fill, path: str = path,
+            ) -> torch.Tensor:
+                if chans[-1] >= out.shape[1]:
+                    raise MassifError(
+                        f"layer {path} has {out.shape[1]} channels; cannot mask {chans[-1]}"
+                    )
+                keep = torch.ones(out.shape[1], device=out.device, dtype=out.dtype)
+                keep[chans] = 0
+                shape = (1, -1) + (1,) * (out.ndim - 2)
+                result = out * keep.view(shape)
+                if fill is not None:
+                    add = torch.zeros_like(keep)
+                    add[chans] = fill.to(out.device, out.dtype)[chans]
+                    result = result + add.view(shape)
+                return result
+
+            handles.append(module.register_forward_hook(hook))
+        yield
+    finally:
+        for h in handles:
+            h.remove()

@@ -1,0 +1,337 @@
+"""Models: load a classifier that takes [0, 1] images and name its analysable layers.
+
+``load_model(spec)`` understands three kinds of ``spec``:
+
+* ``bundled`` (the default): the small InceptionV1-style Fashion-MNIST net shipped with MASSIF,
+  layers ``mixed3a mixed3b mixed4a mixed4b mixed5a``.
+* ``torchvision:NAME``: any torchvision classifier, with ImageNet normalisation inside the wrapper
+  and ImageNet class names. ``torchvision:googlenet`` is InceptionV1 with Summit's layer names
+  (``mixed3a … mixed5b`` → ``inception3a … inception5b``). ``weights`` is ``DEFAULT`` (the
+  torchvision download, cached by torchvision), ``none`` (random init) or a local state-dict file.
+* ``path/to/file.py:factory``: ``factory()`` returns an ``nn.Module`` taking ``[B, C, H, W]``
+  images in [0, 1]; ``weights`` is an optional state-dict file loaded with
+  ``torch.load(weights_only=True)``.
+
+A ``Model`` is the module plus what the analysis needs to know about it: layer names (input side
+first) mapped to module paths, channels per layer, input size and channels, class names, and a
+fingerprint of its weights (for caching).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import MassifError, did_you_mean
+from .hooks import frozen, get_module
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+BUNDLED_WEIGHTS = Path(__file__).parent / "bundled" / "fashion_inception.pt"
+GOOGLENET_LAYERS = {
+    f"mixed{k}": f"net.inception{k}"
+    for k in ["3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b"]
+}
+
+
+class Normalized(nn.Module):
+    """``net((x - mean) / std)``: keeps the model's input in [0, 1]."""
+
+    def __init__(self, net: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.net((x - self.mean) / self.std)
+        return out.logits if hasattr(out, "logits") else out
+
+
+@dataclass
+class Model:
+    """A classifier on [0, 1] images plus the facts the analysis needs about it."""
+
+    module: nn.Module
+    name: str
+    layers: dict[str, str]  # display name → module path, input side first
+    image_size: int
+    channels: int
+    class_names: list[str] | None = None
+    default_dataset: str | None = None
+    layer_channels: dict[str, int] = field(default_factory=dict)
+    fingerprint: str = ""
+
+    @property
+    def layer_names(self) -> list[str]:
+        return list(self.layers)
+
+    def to(self, device: torch.device | str) -> Model:
+        self.module.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        for p in self.module.parameters():
+            return p.device
+        for b in self.module.buffers():
+            return b.device
+        return torch.device("cpu")
+
+
+def fingerprint(module: nn.Module, extra: str = "") -> str:
+    h = hashlib.sha256(extra.encode())
+    for name, t in module.state_dict().items():
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise MassifError(f"weights file {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many kinds for a corrupt or foreign file
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise MassifError(f"cannot load weights {path}: {first}") from None
+    for key in ("state_dict", "model_state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise MassifError(f"weights file {path} does not hold a state dict of tensors")
+    return state
+
+
+def _apply_weights(module: nn.Module, path: str | Path) -> None:
+    state = _load_state_dict(path)
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        detail = lines[1] if len(lines) > 1 else lines[0]
+        raise MassifError(f"weights {path} do not fit the model: {detail}") from None
+
+
+def _bundled() -> tuple[nn.Module, dict[str, str], int, int, list[str], str]:
+    from .bundled.net import LAYERS, FashionInception
+    from .datasets import FASHION_CLASSES
+
+    net = FashionInception()
+    if not BUNDLED_WEIGHTS.is_file():
+        raise MassifError(
+            f"the bundled weights {BUNDLED_WEIGHTS} are missing; "
+            "rebuild them with `python -m massif.bundled.train`"
+        )
+    _apply_weights(net, BUNDLED_WEIGHTS)
+    net = net.to(memory_format=torch.channels_last)
+    return net, {n: n for n in LAYERS}, 28, 1, list(FASHION_CLASSES), "fashion-mnist"
+
+
+def _torchvision(name: str, weights: str | None) -> tuple[nn.Module, dict[str, str], list[str]]:
+    import torchvision
+
+    available = torchvision.models.list_models(module=torchvision.models)
+    if name not in available:
+        raise did_you_mean(name, available, "torchvision model")
+    try:
+        weight_enum = torchvision.models.get_model_weights(name)
+        categories = list(weight_enum.DEFAULT.meta.get("categories") or [])
+    except (ValueError, AttributeError):
+        weight_enum, categories = None, []
+    spec = (weights or "DEFAULT").strip()
+    kwargs = {}
+    if name == "googlenet":
+        kwargs = {"aux_logits": False, "init_weights": True}
+    if spec.lower() == "none":
+        net = torchvision.models.get_model(name, weights=None, **kwargs)
+    elif Path(spec).suffix in (".pt", ".pth", ".bin") or Path(spec).exists():
+        if name == "googlenet":  # torchvision's own checkpoints expect these settings
+            kwargs = {"aux_logits": False, "init_weights": False, "transform_input": True}
+        net = torchvision.models.get_model(name, weights=None, **kwargs)
+        state = _load_state_dict(spec)
+        state = {k: v for k, v in state.items() if not k.startswith(("aux1.", "aux2."))}
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as e:
+            raise MassifError(f"weights {spec} do not fit torchvision:{name}: "
+                              f"{str(e).splitlines()[0]}") from None
+    else:
+        if name == "googlenet":
+            kwargs = {}
+        try:
+            net = torchvision.models.get_model(name, weights=spec, **kwargs)
+        except (ValueError, KeyError) as e:
+            choices = [w.name for w in weight_enum] if weight_enum else []
+            raise MassifError(
+                f"unknown weights {spec!r} for torchvision:{name}: {e}; use DEFAULT, none, "
+                f"a state-dict file{', or one of ' + ', '.join(choices) if choices else ''}"
+            ) from None
+        except Exception as e:  # urllib / hub errors when offline
+            raise MassifError(
+                f"could not get {spec} weights for torchvision:{name} ({type(e).__name__}: "
+                f"{str(e).splitlines()[0] if str(e) else ''}); download them once online, or pass "
+                "--weights none or a local state-dict file"
+            ) from None
+    layers = dict(GOOGLENET_LAYERS) if name == "googlenet" else {}
+    return Normalized(net, IMAGENET_MEAN, IMAGENET_STD), layers, categories
+
+
+def _from_file(spec: str, weights: str | None) -> nn.Module:
+    path_s, _, factory_name = spec.rpartition(":")
+    path = Path(path_s)
+    if not path_s or not factory_name:
+        raise MassifError(f"model {spec!r}: use path/to/file.py:factory")
+    if not path.is_file():
+        raise MassifError(f"model file {path} does not exist")
+    mod_name = f"massif_user_model_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]}"
+    try:
+        loader_spec = importlib.util.spec_from_file_location(mod_name, path)
+        module = importlib.util.module_from_spec(loader_spec)
+        sys.modules[mod_name] = module
+        loader_spec.loader.exec_module(module)
+    except Exception as e:
+        raise MassifError(f"cannot import {path}: {type(e).__name__}: {e}") from None
+    factory = getattr(module, factory_name, None)
+    if factory is None or not callable(factory):
+        found = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
+        raise did_you_mean(factory_name, found, f"factory in {path}")
+    try:
+        net = factory()
+    except Exception as e:
+        raise MassifError(f"{spec}() failed: {type(e).__name__}: {e}") from None
+    if not isinstance(net, nn.Module):
+        raise MassifError(f"{spec}() returned {type(net).__name__}, not a torch nn.Module")
+    if weights:
+        _apply_weights(net, weights)
+    return net
+
+
+def load_model(
+    spec: str | nn.Module = "bundled",
+    weights: str | None = None,
+    layers: list[str] | str | None = None,
+    image_size: int | None = None,
+    channels: int | None = None,
+    class_names: list[str] | None = None,
+) -> Model:
+    """Load a model by ``spec`` (see the module docstring) or wrap a given ``nn.Module``.
+
+    ``layers`` (names from ``named_modules()``, or the model's own layer names, input side first)
+    overrides the default layer list. ``image_size`` and ``channels`` default to the model's own
+    (bundled: 28 and 1; torchvision: 224 and 3) and are otherwise required for a probe pass.
+    """
+    default_dataset = None
+    names: list[str] | None = None
+    if isinstance(spec, nn.Module):
+        module, layer_map, name = spec, {}, type(spec).__name__
+    elif spec in ("bundled", "", None):
+        module, layer_map, size, chans, names, default_dataset = _bundled()
+        image_size, channels, name = image_size or size, channels or chans, "bundled"
+    elif spec.startswith("torchvision:"):
+        module, layer_map, names = _torchvision(spec.split(":", 1)[1], weights)
+        image_size, channels, name = image_size or 224, channels or 3, spec
+    elif ":" in spec:
+        module, layer_map, name = _from_file(spec, weights), {}, spec
+    else:
+        raise MassifError(
+            f"unknown model {spec!r}: use bundled, torchvision:NAME or path/to/file.py:factory"
+        )
+    class_names = class_names or names or None
+
+    if isinstance(layers, str):
+        layers = [s.strip() for s in layers.split(",") if s.strip()]
+    if layers:
+        all_paths = [n for n, _ in module.named_modules() if n]
+        chosen = {}
+        for lay in layers:
+            if lay in layer_map:
+                chosen[lay] = layer_map[lay]
+            elif lay in all_paths:
+                chosen[lay] = lay
+            else:
+                raise did_you_mean(lay, list(layer_map) + all_paths, "layer")
+        layer_map = chosen
+
+    model = Model(module=module, name=name, layers=layer_map, image_size=image_size or 0,
+                  channels=channels or 0, class_names=class_names,
+                  default_dataset=default_dataset)
+    probe(model)
+    model.fingerprint = fingerprint(module, name)
+    return model
+
+
+def probe(model: Model) -> None:
+    """One forward pass on a blank image: checks the input shape and measures each layer.
+
+    Fills ``model.layer_channels``; picks default layers (top-level children with 4-D outputs,
+    each run once) when none were given; infers ``channels`` (3, else 1) when unknown.
+    """
+    if not model.image_size:
+        raise MassifError(f"model {model.name}: give --image-size (the input's height = width)")
+    channel_options = [model.channels] if model.channels else [3, 1]
+    auto = not model.layers
+    candidates = (
+        {n: n for n, _ in model.module.named_children()} if auto else dict(model.layers)
+    )
+    last_error: Exception | None = None
+    for c in channel_options:
+        calls: dict[str, list[torch.Size]] = {name: [] for name in candidates}
+        handles = []
+        for name, path in candidates.items():
+            mod = get_module(model.module, path)
+            handles.append(mod.register_forward_hook(
+                lambda _m, _i, out, name=name: calls[name].append(
+                    out.shape if isinstance(out, torch.Tensor) else None)
+            ))
+        try:
+            with frozen(model.module), torch.no_grad():
+                x = torch.zeros(1, c, model.image_size, model.image_size, device=model.device)
+                out = model.module(x)
+        except Exception as e:
+            last_error = e
+            continue
+        finally:
+            for h in handles:
+                h.remove()
+        if not isinstance(out, torch.Tensor) or out.ndim != 2:
+            raise MassifError(f"model {model.name} must return logits [B, classes]; "
+                              f"it returned {getattr(out, 'shape', type(out).__name__)}")
+        model.channels = c
+        n_classes = out.shape[1]
+        if model.class_names is None:
+            model.class_names = [str(i) for i in range(n_classes)]
+        elif len(model.class_names) != n_classes:
+            raise MassifError(f"model {model.name} has {n_classes} outputs but "
+                              f"{len(model.class_names)} class names")
+        chosen = {}
+        for name, shapes in calls.items():
+            ok = len(shapes) == 1 and shapes[0] is not None and len(shapes[0]) == 4
+            if ok:
+                chosen[name] = candidates[name]
+                model.layer_channels[name] = shapes[0][1]
+            elif not auto:
+                why = ("never runs" if not shapes else
+                       f"runs {len(shapes)} times per forward pass" if len(shapes) > 1 else
+                       f"outputs shape {tuple(shapes[0]) if shapes[0] else 'non-tensor'}, "
+                       "not [B, C, H, W]")
+                raise MassifError(f"layer {name} cannot be analysed: it {why}")
+        if auto:
+            if not chosen:
+                raise MassifError(f"model {model.name}: no layer with [B, C, H, W] output found; "
+                                  "name them with --layers")
+        model.layers = chosen
+        return
+    shape = f"[B, {'/'.join(map(str, channel_options))}, {model.image_size}, {model.image_size}]"
+    raise MassifError(
+        f"model {model.name} fails on input {shape}: "
+        f"{type(last_error).__name__}: {str(last_error).splitlines()[0] if last_error else ''}"
+    )
