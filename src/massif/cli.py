@@ -1,0 +1,187 @@
+"""The ``massif`` command line. Heavy modules (torch) are imported inside commands, so
+``massif --help`` answers at once. Bad input ends with one ``massif: error: ...`` line on stderr
+and exit status 2, never a traceback."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="MASSIF: see, neuron by neuron, how an adversarial attack takes over a classifier.",
+)
+
+DEFAULT_BENIGN = "Sneaker"
+DEFAULT_TARGET = "Sandal"
+
+
+def fail(message: str) -> None:
+    typer.echo(f"massif: error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def run_guarded(fn: Callable[[], object]) -> object:
+    """Run ``fn``; a ``MassifError`` becomes one line on stderr and exit status 2."""
+    from .errors import MassifError
+
+    try:
+        return fn()
+    except MassifError as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        typer.echo("massif: interrupted", err=True)
+        raise typer.Exit(130) from None
+
+
+class TqdmProgress:
+    """``progress(stage, done, total)`` drawn as one tqdm bar per stage on stderr."""
+
+    LABELS = {"profile": "profile neurons (all strengths)", "edges": "influence + faithfulness"}
+
+    def __init__(self) -> None:
+        self.bars: dict[str, object] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        bar = self.bars.get(stage)
+        if bar is None:
+            bar = tqdm(total=total, desc=self.LABELS.get(stage, stage), unit="img",
+                       file=sys.stderr, leave=True, dynamic_ncols=True)
+            self.bars[stage] = bar
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+
+def parse_floats(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        fail(f"--strengths must be comma-separated numbers, not {text!r}")
+    return None
+
+
+@app.command()
+def analyze(
+    benign: str = typer.Option(DEFAULT_BENIGN, help="Benign class (name or index)."),
+    target: str = typer.Option(DEFAULT_TARGET, help="Target class (name or index)."),
+    attack: str = typer.Option("fgm", help="fgm (L2), fgsm (Linf), pgd-l2 or pgd-linf."),
+    untargeted: bool = typer.Option(False, "--untargeted", help="Untargeted attack: success "
+                                    "is any wrong class; the attacked graph is still measured "
+                                    "toward --target."),
+    max_strength: Optional[float] = typer.Option(None, help="Largest strength on [0, 1] "
+                                                 "images (default 3.5 for L2, 0.1 for Linf)."),
+    steps: int = typer.Option(8, help="Number of strengths, evenly spaced from 0 to the "
+                              "maximum, 0 included."),
+    strengths: Optional[str] = typer.Option(None, help="Explicit increasing strengths, e.g. "
+                                            "0,0.5,1,2 (overrides --max-strength/--steps)."),
+    model: str = typer.Option("bundled", help="bundled, torchvision:NAME or "
+                              "path/to/file.py:factory."),
+    weights: Optional[str] = typer.Option(None, help="State-dict file; for torchvision "
+                                          "models also DEFAULT or none."),
+    data: Optional[str] = typer.Option(None, help="fashion-mnist[:train|:test] or an "
+                                       "ImageFolder path (default: the model's own)."),
+    layers: Optional[str] = typer.Option(None, help="Comma-separated layers, input side "
+                                         "first (module names from named_modules())."),
+    image_size: Optional[int] = typer.Option(None, help="Input height = width for your "
+                                             "own model."),
+    class_index: Optional[str] = typer.Option(None, help="ImageNet-style class index JSON, "
+                                              "for folders named by WordNet id."),
+    nodes_per_layer: int = typer.Option(8, help="Top N neurons per layer in each graph."),
+    edges_per_node: int = typer.Option(4, help="Top E incoming edges per node."),
+    importance: str = typer.Option("attribution", help="attribution (gradient x activation)"
+                                   " or votes (Summit)."),
+    batch_size: int = typer.Option(256, help="Images per batch."),
+    max_images: Optional[int] = typer.Option(None, help="Use at most this many images of "
+                                             "the benign class."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    out: Optional[Path] = typer.Option(None, help="Output folder for graph.json "
+                                       "(default runs/<benign>-<target>-<attack>)."),
+) -> None:
+    """Analyse an attack on one class: write graph.json and print a summary."""
+
+    def work() -> None:
+        from . import pipeline
+        from .models import load_model
+        from .store import _slug
+
+        typer.echo(f"loading model {model} ...", err=True)
+        loaded = load_model(model, weights=weights, layers=layers, image_size=image_size)
+        graph = pipeline.analyze(
+            loaded, data, benign=benign, target=target, attack=attack,
+            targeted=not untargeted, max_strength=max_strength, steps=steps,
+            strengths=parse_floats(strengths), nodes_per_layer=nodes_per_layer,
+            edges_per_node=edges_per_node, importance=importance, batch_size=batch_size,
+            device=device, max_images=max_images, class_index=class_index,
+            progress=TqdmProgress(),
+        )
+        folder = out or Path("runs") / f"{_slug(graph.benign.name)}-{_slug(graph.target.name)}" \
+            f"-{attack}"
+        path = graph.save(Path(folder) / "graph.json")
+        typer.echo(graph.summary())
+        typer.echo(f"\nwrote {path}")
+
+    run_guarded(work)
+
+
+@app.command("download-data")
+def download_data(
+    dest: Optional[Path] = typer.Option(None, help="Folder (default ~/.cache/massif/"
+                                        "fashion-mnist)."),
+    url: Optional[str] = typer.Option(None, help="Mirror to download from."),
+) -> None:
+    """Download Fashion-MNIST from its official source (only needed without Debian's
+    dataset-fashion-mnist package)."""
+
+    def work() -> None:
+        from .datasets import download_fashion_mnist
+
+        path = download_fashion_mnist(dest, url)
+        typer.echo(f"Fashion-MNIST is in {path}")
+
+    run_guarded(work)
+
+
+@app.command()
+def demo(
+    workspace: Path = typer.Option(Path("runs/demo"), help="Workspace folder."),
+    port: int = typer.Option(8000, help="Port on 127.0.0.1."),
+    no_serve: bool = typer.Option(False, "--no-serve", help="Only analyse and print."),
+) -> None:
+    """The embedded default: Sneaker -> Sandal, targeted FGM up to 3.5, on the bundled model."""
+
+    def work() -> None:
+        from . import pipeline
+        from .store import Workspace
+
+        ws = Workspace(workspace)
+        graph = pipeline.analyze("bundled", benign=DEFAULT_BENIGN, target=DEFAULT_TARGET,
+                                 attack="fgm", progress=TqdmProgress())
+        key = ws.save(graph)
+        typer.echo(graph.summary())
+        typer.echo(f"\nwrote {ws.graph_path(key)}")
+        if no_serve:
+            return
+        try:
+            from .serve import serve_demo
+        except ImportError:
+            return
+        serve_demo(workspace, port=port)
+
+    run_guarded(work)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
