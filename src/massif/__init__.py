@@ -14,13 +14,13 @@ attacks on their own.
 
 from .attacks import Attack, make_attack
 from .contract import Graph
-from .datasets import Dataset, load_dataset
+from .datasets import Dataset, TensorDataset, load_dataset
 from .errors import MassifError
 from .models import Model, load_model
 from .pipeline import analyze
 
 __all__ = [
-    "Attack", "Dataset", "Graph", "MassifError", "Model", "analyze", "load_dataset",
+    "Attack", "Dataset", "Graph", "TensorDataset", "MassifError", "Model", "analyze", "load_dataset",
     "load_model", "make_attack",
 ]
 __version__ = "0.1.0"

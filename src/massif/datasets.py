@@ -198,6 +198,31 @@ class FashionMNIST(Dataset):
         return self.images[list(indices)].float().div_(255.0)
 
 
+class TensorDataset(Dataset):
+    """Images already in memory: ``images [N, C, H, W]`` in [0, 1] and ``labels [N]``."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor | Sequence[int],
+                 class_names: Sequence[str], name: str = "tensors") -> None:
+        images = torch.as_tensor(images, dtype=torch.float32)
+        labels = torch.as_tensor(labels, dtype=torch.int64)
+        if images.ndim != 4 or len(images) != len(labels):
+            raise MassifError(f"images must be [N, C, H, W] with one label each; got "
+                              f"{tuple(images.shape)} and {len(labels)} labels")
+        if not torch.isfinite(images).all() or images.min() < 0 or images.max() > 1:
+            raise MassifError("images must be finite and in [0, 1]")
+        if len(labels) and (labels.min() < 0 or labels.max() >= len(class_names)):
+            raise MassifError("labels must index class_names")
+        self.images, self.labels = images, labels
+        self.class_names = list(class_names)
+        self.name = name
+        h = hashlib.sha256(images.numpy().tobytes())
+        h.update(labels.numpy().tobytes())
+        self.fingerprint = h.hexdigest()[:16]
+
+    def load(self, indices: Sequence[int]) -> torch.Tensor:
+        return self.images[list(indices)]
+
+
 # ----------------------------------------------------------------------------- ImageFolder
 
 
