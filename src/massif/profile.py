@@ -17,7 +17,8 @@ size and the number of channels, never on the number of images:
 2. ``profile_edges`` (only the graph's nodes): on the clean images and on the images attacked at
    ``ε_max``, the influence of every channel ``j`` of the previous layer on node ``i``,
    ``Σ_positions a_{l-1,j} · ∂s_{l,i}/∂a_{l-1,j}`` (gradient × activation through whatever block
-   joins the layers; one backward pass per node, stopping at the previous layer). The same pass
+   joins the layers; one backward pass per node on CPU, one batched pass
+   (``is_grads_batched``) per 16 nodes on GPU, each stopping at the previous layer). The same pass
    runs the faithfulness check: the ``ε_max`` images through the model with the emphasized
    neurons masked, and with as many random neurons of the same layers masked.
 
@@ -37,6 +38,7 @@ from .hooks import frozen, mask, record
 from .models import Model
 
 Progress = Callable[[str, int, int], None]
+_NODE_CHUNK = 16  # nodes whose influence is taken in one batched backward pass
 
 
 @dataclass
@@ -238,6 +240,17 @@ def _accumulate_influence(layers: list[str], acts: dict[str, torch.Tensor],
             continue
         a_prev = acts[prev]
         s = acts[name].flatten(2).amax(2)  # [B, C_l]
-        for row, ch in enumerate(chans):
-            (g,) = torch.autograd.grad(s[:, ch].sum(), a_prev, retain_graph=True)
-            sums[name][row] += (a_prev.detach() * g).flatten(2).sum(2).sum(0).double().cpu()
+        if not a_prev.is_cuda:  # on CPU a plain loop beats vmap's batched backward (2x)
+            for row, ch in enumerate(chans):
+                (g,) = torch.autograd.grad(s[:, ch].sum(), a_prev, retain_graph=True)
+                sums[name][row] += (a_prev.detach() * g).flatten(2).sum(2).sum(0).double().cpu()
+            continue
+        for start in range(0, len(chans), _NODE_CHUNK):
+            part = chans[start : start + _NODE_CHUNK]
+            rows = torch.arange(len(part))
+            onehot = torch.zeros(len(part), *s.shape, device=s.device, dtype=s.dtype)
+            onehot[rows, :, torch.tensor(part)] = 1.0
+            (g,) = torch.autograd.grad(s, a_prev, onehot, retain_graph=True,
+                                       is_grads_batched=True)  # [n, B, C', H, W]
+            contrib = (a_prev.detach().unsqueeze(0) * g).flatten(3).sum(3).sum(1)
+            sums[name][start : start + len(part)] += contrib.double().cpu()

@@ -78,6 +78,7 @@ def train(epochs: int = 8, batch_size: int = 128, seed: int = 0, out: Path = DEF
     fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".part")
     os.close(fd)
     torch.save(state, tmp)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, out)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB), test accuracy {acc:.4f}")
     return acc
