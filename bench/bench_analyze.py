@@ -1,0 +1,161 @@
+"""Time a whole default analysis against the bare PyTorch cost of the same work.
+
+    .venv/bin/python bench/bench_analyze.py [--device cpu|cuda] [--repeats 3] [--images N]
+
+Three timings on the same images, interleaved in one run (so a noisy machine hurts all alike):
+
+* ``massif``: ``massif.analyze`` on the bundled model, Sneaker → Sandal, FGM up to 3.5, 8
+  strengths (both passes, graph building included).
+* ``bare-same-work``: the same attack gradients, forward passes and backward passes written as
+  straight-line PyTorch with nothing around them (pass 1: one forward and two class backward
+  passes per strength plus the attack gradient; pass 2: influence backward passes for the same
+  nodes, the attack at ε_max, and the six masked forward passes). ``massif / bare-same-work``
+  is our overhead; the target is at most 1.25.
+* ``bare-attack-only``: just the attack gradient and one forward pass per strength (what
+  measuring the ASR alone costs), for scale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+import massif
+from massif.datasets import FashionMNIST
+
+
+def bare_same_work(model, images, benign, target, strengths, node_map, masks, batch_size):
+    net, layers = model.module, model.layers
+    store = {}
+    handles = [net.get_submodule(p).register_forward_hook(
+        lambda m, i, o, n=n: store.__setitem__(n, o)) for n, p in layers.items()]
+    mask_handles = []
+    try:
+        for p in net.parameters():
+            p.requires_grad_(False)
+        net.eval()
+        names = list(layers)
+        for start in range(0, len(images), batch_size):  # pass 1
+            x = images[start : start + batch_size].clone().requires_grad_(True)
+            labels = torch.full((len(x),), target, device=x.device)
+            adv = None
+            for k, eps in enumerate(strengths):
+                xk = x if k == 0 else adv[k - 1].clone().requires_grad_(True)
+                z = net(xk)
+                acts = [store[n] for n in names]
+                gb = torch.autograd.grad(z[:, benign].sum(), acts, retain_graph=True)
+                gt = torch.autograd.grad(z[:, target].sum(), acts, retain_graph=True)
+                for a, g1, g2 in zip(acts, gb, gt):
+                    (a * g1).flatten(2).sum(2).clamp_min(0).sum(0)
+                    (a * g2).flatten(2).sum(2).clamp_min(0).sum(0)
+                    a.flatten(2).amax(2).sum(0)
+                if k == 0:
+                    (g,) = torch.autograd.grad(F.cross_entropy(z, labels, reduction="sum"), x)
+                    g = -g
+                    unit = g / (g.flatten(1).norm(dim=1).view(-1, 1, 1, 1) + 1e-10)
+                    eps_t = torch.tensor(strengths[1:], device=x.device).view(-1, 1, 1, 1, 1)
+                    adv = (x.detach() + eps_t * unit).clamp(0, 1)
+        for start in range(0, len(images), batch_size):  # pass 2
+            x = images[start : start + batch_size].clone().requires_grad_(True)
+            labels = torch.full((len(x),), target, device=x.device)
+            z = net(x)
+            for xi in (x, None):
+                if xi is None:
+                    (g,) = torch.autograd.grad(F.cross_entropy(z, labels, reduction="sum"), x,
+                                               retain_graph=True)
+                    unit = -g / (g.flatten(1).norm(dim=1).view(-1, 1, 1, 1) + 1e-10)
+                    adv = (x.detach() + strengths[-1] * unit).clamp(0, 1)
+                    net(adv.clone().requires_grad_(True))
+                for prev, lay in zip(names, names[1:]):
+                    s = store[lay].flatten(2).amax(2)
+                    for ch in node_map.get(lay, []):
+                        (g,) = torch.autograd.grad(s[:, ch].sum(), store[prev],
+                                                   retain_graph=True)
+                        (store[prev] * g).flatten(2).sum(2).sum(0)
+            with torch.no_grad():
+                for m in masks:
+                    for lay, chans in m.items():
+                        keep = torch.ones(model.layer_channels[lay], device=x.device)
+                        keep[chans] = 0
+                        mask_handles.append(net.get_submodule(layers[lay]).register_forward_hook(
+                            lambda mod, i, o, k=keep: o * k.view(1, -1, 1, 1)))
+                    net(adv).argmax(1)
+                    for h in mask_handles:
+                        h.remove()
+                    mask_handles.clear()
+    finally:
+        for h in handles + mask_handles:
+            h.remove()
+
+
+def bare_attack_only(model, images, target, strengths, batch_size):
+    net = model.module.eval()
+    for start in range(0, len(images), batch_size):
+        x = images[start : start + batch_size].clone().requires_grad_(True)
+        labels = torch.full((len(x),), target, device=x.device)
+        (g,) = torch.autograd.grad(F.cross_entropy(net(x), labels, reduction="sum"), x)
+        unit = -g / (g.flatten(1).norm(dim=1).view(-1, 1, 1, 1) + 1e-10)
+        with torch.no_grad():
+            for eps in strengths[1:]:
+                net((x.detach() + eps * unit).clamp(0, 1)).argmax(1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--images", type=int, default=None, help="cap on the class's images")
+    ap.add_argument("--batch-size", type=int, default=256)
+    args = ap.parse_args()
+    dev = torch.device(args.device)
+    model = massif.load_model("bundled").to(dev)
+    data = FashionMNIST("test")
+    benign, target = data.class_index("Sneaker"), data.class_index("Sandal")
+    idx = data.indices_of(benign)[: args.images]
+    images = data.load(idx).to(dev)
+    strengths = [3.5 * i / 7 for i in range(8)]
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    graph = massif.analyze(model, data, benign=benign, target=target, device=dev,
+                           max_images=args.images, batch_size=args.batch_size)  # warm-up
+    node_map: dict[str, list[int]] = {}
+    emph: dict[str, list[int]] = {}
+    for n in graph.nodes:
+        node_map.setdefault(n.layer, []).append(n.channel)
+        if n.group == "emphasized":
+            emph.setdefault(n.layer, []).append(n.channel)
+    masks = [emph] + massif.graph.random_masks(emph, model.layer_channels, 5)
+    times: dict[str, list[float]] = {"massif": [], "bare-same-work": [], "bare-attack-only": []}
+    for _ in range(args.repeats):
+        sync(); t = time.perf_counter()
+        massif.analyze(model, data, benign=benign, target=target, device=dev,
+                       max_images=args.images, batch_size=args.batch_size)
+        sync(); times["massif"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        bare_same_work(model, images, benign, target, strengths, node_map, masks,
+                       args.batch_size)
+        sync(); times["bare-same-work"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        bare_attack_only(model, images, target, strengths, args.batch_size)
+        sync(); times["bare-attack-only"].append(time.perf_counter() - t)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else \
+        f"CPU ({torch.get_num_threads()} threads)"
+    print(f"default analysis, {len(idx)} images, 8 strengths, {len(graph.nodes)} nodes, "
+          f"on {name}; median of {args.repeats}")
+    for k, v in med.items():
+        print(f"  {k:<18} {v:7.2f} s")
+    print(f"  ratio massif / bare-same-work   = {med['massif'] / med['bare-same-work']:.2f}"
+          f"  (target <= 1.25)")
+    print(f"  ratio massif / bare-attack-only = {med['massif'] / med['bare-attack-only']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
