@@ -20,7 +20,12 @@ DEFAULT_BENIGN = "Sneaker"
 DEFAULT_TARGET = "Sandal"
 
 
+_OPEN_BARS: list = []  # progress bars to close (ending their line) before an error message
+
+
 def fail(message: str) -> None:
+    while _OPEN_BARS:
+        _OPEN_BARS.pop().close()
     typer.echo(f"massif: error: {message}", err=True)
     raise typer.Exit(2)
 
@@ -54,9 +59,12 @@ class TqdmProgress:
             bar = tqdm(total=total, desc=self.LABELS.get(stage, stage), unit="img",
                        file=sys.stderr, leave=True, dynamic_ncols=True)
             self.bars[stage] = bar
+            _OPEN_BARS.append(bar)
         bar.update(done - bar.n)
         if done >= total:
             bar.close()
+            if bar in _OPEN_BARS:
+                _OPEN_BARS.remove(bar)
 
 
 def parse_floats(text: str | None) -> list[float] | None:

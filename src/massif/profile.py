@@ -34,6 +34,7 @@ import torch
 
 from .attacks import Attack, _direction
 from .datasets import Dataset
+from .errors import MassifError
 from .hooks import frozen, mask, record
 from .models import Model
 
@@ -132,6 +133,9 @@ def profile_neurons(
                 logits = model.module(xk)
                 pred = logits.argmax(1)
                 if k == 0:
+                    if not torch.isfinite(logits).all():
+                        raise MassifError("the model's outputs contain NaN or infinity on clean "
+                                          "images; check the model, its weights and the data")
                     correct = pred == benign
                     prof.n_images += b
                     prof.n_correct += int(correct.sum())

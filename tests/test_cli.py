@@ -1,0 +1,204 @@
+"""The real ``massif`` console script: a working run, and every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from massif.contract import Graph
+
+MASSIF = str(Path(sys.executable).parent / "massif")
+
+TINY_MODEL = '''
+import torch
+from torch import nn
+
+class Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 6, 3, padding=1)
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.conv2(torch.relu(self.conv1(x))))
+        return self.fc(x.mean((2, 3)))
+
+def build():
+    torch.manual_seed(0)
+    return Tiny()
+
+def broken():
+    return 42
+'''
+
+
+def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([MASSIF, *args], capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def assert_clean_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("massif: error:")]
+    assert len(lines) == 1, proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def user_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("user")
+    (root / "tiny.py").write_text(TINY_MODEL)
+    spec = {}
+    exec(TINY_MODEL, spec)  # the same model, to write a matching checkpoint
+    torch.save(spec["build"]().state_dict(), root / "tiny.pt")
+    (root / "corrupt.pt").write_bytes(b"this is not a checkpoint" * 10)
+    data = root / "data"
+    g = torch.Generator().manual_seed(0)
+    for c, name in enumerate(["circle", "square", "stripe"]):
+        (data / name).mkdir(parents=True)
+        for i in range(6):
+            arr = (torch.rand(8, 8, generator=g) * 80 + 60 * c).clamp(0, 255).byte().numpy()
+            Image.fromarray(arr, "L").save(data / name / f"{i}.png")
+    return root
+
+
+def test_help_is_instant_and_lists_commands():
+    t = time.perf_counter()
+    proc = run("--help")
+    assert proc.returncode == 0
+    for cmd in ("analyze", "demo", "download-data"):
+        assert cmd in proc.stdout
+    assert time.perf_counter() - t < 10
+    sub = run("analyze", "--help")
+    for opt in ("--benign", "--target", "--attack", "--untargeted", "--max-strength", "--steps",
+                "--strengths", "--model", "--weights", "--data", "--layers", "--image-size",
+                "--nodes-per-layer", "--edges-per-node", "--importance", "--out"):
+        assert opt in sub.stdout
+
+
+def test_analyze_bundled_writes_a_valid_graph(tmp_path):
+    out = tmp_path / "run"
+    proc = run("analyze", "--benign", "Sneaker", "--target", "Sandal", "--max-images", "64",
+               "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    graph = Graph.load(out / "graph.json")
+    assert graph.benign.name == "Sneaker" and graph.target.name == "Sandal"
+    assert graph.attack.strengths == pytest.approx([0.5 * i for i in range(8)])
+    assert len(graph.metrics.attack_success_rate) == 8
+    assert {n.group for n in graph.nodes} <= {"suppressed", "shared", "emphasized"}
+    assert "attack success rate by strength" in proc.stdout
+    assert "divergence layer" in proc.stdout
+    assert "profile neurons" in proc.stderr  # progress goes to stderr
+    assert "profile neurons" not in proc.stdout
+
+
+def test_user_model_file_and_imagefolder(user_files, tmp_path):
+    out = tmp_path / "user"
+    proc = run("analyze", "--model", f"{user_files / 'tiny.py'}:build", "--weights",
+               str(user_files / "tiny.pt"), "--data", str(user_files / "data"),
+               "--layers", "conv1,conv2", "--image-size", "8", "--benign", "circle",
+               "--target", "stripe", "--attack", "pgd-l2", "--steps", "3", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    graph = json.loads((out / "graph.json").read_text())
+    assert graph["layers"] == ["conv1", "conv2"]
+    assert graph["benign"] == {"index": 0, "name": "circle", "n_images": 6}
+    assert graph["attack"]["name"] == "pgd" and graph["attack"]["norm"] == "l2"
+    assert all(n["id"] == f"{n['layer']}:{n['channel']}" for n in graph["nodes"])
+
+
+@pytest.mark.parametrize("case", [
+    "unknown-class", "unknown-layer", "missing-weights", "corrupt-weights", "no-factory",
+    "not-a-module", "empty-class", "unreadable-image", "strengths", "same-class", "bad-attack",
+    "wrong-shape", "nan-model",
+])
+def test_bad_input_gives_one_clear_line(case, user_files, tmp_path):
+    model = f"{user_files / 'tiny.py'}:build"
+    data = str(user_files / "data")
+    base = ["analyze", "--model", model, "--data", data, "--image-size", "8",
+            "--benign", "circle", "--target", "square", "--out", str(tmp_path / "x")]
+    if case == "unknown-class":
+        proc = run("analyze", "--benign", "Sneakr", "--out", str(tmp_path / "x"))
+        assert_clean_error(proc, "unknown class 'Sneakr'", "did you mean: Sneaker")
+    elif case == "unknown-layer":
+        proc = run("analyze", "--layers", "mixed3a,mixed9z", "--out", str(tmp_path / "x"))
+        assert_clean_error(proc, "unknown layer 'mixed9z'", "did you mean")
+    elif case == "missing-weights":
+        proc = run(*base, "--weights", str(tmp_path / "nope.pt"))
+        assert_clean_error(proc, "does not exist")
+    elif case == "corrupt-weights":
+        proc = run(*base, "--weights", str(user_files / "corrupt.pt"))
+        assert_clean_error(proc, "cannot load weights")
+    elif case == "no-factory":
+        base[2] = f"{user_files / 'tiny.py'}:buld"
+        proc = run(*base)
+        assert_clean_error(proc, "unknown factory", "did you mean: build")
+    elif case == "not-a-module":
+        base[2] = f"{user_files / 'tiny.py'}:broken"
+        proc = run(*base)
+        assert_clean_error(proc, "not a torch nn.Module")
+    elif case == "empty-class":
+        bad = tmp_path / "data"
+        (bad / "a").mkdir(parents=True)
+        (bad / "b").mkdir()
+        Image.new("L", (8, 8)).save(bad / "a" / "0.png")
+        base[4] = str(bad)
+        proc = run(*base)
+        assert_clean_error(proc, "holds no images", str(bad / "b"))
+    elif case == "unreadable-image":
+        bad = tmp_path / "data"
+        for name in ("circle", "square", "stripe"):
+            (bad / name).mkdir(parents=True)
+            Image.new("L", (8, 8)).save(bad / name / "0.png")
+        (bad / "circle" / "1.png").write_bytes(b"garbage")
+        base[4] = str(bad)
+        proc = run(*base)
+        assert_clean_error(proc, "cannot read image", "1.png")
+    elif case == "strengths":
+        proc = run(*base, "--strengths", "0,1,0.5")
+        assert_clean_error(proc, "strictly increasing")
+    elif case == "same-class":
+        proc = run("analyze", "--benign", "Bag", "--target", "bag")
+        assert_clean_error(proc, "same class")
+    elif case == "bad-attack":
+        proc = run("analyze", "--attack", "deepfool")
+        assert_clean_error(proc, "unknown attack")
+    elif case == "wrong-shape":
+        proc = run("analyze", "--data", data, "--benign", "circle", "--target", "square",
+                   "--model", model, "--image-size", "8", "--layers", "fc")
+        assert_clean_error(proc, "layer fc cannot be analysed", "not [B, C, H, W]")
+    elif case == "nan-model":
+        nan_file = tmp_path / "nan.py"
+        nan_file.write_text(TINY_MODEL + "\ndef nan():\n    m = build()\n"
+                            "    torch.nn.init.constant_(m.fc.bias, float('nan'))\n"
+                            "    return m\n")
+        base[2] = f"{nan_file}:nan"
+        proc = run(*base)
+        assert_clean_error(proc, "NaN")
+
+
+def test_a_killed_run_leaves_no_graph(tmp_path):
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([MASSIF, "analyze", "--batch-size", "32", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, text=True)
+    deadline = time.time() + 120
+    seen = ""
+    while time.time() < deadline and "profile neurons" not in seen:
+        seen += os.read(proc.stderr.fileno(), 4096).decode(errors="replace")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert "profile neurons" in seen
+    assert not (out / "graph.json").exists()
+    assert not out.exists() or not any(out.iterdir())
