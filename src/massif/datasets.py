@@ -41,6 +41,7 @@ FASHION_FILES = {
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
 FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
 
 
@@ -108,7 +109,7 @@ def fashion_mnist_dirs() -> list[Path]:
     dirs = []
     if os.environ.get("MASSIF_FASHION_MNIST"):
         dirs.append(Path(os.environ["MASSIF_FASHION_MNIST"]))
-    dirs.append(Path("/usr/share/datasets/fashion-mnist"))
+    dirs.append(DEBIAN_DIR)
     dirs.append(cache_dir() / "fashion-mnist")
     return dirs
 
