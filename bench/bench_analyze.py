@@ -134,17 +134,21 @@ def main() -> None:
     masks = [emph] + massif.graph.random_masks(emph, model.layer_channels, 5)
     times: dict[str, list[float]] = {"massif": [], "bare-same-work": [], "bare-attack-only": []}
     for _ in range(args.repeats):
-        sync(); t = time.perf_counter()
+        sync()
+        t = time.perf_counter()
         massif.analyze(model, data, benign=benign, target=target, device=dev,
                        max_images=args.images, batch_size=args.batch_size)
-        sync(); times["massif"].append(time.perf_counter() - t)
+        sync()
+        times["massif"].append(time.perf_counter() - t)
         t = time.perf_counter()
         bare_same_work(model, images, benign, target, strengths, node_map, masks,
                        args.batch_size)
-        sync(); times["bare-same-work"].append(time.perf_counter() - t)
+        sync()
+        times["bare-same-work"].append(time.perf_counter() - t)
         t = time.perf_counter()
         bare_attack_only(model, images, target, strengths, args.batch_size)
-        sync(); times["bare-attack-only"].append(time.perf_counter() - t)
+        sync()
+        times["bare-attack-only"].append(time.perf_counter() - t)
     med = {k: statistics.median(v) for k, v in times.items()}
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else \
         f"CPU ({torch.get_num_threads()} threads)"

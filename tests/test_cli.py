@@ -188,17 +188,38 @@ def test_bad_input_gives_one_clear_line(case, user_files, tmp_path):
         assert_clean_error(proc, "NaN")
 
 
-def test_a_killed_run_leaves_no_graph(tmp_path):
-    out = tmp_path / "killed"
-    proc = subprocess.Popen([MASSIF, "analyze", "--batch-size", "32", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, text=True)
+def start_and_kill(out: Path, after: str, extra_wait: float = 0.0) -> str:
+    env = dict(os.environ, MASSIF_CHECKPOINT_SECONDS="0")
+    proc = subprocess.Popen([MASSIF, "analyze", "--batch-size", "50", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            stdin=subprocess.DEVNULL)
     deadline = time.time() + 120
     seen = ""
-    while time.time() < deadline and "profile neurons" not in seen:
+    while time.time() < deadline and after not in seen:
         seen += os.read(proc.stderr.fileno(), 4096).decode(errors="replace")
+    time.sleep(extra_wait)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
+    return seen
+
+
+def test_a_killed_run_leaves_no_graph_and_resumes(tmp_path):
+    out = tmp_path / "killed"
+    seen = start_and_kill(out, "profile neurons", extra_wait=2.0)
     assert "profile neurons" in seen
     assert not (out / "graph.json").exists()
-    assert not out.exists() or not any(out.iterdir())
+    leftovers = sorted(p.name for p in out.iterdir())
+    assert leftovers and all(name.endswith(".profile.pt") for name in leftovers), leftovers
+    # the rerun picks up the saved batches and gives the uninterrupted run's answer
+    resumed = run("analyze", "--batch-size", "50", "--out", str(out))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "profile neurons (all strengths):   0%" not in resumed.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["graph.json"]  # checkpoints cleared
+    fresh = run("analyze", "--batch-size", "50", "--out", str(tmp_path / "fresh"))
+    a = Graph.load(out / "graph.json")
+    b = Graph.load(tmp_path / "fresh" / "graph.json")
+    assert [n.id for n in a.nodes] == [n.id for n in b.nodes]
+    assert a.metrics.attack_success_rate == b.metrics.attack_success_rate
+    for na, nb in zip(a.nodes, b.nodes):
+        assert na.importance_target == pytest.approx(nb.importance_target, rel=1e-9)
+    assert fresh.returncode == 0

@@ -15,7 +15,11 @@ from PIL import Image
 
 from massif.contract import write_atomic
 from massif.datasets import (
-    FASHION_FILES, FashionMNIST, ImageFolder, download_fashion_mnist, resolve_class,
+    FASHION_FILES,
+    FashionMNIST,
+    ImageFolder,
+    download_fashion_mnist,
+    resolve_class,
 )
 from massif.errors import MassifError
 

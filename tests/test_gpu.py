@@ -2,11 +2,11 @@
 
 import pytest
 import torch
+from tiny import SmallConv
 
 import massif
 from massif.hooks import record
 from massif.profile import _accumulate_influence
-from tiny import SmallConv
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 

@@ -4,10 +4,10 @@ import math
 
 import pytest
 import torch
+from tiny import BENIGN, TARGET, Planted, planted_dataset
 
 import massif
 from massif.graph import flip_index
-from tiny import BENIGN, TARGET, Planted, planted_dataset
 
 STRENGTHS = [3.5 * i / 7 for i in range(8)]
 

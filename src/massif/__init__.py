@@ -20,7 +20,7 @@ from .models import Model, load_model
 from .pipeline import analyze
 
 __all__ = [
-    "Attack", "Dataset", "Graph", "TensorDataset", "MassifError", "Model", "analyze", "load_dataset",
-    "load_model", "make_attack",
+    "Attack", "Dataset", "Graph", "MassifError", "Model", "TensorDataset", "analyze",
+    "load_dataset", "load_model", "make_attack",
 ]
 __version__ = "0.1.0"

@@ -56,7 +56,7 @@ class TqdmProgress:
 
         bar = self.bars.get(stage)
         if bar is None:
-            bar = tqdm(total=total, desc=self.LABELS.get(stage, stage), unit="img",
+            bar = tqdm(total=total, initial=done, desc=self.LABELS.get(stage, stage), unit="img",
                        file=sys.stderr, leave=True, dynamic_ncols=True)
             self.bars[stage] = bar
             _OPEN_BARS.append(bar)
@@ -114,7 +114,9 @@ def analyze(
     out: Optional[Path] = typer.Option(None, help="Output folder for graph.json "
                                        "(default runs/<benign>-<target>-<attack>)."),
 ) -> None:
-    """Analyse an attack on one class: write graph.json and print a summary."""
+    """Analyse an attack on one class: write graph.json and print a summary.
+
+    A killed run resumes where it stopped when started again with the same options."""
 
     def work() -> None:
         from . import pipeline
@@ -123,17 +125,16 @@ def analyze(
 
         typer.echo(f"loading model {model} ...", err=True)
         loaded = load_model(model, weights=weights, layers=layers, image_size=image_size)
+        folder = Path(out or Path("runs") / f"{_slug(benign)}-{_slug(target)}-{attack}")
         graph = pipeline.analyze(
             loaded, data, benign=benign, target=target, attack=attack,
             targeted=not untargeted, max_strength=max_strength, steps=steps,
             strengths=parse_floats(strengths), nodes_per_layer=nodes_per_layer,
             edges_per_node=edges_per_node, importance=importance, batch_size=batch_size,
             device=device, max_images=max_images, class_index=class_index,
-            progress=TqdmProgress(),
+            progress=TqdmProgress(), resume_dir=folder,
         )
-        folder = out or Path("runs") / f"{_slug(graph.benign.name)}-{_slug(graph.target.name)}" \
-            f"-{attack}"
-        path = graph.save(Path(folder) / "graph.json")
+        path = graph.save(folder / "graph.json")
         typer.echo(graph.summary())
         typer.echo(f"\nwrote {path}")
 

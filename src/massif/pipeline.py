@@ -9,8 +9,10 @@ server call the same function.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -18,12 +20,20 @@ from torch import nn
 from . import graph as graph_stage
 from .attacks import Attack, default_max_strength, make_attack
 from .contract import (
-    AttackInfo, BenignRef, DatasetRef, Faithfulness, Graph, Metrics, ModelRef, Params, TargetRef,
+    AttackInfo,
+    BenignRef,
+    DatasetRef,
+    Faithfulness,
+    Graph,
+    Metrics,
+    ModelRef,
+    Params,
+    TargetRef,
 )
 from .datasets import Dataset, load_dataset
 from .errors import MassifError
 from .models import Model, load_model
-from .profile import Progress, profile_edges, profile_neurons
+from .profile import Checkpoint, Progress, profile_edges, profile_neurons
 from .store import analysis_key
 
 RANDOM_DRAWS = 5
@@ -204,6 +214,7 @@ def analyze(
     max_images: int | None = None,
     class_index: str | None = None,
     progress: Progress | None = None,
+    resume_dir: str | Path | None = None,
 ) -> Graph:
     """Analyse how ``attack`` turns ``benign`` images into ``target`` and return the merged graph.
 
@@ -214,8 +225,11 @@ def analyze(
     or an ``Attack``. Strengths: ``steps`` values from 0 to ``max_strength`` (3.5 for L2, 0.1 for
     L∞ by default), or an explicit increasing list. ``max_images`` caps the class's images (the
     first ones in dataset order). ``class_index`` maps dataset folders named by WordNet id to
-    ImageNet outputs (see ``class_space``). ``progress(stage, done, total)`` is called as batches finish.
+    ImageNet outputs (see ``class_space``). ``progress(stage, done, total)`` is called as
+    batches finish.
 
+    With ``resume_dir``, running sums are saved there every few seconds, so a killed run of
+    the same request resumes where it stopped; the files are removed once the graph is built.
     The model is put on ``device`` for the run and back where it was afterwards.
     """
     if importance not in ("attribution", "votes"):
@@ -231,12 +245,18 @@ def analyze(
     if not indices:
         raise MassifError(f"the dataset has no images of class {names[b]}")
     dev = resolve_device(device)
+    key = analysis_key(model.fingerprint, dataset.fingerprint, b, t,
+                       _attack_info(atk, values).model_dump(),
+                       _params(importance, nodes_per_layer, edges_per_node,
+                               max_images).model_dump()) + f"-bs{batch_size}"
+    folder = Path(resume_dir) if resume_dir else None
+    ckpt1 = Checkpoint(folder / f".{key}.profile.pt" if folder else None, key)
     home = model.device
     model.to(dev)
     try:
         prof = profile_neurons(model, dataset, indices, b, t, atk, values, importance,
                                votes_top_k=nodes_per_layer, batch_size=batch_size,
-                               progress=progress)
+                               progress=progress, checkpoint=ckpt1)
         benign_sets, attacked_sets = graph_stage.select(prof, nodes_per_layer)
         nodes = graph_stage.merged_nodes(prof, benign_sets, attacked_sets)
         emphasized = {}
@@ -244,11 +264,16 @@ def analyze(
             if n.group == "emphasized":
                 emphasized.setdefault(n.layer, []).append(n.channel)
         draws = graph_stage.random_masks(emphasized, model.layer_channels, RANDOM_DRAWS)
-        infl = profile_edges(model, dataset, indices, b, t, atk, values[-1],
-                             graph_stage.node_channels(nodes), emphasized, draws,
-                             batch_size=batch_size, progress=progress)
+        node_map = graph_stage.node_channels(nodes)
+        key2 = f"{key}-{hashlib.sha256(repr((node_map, draws)).encode()).hexdigest()[:8]}"
+        ckpt2 = Checkpoint(folder / f".{key}.edges.pt" if folder else None, key2)
+        infl = profile_edges(model, dataset, indices, b, t, atk, values[-1], node_map,
+                             emphasized, draws, batch_size=batch_size, progress=progress,
+                             checkpoint=ckpt2)
     finally:
         model.to(home)
+    ckpt1.clear()
+    ckpt2.clear()
     return Graph(
         model=ModelRef(name=model.name, fingerprint=model.fingerprint),
         dataset=DatasetRef(name=dataset.name, fingerprint=dataset.fingerprint),

@@ -22,13 +22,18 @@ size and the number of channels, never on the number of images:
    runs the faithfulness check: the ``ε_max`` images through the model with the emphasized
    neurons masked, and with as many random neurons of the same layers masked.
 
-All sums are float64 on the CPU; means are taken at the end.
+All sums are float64 on the CPU; means are taken at the end. With a ``Checkpoint`` the sums are
+saved (atomically) every few seconds, and a rerun of the same request resumes where it stopped.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -76,12 +81,53 @@ class EdgeProfile:
     random_draws: int = 0
 
 
+class Checkpoint:
+    """Resumable running sums: saved atomically at most every ``every`` seconds.
+
+    The file holds the sums so far, how many images they cover and a ``key`` naming everything
+    that determines them; a file with another key is ignored. A killed run loses at most
+    ``every`` seconds of work.
+    """
+
+    def __init__(self, path: Path | None, key: str, every: float | None = None) -> None:
+        if every is None:
+            every = float(os.environ.get("MASSIF_CHECKPOINT_SECONDS", "20"))
+        self.path, self.key, self.every = path, key, every
+        self.last = time.monotonic()
+
+    def load(self) -> dict | None:
+        if self.path is None or not self.path.is_file():
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception:  # a foreign or damaged file: start over
+            return None
+        return state if isinstance(state, dict) and state.get("key") == self.key else None
+
+    def save(self, state: dict, force: bool = False) -> None:
+        if self.path is None or not (force or time.monotonic() - self.last >= self.every):
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".part")
+        os.close(fd)
+        try:
+            torch.save({**state, "key": self.key}, tmp)
+            os.replace(tmp, self.path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        self.last = time.monotonic()
+
+    def clear(self) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
 def _batches(dataset: Dataset, indices: Sequence[int], batch_size: int, device: torch.device,
-             stage: str, progress: Progress | None):
-    done = 0
+             stage: str, progress: Progress | None, start: int = 0):
+    done = start
     if progress:
-        progress(stage, 0, len(indices))
-    for images, chunk in dataset.batches(indices, batch_size):
+        progress(stage, done, len(indices))
+    for images, chunk in dataset.batches(indices[start:], batch_size):
         yield images.to(device, non_blocking=True)
         done += len(chunk)
         if progress:
@@ -108,8 +154,10 @@ def profile_neurons(
     model: Model, dataset: Dataset, indices: Sequence[int], benign: int, target: int,
     attack: Attack, strengths: Sequence[float], importance: str = "attribution",
     votes_top_k: int = 8, batch_size: int = 256, progress: Progress | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> NeuronProfile:
-    """Pass 1 (see the module docstring). ``strengths[0]`` must be 0."""
+    """Pass 1 (see the module docstring). ``strengths[0]`` must be 0. With a ``checkpoint``,
+    the sums are saved as batches finish and a rerun resumes after the last saved batch."""
     layers = list(model.layers)
     device = model.device
     k_all = len(strengths)
@@ -120,9 +168,22 @@ def profile_neurons(
         prof.importance_target[name] = zeros.clone()
         prof.activation[name] = zeros.clone()
     attack_labels_value = target if attack.targeted else benign
+    sums = (prof.importance_benign, prof.importance_target, prof.activation)
+    saved = checkpoint.load() if checkpoint else None
+    if saved:
+        prof.n_images, prof.n_correct = saved["n_images"], saved["n_correct"]
+        prof.successes = list(saved["successes"])
+        for d, name in zip(sums, ("importance_benign", "importance_target", "activation")):
+            d.update(saved[name])
+
+    def state() -> dict:
+        return {"n_images": prof.n_images, "n_correct": prof.n_correct,
+                "successes": prof.successes, "importance_benign": prof.importance_benign,
+                "importance_target": prof.importance_target, "activation": prof.activation}
 
     with frozen(model.module), record(model.module, model.layers) as acts:
-        for x in _batches(dataset, indices, batch_size, device, "profile", progress):
+        for x in _batches(dataset, indices, batch_size, device, "profile", progress,
+                          start=prof.n_images):
             b = x.shape[0]
             attack_labels = torch.full((b,), attack_labels_value, device=device)
             x0 = x.detach().requires_grad_(True)
@@ -164,6 +225,10 @@ def profile_neurons(
                                     logits=logits, x_grad=x0).detach()
                 del logits, recorded
                 acts.clear()
+            if checkpoint:
+                checkpoint.save(state())
+    if checkpoint:
+        checkpoint.save(state(), force=True)
     n = max(prof.n_images, 1)
     for d in (prof.importance_benign, prof.importance_target, prof.activation):
         for name in d:
@@ -182,8 +247,10 @@ def profile_edges(
     attack: Attack, max_strength: float, nodes: dict[str, list[int]],
     emphasized: dict[str, list[int]], random_masks: list[dict[str, list[int]]],
     batch_size: int = 256, progress: Progress | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> EdgeProfile:
-    """Pass 2 (see the module docstring): influence into ``nodes`` and the faithfulness check."""
+    """Pass 2 (see the module docstring): influence into ``nodes`` and the faithfulness check.
+    Resumable like pass 1 through ``checkpoint``."""
     layers = list(model.layers)
     device = model.device
     out = EdgeProfile(nodes=nodes, random_draws=len(random_masks))
@@ -201,8 +268,21 @@ def profile_edges(
         hit = (pred == target) if attack.targeted else (pred != benign)
         return int((hit & correct).sum())
 
+    saved = checkpoint.load() if checkpoint else None
+    if saved:
+        n_images, n_correct = saved["n_images"], saved["n_correct"]
+        hits_emph, hits_rand = saved["hits_emph"], saved["hits_rand"]
+        out.influence_benign.update(saved["influence_benign"])
+        out.influence_attacked.update(saved["influence_attacked"])
+
+    def state() -> dict:
+        return {"n_images": n_images, "n_correct": n_correct, "hits_emph": hits_emph,
+                "hits_rand": hits_rand, "influence_benign": out.influence_benign,
+                "influence_attacked": out.influence_attacked}
+
     with frozen(model.module):
-        for x in _batches(dataset, indices, batch_size, device, "edges", progress):
+        for x in _batches(dataset, indices, batch_size, device, "edges", progress,
+                          start=n_images):
             b = x.shape[0]
             labels = torch.full((b,), attack_value, device=device)
             with record(model.module, model.layers) as acts:
@@ -225,6 +305,10 @@ def profile_edges(
                 for draw in random_masks:
                     with mask(model.module, to_paths(draw)):
                         hits_rand += success(model.module(adv), correct) / len(random_masks)
+            if checkpoint:
+                checkpoint.save(state())
+    if checkpoint:
+        checkpoint.save(state(), force=True)
     n = max(n_images, 1)
     for d in (out.influence_benign, out.influence_attacked):
         for name in d:

@@ -2,14 +2,16 @@
 
 Its analysable layers carry the paper's names (``mixed3a`` … ``mixed5a``) so that what a user
 learns on the demo reads the same on InceptionV1. Each mixed block is four parallel branches
-(1×1; 1×1→3×3; 1×1→5×5; 3×3 max-pool→1×1), each ending in a ReLU,
-concatenated along channels, exactly as in GoogLeNet. It is trained with BatchNorm, which is
-then folded into the convolutions (``fold_batchnorm``), so the shipped net is conv + bias + ReLU. The network takes images in [0, 1]; the
-Fashion-MNIST normalisation is its first step, so attacks and pictures work on raw pixels.
+(1×1; 1×1→3×3; 1×1→5×5; 3×3 max-pool→1×1), each ending in a ReLU, concatenated along channels,
+as in GoogLeNet. It is trained with BatchNorm, which is then folded into the convolutions
+(``fold_batchnorm``), so the shipped net is conv + bias + ReLU. The network takes images in
+[0, 1]; the Fashion-MNIST normalisation is its first step, so attacks and pictures work on raw
+pixels.
 
 Shapes: ``[B, 1, 28, 28]`` → stem ``[B, 16, 14, 14]`` → mixed3a ``[B, 32, 14, 14]`` → mixed3b
 ``[B, 48, 14, 14]`` → pool → mixed4a/4b ``[B, 64, 7, 7]`` → pool → mixed5a ``[B, 96, 4, 4]`` →
-global average → logits ``[B, 10]``. The model runs fastest on CPU in ``channels_last`` memory format, which the model wrapper applies.
+global average → logits ``[B, 10]``. It runs fastest on CPU in ``channels_last`` memory
+format, which ``models.load_model("bundled")`` applies.
 """
 
 from __future__ import annotations
