@@ -169,12 +169,22 @@ def demo(
 
     def work() -> None:
         from . import pipeline
+        from .datasets import load_dataset
+        from .models import load_model
         from .store import Workspace
 
         ws = Workspace(workspace)
-        graph = pipeline.analyze("bundled", benign=DEFAULT_BENIGN, target=DEFAULT_TARGET,
-                                 attack="fgm", progress=TqdmProgress())
-        key = ws.save(graph)
+        model = load_model("bundled")
+        dataset = load_dataset(model.default_dataset, model.image_size, model.channels)
+        request = dict(benign=DEFAULT_BENIGN, target=DEFAULT_TARGET, attack="fgm")
+        key = pipeline.request_key(model, dataset, **request)
+        if ws.has(key):
+            graph = ws.load(key)
+            typer.echo(f"using the saved analysis in {ws.graph_path(key)}", err=True)
+        else:
+            graph = pipeline.analyze(model, dataset, progress=TqdmProgress(),
+                                     resume_dir=ws.graph_path(key).parent, **request)
+            ws.save(graph, key)
         typer.echo(graph.summary())
         typer.echo(f"\nwrote {ws.graph_path(key)}")
         if no_serve:
