@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 import massif
 from massif.datasets import FashionMNIST
+from massif.graph import random_masks
 
 
 def bare_same_work(model, images, benign, target, strengths, node_map, masks, batch_size):
@@ -131,7 +132,7 @@ def main() -> None:
         node_map.setdefault(n.layer, []).append(n.channel)
         if n.group == "emphasized":
             emph.setdefault(n.layer, []).append(n.channel)
-    masks = [emph] + massif.graph.random_masks(emph, model.layer_channels, 5)
+    masks = [emph] + random_masks(emph, model.layer_channels, 5)
     times: dict[str, list[float]] = {"massif": [], "bare-same-work": [], "bare-attack-only": []}
     for _ in range(args.repeats):
         sync()

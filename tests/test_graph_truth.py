@@ -8,6 +8,7 @@ from tiny import BENIGN, TARGET, Planted, planted_dataset
 
 import massif
 from massif.graph import flip_index
+from massif.hooks import mask
 
 STRENGTHS = [3.5 * i / 7 for i in range(8)]
 
@@ -97,7 +98,7 @@ def test_intervention_agrees_with_the_graph():
     """Ablating an emphasized neuron lowers the target logit on attacked images."""
     model = Planted()
     adv = torch.tensor([[0.0, 1.0]]).view(1, 2, 1, 1)
-    with massif.hooks.mask(model, {"l1": [1]}):
+    with mask(model, {"l1": [1]}):
         masked = model(adv)[0, TARGET]
     assert masked < model(adv)[0, TARGET]
     assert model(adv).argmax(1).item() == TARGET

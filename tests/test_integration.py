@@ -13,6 +13,7 @@ from PIL import Image
 
 import massif
 from massif.datasets import FashionMNIST, TensorDataset
+from massif.hooks import mask
 from massif.profile import profile_neurons
 
 MASSIF = str(Path(sys.executable).parent / "massif")
@@ -74,7 +75,7 @@ def test_emphasized_neurons_raise_the_target_logit_when_kept(bundled, default_gr
             emphasized.setdefault(n.layer, []).append(n.channel)
     with torch.no_grad():
         before = bundled.module(adv)[:, g.target.index].mean()
-        with massif.hooks.mask(bundled.module, emphasized):
+        with mask(bundled.module, emphasized):
             after = bundled.module(adv)[:, g.target.index].mean()
     assert after < before
 

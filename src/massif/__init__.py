@@ -12,15 +12,34 @@ The public API::
 attacks on their own.
 """
 
-from .attacks import Attack, make_attack
-from .contract import Graph
-from .datasets import Dataset, TensorDataset, load_dataset
-from .errors import MassifError
-from .models import Model, load_model
-from .pipeline import analyze
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
+# Names resolve on first use (PEP 562), so `massif --help` starts without importing torch.
+_EXPORTS = {
+    "Attack": "attacks", "make_attack": "attacks", "Graph": "contract", "Dataset": "datasets",
+    "TensorDataset": "datasets", "load_dataset": "datasets", "MassifError": "errors",
+    "Model": "models", "load_model": "models", "analyze": "pipeline",
+}
 __all__ = [
     "Attack", "Dataset", "Graph", "MassifError", "Model", "TensorDataset", "analyze",
     "load_dataset", "load_model", "make_attack",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'massif' has no attribute {name!r}")
+
+
+if TYPE_CHECKING:
+    from .attacks import Attack, make_attack
+    from .contract import Graph
+    from .datasets import Dataset, TensorDataset, load_dataset
+    from .errors import MassifError
+    from .models import Model, load_model
+    from .pipeline import analyze
