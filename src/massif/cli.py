@@ -204,3 +204,47 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# --- serve (web page) ---  (owned by the web page; see docs/web.md)
+
+
+@app.command()
+def serve(
+    workspace: Path = typer.Argument(Path("runs/demo"), help="Workspace folder: saved analyses "
+                                     "are served from it, new ones saved in it."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (127.0.0.1: only this "
+                             "machine)."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    model: str = typer.Option("bundled", help="Model for new analyses: bundled, "
+                              "torchvision:NAME or path/to/file.py:factory."),
+    weights: Optional[str] = typer.Option(None, help="State-dict file; for torchvision "
+                                          "models also DEFAULT or none."),
+    data: Optional[str] = typer.Option(None, help="Dataset for new analyses (default: the "
+                                       "model's own)."),
+    layers: Optional[str] = typer.Option(None, help="Comma-separated layers, input side "
+                                         "first."),
+    image_size: Optional[int] = typer.Option(None, help="Input height = width for your "
+                                             "own model."),
+    class_index: Optional[str] = typer.Option(None, help="ImageNet-style class index JSON."),
+    max_images: Optional[int] = typer.Option(None, help="Use at most this many images of "
+                                             "the benign class in new analyses."),
+    batch_size: int = typer.Option(256, help="Images per batch."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+) -> None:
+    """Serve the interactive page for a workspace; new pairs are analysed on demand."""
+
+    def work() -> None:
+        from .models import load_model
+        from .serve import bind, create_app, run
+
+        if not 0 <= port <= 65535:
+            fail(f"--port must be between 0 and 65535, not {port}")
+        sock = bind(host, port)  # first, so a port in use is reported at once
+        typer.echo(f"loading model {model} ...", err=True)
+        loaded = load_model(model, weights=weights, layers=layers, image_size=image_size)
+        app_ = create_app(workspace, loaded, data, device=device, max_images=max_images,
+                          batch_size=batch_size, class_index=class_index)
+        run(app_, host, port, sock)
+
+    run_guarded(work)

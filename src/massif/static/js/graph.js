@@ -1,0 +1,131 @@
+// The graph view (paper, Figure 3B): rows of layers, nodes in three groups, influence edges.
+//
+// Drawn once per graph and size with D3; hover, pinning, the strength slider and the edge-weight
+// toggle only flip CSS classes and stroke widths on elements found through prebuilt maps, so a
+// hover touches a handful of elements even with 300 nodes and 1,200 edges.
+import { layout } from "./layout.js";
+import { flipped, nodeColor } from "./store.js";
+
+export function createGraphView(svgElement, store) {
+  const svg = d3.select(svgElement);
+  let drawn = null;  // {graph, key, positions: Map id→{x,y}, nodeEls: Map, incoming: Map}
+  let highlighted = [];
+
+  function draw() {
+    const { graph, key, pictures } = store.get();
+    svg.selectAll("*").remove();
+    if (!graph) { drawn = null; return; }
+    const { width, height } = svgElement.getBoundingClientRect();
+    if (width < 10 || height < 10) return;
+    const L = layout(graph, width, height);
+    const positions = new Map(L.nodes.map((p) => [p.node.id, p]));
+    const divergence = graph.metrics.divergence_layer;
+
+    const rows = svg.append("g").attr("class", "rows");
+    rows.selectAll("rect").data(L.rows).join("rect")
+      .attr("class", (r) => `row-band${r.layer === divergence ? " divergence" : ""}`)
+      .attr("x", L.labelWidth).attr("width", width - L.labelWidth - 4)
+      .attr("y", (r) => r.top + 2).attr("height", (r) => r.height - 4).attr("rx", 4);
+    rows.selectAll("text.row-label").data(L.rows).join("text")
+      .attr("class", (r) => `row-label${r.layer === divergence ? " divergence" : ""}`)
+      .attr("x", L.labelWidth - 8).attr("y", (r) => r.y).text((r) => r.layer);
+    rows.selectAll("text.divergence-tag").data(L.rows.filter((r) => r.layer === divergence))
+      .join("text").attr("class", "divergence-tag")
+      .attr("x", L.labelWidth - 8).attr("y", (r) => r.y + 14).text("◆ divergence");
+
+    const maxInfluence = d3.max(graph.edges, (e) => Math.max(e.influence_benign, e.influence_attacked)) || 1;
+    const widthScale = d3.scaleSqrt().domain([0, maxInfluence])
+      .range([0.3, Math.max(1.5, Math.min(10, L.size * 0.16))]);
+    const link = d3.linkVertical().x((p) => p[0]).y((p) => p[1]);
+    const edges = graph.edges.filter((e) => positions.has(e.source) && positions.has(e.target));
+    const edgeSel = svg.append("g").attr("class", "edges").selectAll("path").data(edges).join("path")
+      .attr("class", "edge")
+      .attr("d", (e) => {
+        const s = positions.get(e.source), t = positions.get(e.target);
+        return link({ source: [s.x, s.y - L.size / 2], target: [t.x, t.y + L.size / 2] });
+      });
+
+    const nodeSel = svg.append("g").attr("class", "nodes").selectAll("g").data(L.nodes).join("g")
+      .attr("class", (p) => `node ${p.node.group}${pictures?.pictures[p.node.id] ? "" : " placeholder"}`)
+      .attr("data-id", (p) => p.node.id)
+      .attr("transform", (p) => `translate(${p.x},${p.y})`);
+    const s = L.size;
+    nodeSel.append("title").text((p) => p.node.id);
+    nodeSel.append("rect").attr("class", "frame")
+      .attr("x", -s / 2).attr("y", -s / 2).attr("width", s).attr("height", s).attr("rx", Math.min(4, s / 6))
+      .attr("fill", (p) => (pictures?.pictures[p.node.id] ? "#fff" : nodeColor(p.node)))
+      .attr("stroke", (p) => nodeColor(p.node));
+    nodeSel.filter((p) => pictures?.pictures[p.node.id]).append("image")
+      .attr("href", (p) => pictures.pictures[p.node.id])
+      .attr("x", -s / 2 + 2).attr("y", -s / 2 + 2).attr("width", s - 4).attr("height", s - 4)
+      .attr("preserveAspectRatio", "xMidYMid slice").style("image-rendering", "pixelated");
+    const placeholders = nodeSel.filter((p) => !pictures?.pictures[p.node.id]);
+    if (s >= 58) {  // room for the whole id: layer above channel
+      const text = placeholders.append("text").attr("aria-label", (p) => p.node.id);
+      text.append("tspan").attr("x", 0).attr("dy", "-0.55em").text((p) => p.node.layer);
+      text.append("tspan").attr("x", 0).attr("dy", "1.2em").text((p) => `:${p.node.channel}`);
+    } else if (s >= 14) {
+      placeholders.append("text").attr("aria-label", (p) => p.node.id)
+        .style("font-size", `${Math.max(7, Math.min(11, s / 2.4))}px`).text((p) => p.node.channel);
+    }
+    nodeSel
+      .on("mouseenter", (_event, p) => store.set({ hover: p.node.id }))
+      .on("mouseleave", () => store.set({ hover: null }))
+      .on("click", (_event, p) => store.set({ pinned: store.get().pinned === p.node.id ? null : p.node.id }));
+
+    const nodeEls = new Map();
+    nodeSel.each(function (p) { nodeEls.set(p.node.id, this); });
+    const incoming = new Map();
+    edgeSel.each(function (e) {
+      if (!incoming.has(e.target)) incoming.set(e.target, []);
+      incoming.get(e.target).push({ el: this, source: e.source });
+    });
+    drawn = { graph, key, nodeSel, edgeSel, widthScale, nodeEls, incoming, layout: L };
+    highlighted = [];
+    applyEdgeMode(); applyStrength(); applyFocus();
+    svgElement.dataset.drawn = `${graph.nodes.length}`;
+  }
+
+  function applyEdgeMode() {
+    if (!drawn) return;
+    const field = store.get().edgeMode === "benign" ? "influence_benign" : "influence_attacked";
+    drawn.edgeSel.attr("stroke-width", (e) => drawn.widthScale(Math.max(0, e[field])));
+    svgElement.dataset.edgeMode = store.get().edgeMode;
+  }
+
+  function applyStrength() {
+    if (!drawn) return;
+    const { graph, strengthIndex } = store.get();
+    const eps = graph.attack.strengths[strengthIndex ?? graph.attack.strengths.length - 1];
+    drawn.nodeSel
+      .classed("flipped", (p) => flipped(p.node, eps))
+      .classed("unflipped", (p) => p.node.group !== "shared" && !flipped(p.node, eps));
+  }
+
+  function applyFocus() {
+    if (!drawn) return;
+    for (const el of highlighted) el.classList.remove("hi", "src", "hover", "pinned");
+    highlighted = [];
+    const { hover, pinned } = store.get();
+    const focus = hover ?? pinned;
+    svgElement.classList.toggle("focus", focus != null && drawn.nodeEls.has(focus));
+    const mark = (el, cls) => { if (el) { el.classList.add(cls); highlighted.push(el); } };
+    if (pinned) mark(drawn.nodeEls.get(pinned), "pinned");
+    if (focus == null) return;
+    mark(drawn.nodeEls.get(focus), "hover");
+    for (const { el, source } of drawn.incoming.get(focus) ?? []) {
+      mark(el, "hi");
+      mark(drawn.nodeEls.get(source), "src");
+    }
+  }
+
+  store.subscribe((state, prev) => {
+    if (state.graph !== prev.graph || state.pictures !== prev.pictures) return draw();
+    if (state.edgeMode !== prev.edgeMode) applyEdgeMode();
+    if (state.strengthIndex !== prev.strengthIndex) applyStrength();
+    if (state.hover !== prev.hover || state.pinned !== prev.pinned) applyFocus();
+  });
+  let timer = null;
+  new ResizeObserver(() => { clearTimeout(timer); timer = setTimeout(draw, 60); }).observe(svgElement);
+  return { draw };
+}

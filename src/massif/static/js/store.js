@@ -1,0 +1,34 @@
+// The page's shared state in one small store: panels read it with get(), change it with
+// set(patch) and react in subscribe(fn(state, previous)).
+export function createStore(initial) {
+  let state = { ...initial };
+  const subscribers = new Set();
+  return {
+    get: () => state,
+    set(patch) {
+      const previous = state;
+      state = { ...state, ...patch };
+      for (const fn of subscribers) fn(state, previous);
+    },
+    subscribe(fn) { subscribers.add(fn); return () => subscribers.delete(fn); },
+  };
+}
+
+// Colours of the three groups; within a group, more vulnerable nodes blend toward purple.
+export const COLORS = { suppressed: "#2c7bb6", shared: "#8856a7", emphasized: "#f1852b" };
+export function nodeColor(node) {
+  if (node.group === "shared" || node.vulnerability == null) return COLORS[node.group];
+  return d3.interpolateLab(COLORS[node.group], COLORS.shared)(0.6 * node.vulnerability);
+}
+
+// Whether a suppressed or emphasized node has flipped at strength eps (shared: never).
+export function flipped(node, eps) {
+  return node.group !== "shared" && node.flip_strength != null && node.flip_strength <= eps + 1e-9;
+}
+
+export function formatPercent(x) { return x == null ? "–" : `${Math.round(100 * x)}%`; }
+export function formatNumber(x) {
+  if (x == null) return "–";
+  const a = Math.abs(x);
+  return a !== 0 && (a < 0.01 || a >= 1e4) ? x.toExponential(2) : (+x.toFixed(3)).toString();
+}

@@ -1,0 +1,323 @@
+"""The HTTP server: in-process (FastAPI TestClient) on graphs built in code and on the tiny
+planted model, and over a real socket (uvicorn on 127.0.0.1, and the ``massif serve`` command).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from synthetic import synthetic_graph
+from tiny import CLASSES, Planted, planted_dataset
+
+import massif
+from massif.contract import Graph
+from massif.serve import NodeDetail, Pictures, bind, create_app
+from massif.serve_jobs import AnalysisStatus
+from massif.store import Workspace
+
+MASSIF = str(Path(sys.executable).parent / "massif")
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 16  # served as bytes; content does not matter here
+
+
+def planted_model():
+    return massif.load_model(Planted(), layers=["l1", "l2"], image_size=1, channels=2,
+                             class_names=list(CLASSES))
+
+
+@pytest.fixture()
+def ws(tmp_path) -> Workspace:
+    w = Workspace(tmp_path / "ws")
+    w.save(synthetic_graph(layers=3, per_layer=6), "synthetic-small")
+    return w
+
+
+def planted_data():
+    data = planted_dataset()
+    data.images[:6, 1] = 0.2  # benign images (1, 0.2): the target feature is alive
+    return data
+
+
+@pytest.fixture()
+def client(ws) -> TestClient:
+    app = create_app(ws.root, planted_model(), planted_data(), device="cpu")
+    with TestClient(app) as c:
+        yield c
+
+
+def wait_done(client: TestClient, key: str, timeout: float = 30) -> AnalysisStatus:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = AnalysisStatus.model_validate(client.get(f"/analyses/{key}.json").json())
+        if status.state in ("done", "error"):
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"analysis {key} did not finish in {timeout} s")
+
+
+def test_index_json_lists_classes_attacks_and_saved_analyses(client):
+    info = client.get("/index.json").json()
+    assert [c["name"] for c in info["classes"]] == CLASSES
+    assert info["attacks"] == ["fgm", "fgsm", "pgd-l2", "pgd-linf"]
+    assert info["can_analyze"] is True
+    assert [a["key"] for a in info["analyses"]] == ["synthetic-small"]
+    assert info["analyses"][0]["same_model"] is False
+
+
+def test_graph_json_validates_and_equals_the_saved_graph(client, ws):
+    r = client.get("/graphs/synthetic-small.json")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    assert Graph.model_validate(r.json()) == ws.load("synthetic-small")
+
+
+def test_every_page_has_a_json_twin(client, ws):
+    graph = ws.load("synthetic-small")
+    node = next(n for n in graph.nodes if n.layer == graph.layers[1])
+    for page in ["/", "/graphs/synthetic-small", f"/graphs/synthetic-small/nodes/{node.id}"]:
+        r = client.get(page)
+        assert r.status_code == 200 and "<title>MASSIF</title>" in r.text
+        twin = client.get("/index.json" if page == "/" else page + ".json")
+        assert twin.status_code == 200 and twin.headers["content-type"] == "application/json"
+
+
+def test_node_json_has_its_incoming_edges_strongest_first(client, ws):
+    graph = ws.load("synthetic-small")
+    node = next(n for n in graph.nodes if n.layer == graph.layers[2])
+    detail = NodeDetail.model_validate(client.get(f"/graphs/synthetic-small/nodes/{node.id}.json")
+                                       .json())
+    assert detail.node == node
+    expected = {(e.source, e.target) for e in graph.edges if e.target == node.id}
+    assert {(e.source, e.target) for e in detail.incoming} == expected
+    strength = [max(e.influence_benign, e.influence_attacked) for e in detail.incoming]
+    assert strength == sorted(strength, reverse=True)
+    assert detail.picture is None and detail.examples is None
+
+
+def test_pictures_are_served_by_neuron_id_once_they_exist(client, ws):
+    graph = ws.load("synthetic-small")
+    node = graph.nodes[4]
+    url = f"/graphs/synthetic-small/nodes/{node.id}/picture.png"
+    assert client.get(url).status_code == 404
+    assert Pictures.model_validate(client.get("/graphs/synthetic-small/pictures.json").json()) \
+        == Pictures(pictures={}, examples={})
+    ws.write(f"pictures/{graph.model.fingerprint}/{node.layer}/{node.channel}.png", PNG)
+    ws.write(f"examples/{graph.model.fingerprint}-{graph.dataset.fingerprint}/{node.layer}/"
+             f"{node.channel}.png", PNG + b"x")
+    r = client.get(url)
+    assert r.status_code == 200 and r.content == PNG and r.headers["content-type"] == "image/png"
+    assert client.get(url.replace("picture.png", "examples.png")).content == PNG + b"x"
+    pics = client.get("/graphs/synthetic-small/pictures.json").json()
+    assert pics == {"pictures": {node.id: url},
+                    "examples": {node.id: url.replace("picture", "examples")}}
+    detail = client.get(f"/graphs/synthetic-small/nodes/{node.id}.json").json()
+    assert detail["picture"] == url
+
+
+@pytest.mark.parametrize("path", [
+    "/graphs/..%2F..%2Fetc%2Fpasswd.json",
+    "/graphs/../../etc/passwd",
+    "/graphs/synthetic-small/nodes/..%2F..%2F..%2Fetc%2Fpasswd/picture.png",
+    "/graphs/synthetic-small/nodes/layer0:..%2F..%2Fsecret/picture.png",
+    "/graphs/synthetic-small/nodes/layer0:1/..%2F..%2Fgraph.png",
+    "/graphs/%2E%2E/nodes/layer0:1/picture.png",
+    "/static/..%2F..%2Fserve.py",
+    "/static/../serve.py",
+])
+def test_file_endpoints_refuse_path_traversal(client, ws, path):
+    secret = ws.root.parent / "secret.png"
+    secret.write_bytes(PNG)
+    (ws.root / "graphs" / "synthetic-small" / "graph.png").write_bytes(PNG)
+    r = client.get(path)
+    assert r.status_code in (404, 422), (path, r.status_code)
+    assert r.content != PNG and b"def create_app" not in r.content
+
+
+def test_unknown_analysis_neuron_or_class_gives_a_clear_message(client):
+    r = client.get("/graphs/no-such-key.json")
+    assert r.status_code == 404 and "no analysis 'no-such-key'" in r.json()["detail"]
+    r = client.get("/graphs/Bad_Key!.json")
+    assert r.status_code == 404 and "lower-case" in r.json()["detail"]
+    r = client.get("/graphs/synthetic-small/nodes/layer9:3.json")
+    assert r.status_code == 404 and "not a node" in r.json()["detail"]
+    r = client.get("/graphs/synthetic-small/nodes/layer0.json")
+    assert r.status_code == 404 and "layer:channel" in r.json()["detail"]
+    r = client.post("/analyses", json={"benign": "giraffe", "target": "target"})
+    assert r.status_code == 422 and "unknown class 'giraffe'" in r.json()["detail"]
+    r = client.post("/analyses", json={"benign": 0, "target": 17})
+    assert r.status_code == 422 and "out of range" in r.json()["detail"]
+    r = client.post("/analyses", json={"benign": 0, "target": 0})
+    assert r.status_code == 422 and "same class" in r.json()["detail"]
+    r = client.post("/analyses", json={"benign": 0, "target": 1, "attack": "cw"})
+    assert r.status_code == 422 and r.json()["detail"].startswith("attack:")
+    r = client.post("/analyses", json={"benign": 0, "target": 1, "max_strength": -1})
+    assert r.status_code == 422 and "max_strength" in r.json()["detail"]
+    r = client.get("/analyses/nothing-here.json")
+    assert r.status_code == 404 and "no analysis" in r.json()["detail"]
+    r = client.get("/analyses.json", params={"benign": "nope", "target": "target"})
+    assert r.status_code == 422 and "unknown class" in r.json()["detail"]
+
+
+def test_a_new_pair_is_computed_on_demand_saved_and_found_again(client, ws):
+    request = {"benign": "benign", "target": 1, "attack": "fgm", "max_strength": 3.0}
+    first = AnalysisStatus.model_validate(client.post("/analyses", json=request).json())
+    assert first.state in ("queued", "running", "done")
+    done = wait_done(client, first.key)
+    assert done.state == "done", done.error
+    assert ws.has(first.key)
+    graph = Graph.model_validate(client.get(done.graph).json())
+    assert graph.benign.name == "benign" and graph.target.name == "target"
+    assert graph.attack.strengths[-1] == 3.0
+    groups = {n.id: n.group for n in graph.nodes}  # the planted truth (tests/tiny.py)
+    assert groups == {f"{lay}:{i}": g for lay in ("l1", "l2")
+                      for i, g in enumerate(["suppressed", "emphasized", "shared"])}
+    # A second request (POST or lookup) finds it at once and computes nothing.
+    computed = client.app.state.jobs.computed
+    again = client.post("/analyses", json={**request, "benign": 0})
+    assert again.json()["state"] == "done" and again.json()["key"] == first.key
+    looked_up = client.get("/analyses.json", params={**request, "benign": 0}).json()
+    assert looked_up["state"] == "done"
+    assert client.app.state.jobs.computed == computed
+    assert first.key in [a["key"] for a in client.get("/index.json").json()["analyses"]]
+
+
+def test_default_request_key_is_the_demo_key(tmp_path):
+    """The page's default pair is the one ``massif demo`` saves (same workspace key)."""
+    from massif.pipeline import request_key
+
+    app = create_app(tmp_path, "bundled", device="cpu")
+    engine = app.state.engine
+    request = engine.default_request()
+    assert (engine.class_names[int(request.benign)], engine.class_names[int(request.target)],
+            request.attack, request.max_strength) == ("Sneaker", "Sandal", "fgm", 3.5)
+    assert engine.key(request) == request_key(engine.model, engine.dataset, benign="Sneaker",
+                                              target="Sandal", attack="fgm")
+
+
+def test_without_a_dataset_saved_analyses_are_served_and_new_ones_refused(ws):
+    app = create_app(ws.root, planted_model(), None)
+    with TestClient(app) as c:
+        info = c.get("/index.json").json()
+        assert info["can_analyze"] is False and "--data" in info["why_not"]
+        assert c.get("/graphs/synthetic-small.json").status_code == 200
+        r = c.post("/analyses", json={"benign": 0, "target": 1})
+        assert r.status_code == 422 and "no default dataset" in r.json()["detail"]
+
+
+# ------------------------------------------------------------------ over a real socket
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    """uvicorn on 127.0.0.1 (a free port) serving the bundled model, 64 images per class."""
+    import uvicorn
+
+    root = tmp_path_factory.mktemp("live")
+    app = create_app(root, "bundled", device="cpu", max_images=64, batch_size=64)
+    sock = bind("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield url, app
+    server.should_exit = True
+    thread.join(10)
+    sock.close()
+
+
+def test_two_browsers_asking_for_the_same_pair_share_one_computation(live):
+    url, app = live
+    request = {"benign": "Pullover", "target": "Coat", "attack": "fgsm"}
+    barrier = threading.Barrier(2)
+
+    def ask() -> dict:
+        barrier.wait()
+        return httpx.post(f"{url}/analyses", json=request, timeout=30).json()
+
+    before = app.state.jobs.computed
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        a, b = pool.map(lambda _: ask(), range(2))
+    assert a["key"] == b["key"] and a["job"] == b["job"] and a["job"] is not None
+    deadline = time.monotonic() + 90
+    while True:
+        status = httpx.get(f"{url}/analyses/{a['key']}.json", timeout=10).json()
+        if status["state"] in ("done", "error") or time.monotonic() > deadline:
+            break
+        assert 0.0 <= status["progress"] <= 1.0
+        time.sleep(0.2)
+    assert status["state"] == "done", status
+    assert app.state.jobs.computed == before + 1
+    graph = Graph.model_validate(httpx.get(f"{url}{status['graph']}", timeout=10).json())
+    assert (graph.benign.name, graph.target.name, graph.attack.norm) == ("Pullover", "Coat",
+                                                                         "linf")
+    assert graph.benign.n_images == 64 and graph.attack.strengths[-1] == 0.1
+
+
+def test_live_server_json_endpoints_validate(live):
+    url, _ = live
+    info = httpx.get(f"{url}/index.json", timeout=10).json()
+    assert len(info["classes"]) == 10 and info["classes"][9]["name"] == "Ankle boot"
+    assert info["classes"][0]["name"] == "T-shirt/top"
+    r = httpx.get(f"{url}/graphs/%2e%2e%2f%2e%2e%2fpasswd.json", timeout=10)
+    assert r.status_code == 404
+    r = httpx.get(f"{url}/static/d3.min.js", timeout=10)
+    assert r.status_code == 200 and "d3js.org v7.9.2" in r.text[:100]
+
+
+def listening_address(port: int) -> str | None:
+    """The local address a TCP socket listens on at ``port`` (from /proc/net/tcp)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            addr, state = fields[1], fields[3]
+            host, port_hex = addr.split(":")
+            if int(port_hex, 16) == port and state == "0A":  # LISTEN
+                return host
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_massif_serve_binds_loopback_prints_its_address_and_serves(tmp_path):
+    Workspace(tmp_path).save(synthetic_graph(layers=2, per_layer=3), "synthetic-tiny")
+    port = free_port()
+    proc = subprocess.Popen([MASSIF, "serve", str(tmp_path), "--port", str(port), "--device",
+                             "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith(f"MASSIF is serving on http://127.0.0.1:{port}"), line
+        assert listening_address(port) == "0100007F"  # 127.0.0.1, not 0.0.0.0
+        r = httpx.get(f"http://127.0.0.1:{port}/graphs/synthetic-tiny.json", timeout=10)
+        assert r.status_code == 200 and Graph.model_validate(r.json()).layers == ["layer0",
+                                                                                   "layer1"]
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+def test_massif_serve_on_a_port_in_use_gives_one_line(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = subprocess.run([MASSIF, "serve", str(tmp_path), "--port", str(port)],
+                           capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        f"massif: error: port {port} on 127.0.0.1 is already in use; stop the other server "
+        "or choose another port with --port"]
+    assert "Traceback" not in r.stderr + r.stdout
