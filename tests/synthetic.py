@@ -1,4 +1,5 @@
-"""Graphs built in code for the server and browser tests (Datasette-style: no model needed).
+"""Graphs built in code for the server and browser tests (Datasette-style: no model needed),
+and ``live_server``, which serves an app over a real socket on 127.0.0.1.
 
 ``synthetic_graph`` makes a valid ``massif.Graph`` of any size whose groups, vulnerabilities,
 flip strengths and curves follow DESIGN.md section 3 (a node flips at the first strength where
@@ -7,7 +8,9 @@ it has made half of its move), with distinct benign and attacked influences on e
 
 from __future__ import annotations
 
+import contextlib
 import random
+from collections.abc import Iterator
 
 from massif.contract import (
     AttackInfo,
@@ -96,3 +99,28 @@ def synthetic_graph(layers: int = 9, per_layer: int = 8, edges: int | None = Non
                                                   random_draws=5)),
         nodes=nodes, edges=out,
     )
+
+
+@contextlib.contextmanager
+def live_server(app) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on 127.0.0.1 (a free port) in a thread; yields its URL."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from massif.serve import bind
+
+    sock = bind("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from synthetic import synthetic_graph
+from synthetic import live_server, synthetic_graph
 from tiny import CLASSES, Planted, planted_dataset
 
 import massif
@@ -217,22 +217,10 @@ def test_without_a_dataset_saved_analyses_are_served_and_new_ones_refused(ws):
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     """uvicorn on 127.0.0.1 (a free port) serving the bundled model, 64 images per class."""
-    import uvicorn
-
     root = tmp_path_factory.mktemp("live")
     app = create_app(root, "bundled", device="cpu", max_images=64, batch_size=64)
-    sock = bind("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield url, app
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    with live_server(app) as url:
+        yield url, app
 
 
 def test_two_browsers_asking_for_the_same_pair_share_one_computation(live):

@@ -1,22 +1,34 @@
 // The graph view (paper, Figure 3B): rows of layers, nodes in three groups, influence edges.
 //
-// Drawn once per graph and size with D3; hover, pinning, the strength slider and the edge-weight
-// toggle only flip CSS classes and stroke widths on elements found through prebuilt maps, so a
-// hover touches a handful of elements even with 300 nodes and 1,200 edges.
+// Drawn once per graph and size with D3. Hover must stay well under 100 ms with 300 nodes and
+// 1,200 edges, and repainting them all is what costs (not the JavaScript), so the graph is
+// never restyled on hover: a translucent veil (an HTML layer the compositor fades) covers it,
+// and copies of the hovered node, its sources and its incoming edges are drawn on a small
+// overlay SVG above. The slider and the edge-weight toggle restyle the graph itself.
 import { layout } from "./layout.js";
 import { flipped, nodeColor } from "./store.js";
 
 export function createGraphView(svgElement, store) {
   const svg = d3.select(svgElement);
+  const veil = document.getElementById("graph-veil");
+  const top = document.getElementById("graph-top");
   let drawn = null;  // {graph, key, positions: Map id→{x,y}, nodeEls: Map, incoming: Map}
   let highlighted = [];
 
   function draw() {
     const { graph, key, pictures } = store.get();
     svg.selectAll("*").remove();
+    top.replaceChildren();
     if (!graph) { drawn = null; return; }
-    const { width, height } = svgElement.getBoundingClientRect();
+    // Pixel sizes, not 100%: a percentage-sized SVG is laid out again, all 1,500 elements of
+    // it, whenever anything on the page changes (measured: 60 ms per hover at 300 nodes).
+    const box = svgElement.parentElement.getBoundingClientRect();
+    const width = Math.floor(box.width), height = Math.floor(box.height);
     if (width < 10 || height < 10) return;
+    for (const el of [svgElement, top]) {
+      el.setAttribute("width", width); el.setAttribute("height", height);
+      el.style.width = `${width}px`; el.style.height = `${height}px`;
+    }
     const L = layout(graph, width, height);
     const positions = new Map(L.nodes.map((p) => [p.node.id, p]));
     const divergence = graph.metrics.divergence_layer;
@@ -40,6 +52,7 @@ export function createGraphView(svgElement, store) {
     const edges = graph.edges.filter((e) => positions.has(e.source) && positions.has(e.target));
     const edgeSel = svg.append("g").attr("class", "edges").selectAll("path").data(edges).join("path")
       .attr("class", "edge")
+      .attr("data-source", (e) => e.source).attr("data-target", (e) => e.target)
       .attr("d", (e) => {
         const s = positions.get(e.source), t = positions.get(e.target);
         return link({ source: [s.x, s.y - L.size / 2], target: [t.x, t.y + L.size / 2] });
@@ -83,6 +96,7 @@ export function createGraphView(svgElement, store) {
     drawn = { graph, key, nodeSel, edgeSel, widthScale, nodeEls, incoming, layout: L };
     highlighted = [];
     applyEdgeMode(); applyStrength(); applyFocus();
+    veil.style.left = `${L.labelWidth}px`;
     svgElement.dataset.drawn = `${graph.nodes.length}`;
   }
 
@@ -103,20 +117,29 @@ export function createGraphView(svgElement, store) {
   }
 
   function applyFocus() {
-    if (!drawn) return;
-    for (const el of highlighted) el.classList.remove("hi", "src", "hover", "pinned");
+    for (const el of highlighted) el.classList.remove("pinned");
     highlighted = [];
+    top.replaceChildren();
+    if (!drawn) { veil.classList.remove("on"); return; }
     const { hover, pinned } = store.get();
-    const focus = hover ?? pinned;
-    svgElement.classList.toggle("focus", focus != null && drawn.nodeEls.has(focus));
-    const mark = (el, cls) => { if (el) { el.classList.add(cls); highlighted.push(el); } };
-    if (pinned) mark(drawn.nodeEls.get(pinned), "pinned");
-    if (focus == null) return;
-    mark(drawn.nodeEls.get(focus), "hover");
-    for (const { el, source } of drawn.incoming.get(focus) ?? []) {
-      mark(el, "hi");
-      mark(drawn.nodeEls.get(source), "src");
+    if (pinned && drawn.nodeEls.has(pinned)) {
+      drawn.nodeEls.get(pinned).classList.add("pinned");
+      highlighted.push(drawn.nodeEls.get(pinned));
     }
+    const focus = hover ?? pinned;
+    const on = focus != null && drawn.nodeEls.has(focus);
+    veil.classList.toggle("on", on);
+    top.classList.toggle("on", on);
+    if (!on) return;
+    const copy = (el, cls) => {
+      const c = el.cloneNode(true);
+      c.classList.add(cls);
+      c.classList.remove("unflipped");
+      top.appendChild(c);
+    };
+    for (const { el } of drawn.incoming.get(focus) ?? []) copy(el, "hi");
+    for (const { source } of drawn.incoming.get(focus) ?? []) copy(drawn.nodeEls.get(source), "src");
+    copy(drawn.nodeEls.get(focus), "hover");
   }
 
   store.subscribe((state, prev) => {
@@ -126,6 +149,7 @@ export function createGraphView(svgElement, store) {
     if (state.hover !== prev.hover || state.pinned !== prev.pinned) applyFocus();
   });
   let timer = null;
-  new ResizeObserver(() => { clearTimeout(timer); timer = setTimeout(draw, 60); }).observe(svgElement);
+  new ResizeObserver(() => { clearTimeout(timer); timer = setTimeout(draw, 60); })
+    .observe(svgElement.parentElement);
   return { draw };
 }

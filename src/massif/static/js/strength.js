@@ -18,11 +18,12 @@ export function createStrength(store) {
     const asr = graph.metrics.attack_success_rate[k];
     const moving = graph.nodes.filter((n) => n.group !== "shared");
     const done = moving.filter((n) => flipped(n, K[k])).length;
-    document.getElementById("eps").textContent = `ε = ${K[k]}`;
+    document.getElementById("eps").textContent = `ε = ${+K[k].toPrecision(4)}`;
     const asrText = document.getElementById("asr");
     asrText.textContent = `ASR ${formatPercent(asr)} · ${done} of ${moving.length} neurons flipped`;
     asrText.dataset.asr = String(asr);
     asrText.dataset.flipped = String(done);
+    asrText.dataset.k = String(k);
     lineChart(chart, { x: K, rule: K[k], width: 210, height: 44, axes: false,
       series: [{ values: graph.metrics.attack_success_rate, color: "#b00", className: "asr" }] });
   }
