@@ -275,7 +275,8 @@ def test_hover_is_fast_with_300_nodes_and_1200_edges(site, page):
             await frame();
             const t0 = performance.now();
             el.dispatchEvent(new MouseEvent('mouseenter'));
-            if (document.querySelector('#node-id').textContent !== el.dataset.id) throw new Error('no card');
+            const card = document.querySelector('#node-id').textContent;
+            if (card !== el.dataset.id) throw new Error('no card for ' + el.dataset.id);
             await frame();
             out.push(performance.now() - t0);
             el.dispatchEvent(new MouseEvent('mouseleave'));

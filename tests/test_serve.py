@@ -20,7 +20,7 @@ from tiny import CLASSES, Planted, planted_dataset
 
 import massif
 from massif.contract import Graph
-from massif.serve import NodeDetail, Pictures, bind, create_app
+from massif.serve import NodeDetail, Pictures, create_app
 from massif.serve_jobs import AnalysisStatus
 from massif.store import Workspace
 

@@ -77,9 +77,10 @@ export function createGraphView(svgElement, store) {
       const text = placeholders.append("text").attr("aria-label", (p) => p.node.id);
       text.append("tspan").attr("x", 0).attr("dy", "-0.55em").text((p) => p.node.layer);
       text.append("tspan").attr("x", 0).attr("dy", "1.2em").text((p) => `:${p.node.channel}`);
-    } else if (s >= 14) {
-      placeholders.append("text").attr("aria-label", (p) => p.node.id)
-        .style("font-size", `${Math.max(7, Math.min(11, s / 2.4))}px`).text((p) => p.node.channel);
+    } else {  // the channel alone, in a font that fits the box (none when it would not)
+      const fit = (p) => Math.min(11, (s - 3) / (0.62 * String(p.node.channel).length + 0.2));
+      placeholders.filter((p) => fit(p) >= 6).append("text").attr("aria-label", (p) => p.node.id)
+        .style("font-size", (p) => `${fit(p)}px`).text((p) => p.node.channel);
     }
     nodeSel
       .on("mouseenter", (_event, p) => store.set({ hover: p.node.id }))

@@ -16,9 +16,10 @@ export function createStore(initial) {
 
 // Colours of the three groups; within a group, more vulnerable nodes blend toward purple.
 export const COLORS = { suppressed: "#2c7bb6", shared: "#8856a7", emphasized: "#f1852b" };
+export const BLEND = 0.4;  // how far the most vulnerable node moves toward purple
 export function nodeColor(node) {
   if (node.group === "shared" || node.vulnerability == null) return COLORS[node.group];
-  return d3.interpolateLab(COLORS[node.group], COLORS.shared)(0.6 * node.vulnerability);
+  return d3.interpolateLab(COLORS[node.group], COLORS.shared)(BLEND * node.vulnerability);
 }
 
 // Whether a suppressed or emphasized node has flipped at strength eps (shared: never).
