@@ -33,7 +33,7 @@ from pydantic import BaseModel, Field
 
 from .contract import Edge, Graph, Node
 from .errors import MassifError
-from .serve_jobs import ATTACKS, AnalysisRequest, AttackName, AnalysisStatus, Engine, JobManager
+from .serve_jobs import ATTACKS, AnalysisRequest, AnalysisStatus, AttackName, Engine, JobManager
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_HOST = "127.0.0.1"
