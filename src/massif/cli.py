@@ -173,6 +173,11 @@ def demo(
         from .models import load_model
         from .store import Workspace
 
+        sock = None
+        if not no_serve:
+            from .serve import bind
+
+            sock = bind("127.0.0.1", port)  # a port in use is reported before any work
         ws = Workspace(workspace)
         model = load_model("bundled")
         dataset = load_dataset(model.default_dataset, model.image_size, model.channels)
@@ -187,13 +192,11 @@ def demo(
             ws.save(graph, key)
         typer.echo(graph.summary())
         typer.echo(f"\nwrote {ws.graph_path(key)}")
-        if no_serve:
+        if sock is None:
             return
-        try:
-            from .serve import serve_demo
-        except ImportError:
-            return
-        serve_demo(workspace, port=port)
+        from .serve import create_app, run
+
+        run(create_app(workspace, model, dataset), "127.0.0.1", port, sock)
 
     run_guarded(work)
 
@@ -201,9 +204,6 @@ def demo(
 def main() -> None:
     app()
 
-
-if __name__ == "__main__":
-    main()
 
 
 # --- serve (web page) ---  (owned by the web page; see docs/web.md)
@@ -248,3 +248,7 @@ def serve(
         run(app_, host, port, sock)
 
     run_guarded(work)
+
+
+if __name__ == "__main__":
+    main()
