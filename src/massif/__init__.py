@@ -9,7 +9,8 @@ The public API::
 
 ``analyze`` returns a ``Graph`` (the graph JSON contract, ``docs/graph-json.md``);
 ``load_model`` and ``load_dataset`` give the objects it takes; ``Attack``/``make_attack`` the
-attacks on their own.
+attacks on their own; ``Editor`` deletes neurons and measures the attack (``edit`` stage), and
+``apply_mask`` rebuilds an edited model it exported.
 """
 
 from importlib import import_module
@@ -19,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "Attack": "attacks", "make_attack": "attacks", "Graph": "contract", "Dataset": "datasets",
     "TensorDataset": "datasets", "load_dataset": "datasets", "MassifError": "errors",
-    "Model": "models", "load_model": "models", "analyze": "pipeline",
+    "Model": "models", "load_model": "models", "analyze": "pipeline", "Editor": "edit",
+    "apply_mask": "masks",
 }
 __all__ = [
-    "Attack", "Dataset", "Graph", "MassifError", "Model", "TensorDataset", "analyze",
-    "load_dataset", "load_model", "make_attack",
+    "Attack", "Dataset", "Editor", "Graph", "MassifError", "Model", "TensorDataset", "analyze",
+    "apply_mask", "load_dataset", "load_model", "make_attack",
 ]
 __version__ = "0.1.0"
 
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
     from .attacks import Attack, make_attack
     from .contract import Graph
     from .datasets import Dataset, TensorDataset, load_dataset
+    from .edit import Editor
     from .errors import MassifError
+    from .masks import apply_mask
     from .models import Model, load_model
     from .pipeline import analyze

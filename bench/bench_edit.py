@@ -1,0 +1,157 @@
+"""Time the ``edit`` stage against the bare PyTorch cost of the same passes.
+
+    .venv/bin/python bench/bench_edit.py [--device cpu|cuda] [--repeats 3] [--images N]
+                                         [--budget 5] [--skip-pgd] [--skip-defense]
+
+On the bundled model, Sneaker → Sandal, 8 strengths up to 3.5, the class's 1,000 images and a
+1,000-image all-class sample (the page's default), masking ``mixed4a:12, mixed4b:3`` (and
+other masks of the same layers, so no call is answered from the Editor's memory):
+
+* ``build``: ``Editor(...)`` (attack the class, the benign means, the unedited numbers);
+* ``evaluate``: one ``Editor.evaluate`` (transfer and adaptive); ``evaluate, transfer only``:
+  with ``adaptive=False`` (what a page can show first); both after the prefix cache exists;
+* ``bare-same-passes``: the same forward and backward passes as ``evaluate`` written as
+  straight-line PyTorch on the whole model with a plain masking hook (clean forward + backward
+  for the FGM gradient, one forward per strength for the fresh attack and for the stored one,
+  one forward over the sample). ``evaluate / bare`` below 1 is the prefix cache's gain;
+* the same for PGD (``pgd-l2``, 10 steps; one repeat: it is slow);
+* ``defense``: ``Editor.suggest_defense(budget)`` over the nodes of the pair's graph (the
+  analysis is timed separately and not counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+import massif
+from massif.edit import Editor
+
+MASKS = [["mixed4a:12", "mixed4b:3"], ["mixed4a:13", "mixed4b:4"], ["mixed4a:14", "mixed4b:5"],
+         ["mixed4a:15", "mixed4b:6"], ["mixed4a:16", "mixed4b:7"]]
+
+
+def bare_same_passes(ed: Editor, masks: dict[str, list[int]], pgd: bool) -> None:
+    """``Editor.evaluate``'s passes with nothing around them (whole model every time)."""
+    net, bs = ed.net, ed.batch_size
+    handles = []
+    for path, chans in masks.items():
+        keep = torch.ones(ed.layer_channels[path], device=ed.device)
+        keep[chans] = 0
+        handles.append(net.get_submodule(path).register_forward_hook(
+            lambda m, i, o, k=keep: o * k.view(1, -1, 1, 1)))
+    try:
+        net.eval()
+        for p in net.parameters():
+            p.requires_grad_(False)
+        eps = ed.strengths[1:]
+        for s in range(0, len(ed._x), bs):
+            x = ed._x[s : s + bs]
+            labels = torch.full((len(x),), ed.target, device=x.device)
+            if pgd:
+                with torch.no_grad():
+                    net(x).argmax(1)
+                adv = ed.attack.perturb(net, x, labels, eps)
+            else:
+                x0 = x.clone().requires_grad_(True)
+                z = net(x0)
+                z.argmax(1)
+                (g,) = torch.autograd.grad(F.cross_entropy(z, labels, reduction="sum"), x0)
+                unit = -g / (g.flatten(1).norm(dim=1).view(-1, 1, 1, 1) + 1e-10)
+                e = torch.tensor(eps, device=x.device).view(-1, 1, 1, 1, 1)
+                adv = (x.unsqueeze(0) + e * unit).clamp(0, 1)
+            with torch.no_grad():
+                for k in range(len(eps)):
+                    net(adv[k]).argmax(1)  # fresh attack
+                    net(ed._stored(k + 1, s, s + len(x))).argmax(1)  # stored attack
+        with torch.no_grad():
+            for s in range(0, len(ed._sample_x), bs):
+                net(ed._sample_x[s : s + bs]).argmax(1)
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def timed(f, sync) -> float:
+    sync()
+    t = time.perf_counter()
+    f()
+    sync()
+    return time.perf_counter() - t
+
+
+def bench_attack(attack: str, model, data, args, sync, repeats: int) -> dict[str, float]:
+    t = time.perf_counter()
+    ed = Editor(model, data, benign="Sneaker", target="Sandal", attack=attack,
+                max_images=args.images, device=args.device, batch_size=args.batch_size)
+    sync()
+    out = {"build": time.perf_counter() - t}
+    ed.evaluate(MASKS[0], adaptive=False)  # builds the prefix cache at mixed3b
+    paths = {p: c for p, c in ed._to_paths(ed.parse(MASKS[0])).items()}
+    times: dict[str, list[float]] = {"evaluate": [], "evaluate, transfer only": [],
+                                     "bare-same-passes": []}
+    for r in range(repeats):
+        m1, m2 = MASKS[1 + (2 * r) % 4], MASKS[2 + (2 * r) % 4]
+        ed._memo.clear()
+        times["evaluate"].append(timed(lambda: ed.evaluate(m1), sync))
+        times["evaluate, transfer only"].append(
+            timed(lambda: ed.evaluate(m2, adaptive=False), sync))
+        times["bare-same-passes"].append(
+            timed(lambda: bare_same_passes(ed, paths, attack.startswith("pgd")), sync))
+    out.update({k: statistics.median(v) for k, v in times.items()})
+    out["n_images"] = len(ed._x)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--images", type=int, default=None, help="cap on the class's images")
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--budget", type=int, default=5, help="defense budget")
+    ap.add_argument("--skip-pgd", action="store_true")
+    ap.add_argument("--skip-defense", action="store_true")
+    args = ap.parse_args()
+    dev = torch.device(args.device)
+    model = massif.load_model("bundled")
+    data = massif.load_dataset("fashion-mnist", 28, 1)
+
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else \
+        f"CPU ({torch.get_num_threads()} threads)"
+    results = {"fgm": bench_attack("fgm", model, data, args, sync, args.repeats)}
+    if not args.skip_pgd:
+        results["pgd-l2"] = bench_attack("pgd-l2", model, data, args, sync, 1)
+    for attack, res in results.items():
+        print(f"edit, bundled model, Sneaker → Sandal, {attack}, {res['n_images']} images, "
+              f"8 strengths, 1000-image sample, on {name}")
+        for k in ("build", "evaluate", "evaluate, transfer only", "bare-same-passes"):
+            print(f"  {k:<26} {res[k]:8.2f} s")
+        ratio = res["evaluate"] / res["bare-same-passes"]
+        print(f"  ratio evaluate / bare-same-passes = {ratio:.2f}")
+    if not args.skip_defense:
+        t = time.perf_counter()
+        graph = massif.analyze(model, data, benign="Sneaker", target="Sandal", device=dev,
+                               max_images=args.images, batch_size=args.batch_size)
+        t_an = time.perf_counter() - t
+        ed = Editor.from_graph(model, data, graph, device=dev, batch_size=args.batch_size)
+        t = time.perf_counter()
+        d = ed.suggest_defense(args.budget, graph=graph)
+        sync()
+        t_def = time.perf_counter() - t
+        print(f"defense, budget {args.budget}, {d.n_candidates} candidate neurons "
+              f"(analysis {t_an:.1f} s, not counted)")
+        print(f"  {'suggest_defense':<26} {t_def:8.2f} s")
+        print(d.table())
+
+
+if __name__ == "__main__":
+    main()
