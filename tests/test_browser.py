@@ -100,8 +100,14 @@ def test_default_page_draws_every_node_of_graph_json_and_loads_fast(site, page):
     legend = page.locator("#legend").text_content()
     for word in ("suppressed", "shared", "emphasized", "divergence", "vulnerable"):
         assert word in legend
-    # No feature visualizations exist yet: every node is a placeholder naming its channel.
-    assert page.locator("#graph-svg .node.placeholder").count() == len(graph.nodes)
+    # The server made every node's feature visualization with the analysis: no placeholders.
+    assert page.locator("#graph-svg .node.placeholder").count() == 0
+    assert page.locator("#graph-svg .node image").count() == len(graph.nodes)
+    hrefs = page.evaluate("""() => [...document.querySelectorAll('#graph-svg .node image')]
+        .map(im => im.getAttribute('href'))""")
+    for href in hrefs[:: max(1, len(hrefs) // 4)]:
+        r = httpx.get(site["url"] + href, timeout=10)
+        assert r.status_code == 200 and r.content.startswith(b"\x89PNG"), href
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "default-1280x800.png"))
 
@@ -139,9 +145,13 @@ def test_hover_highlights_incoming_edges_and_shows_the_curves(site, page):
         line = page.locator(f"#details path.{cls}")
         assert line.get_attribute("data-points") == str(K)
         assert line.get_attribute("d").count("L") == K - 1
-    assert page.locator("#details .missing.examples").is_visible()
-    assert page.locator("#details .missing.picture").is_visible()
-    assert page.locator("#details img.examples").is_hidden()
+    # Its feature visualization and dataset examples, real PNGs from the server.
+    assert page.locator("#details .missing.examples").is_hidden()
+    assert page.locator("#details .missing.picture").is_hidden()
+    for cls in ("picture", "examples"):
+        page.wait_for_function(f"document.querySelector('#details img.{cls}').naturalWidth > 0")
+        src = page.locator(f"#details img.{cls}").get_attribute("src")
+        assert src == f"/graphs/{site['default']}/nodes/{node.id}/{cls}.png"
     page.mouse.move(2, 2)  # leave: nothing stays highlighted
     page.wait_for_selector("#graph-veil:not(.on)")
     assert page.locator("#graph-top > *").count() == 0
@@ -343,3 +353,86 @@ def test_class_lists_are_searchable_with_1000_classes(browser, tmp_path):
             assert page.locator("#benign").input_value() == "995"
     finally:
         context.close()
+
+
+def click_node(page: Page, node_id: str) -> None:
+    page.locator(f'#graph-svg .node[data-id="{node_id}"]').click()
+
+
+def test_deleting_neurons_shows_accuracy_and_asr_before_and_after(site, page):
+    key = site["default"]
+    open_page(page, site["url"] + f"/graphs/{key}")
+    graph = graph_of(site, key)
+    page.locator("#edit-mode").check()
+    picks = sorted((n for n in graph.nodes if n.group == "emphasized"),
+                   key=lambda n: -(n.vulnerability or 0))[:3]
+    first, full = [], []
+    for i, node in enumerate(picks):
+        started = time.perf_counter()
+        click_node(page, node.id)
+        mask = ",".join(n.id for n in picks[: i + 1])
+        page.wait_for_selector(f"#edit-result[data-mask='{mask}']", timeout=30_000)
+        first.append(time.perf_counter() - started)
+        page.wait_for_selector(f"#edit-result[data-mask='{mask}'][data-phase=full]",
+                               timeout=30_000)
+        full.append(time.perf_counter() - started)
+    print(f"\nedit panel, click to first numbers {[round(t, 2) for t in first]} s, to the "
+          f"fresh attack's {[round(t, 2) for t in full]} s ({graph.benign.n_images} images)")
+    assert page.locator("#graph-svg .node.masked").count() == 3
+    assert page.locator("#masked button").all_text_contents() == [f"{n.id} ×" for n in picks]
+    assert pinned_none(page)  # in edit mode a click deletes instead of pinning
+    # The panel shows what the JSON twin answers for the same mask.
+    expected = httpx.get(f"{site['url']}/graphs/{key}/edit.json",
+                         params={"mask": mask}, timeout=60).json()
+    rows = page.locator("#edit-result tbody tr")
+    assert rows.count() == 4
+    def cells(cls):
+        return page.locator(f"#edit-result tr.{cls} td").all_text_contents()
+    pct = lambda v: f"{round(100 * v)}%"  # noqa: E731
+    assert cells("acc-benign") == [pct(expected["clean_accuracy_benign"]["before"]),
+                                   pct(expected["clean_accuracy_benign"]["after"])]
+    assert cells("asr-adaptive") == [pct(expected["adaptive_asr"]["before"][-1]),
+                                     pct(expected["adaptive_asr"]["after"][-1])]
+    assert cells("asr-transfer") == [pct(expected["transfer_asr"]["before"][-1]),
+                                     pct(expected["transfer_asr"]["after"][-1])]
+    K = len(graph.attack.strengths)
+    for cls in ("adaptive-before", "adaptive-after", "transfer-before", "transfer-after"):
+        assert page.locator(f"#edit-chart path.{cls}").get_attribute("data-points") == str(K)
+    href = page.locator("#mask-export").get_attribute("href")
+    assert href.startswith(f"/graphs/{key}/edited-model.pt?") and "mode=zero" in href
+    # The strength slider moves the rows to that strength.
+    page.locator("#slider").focus()
+    page.keyboard.press("Home")
+    assert "ε=0" in page.locator("#edit-result tr.asr-adaptive th").text_content()
+    # Clicking a masked node restores it; "restore all" clears the mask.
+    click_node(page, picks[0].id)
+    rest = ",".join(n.id for n in picks[1:])
+    page.wait_for_selector(f"#edit-result[data-mask='{rest}'][data-phase=full]",
+                           timeout=30_000)
+    assert page.locator("#graph-svg .node.masked").count() == 2
+    page.locator("#mask-clear").click()
+    page.wait_for_selector("#edit-result", state="hidden")
+    assert page.locator("#graph-svg .node.masked").count() == 0
+
+
+def pinned_none(page: Page) -> bool:
+    return page.evaluate("window.massif.store.get().pinned") is None
+
+
+def test_suggest_a_defense_draws_three_curves_and_applies_the_greedy_mask(site, page):
+    key = site["default"]
+    open_page(page, site["url"] + f"/graphs/{key}")
+    page.locator("#budget").fill("2")
+    page.locator("#defense").click()
+    page.wait_for_selector("html[data-defense=ready]", timeout=120_000)
+    defense = httpx.get(f"{site['url']}/graphs/{key}/defense.json", params={"budget": 2},
+                        timeout=120).json()
+    for name, points in (("greedy", defense["greedy"]), ("random", defense["random"]),
+                         ("emphasized", defense["top_emphasized"])):
+        path = page.locator(f"#defense-chart .curve.{name} path")
+        assert path.get_attribute("data-points") == str(len(points) + 1)  # from "before"
+    assert 1 <= len(defense["greedy"]) <= 2
+    page.locator("#defense-apply").click()
+    mask = ",".join(defense["greedy"][-1]["mask"])
+    page.wait_for_selector(f"#edit-result[data-mask='{mask}']", timeout=30_000)
+    assert page.locator("#graph-svg .node.masked").count() == len(defense["greedy"][-1]["mask"])

@@ -102,6 +102,13 @@ def test_analyze_bundled_writes_a_valid_graph(tmp_path):
     assert "divergence layer" in proc.stdout
     assert "profile neurons" in proc.stderr  # progress goes to stderr
     assert "profile neurons" not in proc.stdout
+    # ... and the pictures of every node of the graph, in the (test run's) cache
+    cache = Path(os.environ["MASSIF_CACHE"])
+    for n in graph.nodes:
+        assert (cache / "pictures" / graph.model.fingerprint / n.layer
+                / f"{n.channel}.png").is_file()
+        assert (cache / "examples" / f"{graph.model.fingerprint}-{graph.dataset.fingerprint}"
+                / n.layer / f"{n.channel}.png").is_file()
 
 
 def test_user_model_file_and_imagefolder(user_files, tmp_path):
@@ -190,7 +197,8 @@ def test_bad_input_gives_one_clear_line(case, user_files, tmp_path):
 
 def start_and_kill(out: Path, after: str, extra_wait: float = 0.0) -> str:
     env = dict(os.environ, MASSIF_CHECKPOINT_SECONDS="0")
-    proc = subprocess.Popen([MASSIF, "analyze", "--batch-size", "50", "--out", str(out)],
+    proc = subprocess.Popen([MASSIF, "analyze", "--batch-size", "50", "--no-pictures",
+                             "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                             stdin=subprocess.DEVNULL)
     deadline = time.time() + 120
@@ -211,11 +219,12 @@ def test_a_killed_run_leaves_no_graph_and_resumes(tmp_path):
     leftovers = sorted(p.name for p in out.iterdir())
     assert leftovers and all(name.endswith(".profile.pt") for name in leftovers), leftovers
     # the rerun picks up the saved batches and gives the uninterrupted run's answer
-    resumed = run("analyze", "--batch-size", "50", "--out", str(out))
+    resumed = run("analyze", "--batch-size", "50", "--no-pictures", "--out", str(out))
     assert resumed.returncode == 0, resumed.stderr
     assert "profile neurons (all strengths):   0%" not in resumed.stderr
     assert sorted(p.name for p in out.iterdir()) == ["graph.json"]  # checkpoints cleared
-    fresh = run("analyze", "--batch-size", "50", "--out", str(tmp_path / "fresh"))
+    fresh = run("analyze", "--batch-size", "50", "--no-pictures", "--out",
+                str(tmp_path / "fresh"))
     a = Graph.load(out / "graph.json")
     b = Graph.load(tmp_path / "fresh" / "graph.json")
     assert [n.id for n in a.nodes] == [n.id for n in b.nodes]
@@ -223,3 +232,63 @@ def test_a_killed_run_leaves_no_graph_and_resumes(tmp_path):
     for na, nb in zip(a.nodes, b.nodes):
         assert na.importance_target == pytest.approx(nb.importance_target, rel=1e-9)
     assert fresh.returncode == 0
+
+
+def test_visualize_and_examples_commands_cache_their_pictures(tmp_path):
+    cache = tmp_path / "cache"
+    proc = run("visualize", "--neurons", "mixed4a:1,mixed5a:2", "--steps", "16", "--cache",
+               str(cache))
+    assert proc.returncode == 0, proc.stderr
+    assert "2 feature visualizations" in proc.stdout
+    pngs = sorted(cache.glob("pictures/*/*/*.png"))
+    assert [(p.parent.name, p.name) for p in pngs] == [("mixed4a", "1.png"), ("mixed5a", "2.png")]
+    stamp = [p.stat().st_mtime_ns for p in pngs]
+    again = run("visualize", "--neurons", "mixed4a:1,mixed5a:2", "--steps", "16", "--cache",
+                str(cache))
+    assert again.returncode == 0 and [p.stat().st_mtime_ns for p in pngs] == stamp  # cached
+    proc = run("examples", "--layers", "mixed5a", "--top", "4", "--cache", str(cache))
+    assert proc.returncode == 0, proc.stderr
+    strips = list(cache.glob("examples/*/mixed5a/*.png"))
+    assert len(strips) == 96  # every channel of mixed5a
+    index = json.loads(next(cache.glob("examples/*/mixed5a.json")).read_text())
+    assert index  # image indices, values, positions and boxes per channel
+    assert_clean_error(run("visualize", "--neurons", "mixed9z:1", "--cache", str(cache)),
+                       "unknown layer 'mixed9z'")
+    assert_clean_error(run("visualize", "--neurons", "mixed4a:999", "--cache", str(cache)),
+                       "mixed4a")
+    assert_clean_error(run("examples", "--data", str(tmp_path / "nowhere")), "does not exist")
+
+
+def test_edit_gives_the_python_api_numbers_and_exports_the_model(tmp_path):
+    from massif.edit import Editor, EditResult
+    from massif.masks import apply_mask
+
+    mask = "mixed4a:12,mixed4b:3"
+    proc = run("edit", "--mask", mask, "--max-images", "200", "--json", "--export",
+               str(tmp_path / "edited.pt"))
+    assert proc.returncode == 0, proc.stderr
+    result = EditResult.model_validate_json(proc.stdout)
+    editor = Editor("bundled", benign="Sneaker", target="Sandal", max_images=200, device="cpu")
+    expected = editor.evaluate(mask.split(","))
+    assert result.model_dump(exclude={"seconds"}) == expected.model_dump(exclude={"seconds"})
+    table = run("edit", "--mask", mask, "--max-images", "200")
+    assert table.returncode == 0 and "before" in table.stdout and "after" in table.stdout
+    # The exported model, rebuilt outside MASSIF, is the edited model.
+    from massif.bundled.net import FashionInception
+
+    edited = apply_mask(FashionInception(), tmp_path / "edited.pt").eval()
+    x = editor._x[:16]
+    with torch.no_grad(), editor.edited(mask.split(",")) as net:
+        assert torch.allclose(edited(x), net(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--mask", "mixed4a:999"], "mixed4a"),
+    (["--mask", "mixed9z:1"], "unknown layer"),
+    (["--mask", ","], "empty"),
+    ([], "give --mask"),
+    (["--mask", "mixed4a:1", "--mode", "half"], "--mode"),
+    (["--mask", "mixed4a:1", "--benign", "Sneakr"], "unknown class"),
+])
+def test_bad_edit_requests_give_one_clear_line(args, needle):
+    assert_clean_error(run("edit", "--max-images", "50", *args), needle)

@@ -123,7 +123,8 @@ def test_googlenet_by_name_with_summit_layer_names(tmp_path):
     proc = subprocess.run(
         [MASSIF, "analyze", "--model", "torchvision:googlenet", "--weights", "none",
          "--image-size", "64", "--data", str(tmp_path / "data"), "--benign", "giant panda",
-         "--target", "armadillo", "--steps", "3", "--nodes-per-layer", "4", "--out", str(out)],
+         "--target", "armadillo", "--steps", "3", "--nodes-per-layer", "4", "--no-pictures",
+         "--out", str(out)],
         capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stderr
     graph = massif.Graph.load(out / "graph.json")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import torch
 from fastapi.testclient import TestClient
 from synthetic import live_server, synthetic_graph
 from tiny import CLASSES, Planted, planted_dataset
@@ -48,7 +49,7 @@ def planted_data():
 
 @pytest.fixture()
 def client(ws) -> TestClient:
-    app = create_app(ws.root, planted_model(), planted_data(), device="cpu")
+    app = create_app(ws.root, planted_model(), planted_data(), device="cpu", pictures=False)
     with TestClient(app) as c:
         yield c
 
@@ -211,6 +212,76 @@ def test_without_a_dataset_saved_analyses_are_served_and_new_ones_refused(ws):
         assert r.status_code == 422 and "no default dataset" in r.json()["detail"]
 
 
+# ------------------------------------------------------------------ editing (the edit stage)
+
+
+@pytest.fixture()
+def planted_key(client):
+    status = client.post("/analyses", json={"benign": "benign", "target": "target"}).json()
+    done = wait_done(client, status["key"])
+    assert done.state == "done", done.error
+    return done.key
+
+
+def test_edit_json_answers_what_the_python_api_answers(client, planted_key):
+    from massif.edit import Editor, EditResult
+
+    r = client.get(f"/graphs/{planted_key}/edit.json", params={"mask": "l1:1"})
+    assert r.status_code == 200, r.text
+    result = EditResult.model_validate(r.json())
+    assert result.mask == ["l1:1"] and result.mode == "zero"
+    # Deleting the target feature stops the targeted attack (tests/tiny.py): z_t <= 0.4 < z_b.
+    assert result.adaptive_asr.after[-1] == 0.0 and result.transfer_asr.after[-1] == 0.0
+    assert result.adaptive_asr.before[-1] == 1.0
+    graph = Graph.model_validate(client.get(f"/graphs/{planted_key}.json").json())
+    direct = Editor.from_graph(planted_model(), planted_data(), graph, device="cpu")
+    expected = direct.evaluate(["l1:1"])
+    assert result.model_dump(exclude={"seconds"}) == expected.model_dump(exclude={"seconds"})
+    mean = EditResult.model_validate(client.get(f"/graphs/{planted_key}/edit.json", params={
+        "mask": "l1:1", "mode": "mean"}).json())
+    assert mean.mode == "mean"
+    quick = EditResult.model_validate(client.get(f"/graphs/{planted_key}/edit.json", params={
+        "mask": "l1:1", "adaptive": "false"}).json())  # what the page asks for first
+    assert quick.adaptive_asr is None and quick.transfer_asr == result.transfer_asr
+
+
+@pytest.mark.parametrize("mask, status, words", [
+    ("l9:1", 422, "unknown layer"),
+    ("l1:7", 422, "l1"),
+    ("nonsense", 422, "layer:channel"),
+    ("", 422, "empty"),
+    ("l1:0,l1:1,l1:2", 422, "whole layer"),
+])
+def test_bad_edit_requests_get_a_clear_message(client, planted_key, mask, status, words):
+    r = client.get(f"/graphs/{planted_key}/edit.json", params={"mask": mask})
+    assert r.status_code == status and words in r.json()["detail"], r.text
+
+
+def test_edit_of_an_unknown_analysis_or_another_model_is_refused(client):
+    r = client.get("/graphs/no-such-key/edit.json", params={"mask": "l1:1"})
+    assert r.status_code == 404
+    r = client.get("/graphs/synthetic-small/edit.json", params={"mask": "layer0:1"})
+    assert r.status_code == 422 and "model" in r.json()["detail"]
+
+
+def test_defense_and_export_over_http(client, planted_key, tmp_path):
+    from massif.edit import DefenseResult
+
+    r = client.get(f"/graphs/{planted_key}/defense.json", params={"budget": 2})
+    assert r.status_code == 200, r.text
+    defense = DefenseResult.model_validate(r.json())
+    assert defense.greedy and "l1:1" in defense.greedy[-1].mask or \
+        "l2:1" in defense.greedy[-1].mask  # the target feature goes first
+    assert client.get(f"/graphs/{planted_key}/defense.json",
+                      params={"budget": 0}).status_code == 422
+    r = client.get(f"/graphs/{planted_key}/edited-model.pt", params={"mask": "l1:1"})
+    assert r.status_code == 200
+    (tmp_path / "edited.pt").write_bytes(r.content)
+    exported = torch.load(tmp_path / "edited.pt", weights_only=True)
+    assert exported["mask"] == ["l1:1"]
+    assert set(exported["state_dict"]) == set(Planted().state_dict())
+
+
 # ------------------------------------------------------------------ over a real socket
 
 
@@ -218,7 +289,8 @@ def test_without_a_dataset_saved_analyses_are_served_and_new_ones_refused(ws):
 def live(tmp_path_factory):
     """uvicorn on 127.0.0.1 (a free port) serving the bundled model, 64 images per class."""
     root = tmp_path_factory.mktemp("live")
-    app = create_app(root, "bundled", device="cpu", max_images=64, batch_size=64)
+    app = create_app(root, "bundled", device="cpu", max_images=64, batch_size=64,
+                     picture_steps=32)
     with live_server(app) as url:
         yield url, app
 
@@ -249,6 +321,12 @@ def test_two_browsers_asking_for_the_same_pair_share_one_computation(live):
     assert (graph.benign.name, graph.target.name, graph.attack.norm) == ("Pullover", "Coat",
                                                                          "linf")
     assert graph.benign.n_images == 64 and graph.attack.strengths[-1] == 0.1
+    # The analysis came with pictures of every neuron of its graph, served as PNGs.
+    pics = httpx.get(f"{url}/graphs/{a['key']}/pictures.json", timeout=10).json()
+    assert set(pics["pictures"]) == set(pics["examples"]) == {n.id for n in graph.nodes}
+    for kind in ("pictures", "examples"):
+        r = httpx.get(url + pics[kind][graph.nodes[0].id], timeout=10)
+        assert r.status_code == 200 and r.content.startswith(b"\x89PNG")
 
 
 def test_live_server_json_endpoints_validate(live):

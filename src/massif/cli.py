@@ -4,6 +4,7 @@ and exit status 2, never a traceback."""
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -46,7 +47,9 @@ def run_guarded(fn: Callable[[], object]) -> object:
 class TqdmProgress:
     """``progress(stage, done, total)`` drawn as one tqdm bar per stage on stderr."""
 
-    LABELS = {"profile": "profile neurons (all strengths)", "edges": "influence + faithfulness"}
+    LABELS = {"profile": "profile neurons (all strengths)", "edges": "influence + faithfulness",
+              "visualize": "feature visualizations", "examples": "dataset examples"}
+    UNITS = {"visualize": "neuron"}
 
     def __init__(self) -> None:
         self.bars: dict[str, object] = {}
@@ -56,7 +59,8 @@ class TqdmProgress:
 
         bar = self.bars.get(stage)
         if bar is None:
-            bar = tqdm(total=total, initial=done, desc=self.LABELS.get(stage, stage), unit="img",
+            bar = tqdm(total=total, initial=done, desc=self.LABELS.get(stage, stage),
+                       unit=self.UNITS.get(stage, "img"),
                        file=sys.stderr, leave=True, dynamic_ncols=True)
             self.bars[stage] = bar
             _OPEN_BARS.append(bar)
@@ -75,6 +79,29 @@ def parse_floats(text: str | None) -> list[float] | None:
     except ValueError:
         fail(f"--strengths must be comma-separated numbers, not {text!r}")
     return None
+
+
+CACHE_OPTION = typer.Option(None, help="Folder for cached pictures of neurons (default "
+                            "$MASSIF_CACHE, else ~/.cache/massif).")
+
+
+def made_pictures(model: object, graph: object, data: str | None, device: str,
+                  batch_size: int, cache: Path | None) -> None:
+    """The ``visualize`` stage for a graph's neurons, with progress bars; says where they are."""
+    from .datasets import load_dataset
+    from .pictures import cache_root, ensure_graph_pictures
+    from .pipeline import resolve_device
+
+    spec = data or model.default_dataset
+    dataset = load_dataset(spec, model.image_size, model.channels) if spec else None
+    home = model.device
+    model.to(resolve_device(device))
+    try:
+        ensure_graph_pictures(model, dataset, graph, cache, batch_size=batch_size,
+                              progress=TqdmProgress())
+    finally:
+        model.to(home)
+    typer.echo(f"pictures of the graph's neurons are in {cache_root(cache)}", err=True)
 
 
 @app.command()
@@ -113,6 +140,10 @@ def analyze(
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     out: Optional[Path] = typer.Option(None, help="Output folder for graph.json "
                                        "(default runs/<benign>-<target>-<attack>)."),
+    pictures: bool = typer.Option(True, "--pictures/--no-pictures", help="Make the feature "
+                                  "visualizations and dataset examples the graph's neurons "
+                                  "still lack (cached per model)."),
+    cache: Optional[Path] = CACHE_OPTION,
 ) -> None:
     """Analyse an attack on one class: write graph.json and print a summary.
 
@@ -135,6 +166,8 @@ def analyze(
             progress=TqdmProgress(), resume_dir=folder,
         )
         path = graph.save(folder / "graph.json")
+        if pictures:
+            made_pictures(loaded, graph, data, device, batch_size, cache)
         typer.echo(graph.summary())
         typer.echo(f"\nwrote {path}")
 
@@ -190,6 +223,7 @@ def demo(
             graph = pipeline.analyze(model, dataset, progress=TqdmProgress(),
                                      resume_dir=ws.graph_path(key).parent, **request)
             ws.save(graph, key)
+        made_pictures(model, graph, None, "auto", 256, None)
         typer.echo(graph.summary())
         typer.echo(f"\nwrote {ws.graph_path(key)}")
         if sock is None:
@@ -199,6 +233,212 @@ def demo(
         run(create_app(workspace, model, dataset), "127.0.0.1", port, sock)
 
     run_guarded(work)
+
+
+MODEL_OPTION = typer.Option("bundled", help="bundled, torchvision:NAME or "
+                            "path/to/file.py:factory.")
+WEIGHTS_OPTION = typer.Option(None, help="State-dict file; for torchvision models also "
+                              "DEFAULT or none.")
+IMAGE_SIZE_OPTION = typer.Option(None, help="Input height = width for your own model.")
+DEVICE_OPTION = typer.Option("auto", help="auto, cpu, cuda or cuda:N.")
+
+
+@app.command()
+def visualize(
+    neurons: Optional[str] = typer.Option(None, help="Comma-separated neuron ids "
+                                          "(layer:channel, e.g. mixed4a:12)."),
+    layers: Optional[str] = typer.Option(None, help="Comma-separated layers: every channel "
+                                         "of each (default, without --neurons: the model's "
+                                         "analysed layers)."),
+    model: str = MODEL_OPTION,
+    weights: Optional[str] = WEIGHTS_OPTION,
+    image_size: Optional[int] = IMAGE_SIZE_OPTION,
+    steps: int = typer.Option(256, help="Optimisation steps per picture."),
+    device: str = DEVICE_OPTION,
+    cache: Optional[Path] = CACHE_OPTION,
+) -> None:
+    """Feature visualizations: the image each neuron responds to most, one PNG per neuron,
+    cached per model (a second request is instant)."""
+
+    def work() -> None:
+        from .models import load_model
+        from .pictures import cache_root
+        from .pipeline import resolve_device
+        from .visualize import ensure_pictures
+
+        if steps < 1:
+            fail("--steps must be at least 1")
+        wanted = layers
+        if neurons and not layers:  # the layers the neurons name, in the order given
+            names = [s.strip().rpartition(":")[0] for s in neurons.split(",") if s.strip()]
+            wanted = ",".join(dict.fromkeys(n for n in names if n)) or None
+        loaded = load_model(model, weights=weights, image_size=image_size, layers=wanted)
+        ids = neuron_list(loaded, neurons, layers)
+        loaded.to(resolve_device(device))
+        paths = ensure_pictures(loaded, ids, cache_root(cache), steps=steps,
+                                progress=TqdmProgress())
+        folder = Path(cache_root(cache)) / "pictures" / loaded.fingerprint
+        typer.echo(f"{len(paths)} feature visualizations of model {loaded.name} in {folder}")
+
+    run_guarded(work)
+
+
+@app.command()
+def examples(
+    data: Optional[str] = typer.Option(None, help="fashion-mnist[:train|:test] or an "
+                                       "ImageFolder path (default: the model's own)."),
+    layers: Optional[str] = typer.Option(None, help="Comma-separated layers (default: the "
+                                         "model's analysed layers)."),
+    model: str = MODEL_OPTION,
+    weights: Optional[str] = WEIGHTS_OPTION,
+    image_size: Optional[int] = IMAGE_SIZE_OPTION,
+    top: int = typer.Option(9, "--top", "-k", help="Example patches per neuron."),
+    batch_size: int = typer.Option(256, help="Images per batch."),
+    device: str = DEVICE_OPTION,
+    cache: Optional[Path] = CACHE_OPTION,
+) -> None:
+    """Dataset examples: for every neuron of the layers, the images that excite it most,
+    cropped to its receptive field around the strongest position (one streaming pass)."""
+
+    def work() -> None:
+        from .datasets import load_dataset
+        from .examples import ensure_examples, examples_dir
+        from .models import load_model
+        from .pictures import cache_root
+        from .pipeline import resolve_device
+
+        if top < 1:
+            fail("--top must be at least 1")
+        loaded = load_model(model, weights=weights, image_size=image_size, layers=layers)
+        spec = data or loaded.default_dataset
+        if not spec:
+            fail(f"model {loaded.name} has no default dataset; give one with --data")
+        dataset = load_dataset(spec, loaded.image_size, loaded.channels)
+        loaded.to(resolve_device(device))
+        paths = ensure_examples(loaded, dataset, cache_root(cache), k=top,
+                                batch_size=batch_size, progress=TqdmProgress())
+        folder = examples_dir(cache_root(cache), loaded.fingerprint, dataset.fingerprint)
+        typer.echo(f"dataset examples of {len(paths)} neurons ({dataset.name}, "
+                   f"{len(dataset)} images) in {folder}")
+
+    run_guarded(work)
+
+
+@app.command()
+def edit(
+    mask: Optional[str] = typer.Option(None, help="Comma-separated neuron ids to delete, e.g. "
+                                       "mixed4a:12,mixed4b:3."),
+    mode: str = typer.Option("zero", help="zero (the channel's output set to 0) or mean (to "
+                             "its mean over the clean benign images)."),
+    graph_file: Optional[Path] = typer.Option(None, "--graph", help="A graph.json: its pair, "
+                                              "attack and strengths (and, for --defense, its "
+                                              "neurons) instead of the options below."),
+    defense: Optional[int] = typer.Option(None, help="Suggest a defense: greedily delete up to "
+                                          "this many of the graph's neurons, compared with "
+                                          "random and top emphasized ones."),
+    export: Optional[Path] = typer.Option(None, help="Write the edited model (state dict + "
+                                          "mask list) to this file."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    benign: str = typer.Option(DEFAULT_BENIGN, help="Benign class (name or index)."),
+    target: str = typer.Option(DEFAULT_TARGET, help="Target class (name or index)."),
+    attack: str = typer.Option("fgm", help="fgm (L2), fgsm (Linf), pgd-l2 or pgd-linf."),
+    untargeted: bool = typer.Option(False, "--untargeted", help="Untargeted attack."),
+    max_strength: Optional[float] = typer.Option(None, help="Largest strength on [0, 1] "
+                                                 "images (default 3.5 for L2, 0.1 for Linf)."),
+    steps: int = typer.Option(8, help="Number of strengths, 0 included."),
+    model: str = MODEL_OPTION,
+    weights: Optional[str] = WEIGHTS_OPTION,
+    data: Optional[str] = typer.Option(None, help="fashion-mnist[:train|:test] or an "
+                                       "ImageFolder path (default: the model's own)."),
+    layers: Optional[str] = typer.Option(None, help="Comma-separated layers, input side "
+                                         "first."),
+    image_size: Optional[int] = IMAGE_SIZE_OPTION,
+    class_index: Optional[str] = typer.Option(None, help="ImageNet-style class index JSON."),
+    max_images: Optional[int] = typer.Option(None, help="Use at most this many images of "
+                                             "the benign class."),
+    batch_size: int = typer.Option(256, help="Images per batch."),
+    device: str = DEVICE_OPTION,
+) -> None:
+    """Delete neurons and measure the attack: clean accuracy and attack success rate per
+    strength before and after, on the stored attack (transfer) and a fresh one (adaptive)."""
+
+    def work() -> None:
+        from . import pipeline
+        from .contract import Graph
+        from .datasets import load_dataset
+        from .edit import Editor
+        from .models import load_model
+
+        if not mask and defense is None:
+            fail("give --mask (neurons to delete) or --defense N (let MASSIF suggest them)")
+        if mode not in ("zero", "mean"):
+            fail(f"--mode must be zero or mean, not {mode!r}")
+        loaded = load_model(model, weights=weights, layers=layers, image_size=image_size)
+        spec = data or loaded.default_dataset
+        if not spec:
+            fail(f"model {loaded.name} has no default dataset; give one with --data")
+        dataset = load_dataset(spec, loaded.image_size, loaded.channels)
+        graph = Graph.load(graph_file) if graph_file else None
+        if graph is None and defense is not None:
+            typer.echo("analysing the pair first (its graph names the candidate neurons) ...",
+                       err=True)
+            graph = pipeline.analyze(
+                loaded, dataset, benign=benign, target=target, attack=attack,
+                targeted=not untargeted, max_strength=max_strength, steps=steps,
+                batch_size=batch_size, device=device, max_images=max_images,
+                class_index=class_index, progress=TqdmProgress())
+        if graph is not None:
+            editor = Editor.from_graph(loaded, dataset, graph, device=device,
+                                       batch_size=batch_size)
+        else:
+            from .attacks import default_max_strength, make_attack
+
+            atk = make_attack(attack, targeted=not untargeted)
+            values = pipeline.make_strengths(max_strength or default_max_strength(atk), steps)
+            editor = Editor(loaded, dataset, benign=benign, target=target, attack=atk,
+                            strengths=values, max_images=max_images, device=device,
+                            batch_size=batch_size, class_index=class_index)
+        ids = [s.strip() for s in (mask or "").split(",") if s.strip()]
+        answer: dict[str, object] = {}
+        if mask is not None:
+            result = editor.evaluate(ids, mode=mode)
+            answer["edit"] = result.model_dump(mode="json")
+            if not as_json:
+                typer.echo(result.table())
+        if defense is not None:
+            if defense < 1:
+                fail("--defense must be at least 1 (neurons to delete)")
+            suggestion = editor.suggest_defense(defense, graph=graph, mode=mode)
+            answer["defense"] = suggestion.model_dump(mode="json")
+            if not as_json:
+                typer.echo(suggestion.table())
+            if not ids:
+                if not suggestion.greedy:
+                    fail(f"the defense deleted no neuron ({suggestion.stopped})")
+                ids = list(suggestion.greedy[-1].mask)
+        if as_json:  # one JSON document: the edit, or the defense, or both
+            typer.echo(json.dumps(answer if len(answer) > 1 else next(iter(answer.values())),
+                                  indent=2))
+        if export is not None:
+            path = editor.export(ids, export, mode=mode)
+            typer.echo(f"wrote the edited model ({len(ids)} neurons deleted) to {path}",
+                       err=True)
+
+    run_guarded(work)
+
+
+def neuron_list(model: object, neurons: str | None, layers: str | None) -> list[str]:
+    """Neuron ids from ``--neurons``, else every channel of ``--layers`` (or all layers)."""
+    from .visualize import parse_neuron
+
+    if neurons:
+        ids = [s.strip() for s in neurons.split(",") if s.strip()]
+        if not ids:
+            fail("--neurons is empty")
+        for i in ids:
+            parse_neuron(model, i)
+        return ids
+    return [f"{lay}:{c}" for lay in model.layers for c in range(model.layer_channels[lay])]
 
 
 def main() -> None:
@@ -231,6 +471,9 @@ def serve(
                                              "the benign class in new analyses."),
     batch_size: int = typer.Option(256, help="Images per batch."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    pictures: bool = typer.Option(True, "--pictures/--no-pictures", help="Make feature "
+                                  "visualizations and dataset examples for new analyses."),
+    cache: Optional[Path] = CACHE_OPTION,
 ) -> None:
     """Serve the interactive page for a workspace; new pairs are analysed on demand."""
 
@@ -244,7 +487,8 @@ def serve(
         typer.echo(f"loading model {model} ...", err=True)
         loaded = load_model(model, weights=weights, layers=layers, image_size=image_size)
         app_ = create_app(workspace, loaded, data, device=device, max_images=max_images,
-                          batch_size=batch_size, class_index=class_index)
+                          batch_size=batch_size, class_index=class_index, cache=cache,
+                          pictures=pictures)
         run(app_, host, port, sock)
 
     run_guarded(work)

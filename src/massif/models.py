@@ -258,7 +258,8 @@ def load_model(
             elif lay in all_paths:
                 chosen[lay] = lay
             else:
-                raise did_you_mean(lay, list(layer_map) + all_paths, "layer")
+                raise did_you_mean(lay, list(dict.fromkeys([*layer_map, *all_paths])),
+                                   "layer")
         layer_map = chosen
 
     model = Model(module=module, name=name, layers=layer_map, image_size=image_size or 0,

@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field
 
 from .contract import Edge, Graph, Node
 from .errors import MassifError
+from .serve_edit import add_edit_routes
 from .serve_jobs import ATTACKS, AnalysisRequest, AnalysisStatus, AttackName, Engine, JobManager
 
 STATIC = Path(__file__).parent / "static"
@@ -97,25 +98,33 @@ def attack_choice(graph: Graph) -> str:
 def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = None, *,
                device: str = "auto", max_images: int | None = None, batch_size: int = 256,
                steps: int = 8, nodes_per_layer: int = 8, edges_per_node: int = 4,
-               class_index: str | None = None) -> Any:
+               class_index: str | None = None, cache: str | Path | None = None,
+               pictures: bool = True, picture_steps: int | None = None) -> Any:
     """Build the app serving ``workspace`` and computing new analyses with ``model``/``dataset``.
 
     ``model``: a spec (``bundled``, ``torchvision:NAME``, ``file.py:factory``) or a loaded
     ``massif.Model``; ``dataset``: a spec, a loaded ``Dataset`` or ``None`` for the model's own.
     Without a usable dataset the saved analyses are still served, and asking for a new one
     answers 422 with the reason. The other arguments are passed to ``massif.analyze``.
+    Pictures of neurons are looked up in the workspace, then in ``cache`` (default
+    ``$MASSIF_CACHE`` or ``~/.cache/massif``); new analyses make theirs there unless
+    ``pictures=False`` (``picture_steps``: optimisation steps per feature visualization).
     """
     from fastapi import FastAPI, HTTPException, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, JSONResponse, Response
     from fastapi.staticfiles import StaticFiles
 
+    from .pictures import cache_root
     from .store import Workspace
 
     engine = Engine.load(model, dataset, class_index=class_index, device=device,
                          max_images=max_images, batch_size=batch_size, steps=steps,
-                         nodes_per_layer=nodes_per_layer, edges_per_node=edges_per_node)
+                         nodes_per_layer=nodes_per_layer, edges_per_node=edges_per_node,
+                         cache=cache_root(cache), pictures=pictures,
+                         picture_steps=picture_steps)
     ws = Workspace(Path(workspace))
+    picture_roots = [ws.root, cache_root(cache)]
     jobs = JobManager(ws, engine)
     app = FastAPI(title="MASSIF", version="1", docs_url="/api", redoc_url=None)
     app.state.workspace, app.state.engine, app.state.jobs = ws, engine, jobs
@@ -163,11 +172,16 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
                                      f"{key}") from None
 
     def picture_path(graph: Graph, node: Node, kind: str) -> Path:
+        """The workspace's picture if it has one, else the cache's (which may not exist)."""
         if kind == "picture":
-            folder = ws.root / "pictures" / graph.model.fingerprint
+            folder = Path("pictures") / graph.model.fingerprint
         else:
-            folder = ws.root / "examples" / f"{graph.model.fingerprint}-{graph.dataset.fingerprint}"
-        return folder / node.layer / f"{node.channel}.png"
+            folder = Path("examples") / f"{graph.model.fingerprint}-{graph.dataset.fingerprint}"
+        relative = folder / node.layer / f"{node.channel}.png"
+        for root in picture_roots:
+            if (root / relative).is_file():
+                return root / relative
+        return picture_roots[-1] / relative
 
     def picture_urls(key: str, graph: Graph, kind: str) -> dict[str, str]:
         out = {}
@@ -266,6 +280,7 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
             raise HTTPException(404, f"no {kind} for {neuron_id} yet")
         return FileResponse(path, media_type="image/png")
 
+    add_edit_routes(app, graph_entry, engine)
     return app
 
 
@@ -329,4 +344,5 @@ def serve_demo(workspace: str | Path, host: str = DEFAULT_HOST, port: int = DEFA
         status = jobs.wait(status.key)
         if status.state != "done":
             raise MassifError(f"the default analysis failed: {status.error}")
+    app.state.engine.pictures(app.state.workspace.load(status.key), progress)
     run(app, host, port, sock)

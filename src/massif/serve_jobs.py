@@ -6,13 +6,16 @@
    caller gets that job: two browsers asking for the same pair share one computation.
 3. Otherwise a job is queued. One daemon thread runs the jobs in order (the model object is
    shared, and hooks on one module must not interleave), calling ``pipeline.analyze`` with a
-   progress callback, then saves the graph atomically in the workspace. The checkpoint folder
-   is the graph's folder, so a server killed mid-analysis resumes it when asked again.
+   progress callback, then ``pictures.ensure_graph_pictures`` (feature visualizations and
+   dataset examples the graph's neurons still lack), then saves the graph atomically in the
+   workspace, so a graph the page loads has its pictures. The checkpoint folder is the graph's
+   folder, so a server killed mid-analysis resumes it when asked again.
 """
 
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import time
 import traceback
@@ -28,7 +31,8 @@ from .store import Workspace
 AttackName = Literal["fgm", "fgsm", "pgd-l2", "pgd-linf"]
 ATTACKS: dict[str, float] = {"fgm": 3.5, "fgsm": 0.1, "pgd-l2": 3.5, "pgd-linf": 0.1}
 # Share of the whole run each progress stage stands for (profile: all strengths; edges: one).
-STAGE_SPAN = {"profile": (0.0, 0.75), "edges": (0.75, 1.0)}
+STAGE_SPAN = {"profile": (0.0, 0.6), "edges": (0.6, 0.8), "visualize": (0.8, 0.95),
+              "examples": (0.95, 1.0)}
 
 
 class AnalysisRequest(BaseModel):
@@ -134,6 +138,25 @@ class Engine:
                        device=self.options.get("device", "auto"), progress=progress,
                        resume_dir=resume_dir)
 
+    def pictures(self, graph: Any, progress: Callable[[str, int, int], None] | None = None
+                 ) -> None:
+        """Feature visualizations and dataset examples for ``graph``'s neurons, made only where
+        the cache lacks them (``pictures=False`` turns this off)."""
+        from .pictures import DEFAULT_STEPS, ensure_graph_pictures
+        from .pipeline import resolve_device
+
+        o = self.options
+        if not o.get("pictures", True) or graph.model.fingerprint != self.model_fingerprint:
+            return
+        home = self.model.device
+        self.model.to(resolve_device(o.get("device", "auto")))
+        try:
+            ensure_graph_pictures(self.model, self.dataset, graph, o.get("cache"),
+                                  steps=o.get("picture_steps") or DEFAULT_STEPS,
+                                  batch_size=o.get("batch_size", 256), progress=progress)
+        finally:
+            self.model.to(home)
+
 
 @dataclass
 class Job:
@@ -229,6 +252,12 @@ class JobManager:
         try:
             graph = self.engine.analyze(job.request, progress,
                                         self.workspace.graph_path(job.key).parent)
+            try:
+                self.engine.pictures(graph, progress)
+            except MassifError as e:  # the graph is still worth showing, with placeholders
+                print(f"massif: pictures for {job.key} not made: {e}", file=sys.stderr)
+            except Exception:  # a bug in the pictures must not lose the analysis
+                traceback.print_exc()
             self.workspace.save(graph, job.key)
             state, error = "done", None
         except MassifError as e:

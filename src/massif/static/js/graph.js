@@ -72,6 +72,9 @@ export function createGraphView(svgElement, store) {
       .attr("href", (p) => pictures.pictures[p.node.id])
       .attr("x", -s / 2 + 2).attr("y", -s / 2 + 2).attr("width", s - 4).attr("height", s - 4)
       .attr("preserveAspectRatio", "xMidYMid slice").style("image-rendering", "pixelated");
+    const cross = s / 2 - 3;  // drawn on every node, shown only when it is masked
+    nodeSel.append("path").attr("class", "cross")
+      .attr("d", `M${-cross},${-cross}L${cross},${cross}M${cross},${-cross}L${-cross},${cross}`);
     const placeholders = nodeSel.filter((p) => !pictures?.pictures[p.node.id]);
     if (s >= 58) {  // room for the whole id: layer above channel
       const text = placeholders.append("text").attr("aria-label", (p) => p.node.id);
@@ -85,7 +88,12 @@ export function createGraphView(svgElement, store) {
     nodeSel
       .on("mouseenter", (_event, p) => store.set({ hover: p.node.id }))
       .on("mouseleave", () => store.set({ hover: null }))
-      .on("click", (_event, p) => store.set({ pinned: store.get().pinned === p.node.id ? null : p.node.id }));
+      .on("click", (_event, p) => {
+        const { editMode, masked, pinned } = store.get();
+        const id = p.node.id;
+        if (!editMode) return store.set({ pinned: pinned === id ? null : id });
+        store.set({ masked: masked.includes(id) ? masked.filter((m) => m !== id) : [...masked, id] });
+      });
 
     const nodeEls = new Map();
     nodeSel.each(function (p) { nodeEls.set(p.node.id, this); });
@@ -96,7 +104,7 @@ export function createGraphView(svgElement, store) {
     });
     drawn = { graph, key, nodeSel, edgeSel, widthScale, nodeEls, incoming, layout: L };
     highlighted = [];
-    applyEdgeMode(); applyStrength(); applyFocus();
+    applyEdgeMode(); applyStrength(); applyMasked(); applyFocus();
     veil.style.left = `${L.labelWidth}px`;
     svgElement.dataset.drawn = `${graph.nodes.length}`;
   }
@@ -115,6 +123,13 @@ export function createGraphView(svgElement, store) {
     drawn.nodeSel
       .classed("flipped", (p) => flipped(p.node, eps))
       .classed("unflipped", (p) => p.node.group !== "shared" && !flipped(p.node, eps));
+  }
+
+  function applyMasked() {
+    if (!drawn) return;
+    const masked = new Set(store.get().masked);
+    drawn.nodeSel.classed("masked", (p) => masked.has(p.node.id));
+    svgElement.dataset.masked = String(masked.size);
   }
 
   function applyFocus() {
@@ -147,6 +162,7 @@ export function createGraphView(svgElement, store) {
     if (state.graph !== prev.graph || state.pictures !== prev.pictures) return draw();
     if (state.edgeMode !== prev.edgeMode) applyEdgeMode();
     if (state.strengthIndex !== prev.strengthIndex) applyStrength();
+    if (state.masked !== prev.masked) applyMasked();
     if (state.hover !== prev.hover || state.pinned !== prev.pinned) applyFocus();
   });
   let timer = null;

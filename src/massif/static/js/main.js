@@ -7,13 +7,15 @@
 import * as api from "./api.js";
 import { createControls } from "./controls.js";
 import { createDetails } from "./details.js";
+import { createEdit } from "./edit.js";
 import { createGraphView } from "./graph.js";
 import { drawLegend } from "./legend.js";
 import { createStrength } from "./strength.js";
 import { createStore } from "./store.js";
 
 const store = createStore({ info: null, graph: null, key: null, pictures: null, hover: null,
-                            pinned: null, strengthIndex: null, edgeMode: "attacked" });
+                            pinned: null, strengthIndex: null, edgeMode: "attacked",
+                            editMode: false, masked: [], maskMode: "zero" });
 window.massif = { store };  // for the browser tests and the curious
 
 function attackChoice(graph) {
@@ -41,6 +43,7 @@ const controls = createControls(store, { loadGraph });
 createGraphView(document.getElementById("graph-svg"), store);
 createDetails(document.getElementById("details"), store);
 createStrength(store);
+createEdit(store);
 drawLegend(document.getElementById("legend"));
 for (const radio of document.querySelectorAll("#edge-mode input")) {
   radio.addEventListener("change", () => store.set({ edgeMode: radio.value }));
