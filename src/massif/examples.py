@@ -33,7 +33,6 @@ as the image-sized window centred on it; the part outside the image is mid-grey.
 from __future__ import annotations
 
 import copy
-import io
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -302,20 +301,13 @@ def _crops(image: torch.Tensor, rf: ReceptiveField, positions: list[tuple[int, i
 
 def _strip_png(crops: torch.Tensor) -> bytes:
     """``[n, C, s, s]`` in [0, 1] side by side, ``SEPARATOR`` white pixels apart, as PNG."""
-    from PIL import Image
+    from .visualize import to_png
 
     n, c, s, _ = crops.shape
     strip = torch.ones(c, s, max(1, n * s + (n - 1) * SEPARATOR))
     for m in range(n):
         strip[:, :, m * (s + SEPARATOR) : m * (s + SEPARATOR) + s] = crops[m]
-    arr = (strip * 255).round().to(torch.uint8)
-    if c == 1:
-        pil = Image.fromarray(arr[0].numpy(), "L")
-    else:
-        pil = Image.fromarray(arr[:3].permute(1, 2, 0).contiguous().numpy(), "RGB")
-    buf = io.BytesIO()
-    pil.save(buf, format="PNG")
-    return buf.getvalue()
+    return to_png(strip, min_size=1)  # crops are already at display size
 
 
 def _cached(folder: Path, layer: str, k: int, channels: int) -> bool:
