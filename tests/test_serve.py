@@ -264,6 +264,32 @@ def test_edit_of_an_unknown_analysis_or_another_model_is_refused(client):
     assert r.status_code == 422 and "model" in r.json()["detail"]
 
 
+def test_edit_preview_is_the_first_images_of_the_same_analysis(tmp_path):
+    from massif.edit import Editor, EditResult
+    from massif.serve_edit import PREVIEW_IMAGES
+
+    app = create_app(tmp_path, "bundled", device="cpu", max_images=PREVIEW_IMAGES + 50,
+                     pictures=False)
+    with TestClient(app) as c:
+        key = c.post("/analyses", json={"benign": "Sneaker", "target": "Sandal"}).json()["key"]
+        assert wait_done(c, key, timeout=120).state == "done"
+        ready = c.post(f"/graphs/{key}/editor").json()  # the page's warm-up
+        assert (ready["n_images"], ready["preview_images"]) == (PREVIEW_IMAGES + 50,
+                                                                PREVIEW_IMAGES)
+        url, mask = f"/graphs/{key}/edit.json", "mixed4a:12,mixed4b:3"
+        preview = EditResult.model_validate(c.get(url, params={"mask": mask,
+                                                               "preview": "true"}).json())
+        full = EditResult.model_validate(c.get(url, params={"mask": mask}).json())
+    assert (preview.n_images, preview.n_sample) == (PREVIEW_IMAGES, PREVIEW_IMAGES)
+    assert preview.adaptive_asr is None
+    assert (full.n_images, full.n_sample) == (PREVIEW_IMAGES + 50, 1000)
+    # the preview is the same measurement on the first images: the Python API agrees
+    editor = Editor("bundled", benign="Sneaker", target="Sandal", device="cpu",
+                    max_images=PREVIEW_IMAGES, sample_size=PREVIEW_IMAGES)
+    expected = editor.evaluate(mask, adaptive=False)
+    assert preview.model_dump(exclude={"seconds"}) == expected.model_dump(exclude={"seconds"})
+
+
 def test_defense_and_export_over_http(client, planted_key, tmp_path):
     from massif.edit import DefenseResult
 

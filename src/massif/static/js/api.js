@@ -16,6 +16,7 @@ export const getPictures = (key) => request(`/graphs/${key}/pictures.json`);
 export const getStatus = (key) => request(`/analyses/${key}.json`);
 export const getEdit = (key, params, signal) =>
   request(`/graphs/${key}/edit.json?${new URLSearchParams(params)}`, { signal });
+export const warmEditor = (key) => request(`/graphs/${key}/editor`, { method: "POST" });
 export const getDefense = (key, budget) => request(`/graphs/${key}/defense.json?budget=${budget}`);
 export function findAnalysis(params) {
   return request(`/analyses.json?${new URLSearchParams(params)}`);

@@ -5,8 +5,9 @@
 // the server for /graphs/{key}/edit.json (the previous requests are aborted), which answers
 // clean accuracy and the attack success rate per strength before and after the edit, for the
 // stored adversarial images (transfer) and for a fresh attack through the edited model
-// (adaptive). It asks twice: first without the fresh attack (answered in well under a second
-// on the bundled model), then with it (a few times slower), so the panel updates at once.
+// (adaptive). It asks three times, so the panel updates at once and then sharpens: a preview
+// (the first 250 images, no fresh attack: well under a second on the bundled model), all images
+// without the fresh attack, then with it (the slow part).
 // "Suggest a defense" draws the greedy search's ASR against clean accuracy beside two baselines.
 import * as api from "./api.js";
 import { lineChart } from "./chart.js";
@@ -22,7 +23,12 @@ export function createEdit(store) {
   let controller = null;
   let last = null;  // the latest answer, shown again when the strength slider moves
 
-  toggle.addEventListener("change", () => store.set({ editMode: toggle.checked }));
+  toggle.addEventListener("change", () => {
+    store.set({ editMode: toggle.checked });
+    // Build the server's editors now, so the first deletion is answered as fast as the next.
+    const { key } = store.get();
+    if (toggle.checked && key) api.warmEditor(key).catch((e) => { status.textContent = e.message; });
+  });
   clear.addEventListener("click", () => store.set({ masked: [] }));
   for (const radio of document.querySelectorAll("#mask-mode input")) {
     radio.addEventListener("change", () => store.set({ maskMode: radio.value }));
@@ -56,7 +62,8 @@ export function createEdit(store) {
       row(`ASR adaptive ε=${eps}`, r.adaptive_asr?.before[k], r.adaptive_asr?.after[k], "asr-adaptive");
     result.hidden = false;
     result.dataset.mask = r.mask.join(",");
-    result.dataset.phase = r.adaptive_asr ? "full" : "transfer";
+    const total = store.get().graph.benign.n_images;
+    result.dataset.phase = r.adaptive_asr ? "full" : r.n_images < total ? "preview" : "transfer";
     const series = [
       { values: r.transfer_asr.before, color: COLORS.transfer, dash: "3 2", className: "transfer-before" },
       { values: r.transfer_asr.after, color: COLORS.transfer, className: "transfer-after" },
@@ -66,8 +73,11 @@ export function createEdit(store) {
       { values: r.adaptive_asr.after, color: COLORS.adaptive, className: "adaptive-after" });
     lineChart($("edit-chart"), { x: K, rule: K[k], width: 210, height: 90, yFormat: d3.format(".0%"),
       series });
-    status.innerHTML = `${r.mask.length} deleted · ${r.n_images} images, ${r.n_sample} in the ` +
-      `all-class sample · ${r.adaptive_asr ? `${r.seconds.toFixed(2)} s` : "measuring the fresh attack…"}<br>` +
+    const phase = result.dataset.phase === "preview"
+      ? `estimate on ${r.n_images} of ${total} images, measuring all…`
+      : r.adaptive_asr ? `${r.n_images} images, ${r.n_sample} in the all-class sample`
+      : `${r.n_images} images · measuring the fresh attack…`;
+    status.innerHTML = `${r.mask.length} deleted · ${phase}<br>` +
       `<span style="color:${COLORS.transfer}">transfer</span> (stored attack), ` +
       `<span style="color:${COLORS.adaptive}">adaptive</span> (fresh attack); dashed: before`;
   }
@@ -92,6 +102,8 @@ export function createEdit(store) {
     status.textContent = "measuring…";
     document.documentElement.dataset.edit = "busy";
     try {
+      last = await api.getEdit(key, { ...params, preview: true }, signal);
+      show(last);
       last = await api.getEdit(key, { ...params, adaptive: false }, signal);
       show(last);
       // A moment's pause first: a quick next click aborts this before the server starts the
