@@ -85,15 +85,13 @@ CACHE_OPTION = typer.Option(None, help="Folder for cached pictures of neurons (d
                             "$MASSIF_CACHE, else ~/.cache/massif).")
 
 
-def made_pictures(model: object, graph: object, data: str | None, device: str,
+def made_pictures(model: object, graph: object, dataset: object, device: str,
                   batch_size: int, cache: Path | None) -> None:
-    """The ``visualize`` stage for a graph's neurons, with progress bars; says where they are."""
-    from .datasets import load_dataset
+    """The ``visualize`` stage for a graph's neurons (the dataset the analysis used, already
+    loaded), with progress bars; says where they are."""
     from .pictures import cache_root, ensure_graph_pictures
     from .pipeline import resolve_device
 
-    spec = data or model.default_dataset
-    dataset = load_dataset(spec, model.image_size, model.channels) if spec else None
     home = model.device
     model.to(resolve_device(device))
     try:
@@ -151,14 +149,17 @@ def analyze(
 
     def work() -> None:
         from . import pipeline
+        from .datasets import load_dataset
         from .models import load_model
         from .store import _slug
 
         typer.echo(f"loading model {model} ...", err=True)
         loaded = load_model(model, weights=weights, layers=layers, image_size=image_size)
+        spec = data or loaded.default_dataset  # loaded once: the analysis and its pictures
+        dataset = load_dataset(spec, loaded.image_size, loaded.channels) if spec else None
         folder = Path(out or Path("runs") / f"{_slug(benign)}-{_slug(target)}-{attack}")
         graph = pipeline.analyze(
-            loaded, data, benign=benign, target=target, attack=attack,
+            loaded, dataset, benign=benign, target=target, attack=attack,
             targeted=not untargeted, max_strength=max_strength, steps=steps,
             strengths=parse_floats(strengths), nodes_per_layer=nodes_per_layer,
             edges_per_node=edges_per_node, importance=importance, batch_size=batch_size,
@@ -167,7 +168,7 @@ def analyze(
         )
         path = graph.save(folder / "graph.json")
         if pictures:
-            made_pictures(loaded, graph, data, device, batch_size, cache)
+            made_pictures(loaded, graph, dataset, device, batch_size, cache)
         typer.echo(graph.summary())
         typer.echo(f"\nwrote {path}")
 
@@ -223,7 +224,7 @@ def demo(
             graph = pipeline.analyze(model, dataset, progress=TqdmProgress(),
                                      resume_dir=ws.graph_path(key).parent, **request)
             ws.save(graph, key)
-        made_pictures(model, graph, None, "auto", 256, None)
+        made_pictures(model, graph, dataset, "auto", 256, None)
         typer.echo(graph.summary())
         typer.echo(f"\nwrote {ws.graph_path(key)}")
         if sock is None:
