@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 import massif
 from massif.datasets import FashionMNIST
-from massif.graph import random_masks
+from massif.analysis.graph import random_masks
 
 
 def bare_same_work(model, images, benign, target, strengths, node_map, masks, batch_size):

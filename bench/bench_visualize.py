@@ -6,7 +6,7 @@
 All on the bundled model (grayscale 28×28), the same neurons (spread over every layer), the same
 step count and the same 28 px model input, interleaved in one run:
 
-* ``massif batched``: ``massif.visualize.render``, ``--neurons`` neurons in one batch.
+* ``massif batched``: ``massif.pictures.visualize.render``, ``--neurons`` neurons in one batch.
 * ``massif one at a time``: the same function, one neuron per call (what batching saves).
 * ``lucent``: ``lucent.optvis.render.render_vis`` per neuron with its standard recipe (Fourier
   parametrisation, Lucid's transforms, Adam 0.05), ``param.image(28, channels=1)``,
@@ -36,7 +36,7 @@ import torch
 
 import massif
 from massif.hooks import frozen, record
-from massif.visualize import parse_neuron, render
+from massif.pictures.visualize import parse_neuron, render
 
 INSTALL = ("torch-lucent is not installed; to compare with it run\n"
            "  .venv/bin/python -m pip install --no-deps torch-lucent==0.1.8 kornia==0.4.1 "

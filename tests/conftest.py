@@ -1,12 +1,25 @@
-import os
-import sys
-import tempfile
-from pathlib import Path
+"""Shared test set-up. Tests come in tiers, one folder each, marked by folder: ``unit`` (tiny
+hand-weighted models, exact answers), ``integration`` (real models and data, the CLI and the
+server), ``browser`` (the page in Chromium), ``gpu`` (CUDA only). ``pytest -m unit`` runs a tier.
+Helpers live in ``tests/helpers`` and are imported as ``tests.helpers.…``."""
 
+import os
+import tempfile
+
+import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
+TIERS = ("unit", "integration", "browser", "gpu")
+
 torch.set_num_threads(2)
 # Pictures of neurons (and any other cache) go to a folder of this test run, never the user's
 # ~/.cache; the CLI and servers started by the tests inherit it.
 os.environ["MASSIF_CACHE"] = tempfile.mkdtemp(prefix="massif-test-cache-")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = item.path.parts
+        for tier in TIERS:
+            if tier in parts:
+                item.add_marker(getattr(pytest.mark, tier))

@@ -7,10 +7,11 @@ The public API::
     print(graph.summary())
     graph.save("graph.json")
 
-``analyze`` returns a ``Graph`` (the graph JSON contract, ``docs/graph-json.md``);
-``load_model`` and ``load_dataset`` give the objects it takes; ``Attack``/``make_attack`` the
-attacks on their own; ``Editor`` deletes neurons and measures the attack (``edit`` stage), and
-``apply_mask`` rebuilds an edited model it exported.
+``analyze`` returns a ``Graph`` (the graph JSON contract, ``docs/graph-json.md``); an
+``AnalysisRequest`` names one analysis (model, data, classes, attack, strengths, options) for
+``analyze`` and ``Editor`` alike; ``load_model`` and ``load_dataset`` give the objects it takes;
+``Attack``/``make_attack`` the attacks on their own; ``Editor`` deletes neurons and measures the
+attack (``edit`` stage), and ``apply_mask`` rebuilds an edited model it exported.
 """
 
 from importlib import import_module
@@ -18,14 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 # Names resolve on first use (PEP 562), so `massif --help` starts without importing torch.
 _EXPORTS = {
-    "Attack": "attacks", "make_attack": "attacks", "Graph": "contract", "Dataset": "datasets",
-    "TensorDataset": "datasets", "load_dataset": "datasets", "MassifError": "errors",
-    "Model": "models", "load_model": "models", "analyze": "pipeline", "Editor": "edit",
-    "apply_mask": "masks",
+    "AnalysisRequest": "request", "Attack": "attacks", "make_attack": "attacks",
+    "Graph": "schemas", "Dataset": "datasets", "TensorDataset": "datasets",
+    "load_dataset": "datasets", "MassifError": "errors", "Model": "models",
+    "load_model": "models", "analyze": "analysis", "Editor": "edit", "apply_mask": "edit",
 }
 __all__ = [
-    "Attack", "Dataset", "Editor", "Graph", "MassifError", "Model", "TensorDataset", "analyze",
-    "apply_mask", "load_dataset", "load_model", "make_attack",
+    "AnalysisRequest", "Attack", "Dataset", "Editor", "Graph", "MassifError", "Model",
+    "TensorDataset", "analyze", "apply_mask", "load_dataset", "load_model", "make_attack",
 ]
 __version__ = "0.1.0"
 
@@ -39,11 +40,11 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
+    from .analysis import analyze
     from .attacks import Attack, make_attack
-    from .contract import Graph
     from .datasets import Dataset, TensorDataset, load_dataset
-    from .edit import Editor
+    from .edit import Editor, apply_mask
     from .errors import MassifError
-    from .masks import apply_mask
     from .models import Model, load_model
-    from .pipeline import analyze
+    from .request import AnalysisRequest
+    from .schemas import Graph

@@ -33,8 +33,8 @@ ATTACKS = ("fgm", "fgsm", "pgd")
 _DIV_EPS = 1e-10  # the same guard torchattacks uses when normalising by an L2 norm
 
 
-def _direction(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, targeted: bool,
-               logits: torch.Tensor | None = None) -> torch.Tensor:
+def attack_direction(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, targeted: bool,
+                     logits: torch.Tensor | None = None) -> torch.Tensor:
     """``-∇CE(t)`` (targeted) or ``+∇CE(y)``; ``logits`` may be given if already computed
     from ``x`` (which must then require grad)."""
     if logits is None:
@@ -92,7 +92,8 @@ class Attack:
         """Adversarial images ``[K, B, C, H, W]`` for strengths ``ε_1 … ε_K``."""
         x = x.detach()
         if self.single_gradient:
-            return self.from_direction(x, _direction(model, x, labels, self.targeted), strengths)
+            direction = attack_direction(model, x, labels, self.targeted)
+            return self.from_direction(x, direction, strengths)
         k, b = len(strengths), x.shape[0]
         eps = torch.as_tensor(list(strengths), dtype=x.dtype, device=x.device)
         eps = eps.repeat_interleave(b)  # [K·B]
@@ -117,7 +118,7 @@ class Attack:
             adv = adv.clamp(0, 1)
         for _ in range(self.steps):
             adv.requires_grad_(True)
-            grad = _direction(model, adv, labels, self.targeted, logits=model(adv))
+            grad = attack_direction(model, adv, labels, self.targeted, logits=model(adv))
             adv = adv.detach() + alpha * self.step_direction(grad)
             delta = adv - x
             if self.norm == "linf":

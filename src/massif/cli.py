@@ -77,7 +77,7 @@ def parse_floats(text: str | None) -> list[float] | None:
     try:
         return [float(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        fail(f"--strengths must be comma-separated numbers, not {text!r}")
+        fail(f"--strengths must be comma-separated numbers, not {text[:60]!r}")
     return None
 
 
@@ -90,7 +90,7 @@ def made_pictures(model: object, graph: object, dataset: object, device: str,
     """The ``visualize`` stage for a graph's neurons (the dataset the analysis used, already
     loaded), with progress bars; says where they are."""
     from .pictures import cache_root, ensure_graph_pictures
-    from .pipeline import resolve_device
+    from .request import resolve_device
 
     home = model.device
     model.to(resolve_device(device))
@@ -100,6 +100,38 @@ def made_pictures(model: object, graph: object, dataset: object, device: str,
     finally:
         model.to(home)
     typer.echo(f"pictures of the graph's neurons are in {cache_root(cache)}", err=True)
+
+
+def picture_cache(cache: Path | None) -> Path:
+    """The pictures' cache folder, checked (and created) before any work."""
+    from .io import make_dir
+    from .pictures import cache_root
+
+    return make_dir(cache_root(cache), "--cache" if cache is not None else "the cache folder")
+
+
+def build_request(**fields: object) -> object:
+    """An ``AnalysisRequest`` from the command's options (checked at once)."""
+    from .request import AnalysisRequest
+
+    if fields.get("layers") is not None:
+        fields["layers"] = [s.strip() for s in str(fields["layers"]).split(",") if s.strip()]
+    return AnalysisRequest(**fields)
+
+
+MODEL_OPTION = typer.Option("bundled", help="bundled, torchvision:NAME or "
+                            "path/to/file.py:factory.")
+WEIGHTS_OPTION = typer.Option(None, help="State-dict file (for the bundled model too); for "
+                              "torchvision models also DEFAULT or none.")
+IMAGE_SIZE_OPTION = typer.Option(None, help="Input height = width for your own model.")
+DEVICE_OPTION = typer.Option("auto", help="auto, cpu, cuda or cuda:N.")
+DATA_OPTION = typer.Option(None, help="fashion-mnist[:train|:test] or an ImageFolder path "
+                           "(default: the model's own).")
+CLASS_INDEX_OPTION = typer.Option(None, help="ImageNet-style class index JSON, for folders "
+                                  "named by WordNet id.")
+MAX_IMAGES_OPTION = typer.Option(None, help="Use at most this many images of the benign class "
+                                 "(at least 1).")
+BATCH_OPTION = typer.Option(256, help="Images per batch.")
 
 
 @app.command()
@@ -116,26 +148,20 @@ def analyze(
                               "maximum, 0 included."),
     strengths: Optional[str] = typer.Option(None, help="Explicit increasing strengths, e.g. "
                                             "0,0.5,1,2 (overrides --max-strength/--steps)."),
-    model: str = typer.Option("bundled", help="bundled, torchvision:NAME or "
-                              "path/to/file.py:factory."),
-    weights: Optional[str] = typer.Option(None, help="State-dict file; for torchvision "
-                                          "models also DEFAULT or none."),
-    data: Optional[str] = typer.Option(None, help="fashion-mnist[:train|:test] or an "
-                                       "ImageFolder path (default: the model's own)."),
+    model: str = MODEL_OPTION,
+    weights: Optional[str] = WEIGHTS_OPTION,
+    data: Optional[str] = DATA_OPTION,
     layers: Optional[str] = typer.Option(None, help="Comma-separated layers, input side "
                                          "first (module names from named_modules())."),
-    image_size: Optional[int] = typer.Option(None, help="Input height = width for your "
-                                             "own model."),
-    class_index: Optional[str] = typer.Option(None, help="ImageNet-style class index JSON, "
-                                              "for folders named by WordNet id."),
+    image_size: Optional[int] = IMAGE_SIZE_OPTION,
+    class_index: Optional[str] = CLASS_INDEX_OPTION,
     nodes_per_layer: int = typer.Option(8, help="Top N neurons per layer in each graph."),
     edges_per_node: int = typer.Option(4, help="Top E incoming edges per node."),
     importance: str = typer.Option("attribution", help="attribution (gradient x activation)"
                                    " or votes (Summit)."),
-    batch_size: int = typer.Option(256, help="Images per batch."),
-    max_images: Optional[int] = typer.Option(None, help="Use at most this many images of "
-                                             "the benign class."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    batch_size: int = BATCH_OPTION,
+    max_images: Optional[int] = MAX_IMAGES_OPTION,
+    device: str = DEVICE_OPTION,
     out: Optional[Path] = typer.Option(None, help="Output folder for graph.json "
                                        "(default runs/<benign>-<target>-<attack>)."),
     pictures: bool = typer.Option(True, "--pictures/--no-pictures", help="Make the feature "
@@ -148,27 +174,27 @@ def analyze(
     A killed run resumes where it stopped when started again with the same options."""
 
     def work() -> None:
-        from . import pipeline
-        from .datasets import load_dataset
-        from .models import load_model
-        from .store import _slug
+        from .analysis import run
+        from .io import make_dir, slug
+        from .request import resolve_device
 
-        typer.echo(f"loading model {model} ...", err=True)
-        loaded = load_model(model, weights=weights, layers=layers, image_size=image_size)
-        spec = data or loaded.default_dataset  # loaded once: the analysis and its pictures
-        dataset = load_dataset(spec, loaded.image_size, loaded.channels) if spec else None
-        folder = Path(out or Path("runs") / f"{_slug(benign)}-{_slug(target)}-{attack}")
-        graph = pipeline.analyze(
-            loaded, dataset, benign=benign, target=target, attack=attack,
+        req = build_request(
+            benign=benign, target=target, model=model, data=data, weights=weights,
+            layers=layers, image_size=image_size, class_index=class_index, attack=attack,
             targeted=not untargeted, max_strength=max_strength, steps=steps,
             strengths=parse_floats(strengths), nodes_per_layer=nodes_per_layer,
-            edges_per_node=edges_per_node, importance=importance, batch_size=batch_size,
-            device=device, max_images=max_images, class_index=class_index,
-            progress=TqdmProgress(), resume_dir=folder,
-        )
+            edges_per_node=edges_per_node, importance=importance, max_images=max_images,
+            batch_size=batch_size, device=device)
+        resolve_device(device)
+        default = Path("runs") / f"{slug(benign)[:40]}-{slug(target)[:40]}-{slug(attack)[:20]}"
+        folder = make_dir(out or default, "--out")
+        cache_dir = picture_cache(cache) if pictures else None
+        typer.echo(f"loading model {model} ...", err=True)
+        resolved = req.resolve()
+        graph = run(resolved, progress=TqdmProgress(), resume_dir=folder)
         path = graph.save(folder / "graph.json")
         if pictures:
-            made_pictures(loaded, graph, dataset, device, batch_size, cache)
+            made_pictures(resolved.model, graph, resolved.dataset, device, batch_size, cache_dir)
         typer.echo(graph.summary())
         typer.echo(f"\nwrote {path}")
 
@@ -186,7 +212,10 @@ def download_data(
 
     def work() -> None:
         from .datasets import download_fashion_mnist
+        from .io import make_dir
 
+        if dest is not None:
+            make_dir(dest, "--dest")
         path = download_fashion_mnist(dest, url)
         typer.echo(f"Fashion-MNIST is in {path}")
 
@@ -202,46 +231,46 @@ def demo(
     """The embedded default: Sneaker -> Sandal, targeted FGM up to 3.5, on the bundled model."""
 
     def work() -> None:
-        from . import pipeline
-        from .datasets import load_dataset
-        from .models import load_model
+        from .analysis import run
+        from .io import make_dir
         from .store import Workspace
 
+        check_port(port)
+        make_dir(workspace, "--workspace")
+        cache_dir = picture_cache(None)
         sock = None
         if not no_serve:
-            from .serve import bind
+            from .server import bind
 
             sock = bind("127.0.0.1", port)  # a port in use is reported before any work
         ws = Workspace(workspace)
-        model = load_model("bundled")
-        dataset = load_dataset(model.default_dataset, model.image_size, model.channels)
-        request = dict(benign=DEFAULT_BENIGN, target=DEFAULT_TARGET, attack="fgm")
-        key = pipeline.request_key(model, dataset, **request)
+        resolved = build_request(benign=DEFAULT_BENIGN, target=DEFAULT_TARGET,
+                                 attack="fgm").resolve()
+        key = resolved.key
         if ws.has(key):
             graph = ws.load(key)
             typer.echo(f"using the saved analysis in {ws.graph_path(key)}", err=True)
         else:
-            graph = pipeline.analyze(model, dataset, progress=TqdmProgress(),
-                                     resume_dir=ws.graph_path(key).parent, **request)
+            graph = run(resolved, progress=TqdmProgress(),
+                        resume_dir=ws.graph_path(key).parent)
             ws.save(graph, key)
-        made_pictures(model, graph, dataset, "auto", 256, None)
+        made_pictures(resolved.model, graph, resolved.dataset, "auto", 256, cache_dir)
         typer.echo(graph.summary())
         typer.echo(f"\nwrote {ws.graph_path(key)}")
         if sock is None:
             return
-        from .serve import create_app, run
+        from .server import create_app
+        from .server import run as serve_app
 
-        run(create_app(workspace, model, dataset), "127.0.0.1", port, sock)
+        serve_app(create_app(workspace, resolved.model, resolved.dataset), "127.0.0.1", port,
+                  sock)
 
     run_guarded(work)
 
 
-MODEL_OPTION = typer.Option("bundled", help="bundled, torchvision:NAME or "
-                            "path/to/file.py:factory.")
-WEIGHTS_OPTION = typer.Option(None, help="State-dict file; for torchvision models also "
-                              "DEFAULT or none.")
-IMAGE_SIZE_OPTION = typer.Option(None, help="Input height = width for your own model.")
-DEVICE_OPTION = typer.Option("auto", help="auto, cpu, cuda or cuda:N.")
+def check_port(port: int) -> None:
+    if not 0 <= port <= 65535:
+        fail(f"--port must be between 0 and 65535, not {port}")
 
 
 @app.command()
@@ -263,38 +292,37 @@ def visualize(
 
     def work() -> None:
         from .models import load_model
-        from .pictures import cache_root
-        from .pipeline import resolve_device
-        from .visualize import ensure_pictures
+        from .pictures.visualize import ensure_pictures
+        from .request import resolve_device
 
-        if steps < 1:
-            fail("--steps must be at least 1")
+        if not 1 <= steps <= 100_000:
+            fail("--steps must be 1 to 100000")
+        dev = resolve_device(device)
+        root = picture_cache(cache)
         wanted = layers
         if neurons and not layers:  # the layers the neurons name, in the order given
             names = [s.strip().rpartition(":")[0] for s in neurons.split(",") if s.strip()]
             wanted = ",".join(dict.fromkeys(n for n in names if n)) or None
         loaded = load_model(model, weights=weights, image_size=image_size, layers=wanted)
         ids = neuron_list(loaded, neurons, layers)
-        loaded.to(resolve_device(device))
-        paths = ensure_pictures(loaded, ids, cache_root(cache), steps=steps,
-                                progress=TqdmProgress())
-        folder = Path(cache_root(cache)) / "pictures" / loaded.fingerprint
-        typer.echo(f"{len(paths)} feature visualizations of model {loaded.name} in {folder}")
+        loaded.to(dev)
+        ensure_pictures(loaded, ids, root, steps=steps, progress=TqdmProgress())
+        folder = root / "pictures" / loaded.fingerprint
+        typer.echo(f"{len(set(ids))} feature visualizations of model {loaded.name} in {folder}")
 
     run_guarded(work)
 
 
 @app.command()
 def examples(
-    data: Optional[str] = typer.Option(None, help="fashion-mnist[:train|:test] or an "
-                                       "ImageFolder path (default: the model's own)."),
+    data: Optional[str] = DATA_OPTION,
     layers: Optional[str] = typer.Option(None, help="Comma-separated layers (default: the "
                                          "model's analysed layers)."),
     model: str = MODEL_OPTION,
     weights: Optional[str] = WEIGHTS_OPTION,
     image_size: Optional[int] = IMAGE_SIZE_OPTION,
     top: int = typer.Option(9, "--top", "-k", help="Example patches per neuron."),
-    batch_size: int = typer.Option(256, help="Images per batch."),
+    batch_size: int = BATCH_OPTION,
     device: str = DEVICE_OPTION,
     cache: Optional[Path] = CACHE_OPTION,
 ) -> None:
@@ -303,22 +331,25 @@ def examples(
 
     def work() -> None:
         from .datasets import load_dataset
-        from .examples import ensure_examples, examples_dir
         from .models import load_model
-        from .pictures import cache_root
-        from .pipeline import resolve_device
+        from .pictures.examples import ensure_examples, examples_dir
+        from .request import resolve_device
 
-        if top < 1:
-            fail("--top must be at least 1")
+        if not 1 <= top <= 1000:
+            fail("--top must be 1 to 1000")
+        if batch_size < 1:
+            fail("--batch-size must be at least 1")
+        dev = resolve_device(device)
+        root = picture_cache(cache)
         loaded = load_model(model, weights=weights, image_size=image_size, layers=layers)
         spec = data or loaded.default_dataset
         if not spec:
             fail(f"model {loaded.name} has no default dataset; give one with --data")
         dataset = load_dataset(spec, loaded.image_size, loaded.channels)
-        loaded.to(resolve_device(device))
-        paths = ensure_examples(loaded, dataset, cache_root(cache), k=top,
-                                batch_size=batch_size, progress=TqdmProgress())
-        folder = examples_dir(cache_root(cache), loaded.fingerprint, dataset.fingerprint)
+        loaded.to(dev)
+        paths = ensure_examples(loaded, dataset, root, k=top, batch_size=batch_size,
+                                progress=TqdmProgress())
+        folder = examples_dir(root, loaded.fingerprint, dataset.fingerprint)
         typer.echo(f"dataset examples of {len(paths)} neurons ({dataset.name}, "
                    f"{len(dataset)} images) in {folder}")
 
@@ -335,8 +366,8 @@ def edit(
                                               "attack and strengths (and, for --defense, its "
                                               "neurons) instead of the options below."),
     defense: Optional[int] = typer.Option(None, help="Suggest a defense: greedily delete up to "
-                                          "this many of the graph's neurons, compared with "
-                                          "random and top emphasized ones."),
+                                          "this many (1 to 64) of the graph's neurons, "
+                                          "compared with random and top emphasized ones."),
     export: Optional[Path] = typer.Option(None, help="Write the edited model (state dict + "
                                           "mask list) to this file."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
@@ -349,56 +380,50 @@ def edit(
     steps: int = typer.Option(8, help="Number of strengths, 0 included."),
     model: str = MODEL_OPTION,
     weights: Optional[str] = WEIGHTS_OPTION,
-    data: Optional[str] = typer.Option(None, help="fashion-mnist[:train|:test] or an "
-                                       "ImageFolder path (default: the model's own)."),
+    data: Optional[str] = DATA_OPTION,
     layers: Optional[str] = typer.Option(None, help="Comma-separated layers, input side "
                                          "first."),
     image_size: Optional[int] = IMAGE_SIZE_OPTION,
-    class_index: Optional[str] = typer.Option(None, help="ImageNet-style class index JSON."),
-    max_images: Optional[int] = typer.Option(None, help="Use at most this many images of "
-                                             "the benign class."),
-    batch_size: int = typer.Option(256, help="Images per batch."),
+    class_index: Optional[str] = CLASS_INDEX_OPTION,
+    max_images: Optional[int] = MAX_IMAGES_OPTION,
+    batch_size: int = BATCH_OPTION,
     device: str = DEVICE_OPTION,
 ) -> None:
     """Delete neurons and measure the attack: clean accuracy and attack success rate per
     strength before and after, on the stored attack (transfer) and a fresh one (adaptive)."""
 
     def work() -> None:
-        from . import pipeline
-        from .contract import Graph
-        from .datasets import load_dataset
+        from .analysis import run
         from .edit import Editor
-        from .models import load_model
+        from .edit.defense import MAX_BUDGET
+        from .io import writable_file
+        from .request import resolve_device
+        from .schemas import Graph
 
         if not mask and defense is None:
             fail("give --mask (neurons to delete) or --defense N (let MASSIF suggest them)")
         if mode not in ("zero", "mean"):
-            fail(f"--mode must be zero or mean, not {mode!r}")
-        loaded = load_model(model, weights=weights, layers=layers, image_size=image_size)
-        spec = data or loaded.default_dataset
-        if not spec:
-            fail(f"model {loaded.name} has no default dataset; give one with --data")
-        dataset = load_dataset(spec, loaded.image_size, loaded.channels)
+            fail(f"--mode must be zero or mean, not {mode[:20]!r}")
+        if defense is not None and not 1 <= defense <= MAX_BUDGET:
+            fail(f"--defense must be 1 to {MAX_BUDGET} (neurons to delete), not {defense}")
+        if export is not None:
+            writable_file(export, "--export")
+        resolve_device(device)
+        req = build_request(
+            benign=benign, target=target, model=model, data=data, weights=weights,
+            layers=layers, image_size=image_size, class_index=class_index, attack=attack,
+            targeted=not untargeted, max_strength=max_strength, steps=steps,
+            max_images=max_images, batch_size=batch_size, device=device)
         graph = Graph.load(graph_file) if graph_file else None
-        if graph is None and defense is not None:
-            typer.echo("analysing the pair first (its graph names the candidate neurons) ...",
-                       err=True)
-            graph = pipeline.analyze(
-                loaded, dataset, benign=benign, target=target, attack=attack,
-                targeted=not untargeted, max_strength=max_strength, steps=steps,
-                batch_size=batch_size, device=device, max_images=max_images,
-                class_index=class_index, progress=TqdmProgress())
         if graph is not None:
-            editor = Editor.from_graph(loaded, dataset, graph, device=device,
-                                       batch_size=batch_size)
+            editor = Editor.from_graph(req, None, graph)
         else:
-            from .attacks import default_max_strength, make_attack
-
-            atk = make_attack(attack, targeted=not untargeted)
-            values = pipeline.make_strengths(max_strength or default_max_strength(atk), steps)
-            editor = Editor(loaded, dataset, benign=benign, target=target, attack=atk,
-                            strengths=values, max_images=max_images, device=device,
-                            batch_size=batch_size, class_index=class_index)
+            resolved = req.resolve()
+            if defense is not None:
+                typer.echo("analysing the pair first (its graph names the candidate "
+                           "neurons) ...", err=True)
+                graph = run(resolved, progress=TqdmProgress())
+            editor = Editor(resolved, graph=graph)
         ids = [s.strip() for s in (mask or "").split(",") if s.strip()]
         answer: dict[str, object] = {}
         if mask is not None:
@@ -407,8 +432,6 @@ def edit(
             if not as_json:
                 typer.echo(result.table())
         if defense is not None:
-            if defense < 1:
-                fail("--defense must be at least 1 (neurons to delete)")
             suggestion = editor.suggest_defense(defense, graph=graph, mode=mode)
             answer["defense"] = suggestion.model_dump(mode="json")
             if not as_json:
@@ -430,7 +453,7 @@ def edit(
 
 def neuron_list(model: object, neurons: str | None, layers: str | None) -> list[str]:
     """Neuron ids from ``--neurons``, else every channel of ``--layers`` (or all layers)."""
-    from .visualize import parse_neuron
+    from .pictures.visualize import parse_neuron
 
     if neurons:
         ids = [s.strip() for s in neurons.split(",") if s.strip()]
@@ -446,8 +469,7 @@ def main() -> None:
     app()
 
 
-
-# --- serve (web page) ---  (owned by the web page; see docs/web.md)
+# --- serve (web page) ---  (see docs/web.md)
 
 
 @app.command()
@@ -455,23 +477,22 @@ def serve(
     workspace: Path = typer.Argument(Path("runs/demo"), help="Workspace folder: saved analyses "
                                      "are served from it, new ones saved in it."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on (127.0.0.1: only this "
-                             "machine)."),
+                             "machine; anything else is reachable by others and warned "
+                             "about: the server has no authentication)."),
     port: int = typer.Option(8000, help="Port to listen on."),
     model: str = typer.Option("bundled", help="Model for new analyses: bundled, "
                               "torchvision:NAME or path/to/file.py:factory."),
-    weights: Optional[str] = typer.Option(None, help="State-dict file; for torchvision "
-                                          "models also DEFAULT or none."),
+    weights: Optional[str] = WEIGHTS_OPTION,
     data: Optional[str] = typer.Option(None, help="Dataset for new analyses (default: the "
                                        "model's own)."),
     layers: Optional[str] = typer.Option(None, help="Comma-separated layers, input side "
                                          "first."),
-    image_size: Optional[int] = typer.Option(None, help="Input height = width for your "
-                                             "own model."),
-    class_index: Optional[str] = typer.Option(None, help="ImageNet-style class index JSON."),
+    image_size: Optional[int] = IMAGE_SIZE_OPTION,
+    class_index: Optional[str] = CLASS_INDEX_OPTION,
     max_images: Optional[int] = typer.Option(None, help="Use at most this many images of "
                                              "the benign class in new analyses."),
-    batch_size: int = typer.Option(256, help="Images per batch."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    batch_size: int = BATCH_OPTION,
+    device: str = DEVICE_OPTION,
     pictures: bool = typer.Option(True, "--pictures/--no-pictures", help="Make feature "
                                   "visualizations and dataset examples for new analyses."),
     cache: Optional[Path] = CACHE_OPTION,
@@ -479,17 +500,20 @@ def serve(
     """Serve the interactive page for a workspace; new pairs are analysed on demand."""
 
     def work() -> None:
-        from .models import load_model
-        from .serve import bind, create_app, run
+        from .io import make_dir
+        from .request import resolve_device
+        from .server import bind, create_app, run
 
-        if not 0 <= port <= 65535:
-            fail(f"--port must be between 0 and 65535, not {port}")
+        check_port(port)
+        req = build_request(benign=0, target=None, model=model, data=data, weights=weights,
+                            layers=layers, image_size=image_size, class_index=class_index,
+                            max_images=max_images, batch_size=batch_size, device=device)
+        resolve_device(device)
+        make_dir(workspace, "the workspace")
+        picture_cache(cache)
         sock = bind(host, port)  # first, so a port in use is reported at once
         typer.echo(f"loading model {model} ...", err=True)
-        loaded = load_model(model, weights=weights, layers=layers, image_size=image_size)
-        app_ = create_app(workspace, loaded, data, device=device, max_images=max_images,
-                          batch_size=batch_size, class_index=class_index, cache=cache,
-                          pictures=pictures)
+        app_ = create_app(workspace, cache=cache, pictures=pictures, request=req)
         run(app_, host, port, sock)
 
     run_guarded(work)

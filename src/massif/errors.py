@@ -10,9 +10,19 @@ class MassifError(Exception):
     """Bad input or an unusable environment, described in one line for the user."""
 
 
+def short(text: object, limit: int = 60) -> str:
+    """A quoted excerpt of user input for an error message: at most ``limit`` characters, so a
+    huge input is never echoed back whole."""
+    s = str(text)
+    return repr(s) if len(s) <= limit else repr(s[: limit - 1] + "…")
+
+
 def did_you_mean(word: str, choices: Iterable[str], what: str) -> MassifError:
     """An "unknown X" error that lists the closest valid names (or the first few if none match)."""
     choices = list(choices)
+    word = str(word)
+    if len(word) > 200:  # nothing that long is a name; don't spend time comparing it
+        return MassifError(f"unknown {what} {short(word)}")
     close = difflib.get_close_matches(word, choices, n=5, cutoff=0.5)
     if not close:
         close = [c for c in choices if word.lower() in c.lower()][:5]
@@ -21,4 +31,4 @@ def did_you_mean(word: str, choices: Iterable[str], what: str) -> MassifError:
     else:
         shown = ", ".join(choices[:12]) + (", ..." if len(choices) > 12 else "")
         hint = f"choose from: {shown}"
-    return MassifError(f"unknown {what} {word!r}; {hint}")
+    return MassifError(f"unknown {what} {short(word)}; {hint}")

@@ -108,3 +108,48 @@ def mask(
     finally:
         for h in handles:
             h.remove()
+
+
+@contextmanager
+def mask_rows(
+    model: nn.Module,
+    groups: Sequence[Mapping[str, Sequence[int]]],
+    values: Sequence[Mapping[str, torch.Tensor] | None] | None = None,
+) -> Iterator[None]:
+    """Many masks in one forward pass: the batch is ``len(groups)`` equal blocks of rows, and
+    block ``g`` is masked by ``groups[g]`` (module path → channels; ``values[g]`` as in
+    ``mask``). Rows of a batch never mix in a forward pass of a model in eval mode, so each
+    block gets exactly what ``mask`` with its own group would give."""
+    n_groups = len(groups)
+    paths = list(dict.fromkeys(p for g in groups for p, chans in g.items() if len(chans)))
+    handles = []
+    try:
+        for path in paths:
+            module = get_module(model, path)
+
+            def hook(_m: nn.Module, _inp: object, out: torch.Tensor, path: str = path
+                     ) -> torch.Tensor:
+                c = out.shape[1]
+                keep = torch.ones(n_groups, c, device=out.device, dtype=out.dtype)
+                add = torch.zeros(n_groups, c, device=out.device, dtype=out.dtype)
+                for g, group in enumerate(groups):
+                    chans = sorted(set(int(ch) for ch in group.get(path, ())))
+                    if not chans:
+                        continue
+                    if chans[-1] >= c:
+                        raise MassifError(f"layer {path} has {c} channels; cannot mask "
+                                          f"{chans[-1]}")
+                    keep[g, chans] = 0
+                    fill = None if values is None or values[g] is None else values[g].get(path)
+                    if fill is not None:
+                        add[g, chans] = fill.to(out.device, out.dtype)[chans]
+                rows = out.shape[0] // n_groups
+                shape = (n_groups, 1, c) + (1,) * (out.ndim - 2)
+                blocks = out.view(n_groups, rows, *out.shape[1:])
+                return (blocks * keep.view(shape) + add.view(shape)).reshape(out.shape)
+
+            handles.append(module.register_forward_hook(hook))
+        yield
+    finally:
+        for h in handles:
+            h.remove()

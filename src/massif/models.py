@@ -121,17 +121,21 @@ def _apply_weights(module: nn.Module, path: str | Path) -> None:
         raise MassifError(f"weights {path} do not fit the model: {detail}") from None
 
 
-def _bundled() -> tuple[nn.Module, dict[str, str], int, int, list[str], str]:
+def _bundled(weights: str | None = None
+             ) -> tuple[nn.Module, dict[str, str], int, int, list[str], str]:
     from .bundled.net import LAYERS, FashionInception
     from .datasets import FASHION_CLASSES
 
     net = FashionInception()
-    if not BUNDLED_WEIGHTS.is_file():
-        raise MassifError(
-            f"the bundled weights {BUNDLED_WEIGHTS} are missing; "
-            "rebuild them with `python -m massif.bundled.train`"
-        )
-    _apply_weights(net, BUNDLED_WEIGHTS)
+    if weights is not None:  # the user's own training of the bundled architecture
+        _apply_weights(net, weights)
+    else:
+        if not BUNDLED_WEIGHTS.is_file():
+            raise MassifError(
+                f"the bundled weights {BUNDLED_WEIGHTS} are missing; "
+                "rebuild them with `python -m massif.bundled.train`"
+            )
+        _apply_weights(net, BUNDLED_WEIGHTS)
     net = net.to(memory_format=torch.channels_last)
     return net, {n: n for n in LAYERS}, 28, 1, list(FASHION_CLASSES), "fashion-mnist"
 
@@ -234,7 +238,7 @@ def load_model(
     if isinstance(spec, nn.Module):
         module, layer_map, name = spec, {}, type(spec).__name__
     elif spec in ("bundled", "", None):
-        module, layer_map, size, chans, names, default_dataset = _bundled()
+        module, layer_map, size, chans, names, default_dataset = _bundled(weights)
         image_size, channels, name = image_size or size, channels or chans, "bundled"
     elif spec.startswith("torchvision:"):
         module, layer_map, names = _torchvision(spec.split(":", 1)[1], weights)

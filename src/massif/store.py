@@ -13,37 +13,28 @@ file is written atomically (temporary file + rename): a killed run leaves no hal
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .contract import Graph, write_atomic
+from .errors import MassifError
+from .io import write_atomic
+from .request import analysis_key
+from .schemas import Graph
 
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
-
-
-def analysis_key(model_fp: str, dataset_fp: str, benign: int, target: int,
-                 attack: dict, params: dict, benign_name: str = "", target_name: str = "") -> str:
-    """A stable folder name: ``<benign>-<target>-<attack>-<hash>``."""
-    blob = json.dumps(
-        {"model": model_fp, "dataset": dataset_fp, "benign": benign, "target": target,
-         "attack": attack, "params": params}, sort_keys=True,
-    )
-    digest = hashlib.sha256(blob.encode()).hexdigest()[:12]
-    return f"{_slug(benign_name or str(benign))}-{_slug(target_name or str(target))}-" \
-           f"{_slug(str(attack.get('name', 'attack')))}-{digest}"
+KEY_PATTERN = re.compile(r"[a-z0-9-]{1,200}")
 
 
 def graph_key(graph: Graph) -> str:
     """The key of an existing graph (recomputed from its own fields)."""
-    attack = graph.attack.model_dump()
     return analysis_key(graph.model.fingerprint, graph.dataset.fingerprint, graph.benign.index,
-                        graph.target.index, attack, graph.params.model_dump(),
-                        graph.benign.name, graph.target.name)
+                        graph.target.index, graph.attack.model_dump(),
+                        graph.params.model_dump(), graph.benign.name, graph.target.name)
+
+
+def valid_key(key: str) -> bool:
+    """Keys are 1 to 200 lower-case letters, digits and dashes (no dots: no path escapes)."""
+    return isinstance(key, str) and KEY_PATTERN.fullmatch(key) is not None
 
 
 @dataclass
@@ -52,14 +43,19 @@ class Workspace:
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
+        if self.root.exists() and not self.root.is_dir():
+            raise MassifError(f"workspace {self.root} is a file, not a folder")
 
     def graph_path(self, key: str) -> Path:
-        if not re.fullmatch(r"[a-z0-9-]+", key):
+        if not valid_key(key):
             raise KeyError(key)
         return self.root / "graphs" / key / "graph.json"
 
     def has(self, key: str) -> bool:
-        return self.graph_path(key).is_file()
+        try:
+            return self.graph_path(key).is_file()
+        except KeyError:
+            return False
 
     def save(self, graph: Graph, key: str | None = None) -> str:
         key = key or graph_key(graph)
@@ -67,13 +63,15 @@ class Workspace:
         return key
 
     def load(self, key: str) -> Graph:
-        return Graph.load(self.graph_path(key))
+        """The saved graph; a damaged one is a ``MassifError`` naming only the key."""
+        return Graph.load(self.graph_path(key), name=f"analysis {key}")
 
     def keys(self) -> list[str]:
         folder = self.root / "graphs"
         if not folder.is_dir():
             return []
-        return sorted(p.parent.name for p in folder.glob("*/graph.json"))
+        return sorted(p.parent.name for p in folder.glob("*/graph.json")
+                      if valid_key(p.parent.name))
 
     def write(self, relative: str, data: str | bytes) -> Path:
         return write_atomic(self.root / relative, data)

@@ -1,0 +1,113 @@
+"""``analyze``: the whole analysis of one (benign, target, attack) as one call.
+
+Stages: resolve the ``AnalysisRequest`` (model, dataset, classes, attack, strengths) →
+``profile.profile_neurons`` (importance and activation of every neuron at every strength, ASR) →
+``graph.select`` / ``graph.merged_nodes`` (groups, vulnerability) → ``profile.profile_edges``
+(influence into the graph's nodes, faithfulness) → ``graph.edges`` → a ``schemas.Graph``. A
+notebook user calls ``massif.analyze``; the CLI and the server's jobs call ``run``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from ..request import AnalysisRequest, Resolved, resolve_device
+from ..schemas import (
+    BenignRef,
+    DatasetRef,
+    Faithfulness,
+    Graph,
+    Metrics,
+    ModelRef,
+    TargetRef,
+)
+from . import graph as graph_stage
+from .profile import Checkpoint, Progress, profile_edges, profile_neurons
+
+RANDOM_DRAWS = 5
+
+
+def analyze(request: AnalysisRequest | Any = "bundled", dataset: Any = None, *,
+            progress: Progress | None = None, resume_dir: str | Path | None = None,
+            **fields: Any) -> Graph:
+    """Analyse how an attack turns ``benign`` images into ``target``; the merged graph.
+
+    Either an ``AnalysisRequest``, or its fields as arguments: ``analyze("bundled",
+    benign="Sneaker", target="Sandal", attack="fgm")``, the first two positional arguments being
+    the model (``"bundled"``, ``"torchvision:NAME"``, ``"file.py:factory"``, a loaded ``Model``
+    or an ``nn.Module`` taking [0, 1] images) and the dataset (``"fashion-mnist"``, an
+    ImageFolder path, a ``Dataset`` or ``None`` for the model's own); see ``AnalysisRequest``
+    for the others (attack, strengths, graph options, ``max_images``, ``class_index``,
+    ``batch_size``, ``device``). ``progress(stage, done, total)`` is called as batches finish.
+
+    With ``resume_dir``, running sums are saved there after the first batch and then every few
+    seconds, so a killed run of the same request resumes where it stopped; the files are removed
+    once the graph is built.
+    """
+    if not isinstance(request, AnalysisRequest):
+        request = AnalysisRequest(model=request, data=dataset, **fields)
+    elif fields or dataset is not None:
+        request = request.replace(**fields, **({"data": dataset} if dataset is not None else {}))
+    return run(request.resolve(), progress=progress, resume_dir=resume_dir)
+
+
+def run(r: Resolved, *, progress: Progress | None = None,
+        resume_dir: str | Path | None = None) -> Graph:
+    """The analysis of a resolved request (see ``analyze``). The model is put on the request's
+    device for the run and back where it was afterwards."""
+    model, dataset, atk, b, t = r.model, r.dataset, r.attack, r.benign, r.target
+    values, names, indices = r.strengths, r.class_names, r.indices
+    opts = r.request
+    dev = resolve_device(opts.device)
+    key = f"{r.key}-bs{opts.batch_size}"
+    folder = Path(resume_dir) if resume_dir else None
+    ckpt1 = Checkpoint(folder / f".{r.key}.profile.pt" if folder else None, key)
+    ckpt2: Checkpoint | None = None
+    home = model.device
+    model.to(dev)
+    try:
+        prof = profile_neurons(model, dataset, indices, b, t, atk, values, opts.importance,
+                               votes_top_k=opts.nodes_per_layer, batch_size=opts.batch_size,
+                               progress=progress, checkpoint=ckpt1)
+        benign_sets, attacked_sets = graph_stage.select(prof, opts.nodes_per_layer)
+        nodes = graph_stage.merged_nodes(prof, benign_sets, attacked_sets)
+        emphasized: dict[str, list[int]] = {}
+        for n in nodes:
+            if n.group == "emphasized":
+                emphasized.setdefault(n.layer, []).append(n.channel)
+        draws = graph_stage.random_masks(emphasized, model.layer_channels, RANDOM_DRAWS)
+        node_map = graph_stage.node_channels(nodes)
+        key2 = f"{key}-{hashlib.sha256(repr((node_map, draws)).encode()).hexdigest()[:8]}"
+        ckpt2 = Checkpoint(folder / f".{r.key}.edges.pt" if folder else None, key2)
+        infl = profile_edges(model, dataset, indices, b, t, atk, values[-1], node_map,
+                             emphasized, draws, batch_size=opts.batch_size, progress=progress,
+                             checkpoint=ckpt2)
+    finally:
+        model.to(home)
+    ckpt1.clear()
+    ckpt2.clear()
+    return Graph(
+        model=ModelRef(name=model.name, fingerprint=model.fingerprint),
+        dataset=DatasetRef(name=dataset.name, fingerprint=dataset.fingerprint),
+        benign=BenignRef(index=b, name=names[b], n_images=len(indices)),
+        target=TargetRef(index=t, name=names[t]),
+        attack=r.attack_info,
+        params=r.params,
+        layers=list(model.layers),
+        metrics=Metrics(
+            clean_accuracy=prof.clean_accuracy,
+            attack_success_rate=prof.attack_success_rate,
+            divergence_layer=graph_stage.divergence_layer(prof.layers, benign_sets,
+                                                          attacked_sets),
+            faithfulness=Faithfulness(
+                masked_emphasized_asr=infl.masked_emphasized_asr,
+                masked_random_asr=infl.masked_random_asr,
+                n_masked=sum(len(v) for v in emphasized.values()),
+                random_draws=infl.random_draws,
+            ),
+        ),
+        nodes=nodes,
+        edges=graph_stage.edges(prof.layers, nodes, infl, opts.edges_per_node),
+    )

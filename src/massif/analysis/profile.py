@@ -1,0 +1,343 @@
+"""Profile a class: per-neuron statistics over benign and attacked images, streamed in batches.
+
+Two passes over the benign class's images, each a batch at a time, so memory depends on the batch
+size and the number of channels, never on the number of images:
+
+1. ``profile_neurons`` (every neuron of every analysed layer):
+   1. forward the clean batch ``x`` (``x`` requires grad so every recorded activation is in the
+      autograd graph); note which images the model gets right;
+   2. FGM/FGSM: take the attack gradient from that same forward pass and build ``x_k`` for every
+      strength at once; PGD: run the attack, all strengths as one batch with a per-sample ε;
+   3. for each strength ``k`` (``x_0 = x``): record ``a_{l,i}(x_k)`` for all layers in one forward
+      pass, then one backward pass per class (``z_b`` and ``z_t``) gives, for every layer at once,
+      the attribution ``Σ_positions a · ∂z_c/∂a``; add ``max(0, ·)`` to the running sums, and
+      ``s_{l,i} = max_positions a`` to the activation sums; count attack successes.
+   With ``importance="votes"`` (Summit) step 3 needs no backward pass: each image votes for the
+   neurons whose ``s`` is in its top ``votes_top_k`` of the layer.
+2. ``profile_edges`` (only the graph's nodes): on the clean images and on the images attacked at
+   ``ε_max``, the influence of every channel ``j`` of the previous layer on node ``i``,
+   ``Σ_positions a_{l-1,j} · ∂s_{l,i}/∂a_{l-1,j}`` (gradient × activation through whatever block
+   joins the layers; one backward pass per node on CPU, one batched pass
+   (``is_grads_batched``) per 16 nodes on GPU, each stopping at the previous layer). The same pass
+   runs the faithfulness check: the ``ε_max`` images through the model with the emphasized
+   neurons masked, and with as many random neurons of the same layers masked.
+
+All sums are float64 on the CPU; means are taken at the end. With a ``Checkpoint`` the sums are
+saved (atomically) every few seconds, and a rerun of the same request resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..attacks import Attack, attack_direction
+from ..datasets import Dataset
+from ..errors import MassifError
+from ..hooks import frozen, mask, record
+from ..io import write_atomic
+from ..models import Model
+
+Progress = Callable[[str, int, int], None]
+_NODE_CHUNK = 16  # nodes whose influence is taken in one batched backward pass
+
+
+@dataclass
+class NeuronProfile:
+    """Class-mean statistics per layer: ``[K+1, C]`` tensors, row ``k`` for strength ``ε_k``."""
+
+    layers: list[str]
+    strengths: list[float]
+    n_images: int = 0
+    n_correct: int = 0
+    successes: list[int] = field(default_factory=list)  # per strength, among correct images
+    importance_benign: dict[str, torch.Tensor] = field(default_factory=dict)
+    importance_target: dict[str, torch.Tensor] = field(default_factory=dict)
+    activation: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def clean_accuracy(self) -> float:
+        return self.n_correct / self.n_images if self.n_images else 0.0
+
+    @property
+    def attack_success_rate(self) -> list[float]:
+        return [s / self.n_correct if self.n_correct else 0.0 for s in self.successes]
+
+
+@dataclass
+class EdgeProfile:
+    """Mean influence ``[n_nodes(l), C(l-1)]`` per layer ``l`` (rows follow ``nodes[l]``)."""
+
+    nodes: dict[str, list[int]]
+    influence_benign: dict[str, torch.Tensor] = field(default_factory=dict)
+    influence_attacked: dict[str, torch.Tensor] = field(default_factory=dict)
+    masked_emphasized_asr: float = 0.0
+    masked_random_asr: float = 0.0
+    random_draws: int = 0
+
+
+class Checkpoint:
+    """Resumable running sums: saved atomically after the first batch, then at most every
+    ``every`` seconds (default 5, ``$MASSIF_CHECKPOINT_SECONDS``).
+
+    The file holds the sums so far, how many images they cover and a ``key`` naming everything
+    that determines them; a file with another key is ignored. A killed run loses at most
+    ``every`` seconds of work (plus the batch under way).
+    """
+
+    def __init__(self, path: Path | None, key: str, every: float | None = None) -> None:
+        if every is None:
+            every = float(os.environ.get("MASSIF_CHECKPOINT_SECONDS", "5"))
+        self.path, self.key, self.every = path, key, every
+        self.last = -math.inf  # the first batch is saved at once
+
+    def load(self) -> dict | None:
+        if self.path is None or not self.path.is_file():
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception:  # a foreign or damaged file: start over
+            return None
+        return state if isinstance(state, dict) and state.get("key") == self.key else None
+
+    def save(self, state: dict, force: bool = False) -> None:
+        if self.path is None or not (force or time.monotonic() - self.last >= self.every):
+            return
+        buf = io.BytesIO()
+        torch.save({**state, "key": self.key}, buf)
+        write_atomic(self.path, buf.getvalue())
+        self.last = time.monotonic()
+
+    def clear(self) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+def _batches(dataset: Dataset, indices: Sequence[int], batch_size: int, device: torch.device,
+             stage: str, progress: Progress | None, start: int = 0):
+    done = start
+    if progress:
+        progress(stage, done, len(indices))
+    for images, chunk in dataset.batches(indices[start:], batch_size):
+        yield images.to(device, non_blocking=True)
+        done += len(chunk)
+        if progress:
+            progress(stage, done, len(indices))
+
+
+def attacked(model: Model, attack: Attack, x: torch.Tensor, labels: torch.Tensor,
+              strengths: Sequence[float], batch_size: int,
+              logits: torch.Tensor | None = None, x_grad: torch.Tensor | None = None):
+    """Adversarial images ``[K, B, ...]`` for ``strengths``; FGM/FGSM reuse ``logits``."""
+    if attack.single_gradient:
+        if logits is not None and x_grad is not None:
+            direction = attack_direction(model.module, x_grad, labels, attack.targeted,
+                                         logits=logits)
+        else:
+            direction = attack_direction(model.module, x, labels, attack.targeted)
+        return attack.from_direction(x.detach(), direction, strengths)
+    per_call = max(1, (2 * batch_size) // max(1, x.shape[0]))
+    parts = [attack.perturb(model.module, x.detach(), labels, strengths[i : i + per_call])
+             for i in range(0, len(strengths), per_call)]
+    return torch.cat(parts, 0)
+
+
+def profile_neurons(
+    model: Model, dataset: Dataset, indices: Sequence[int], benign: int, target: int,
+    attack: Attack, strengths: Sequence[float], importance: str = "attribution",
+    votes_top_k: int = 8, batch_size: int = 256, progress: Progress | None = None,
+    checkpoint: Checkpoint | None = None,
+) -> NeuronProfile:
+    """Pass 1 (see the module docstring). ``strengths[0]`` must be 0. With a ``checkpoint``,
+    the sums are saved as batches finish and a rerun resumes after the last saved batch."""
+    layers = list(model.layers)
+    device = model.device
+    k_all = len(strengths)
+    prof = NeuronProfile(layers=layers, strengths=list(strengths), successes=[0] * k_all)
+    for name in layers:
+        zeros = torch.zeros(k_all, model.layer_channels[name], dtype=torch.float64)
+        prof.importance_benign[name] = zeros.clone()
+        prof.importance_target[name] = zeros.clone()
+        prof.activation[name] = zeros.clone()
+    attack_labels_value = target if attack.targeted else benign
+    sums = (prof.importance_benign, prof.importance_target, prof.activation)
+    saved = checkpoint.load() if checkpoint else None
+    if saved:
+        prof.n_images, prof.n_correct = saved["n_images"], saved["n_correct"]
+        prof.successes = list(saved["successes"])
+        for d, name in zip(sums, ("importance_benign", "importance_target", "activation")):
+            d.update(saved[name])
+
+    def state() -> dict:
+        return {"n_images": prof.n_images, "n_correct": prof.n_correct,
+                "successes": prof.successes, "importance_benign": prof.importance_benign,
+                "importance_target": prof.importance_target, "activation": prof.activation}
+
+    with frozen(model.module), record(model.module, model.layers) as acts:
+        for x in _batches(dataset, indices, batch_size, device, "profile", progress,
+                          start=prof.n_images):
+            b = x.shape[0]
+            attack_labels = torch.full((b,), attack_labels_value, device=device)
+            x0 = x.detach().requires_grad_(True)
+            adv: torch.Tensor | None = None
+            correct: torch.Tensor | None = None
+            for k in range(k_all):
+                xk = x0 if k == 0 else adv[k - 1].requires_grad_(True)  # type: ignore[index]
+                logits = model.module(xk)
+                pred = logits.argmax(1)
+                if k == 0:
+                    if not torch.isfinite(logits).all():
+                        raise MassifError("the model's outputs contain NaN or infinity on clean "
+                                          "images; check the model, its weights and the data")
+                    correct = pred == benign
+                    prof.n_images += b
+                    prof.n_correct += int(correct.sum())
+                hit = (pred == target) if attack.targeted else (pred != benign)
+                prof.successes[k] += int((hit & correct).sum())
+                recorded = [acts[name] for name in layers]
+                if importance == "attribution":
+                    grads_b = torch.autograd.grad(logits[:, benign].sum(), recorded,
+                                                  retain_graph=True)
+                    grads_t = torch.autograd.grad(logits[:, target].sum(), recorded,
+                                                  retain_graph=True)
+                    for name, a, gb, gt in zip(layers, recorded, grads_b, grads_t):
+                        a = a.detach()
+                        prof.importance_benign[name][k] += _positive_attribution(a, gb)
+                        prof.importance_target[name][k] += _positive_attribution(a, gt)
+                for name, a in zip(layers, recorded):
+                    s = a.detach().flatten(2).amax(2)  # [B, C]
+                    prof.activation[name][k] += s.sum(0).double().cpu()
+                    if importance == "votes":
+                        top = s.topk(min(votes_top_k, s.shape[1]), dim=1).indices
+                        votes = torch.zeros_like(s).scatter_(1, top, 1.0).sum(0).double().cpu()
+                        prof.importance_benign[name][k] += votes
+                        prof.importance_target[name][k] += votes
+                if k == 0 and k_all > 1:
+                    adv = attacked(model, attack, x, attack_labels, strengths[1:], batch_size,
+                                    logits=logits, x_grad=x0).detach()
+                del logits, recorded
+                acts.clear()
+            if checkpoint:
+                checkpoint.save(state())
+    if checkpoint:
+        checkpoint.save(state(), force=True)
+    n = max(prof.n_images, 1)
+    for d in (prof.importance_benign, prof.importance_target, prof.activation):
+        for name in d:
+            d[name] /= n
+    return prof
+
+
+def _positive_attribution(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``Σ_images max(0, Σ_positions a·g)`` per channel, as float64 ``[C]`` on the CPU."""
+    per_image = (a * g).flatten(2).sum(2)  # [B, C]
+    return per_image.clamp_min(0).sum(0).double().cpu()
+
+
+def profile_edges(
+    model: Model, dataset: Dataset, indices: Sequence[int], benign: int, target: int,
+    attack: Attack, max_strength: float, nodes: dict[str, list[int]],
+    emphasized: dict[str, list[int]], random_masks: list[dict[str, list[int]]],
+    batch_size: int = 256, progress: Progress | None = None,
+    checkpoint: Checkpoint | None = None,
+) -> EdgeProfile:
+    """Pass 2 (see the module docstring): influence into ``nodes`` and the faithfulness check.
+    Resumable like pass 1 through ``checkpoint``."""
+    layers = list(model.layers)
+    device = model.device
+    out = EdgeProfile(nodes=nodes, random_draws=len(random_masks))
+    for prev, name in zip(layers, layers[1:]):
+        shape = (len(nodes.get(name, [])), model.layer_channels[prev])
+        out.influence_benign[name] = torch.zeros(shape, dtype=torch.float64)
+        out.influence_attacked[name] = torch.zeros(shape, dtype=torch.float64)
+    to_paths = lambda m: {model.layers[lay]: ch for lay, ch in m.items() if ch}  # noqa: E731
+    n_images = n_correct = hits_emph = 0
+    hits_rand = 0.0
+    attack_value = target if attack.targeted else benign
+
+    def success(logits: torch.Tensor, correct: torch.Tensor) -> int:
+        pred = logits.argmax(1)
+        hit = (pred == target) if attack.targeted else (pred != benign)
+        return int((hit & correct).sum())
+
+    saved = checkpoint.load() if checkpoint else None
+    if saved:
+        n_images, n_correct = saved["n_images"], saved["n_correct"]
+        hits_emph, hits_rand = saved["hits_emph"], saved["hits_rand"]
+        out.influence_benign.update(saved["influence_benign"])
+        out.influence_attacked.update(saved["influence_attacked"])
+
+    def state() -> dict:
+        return {"n_images": n_images, "n_correct": n_correct, "hits_emph": hits_emph,
+                "hits_rand": hits_rand, "influence_benign": out.influence_benign,
+                "influence_attacked": out.influence_attacked}
+
+    with frozen(model.module):
+        for x in _batches(dataset, indices, batch_size, device, "edges", progress,
+                          start=n_images):
+            b = x.shape[0]
+            labels = torch.full((b,), attack_value, device=device)
+            with record(model.module, model.layers) as acts:
+                x0 = x.detach().requires_grad_(True)
+                logits = model.module(x0)
+                correct = logits.argmax(1) == benign
+                accumulate_influence(layers, acts, nodes, out.influence_benign)
+                adv = attacked(model, attack, x, labels, [max_strength], batch_size,
+                                logits=logits, x_grad=x0)[0].detach()
+                acts.clear()
+                del logits
+                model.module(adv.requires_grad_(True))
+                accumulate_influence(layers, acts, nodes, out.influence_attacked)
+                acts.clear()
+            n_images += b
+            n_correct += int(correct.sum())
+            with torch.no_grad():
+                with mask(model.module, to_paths(emphasized)):
+                    hits_emph += success(model.module(adv), correct)
+                for draw in random_masks:
+                    with mask(model.module, to_paths(draw)):
+                        hits_rand += success(model.module(adv), correct) / len(random_masks)
+            if checkpoint:
+                checkpoint.save(state())
+    if checkpoint:
+        checkpoint.save(state(), force=True)
+    n = max(n_images, 1)
+    for d in (out.influence_benign, out.influence_attacked):
+        for name in d:
+            d[name] /= n
+    out.masked_emphasized_asr = hits_emph / n_correct if n_correct else 0.0
+    out.masked_random_asr = hits_rand / n_correct if n_correct else 0.0
+    return out
+
+
+def accumulate_influence(layers: list[str], acts: dict[str, torch.Tensor],
+                          nodes: dict[str, list[int]], sums: dict[str, torch.Tensor]) -> None:
+    """Add ``Σ_images Σ_positions a_{l-1} · ∂s_{l,i}/∂a_{l-1}`` for every node ``i`` of every
+    layer ``l`` to ``sums[l][row of i]``."""
+    for prev, name in zip(layers, layers[1:]):
+        chans = nodes.get(name, [])
+        if not chans:
+            continue
+        a_prev = acts[prev]
+        s = acts[name].flatten(2).amax(2)  # [B, C_l]
+        if not a_prev.is_cuda:  # on CPU a plain loop beats vmap's batched backward (2x)
+            for row, ch in enumerate(chans):
+                (g,) = torch.autograd.grad(s[:, ch].sum(), a_prev, retain_graph=True)
+                sums[name][row] += (a_prev.detach() * g).flatten(2).sum(2).sum(0).double().cpu()
+            continue
+        for start in range(0, len(chans), _NODE_CHUNK):
+            part = chans[start : start + _NODE_CHUNK]
+            rows = torch.arange(len(part))
+            onehot = torch.zeros(len(part), *s.shape, device=s.device, dtype=s.dtype)
+            onehot[rows, :, torch.tensor(part)] = 1.0
+            (g,) = torch.autograd.grad(s, a_prev, onehot, retain_graph=True,
+                                       is_grads_batched=True)  # [n, B, C', H, W]
+            contrib = (a_prev.detach().unsqueeze(0) * g).flatten(3).sum(3).sum(1)
+            sums[name][start : start + len(part)] += contrib.double().cpu()

@@ -1,0 +1,287 @@
+"""Suggest a defense: delete, greedily, the neurons that stop the attack at the least cost.
+
+``suggest_defense(editor, budget, ...)`` (also ``Editor.suggest_defense``):
+
+1. **Candidates**: the given neuron ids, else the graph's nodes (all three groups).
+2. **Search set**, for speed: the first ``search_images`` benign images and the first as many
+   images of the all-class sample (a stratified prefix, see ``session.sample_indices``);
+   ``search_images=None`` searches on everything.
+3. Start from the empty mask ``M``, with ``a(M)`` the adaptive ASR at ``ε_max`` (a fresh attack
+   through the edited model) and ``c(M)`` the clean accuracy on the sample, both on the search
+   set.
+4. Each step, for every candidate ``n`` not in ``M`` (skipping one that would delete a whole
+   layer), measure ``a(M ∪ {n})`` and score it by the ASR drop per unit of accuracy lost,
+   ``(a(M) − a(M ∪ {n})) / max(cost, COST_FLOOR)``, where ``cost`` is the larger of the two
+   clean-accuracy losses, on the sample (``c``) and on the benign class (``c_b``; without it,
+   a neuron that makes the model miss the benign class altogether would "stop" the attack,
+   since the ASR counts only correctly classified images). A drop that costs no accuracy (or
+   gains some) counts as costing ``COST_FLOOR`` (half a point), so it wins over a dearer one of
+   the same size. Add the best (ties: the larger drop, then the first candidate). Stop at
+   ``budget`` neurons, when the ASR on the search set is 0, or when no candidate lowers it
+   (``stopped`` says why; the path is then shorter than the budget).
+5. Re-measure every prefix of the path on all images and the whole sample: these are the
+   reported numbers (the search's own are kept as ``search_adaptive_asr`` etc.).
+6. **Baselines** of the same sizes, measured like step 5:
+   * ``random``: for each of ``random_draws`` draws, as many random neurons *per layer* as the
+     greedy path has in that layer at that size, drawn from the layer's channels outside the
+     greedy path (DESIGN.md's faithfulness check uses the same rule); the draws are nested (size
+     ``n + 1`` extends size ``n``); the mean over draws is reported, and every draw;
+   * ``top_emphasized``: the graph's emphasized neurons, most vulnerable first (ties: the larger
+     importance toward the target at ``ε_max``), the first ``n`` (none without a graph).
+
+Cost: every search step measures each remaining candidate once (a forward and backward pass
+over the search images, one attacked forward pass, one over the sample); PGD multiplies the
+attack part by its steps. The candidates of a step, and the masks of steps 5 and 6, are
+measured many at a time (``Session.measure_many``: one block of rows per mask in each batch),
+which on a small model runs several times faster than one mask at a time.
+
+Built on the session's public measuring API only; ``cancelled()`` is asked between batches.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+
+from pydantic import BaseModel
+
+from ..errors import MassifError
+from ..schemas import Graph
+from .masks import mask_ids, parse_mask
+from .session import Mask, Mode, Progress, Session, attack_label
+
+COST_FLOOR = 0.005
+
+
+class DefensePoint(BaseModel):
+    """One mask: its size, neurons, adaptive ASR at ε_max, clean accuracy on the all-class
+    sample (``clean_accuracy``) and on the benign class."""
+
+    size: int
+    mask: list[str]
+    adaptive_asr: float
+    clean_accuracy: float
+    clean_accuracy_benign: float
+
+
+class DefenseStep(DefensePoint):
+    """A step of the greedy path: the neuron it added and what the search measured."""
+
+    added: str
+    score: float
+    search_adaptive_asr: float
+    search_clean_accuracy: float
+
+
+class RandomPoint(BaseModel):
+    """The random baseline at one size: means over the draws, and each draw."""
+
+    size: int
+    adaptive_asr: float
+    clean_accuracy: float
+    clean_accuracy_benign: float
+    adaptive_asr_draws: list[float]
+    clean_accuracy_draws: list[float]
+    masks: list[list[str]]
+
+
+class DefenseResult(BaseModel):
+    """A suggested defense (``greedy``) and its baselines, all at ``ε_max`` (``epsilon``)."""
+
+    budget: int
+    mode: str
+    attack: str
+    epsilon: float
+    n_images: int
+    n_sample: int
+    n_search_images: int
+    n_search_sample: int
+    n_candidates: int
+    cost_floor: float
+    random_draws: int
+    before: DefensePoint
+    greedy: list[DefenseStep]
+    random: list[RandomPoint]
+    top_emphasized: list[DefensePoint]
+    stopped: str | None
+    seconds: float
+
+    def table(self) -> str:
+        """The three curves side by side, one row per size."""
+        pct = lambda v: f"{100 * v:5.1f}%"  # noqa: E731
+        pair = lambda p: f"{pct(p.adaptive_asr)} {pct(p.clean_accuracy)}"  # noqa: E731
+        blank = f"{'—':>6} {'—':>6}"
+        lines = [
+            f"suggested defense against {self.attack} at ε = {self.epsilon:g} "
+            f"({self.n_images} images, clean accuracy on {self.n_sample}; searched on "
+            f"{self.n_search_images} and {self.n_search_sample}; {self.n_candidates} "
+            f"candidates, mode {self.mode})",
+            f"{'size':>4}  {'greedy: ASR  clean':<19}  {'random: ASR  clean':<19}  "
+            f"{'emphasized: ASR  clean':<23}  added",
+            f"{0:>4}  {pair(self.before):<19}  {pair(self.before):<19}  "
+            f"{pair(self.before):<23}",
+        ]
+        for i, step in enumerate(self.greedy):
+            rnd = pair(self.random[i]) if i < len(self.random) else blank
+            emp = pair(self.top_emphasized[i]) if i < len(self.top_emphasized) else blank
+            lines.append(f"{step.size:>4}  {pair(step):<19}  {rnd:<19}  {emp:<23}  {step.added}")
+        if self.stopped:
+            lines.append(f"stopped early: {self.stopped}")
+        lines.append(f"greedy mask: {','.join(self.greedy[-1].mask) if self.greedy else '—'}"
+                     f"  ({self.seconds:.1f} s)")
+        return "\n".join(lines)
+
+
+def emphasized_order(graph: Graph) -> list[str]:
+    """The graph's emphasized neurons, most vulnerable first (ties: larger ``I^t(K)``)."""
+    nodes = [n for n in graph.nodes if n.group == "emphasized"]
+    nodes.sort(key=lambda n: (-(n.vulnerability or 0.0), -n.importance_target[-1], n.id))
+    return [n.id for n in nodes]
+
+
+MAX_BUDGET = 64
+
+
+def suggest_defense(session: Session, budget: int, candidates: Sequence[str] | None = None,
+                    graph: Graph | None = None, *, mode: Mode = "zero", random_draws: int = 5,
+                    seed: int = 0, search_images: int | None = 256,
+                    progress: Progress | None = None,
+                    cancelled: Callable[[], bool] | None = None) -> DefenseResult:
+    """The greedy defense of at most ``budget`` neurons and its baselines (module docstring)."""
+    t0 = time.perf_counter()
+    if isinstance(budget, bool) or not isinstance(budget, int) or not 1 <= budget <= MAX_BUDGET:
+        raise MassifError(f"the defense budget must be 1 to {MAX_BUDGET} neurons, not "
+                          f"{str(budget)[:20]}")
+    if not isinstance(random_draws, int) or not 1 <= random_draws <= 100:
+        raise MassifError("random_draws must be 1 to 100")
+    if search_images is not None and (not isinstance(search_images, int) or search_images < 1):
+        raise MassifError("search_images must be at least 1 (or None for all images)")
+    if mode not in ("zero", "mean"):
+        raise MassifError(f"unknown mask mode {str(mode)[:20]!r}; choose zero or mean")
+    if candidates is None:
+        if graph is None:
+            raise MassifError("give candidate neurons or a graph whose nodes are the candidates")
+        candidates = [n.id for n in graph.nodes]
+    pool: list[str] = []
+    for cand in candidates:  # bad ids raise; a lone channel of a 1-channel layer is skipped
+        channels = parse_mask([cand], session.layer_channels, list(session.paths),
+                              whole_layer_ok=True)
+        pool += [nid for nid in mask_ids(channels) if not session.deletes_whole_layer([nid])]
+    pool = list(dict.fromkeys(pool))
+    if not pool:
+        raise MassifError("no candidate neurons to choose from; give some (layer:channel)")
+    n_img, n_smp = len(session.images), len(session.sample_images)
+    s_img = min(search_images or n_img, n_img)
+    s_smp = min(search_images or n_smp, n_smp)
+    emphasized = emphasized_order(graph) if graph is not None else []
+    total = budget * len(pool) + budget * (2 + random_draws)
+    done = 0
+
+    def points(masks: list[list[str]], n_images: int | None,
+               n_sample: int | None) -> list[tuple[float, float, float]]:
+        """Adaptive ASR at ε_max, clean accuracy on the sample and on the benign class."""
+        nonlocal done
+        parsed = [session.parse(ids, mode) if ids else Mask({}, mode) for ids in masks]
+        out = []
+        for start in range(0, len(parsed), 32):  # progress between slices
+            part = session.measure_many(parsed[start : start + 32], n_images=n_images,
+                                        n_sample=n_sample, cancelled=cancelled)
+            out += [(c.rates(c.adaptive)[0], c.sample_accuracy, c.accuracy) for c in part]
+            done += len(part)
+            if progress:
+                progress("defense", min(done, total), total)
+        return out
+
+    ((asr, acc, acc_b),) = points([[]], s_img, s_smp)
+    done = 0
+    path: list[str] = []
+    searched: list[tuple[str, float, float, float]] = []
+    stopped = None
+    while len(path) < budget:
+        if asr <= 0.0:
+            stopped = "the attack no longer succeeds at ε_max on the search images"
+            break
+        tried = [c for c in pool if c not in path and not session.deletes_whole_layer(path + [c])]
+        if not tried:
+            stopped = "no candidate neurons left"
+            break
+        best: tuple | None = None
+        for cand, (a, c, cb) in zip(tried, points([path + [c] for c in tried], s_img, s_smp)):
+            drop = asr - a
+            score = drop / max(acc - c, acc_b - cb, COST_FLOOR)
+            key = (score, drop, -pool.index(cand), cand, a, c, cb)
+            if best is None or key[:3] > best[:3]:
+                best = key
+        assert best is not None
+        if best[1] <= 0.0:
+            stopped = "no remaining candidate lowers the adaptive ASR"
+            break
+        score, _, _, cand, asr, acc, acc_b = best
+        path.append(cand)
+        searched.append((cand, score, asr, acc))
+
+    # steps 5 and 6: every mask measured on all images, many at a time
+    rng = random.Random(seed)
+    in_path: dict[str, set[int]] = {}
+    for nid in path:
+        lay, _, ch = nid.rpartition(":")
+        in_path.setdefault(lay, set()).add(int(ch))
+    orders = []
+    for _ in range(random_draws):
+        orders.append({lay: rng.sample([c for c in range(session.layer_channels[lay])
+                                        if c not in used],
+                                       session.layer_channels[lay] - len(used))
+                       for lay, used in in_path.items()})
+    random_masks: list[list[list[str]]] = []
+    for size in range(1, len(path) + 1):
+        counts: dict[str, int] = {}
+        for nid in path[:size]:
+            lay = nid.rpartition(":")[0]
+            counts[lay] = counts.get(lay, 0) + 1
+        random_masks.append([ids for ids in (
+            [f"{lay}:{c}" for lay, n in counts.items() for c in order[lay][:n]]
+            for order in orders) if ids])
+    top_masks = []
+    for size in range(1, min(len(path), len(emphasized)) + 1):
+        if session.deletes_whole_layer(emphasized[:size]):
+            break
+        top_masks.append(emphasized[:size])
+    greedy_masks = [path[: i + 1] for i in range(len(searched))]
+    flat = [[]] + greedy_masks + [m for ms in random_masks for m in ms] + top_masks
+    measured = iter(points(flat, None, None))
+    a0, c0, b0 = next(measured)
+    greedy = []
+    for i, (cand, score, s_asr, s_acc) in enumerate(searched):
+        a, c, cb = next(measured)
+        greedy.append(DefenseStep(size=i + 1, mask=path[: i + 1], adaptive_asr=a,
+                                  clean_accuracy=c, clean_accuracy_benign=cb, added=cand,
+                                  score=score, search_adaptive_asr=s_asr,
+                                  search_clean_accuracy=s_acc))
+    rand_points = []
+    for size, masks in enumerate(random_masks, start=1):
+        vals = [next(measured) for _ in masks]
+        if masks:
+            mean = lambda v: sum(v) / len(v)  # noqa: E731
+            asrs, accs, accs_b = ([v[i] for v in vals] for i in range(3))
+            rand_points.append(RandomPoint(
+                size=size, adaptive_asr=mean(asrs), clean_accuracy=mean(accs),
+                clean_accuracy_benign=mean(accs_b), adaptive_asr_draws=asrs,
+                clean_accuracy_draws=accs, masks=masks))
+    top = []
+    for ids in top_masks:
+        a, c, cb = next(measured)
+        top.append(DefensePoint(size=len(ids), mask=ids, adaptive_asr=a, clean_accuracy=c,
+                                clean_accuracy_benign=cb))
+    if progress:
+        progress("defense", total, total)
+    return DefenseResult(
+        budget=budget, mode=mode, attack=attack_label(session.attack),
+        epsilon=session.strengths[-1], n_images=n_img, n_sample=n_smp, n_search_images=s_img,
+        n_search_sample=s_smp, n_candidates=len(pool), cost_floor=COST_FLOOR,
+        random_draws=random_draws,
+        before=DefensePoint(size=0, mask=[], adaptive_asr=a0, clean_accuracy=c0,
+                            clean_accuracy_benign=b0),
+        greedy=greedy, random=rand_points, top_emphasized=top, stopped=stopped,
+        seconds=time.perf_counter() - t0,
+    )

@@ -1,0 +1,94 @@
+"""Files on disk: atomic writes, and checks that a path can be written before any work starts.
+
+``write_atomic`` writes a temporary file beside the target and renames it over the target, so a
+reader (or a crash) never sees half a file. The temporary file is created with mode ``0o666``
+and the kernel applies the process's umask to it, as for any new file: nothing here reads or
+changes the process-wide umask, so it is safe from any thread.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import secrets
+from pathlib import Path
+
+from .errors import MassifError, short
+
+__all__ = ["make_dir", "short", "slug", "writable_dir", "writable_file", "write_atomic"]
+
+
+def slug(text: str) -> str:
+    """Lower-case letters, digits and dashes: ``"T-shirt/top"`` → ``"t-shirt-top"``."""
+    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-") or "x"
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> Path:
+    """Write ``data`` to ``path`` so that a reader (or a crash) never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.part"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _os_reason(e: OSError) -> str:
+    return e.strerror or errno.errorcode.get(e.errno or 0, type(e).__name__)
+
+
+def writable_dir(path: str | Path, what: str) -> Path:
+    """Check, before any work, that ``path`` is (or can become) a folder we can write in.
+
+    Creates nothing: it walks up to the nearest existing ancestor and checks that one. Raises a
+    one-line ``MassifError`` naming ``what`` (``--out``, ``--cache``, ...) otherwise.
+    """
+    path = Path(path)
+    probe = path
+    while not probe.exists():
+        if probe.is_symlink():  # a dangling link
+            raise MassifError(f"{what} {path} is a broken symbolic link")
+        parent = probe.parent
+        if parent == probe:
+            break
+        probe = parent
+    if probe.exists() and not probe.is_dir():
+        if probe == path:
+            raise MassifError(f"{what} {path} is a file, not a folder")
+        raise MassifError(f"{what} {path}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise MassifError(f"{what} {path}: cannot write in {probe} (permission denied)")
+    return path
+
+
+def writable_file(path: str | Path, what: str) -> Path:
+    """Check, before any work, that a file can be written at ``path`` (an existing regular file
+    is replaced; a folder is refused)."""
+    path = Path(path)
+    if path.is_dir():
+        raise MassifError(f"{what} {path} is a folder; give a file name")
+    if path.exists() and not path.is_file():
+        raise MassifError(f"{what} {path} exists and is not a regular file")
+    if path.name in ("", ".", ".."):
+        raise MassifError(f"{what} {path}: give a file name")
+    writable_dir(path.parent, what)
+    return path
+
+
+def make_dir(path: str | Path, what: str) -> Path:
+    """``mkdir -p`` with a one-line ``MassifError`` instead of an ``OSError``."""
+    path = writable_dir(path, what)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise MassifError(f"cannot create {what} {path}: {_os_reason(e)}") from None
+    return path

@@ -1,0 +1,376 @@
+"""Dataset examples: for each neuron, the dataset crops that excite it most.
+
+The algorithm (the "dataset examples" of Olah, Mordvintsev & Schubert 2017, "Feature
+Visualization", Distill, and of Summit, Hohman et al. 2019):
+
+1. Score every image for every neuron ``layer:channel`` by ``s = max over positions`` of the
+   channel's activation map, and remember the arg-max position ``(i, j)``.
+2. Keep, per neuron, the ``k`` best images in ONE streaming pass: each batch's scores are merged
+   with the running top-k (ties: lower dataset index first), so memory does not grow with the
+   dataset. Forward passes only, under ``torch.no_grad``.
+3. Compute each layer's receptive field (size, stride, offset) instead of guessing it: on a
+   private copy of the network, max-pooling becomes average pooling over the same window (whose
+   gradient reaches exactly the max-pool's window), every weight becomes the positive constant
+   ``1/fan_in``, every bias a small positive number and BatchNorm a positive affine map, so every
+   ReLU (module or functional) is active. The input-gradient support of one activation position
+   is then exactly its receptive field: its size comes from a position near the centre (on an
+   input made taller until that field is not clipped), its stride from the next position, and
+   position ``(i, j)`` covers rows ``[i·stride + offset, i·stride + offset + size)`` (columns
+   alike), clipped to the image by ``crop_box``.
+4. Crop each top image to the receptive field around its arg-max position, scale the crops to a
+   common display size (nearest-neighbour when enlarging, so small images stay crisp) and write a
+   PNG strip per neuron plus an index ``<layer>.json`` (images, values, positions, boxes).
+
+Layout (read by the server): ``cache/examples/<model fp>-<dataset fp>/<layer>/<channel>.png``.
+
+Pitfalls: the receptive field assumes square kernels and strides (rows are measured, columns
+taken to match); max-pooling called as a function (``F.max_pool2d``) is not replaced, so its
+window would shrink to one pixel; layers that do not behave like convolutions (attention, a
+reshape) have no meaningful receptive field. A receptive field larger than the image is shown
+as the image-sized window centred on it; the part outside the image is mid-grey.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..datasets import Dataset
+from ..errors import MassifError, did_you_mean
+from ..hooks import frozen, record
+from ..io import write_atomic
+from ..models import Model
+from ..schemas import ExampleChannel, ExamplesIndex, ReceptiveFieldInfo
+
+Progress = Callable[[str, int, int], None]
+DISPLAY = 48  # side of one crop in a strip (about; small crops are enlarged by a whole factor)
+SEPARATOR = 2  # white pixels between crops
+PAD_VALUE = 0.5  # grey for the part of a receptive field outside the image
+_RF_CACHE: dict[tuple[str, str], ReceptiveField] = {}
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Position ``(i, j)`` of a layer sees input rows ``[i·stride + offset, … + size)``."""
+
+    size: int
+    stride: int
+    offset: int
+
+
+@dataclass
+class TopExamples:
+    """The ``k`` best dataset images of every channel of ``layer``, best first."""
+
+    layer: str
+    values: torch.Tensor  # [C, k] float: max over positions of the channel's activation
+    images: torch.Tensor  # [C, k] long: dataset indices
+    positions: torch.Tensor  # [C, k, 2] long: the arg-max position (row, column)
+
+
+# ----------------------------------------------------------------------------- receptive field
+
+
+class _Stop(Exception):
+    """Raised by a hook to end a forward pass once the wanted layer has run."""
+
+
+def positive_copy(module: nn.Module) -> nn.Module:
+    """A float64 CPU copy of ``module`` in which every activation is positive (step 3)."""
+    net = copy.deepcopy(module).cpu().double().eval()
+    for _, parent in list(net.named_modules()):
+        for attr, sub in list(parent.named_children()):
+            if isinstance(sub, nn.MaxPool2d):
+                setattr(parent, attr, nn.AvgPool2d(sub.kernel_size, sub.stride, sub.padding,
+                                                   ceil_mode=sub.ceil_mode))
+            elif isinstance(sub, nn.AdaptiveMaxPool2d):
+                setattr(parent, attr, nn.AdaptiveAvgPool2d(sub.output_size))
+    with torch.no_grad():
+        for mod in net.modules():
+            if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
+                fan_in = mod.weight[0].numel()
+                mod.weight.fill_(1.0 / fan_in)
+                if mod.bias is not None:
+                    mod.bias.fill_(0.01)
+            elif isinstance(mod, nn.modules.batchnorm._BatchNorm):
+                if mod.weight is not None:
+                    mod.weight.fill_(1.0)
+                    mod.bias.fill_(0.01)
+                if mod.running_mean is not None:
+                    mod.running_mean.zero_()
+                    mod.running_var.fill_(1.0)
+    return net
+
+
+def _row_support(net: nn.Module, path: str, height: int, width: int,
+                 channels: int) -> tuple[int, tuple[int, int], tuple[int, int] | None]:
+    """Output height, and the input rows ``[first, last + 1)`` that the gradient of the centre
+    output row (then of the row below it, if any) reaches, for a ``height × width`` input."""
+    x = torch.ones(1, channels, height, width, dtype=torch.float64, requires_grad=True)
+    module = net.get_submodule(path)
+
+    def stop(_m: nn.Module, _i: object, _o: object) -> None:
+        raise _Stop
+
+    with record(net, {"layer": path}) as acts:
+        handle = module.register_forward_hook(stop)  # on a private copy; removed below
+        try:
+            net(x)
+        except _Stop:
+            pass
+        finally:
+            handle.remove()
+    out = acts["layer"]
+
+    def span(row: int) -> tuple[int, int]:
+        (g,) = torch.autograd.grad(out[0, :, row].sum(), x, retain_graph=True)
+        hit = torch.nonzero(g.abs().sum((0, 1, 3)) > 0).flatten()
+        if not len(hit):
+            raise MassifError(f"cannot measure the receptive field of {path}: "
+                              "its activation does not depend on the input")
+        return int(hit[0]), int(hit[-1]) + 1
+
+    centre = out.shape[2] // 2
+    below = span(centre + 1) if centre + 1 < out.shape[2] else None
+    return out.shape[2], span(centre), below
+
+
+def receptive_field(model: Model, layer: str) -> ReceptiveField:
+    """The receptive field of ``layer`` (a display name), measured as in step 3; cached."""
+    if layer not in model.layers:
+        raise did_you_mean(layer, model.layer_names, "layer")
+    key = (model.fingerprint or str(id(model.module)), layer)
+    if key in _RF_CACHE:
+        return _RF_CACHE[key]
+    net = positive_copy(model.module)
+    size, path = model.image_size, model.layers[layer]
+    height, found = size, None
+    while True:
+        try:
+            found = _row_support(net, path, height, size, model.channels)
+        except MassifError:
+            raise
+        except Exception as e:  # the model refuses a taller input: keep the last measurement
+            if found is None:
+                raise MassifError(f"cannot measure the receptive field of {layer}: "
+                                  f"{type(e).__name__}: {e}") from None
+            break
+        (top, bottom), below = found[1], found[2]
+        if (top > 0 and bottom < height) or height >= 16 * size:
+            break
+        if below is None and height > size:  # still one row on a taller input: global
+            break
+        height *= 2  # the centre's field is clipped: measure on a taller input
+    h_out, (top, bottom), below = found
+    if below is None:  # one position: it sees the whole image
+        rf = ReceptiveField(size=size, stride=size, offset=0)
+    else:
+        stride = below[0] - top
+        if stride <= 0:
+            raise MassifError(f"cannot measure the receptive field of {layer}: "
+                              "neighbouring positions do not move across the input")
+        rf = ReceptiveField(size=bottom - top, stride=stride, offset=top - h_out // 2 * stride)
+    _RF_CACHE[key] = rf
+    return rf
+
+
+def crop_box(rf: ReceptiveField, i: int, j: int, image_size: int) -> tuple[int, int, int, int]:
+    """``(top, left, bottom, right)`` of position ``(i, j)``'s receptive field, clipped."""
+    top, left = i * rf.stride + rf.offset, j * rf.stride + rf.offset
+
+    def clip(v: int) -> int:
+        return min(max(v, 0), image_size)
+
+    return clip(top), clip(left), clip(top + rf.size), clip(left + rf.size)
+
+
+# ----------------------------------------------------------------------------- top-k pass
+
+
+def _merge(best: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+           new: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+           k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Merge running ``(values, images, flat positions)`` ``[C, k']`` with a batch's ``[C, B]``:
+    best value first, lower dataset index first among equal values."""
+    values, images, positions = (torch.cat([a, b], 1) for a, b in zip(best, new))
+    order = torch.sort(images, dim=1, stable=True).indices
+    values, images, positions = (t.gather(1, order) for t in (values, images, positions))
+    order = torch.sort(values, dim=1, descending=True, stable=True).indices[:, :k]
+    return tuple(t.gather(1, order) for t in (values, images, positions))  # type: ignore[return-value]
+
+
+def _check_layers(model: Model, layers: Sequence[str] | None) -> list[str]:
+    layers = list(layers) if layers else model.layer_names
+    for lay in layers:
+        if lay not in model.layers:
+            raise did_you_mean(lay, model.layer_names, "layer")
+    return list(dict.fromkeys(layers))
+
+
+def top_examples(
+    model: Model,
+    dataset: Dataset,
+    layers: Sequence[str] | None = None,
+    k: int = 9,
+    batch_size: int = 256,
+    indices: Sequence[int] | None = None,
+    progress: Progress | None = None,
+) -> dict[str, TopExamples]:
+    """Steps 1–2: the ``k`` top images per neuron of ``layers`` (default: all) in one pass."""
+    layers = _check_layers(model, layers)
+    if k < 1 or batch_size < 1:
+        raise MassifError("k and batch_size must be at least 1")
+    indices = list(range(len(dataset))) if indices is None else [int(i) for i in indices]
+    device = model.device
+    best: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+    widths: dict[str, int] = {}
+    done = 0
+    paths = {lay: model.layers[lay] for lay in layers}
+    with frozen(model.module), record(model.module, paths) as acts, torch.no_grad():
+        for images, chunk in dataset.batches(indices, batch_size):
+            model.module(images.to(device))
+            idx = torch.tensor(chunk, dtype=torch.long)
+            for lay in layers:
+                a = acts[lay]
+                widths[lay] = a.shape[3]
+                values, flat = a.flatten(2).float().max(2)  # [B, C]: first arg-max on ties
+                new = (values.t().cpu(), idx.expand(a.shape[1], -1), flat.t().cpu())
+                if lay not in best:
+                    empty_f = torch.empty(a.shape[1], 0)
+                    empty_l = torch.empty(a.shape[1], 0, dtype=torch.long)
+                    best[lay] = (empty_f, empty_l, empty_l)
+                best[lay] = _merge(best[lay], new, k)
+            done += len(chunk)
+            if progress:
+                progress("examples", done, len(indices))
+    out = {}
+    for lay in layers:
+        if lay not in best:  # no images at all
+            c = model.layer_channels[lay]
+            out[lay] = TopExamples(lay, torch.empty(c, 0), torch.empty(c, 0, dtype=torch.long),
+                                   torch.empty(c, 0, 2, dtype=torch.long))
+            continue
+        values, images, flat = best[lay]
+        pos = torch.stack([flat // widths[lay], flat % widths[lay]], 2)
+        out[lay] = TopExamples(lay, values, images, pos)
+    return out
+
+
+# ----------------------------------------------------------------------------- strips on disk
+
+
+def examples_dir(cache: Path, model_fp: str, dataset_fp: str) -> Path:
+    """``cache/examples/<model fp>-<dataset fp>``: strips ``<layer>/<channel>.png`` and
+    indexes ``<layer>.json``."""
+    return Path(cache) / "examples" / f"{model_fp}-{dataset_fp}"
+
+
+def _display_side(window: int) -> int:
+    if window >= DISPLAY:
+        return DISPLAY
+    return window * max(1, round(DISPLAY / window))
+
+
+def _crops(image: torch.Tensor, rf: ReceptiveField, positions: list[tuple[int, int]],
+           side: int) -> torch.Tensor:
+    """Step 4 for one image ``[C, H, W]``: the receptive-field windows at ``positions``, as
+    ``[n, C, side, side]``. The window is the field itself, or, for a field larger than the
+    image, the image-sized square centred on it; outside the image is mid-grey."""
+    size = image.shape[-1]
+    window = min(rf.size, size)
+    padded = F.pad(image, (window,) * 4, value=PAD_VALUE)
+    out = []
+    for i, j in positions:
+        top = i * rf.stride + rf.offset + (rf.size - window) // 2
+        left = j * rf.stride + rf.offset + (rf.size - window) // 2
+        top, left = min(max(top, -window), size), min(max(left, -window), size)
+        out.append(padded[:, top + window : top + 2 * window, left + window : left + 2 * window])
+    crops = torch.stack(out)
+    if side % window == 0:
+        f = side // window
+        return crops.repeat_interleave(f, 2).repeat_interleave(f, 3)
+    return F.interpolate(crops, size=(side, side), mode="bilinear", antialias=True,
+                         align_corners=False).clamp(0, 1)
+
+
+def _strip_png(crops: torch.Tensor) -> bytes:
+    """``[n, C, s, s]`` in [0, 1] side by side, ``SEPARATOR`` white pixels apart, as PNG."""
+    from .visualize import to_png
+
+    n, c, s, _ = crops.shape
+    strip = torch.ones(c, s, max(1, n * s + (n - 1) * SEPARATOR))
+    for m in range(n):
+        strip[:, :, m * (s + SEPARATOR) : m * (s + SEPARATOR) + s] = crops[m]
+    return to_png(strip, min_size=1)  # crops are already at display size
+
+
+def _cached(folder: Path, layer: str, k: int, channels: int) -> bool:
+    index = folder / f"{layer}.json"
+    if not index.is_file():
+        return False
+    try:
+        if ExamplesIndex.model_validate_json(index.read_text()).k != k:
+            return False
+    except (OSError, ValueError):  # pydantic's ValidationError is a ValueError
+        return False
+    return all((folder / layer / f"{c}.png").is_file() for c in range(channels))
+
+
+def ensure_examples(
+    model: Model,
+    dataset: Dataset,
+    cache: Path,
+    layers: Sequence[str] | None = None,
+    k: int = 9,
+    batch_size: int = 256,
+    progress: Progress | None = None,
+) -> dict[str, Path]:
+    """Dataset-example strips of every neuron of ``layers`` (default: all); id → PNG path.
+
+    A layer whose index and strips are on disk (for the same ``k``) is not recomputed; the
+    others share one pass over ``dataset``. Files are written atomically.
+    """
+    layers = _check_layers(model, layers)
+    folder = examples_dir(cache, model.fingerprint, dataset.fingerprint)
+    todo = [lay for lay in layers if not _cached(folder, lay, k, model.layer_channels[lay])]
+    tops = top_examples(model, dataset, todo, k, batch_size, progress=progress) if todo else {}
+    size = model.image_size
+    for lay in todo:
+        top, rf = tops[lay], receptive_field(model, lay)
+        side = _display_side(min(rf.size, size))
+        n_ch, n_k = top.images.shape
+        crops = torch.empty(n_ch, n_k, model.channels, side, side)
+        wanted: dict[int, list[tuple[int, int]]] = {}
+        for c in range(n_ch):
+            for m in range(n_k):
+                wanted.setdefault(int(top.images[c, m]), []).append((c, m))
+        order = sorted(wanted)
+        for images, chunk in dataset.batches(order, batch_size):
+            for image, index in zip(images, chunk):
+                refs = wanted[index]
+                pos = [tuple(top.positions[c, m].tolist()) for c, m in refs]
+                for (c, m), crop in zip(refs, _crops(image, rf, pos, side)):
+                    crops[c, m] = crop
+        channels = []
+        for c in range(n_ch):
+            write_atomic(folder / lay / f"{c}.png", _strip_png(crops[c]))
+            channels.append(ExampleChannel(
+                images=top.images[c].tolist(),
+                values=[round(v, 6) for v in top.values[c].tolist()],
+                positions=top.positions[c].tolist(),
+                boxes=[list(crop_box(rf, i, j, size)) for i, j in top.positions[c].tolist()],
+            ))
+        index = ExamplesIndex(
+            layer=lay, k=k, model=model.fingerprint, dataset=dataset.fingerprint,
+            image_size=size, channels=channels,
+            receptive_field=ReceptiveFieldInfo(size=rf.size, stride=rf.stride, offset=rf.offset))
+        write_atomic(folder / f"{lay}.json", index.model_dump_json())
+    return {f"{lay}:{c}": folder / lay / f"{c}.png"
+            for lay in layers for c in range(model.layer_channels[lay])}
+

@@ -1,0 +1,264 @@
+"""``visualize``: feature visualization, a picture of what each neuron looks for.
+
+The algorithm (Olah, Mordvintsev & Schubert 2017, "Feature Visualization", Distill; Mordvintsev,
+Pezzotti, Schubert & Olah 2018, "Differentiable Image Parameterizations", Distill):
+
+1. Parametrise one image per neuron in a decorrelated Fourier basis: a random complex spectrum
+   ``[N, C, H, W//2+1]`` (standard deviation 0.01), scaled by ``1/f`` so that every frequency
+   band starts with about the same energy, turned into pixels by an inverse real FFT.
+2. For a three-channel model, decorrelate colour: mix the channels with the square root of the
+   ImageNet colour-correlation matrix, so one parameter moves one "natural" colour direction.
+   Grayscale (or any other channel count) is left plain.
+3. A sigmoid maps the result into [0, 1], the model's input range (normalisation is inside the
+   model wrapper).
+4. Each step, every image of the batch gets its own random transformation, drawn from a
+   generator seeded by ``(seed, neuron id)``: translation (a few percent of the size), scale
+   (±10 %) and rotation (±10°), one ``affine_grid``/``grid_sample`` call; the area uncovered
+   by the transformation reads as mid-grey (the constant padding of Lucid). Only patterns that
+   survive such jitter grow, which keeps high-frequency noise out.
+5. The objective of neuron ``layer:channel`` is the channel's mean activation over positions.
+   Image ``i`` of the batch belongs to neuron ``i``, so one forward and one backward pass serve
+   the whole batch: ``loss = -Σ_i mean(act_i[channel_i]) / u_i``, where the constant ``u_i`` is
+   the mean |activation| of image ``i``'s layer at the first step (so that a layer whose
+   activations are tiny, as deep in a randomly initialised net, still moves past Adam's
+   epsilon; Adam is otherwise blind to that scale). Adam for ``steps`` steps, its
+   learning rate (0.1) decaying along a cosine to 0, which gives smoother, less saturated
+   pictures than Lucid's constant 0.05 at the same step count. A neuron that nothing in its
+   image activates (zero gradient) is restarted from a stronger, smoother random image.
+6. The result is the image of step 3 without transformation.
+
+Because each neuron has its own generator and Adam acts element-wise, a neuron's picture does not
+depend on which other neurons share its batch (up to floating-point summation order).
+
+Pitfalls: a channel that not even the restarts of step 5 activate (a truly dead ReLU) gets no
+gradient and stays grey. Pictures are cached by model and neuron only (``picture_path``): the render
+arguments are not part of the key, so delete the folder after changing them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import MassifError, did_you_mean
+from ..hooks import frozen, record
+from ..io import write_atomic
+from ..models import Model
+
+Progress = Callable[[str, int, int], None]
+# Square root of the ImageNet colour-correlation matrix (Lucid's ``color_correlation_svd_sqrt``).
+COLOR_CORRELATION_SQRT = torch.tensor(
+    [[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]]
+)
+INIT_SD = 0.01  # standard deviation of the initial spectrum
+MIN_PICTURE = 112  # tiny images are upscaled (nearest) to at least this many pixels per side
+
+
+def parse_neuron(model: Model, neuron_id: str) -> tuple[str, int]:
+    """``'mixed4a:12'`` → ``('mixed4a', 12)``, checked against the model's layers."""
+    layer, sep, channel = str(neuron_id).strip().rpartition(":")
+    if not sep or not layer or not channel.isdigit():
+        raise MassifError(f"{neuron_id!r} is not a neuron id; use layer:channel, e.g. "
+                          f"{(model.layer_names or ['mixed4a'])[0]}:12")
+    if layer not in model.layers:
+        raise did_you_mean(layer, model.layer_names, "layer")
+    n = model.layer_channels.get(layer)
+    if n is not None and int(channel) >= n:
+        raise MassifError(f"neuron {neuron_id}: layer {layer} has channels 0..{n - 1}")
+    return layer, int(channel)
+
+
+def _neuron_seed(seed: int, neuron_id: str) -> int:
+    digest = hashlib.sha256(f"{seed}:{neuron_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def _spectrum_scale(h: int, w: int) -> torch.Tensor:
+    """``1/f`` (f clipped below at ``1/max(h, w)``) on the ``rfft2`` grid ``[h, w//2+1]``."""
+    fy = torch.fft.fftfreq(h).view(-1, 1)
+    fx = torch.fft.rfftfreq(w).view(1, -1)
+    f = torch.sqrt(fx * fx + fy * fy)
+    return 1.0 / f.clamp_min(1.0 / max(h, w))
+
+
+class _FourierImages:
+    """A batch of images ``[N, C, H, W]`` in [0, 1] made from learnable spectra (steps 1–3)."""
+
+    def __init__(self, spectra: torch.Tensor, size: int, channels: int) -> None:
+        self.spectra = spectra.requires_grad_(True)  # [N, C, H, W//2+1, 2] (real, imaginary)
+        self.size = size
+        self.scale = _spectrum_scale(size, size).to(spectra.device)[..., None]
+        self.color = None
+        if channels == 3:
+            m = COLOR_CORRELATION_SQRT / COLOR_CORRELATION_SQRT.norm(dim=0).max()
+            self.color = m.to(spectra.device)
+
+    def __call__(self) -> torch.Tensor:
+        spectrum = torch.view_as_complex(self.spectra * self.scale)
+        x = torch.fft.irfft2(spectrum, s=(self.size, self.size), norm="ortho") / 4.0
+        if self.color is not None:
+            x = torch.einsum("cd,ndhw->nchw", self.color, x)
+        return torch.sigmoid(x)
+
+
+def _transform(images: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+    """Step 4: each image's own translation, scale and rotation; ``draws`` is ``[N, 4]`` in ±1."""
+    n, _, h, _ = images.shape
+    shift = draws[:, :2] * max(1.0, 0.06 * h) * 2.0 / h  # pixels → grid units ([-1, 1] = size)
+    zoom = 1.0 + 0.1 * draws[:, 2]
+    angle = draws[:, 3] * math.radians(10.0)
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1),
+                         torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    out = F.grid_sample(images - 0.5, grid, mode="bilinear", padding_mode="zeros",
+                        align_corners=False)
+    return out + 0.5
+
+
+def _revive(spectra: torch.Tensor, opt: torch.optim.Optimizer, dead: torch.Tensor,
+            gens: list[torch.Generator], tries: list[int]) -> None:
+    """Step 5's remedy for a neuron that no pixel of its image activates (no gradient at all):
+    redraw its spectrum with its own generator, three times stronger each try and low-pass
+    filtered once more (so the stronger start is smooth blobs, not pixel noise)."""
+    size = spectra.shape[2]
+    lowpass = (_spectrum_scale(size, size) / size)[..., None].to(spectra)
+    state = opt.state.get(spectra, {})
+    with torch.no_grad():
+        for i in torch.nonzero(dead).flatten().tolist():
+            tries[i] += 1
+            sd = min(INIT_SD * 3.0 ** tries[i], 3.0)
+            noise = torch.randn(spectra.shape[1:], generator=gens[i]).to(spectra)
+            spectra[i] = noise * sd * lowpass
+            for key in ("exp_avg", "exp_avg_sq"):
+                if key in state:
+                    state[key][i] = 0
+
+
+def render(
+    model: Model,
+    neurons: Sequence[str],
+    *,
+    steps: int = 256,
+    size: int | None = None,
+    lr: float = 0.1,
+    batch_size: int = 64,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> torch.Tensor:
+    """Feature visualizations of ``neurons`` (ids ``layer:channel``): ``[N, C, H, W]`` in [0, 1].
+
+    ``size`` defaults to the model's input size and ``C`` is the model's channel count. Runs on
+    the model's device, ``batch_size`` neurons per optimisation; the result is on the CPU and the
+    same for the same ``seed``. ``progress("visualize", done, total)`` follows the batches.
+    """
+    parsed = [parse_neuron(model, n) for n in neurons]
+    if steps < 1 or batch_size < 1 or lr <= 0:
+        raise MassifError("steps and batch_size must be at least 1 and lr positive")
+    size = int(size or model.image_size)
+    if size < 4:
+        raise MassifError(f"picture size {size} is too small; use at least 4 pixels")
+    device, chans = model.device, model.channels
+    out = torch.empty(len(parsed), chans, size, size)
+    layers = {lay: model.layers[lay] for lay in dict.fromkeys(lay for lay, _ in parsed)}
+    with frozen(model.module), record(model.module, layers) as acts:
+        for start in range(0, len(parsed), batch_size):
+            chunk = parsed[start : start + batch_size]
+            ids = [f"{lay}:{ch}" for lay, ch in chunk]
+            gens = [torch.Generator().manual_seed(_neuron_seed(seed, nid)) for nid in ids]
+            draws_t = torch.stack([torch.rand(steps, 4, generator=g) * 2 - 1 for g in gens], 1)
+            draws_t = draws_t.to(device)  # [steps, n, 4]
+            shape = (chans, size, size // 2 + 1, 2)
+            image = _FourierImages(
+                torch.stack([torch.randn(shape, generator=g) * INIT_SD for g in gens]).to(device),
+                size, chans)
+            tries = [0] * len(ids)
+            by_layer: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+            for lay in layers:
+                rows = [i for i, (l2, _) in enumerate(chunk) if l2 == lay]
+                if rows:
+                    by_layer[lay] = (torch.tensor(rows, device=device),
+                                     torch.tensor([chunk[i][1] for i in rows], device=device))
+            opt = torch.optim.Adam([image.spectra], lr=lr)
+            for step in range(steps):
+                opt.zero_grad(set_to_none=True)
+                model.module(_transform(image(), draws_t[step]))
+                if step == 0:  # each image's activity in its layer: a fixed unit for its loss
+                    scale = torch.ones(len(ids), device=device)
+                    for lay, (rows, _) in by_layer.items():
+                        level = acts[lay][rows].detach().abs().flatten(1).mean(1)
+                        scale[rows] = level.float().clamp_min(1e-30)
+                objective = torch.zeros(len(ids), device=device)
+                for lay, (rows, chs) in by_layer.items():
+                    a = acts[lay][rows, chs]  # [n_lay, H', W']
+                    objective = objective.index_add(0, rows, a.flatten(1).mean(1).float())
+                (-(objective / scale).sum()).backward()
+                dead = image.spectra.grad.flatten(1).abs().amax(1) == 0  # no gradient at all
+                for group in opt.param_groups:  # cosine decay: bold first, fine at the end
+                    group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
+                opt.step()
+                if step < steps // 2 and dead.any():
+                    _revive(image.spectra, opt, dead, gens, tries)
+            with torch.no_grad():
+                out[start : start + len(chunk)] = image().float().cpu()
+            if progress:
+                progress("visualize", start + len(chunk), len(parsed))
+    return out
+
+
+def picture_path(cache: Path, model_fingerprint: str, neuron_id: str) -> Path:
+    """Where the picture of ``neuron_id`` lives: ``cache/pictures/<model fp>/<layer>/<ch>.png``."""
+    layer, _, channel = neuron_id.rpartition(":")
+    return Path(cache) / "pictures" / model_fingerprint / layer / f"{int(channel)}.png"
+
+
+def to_png(image: torch.Tensor, min_size: int = MIN_PICTURE) -> bytes:
+    """Encode ``[C, H, W]`` in [0, 1] as PNG, upscaled (nearest) to at least ``min_size``."""
+    from PIL import Image
+
+    factor = max(1, math.ceil(min_size / max(image.shape[-2:])))
+    arr = (image.clamp(0, 1) * 255).round().to(torch.uint8)
+    arr = arr.repeat_interleave(factor, 1).repeat_interleave(factor, 2)
+    if arr.shape[0] == 1:
+        pil = Image.fromarray(arr[0].numpy(), "L")
+    else:
+        pil = Image.fromarray(arr[:3].permute(1, 2, 0).contiguous().numpy(), "RGB")
+    buf = io.BytesIO()
+    pil.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def ensure_pictures(
+    model: Model,
+    neurons: Sequence[str],
+    cache: Path,
+    *,
+    progress: Progress | None = None,
+    **render_kwargs: object,
+) -> dict[str, Path]:
+    """Render and save the pictures of ``neurons`` that are not cached yet; id → PNG path.
+
+    Cached pictures are not touched, so a second call does no optimisation. Each batch's PNGs are
+    written (atomically) as soon as it finishes, so an interrupted run keeps what it made.
+    """
+    ids = [f"{lay}:{ch}" for lay, ch in (parse_neuron(model, n) for n in neurons)]
+    paths = {nid: picture_path(cache, model.fingerprint, nid) for nid in ids}
+    missing = [nid for nid in dict.fromkeys(ids) if not paths[nid].is_file()]
+    batch = int(render_kwargs.get("batch_size", 64))  # type: ignore[call-overload]
+    for start in range(0, len(missing), batch):
+        chunk = missing[start : start + batch]
+
+        def report(stage: str, done: int, _total: int, start: int = start) -> None:
+            if progress:
+                progress(stage, start + done, len(missing))
+
+        images = render(model, chunk, progress=report, **render_kwargs)  # type: ignore[arg-type]
+        for nid, img in zip(chunk, images):
+            write_atomic(paths[nid], to_png(img))
+    return paths

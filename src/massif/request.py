@@ -1,0 +1,377 @@
+"""``AnalysisRequest``: everything that names one analysis, checked and resolved once.
+
+An analysis is fixed by a model, a dataset, a benign and a target class, an attack, its strengths
+and the graph's options. ``AnalysisRequest`` holds them as the user gave them (specs such as
+``"bundled"`` or ``"fashion-mnist"``, or objects already loaded); ``resolve()`` turns them, once,
+into a ``Resolved``: the loaded ``Model`` and ``Dataset``, the class indices in the model's
+outputs, the ``Attack``, the strengths, the class's image indices and the workspace ``key``.
+
+The CLI, ``massif.analyze``, the server's jobs and the ``Editor`` all start from this object, so
+a class name, a strength or a cap on the images means the same everywhere, and the same request
+always lands on the same workspace folder.
+
+Run options (``batch_size``, ``device``) travel with the request but are not part of its key:
+they change how fast an answer comes, not the answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any
+
+from .errors import MassifError, short
+from .io import slug
+
+if TYPE_CHECKING:
+    import torch
+
+    from .attacks import Attack
+    from .datasets import Dataset
+    from .models import Model
+    from .schemas import AttackInfo, Params
+
+IMPORTANCES = ("attribution", "votes")
+MIN_STRENGTH = 1e-6  # below this a perturbation of [0, 1] float32 images is lost in rounding
+MAX_STRENGTH = 1e4
+
+
+@dataclass(frozen=True)
+class AnalysisRequest:
+    """One analysis as asked for; ``resolve()`` checks and loads it (see the module docstring).
+
+    ``model``: ``"bundled"``, ``"torchvision:NAME"``, ``"file.py:factory"``, a loaded ``Model``
+    or an ``nn.Module`` taking [0, 1] images (``weights``, ``layers``, ``image_size`` apply to a
+    spec). ``data``: ``"fashion-mnist[:train|:test]"``, an ImageFolder path, a ``Dataset``, or
+    ``None`` for the model's own. ``benign`` / ``target``: a class name or model output index.
+    ``attack``: ``fgm``, ``fgsm``, ``pgd-l2``, ``pgd-linf`` or an ``Attack``. Strengths: ``steps``
+    values from 0 to ``max_strength`` (3.5 for L2, 0.1 for L∞ by default) or an explicit
+    increasing list. ``max_images``: the first images of the class in dataset order.
+    ``class_index``: an ImageNet-style ``{"0": ["n01440764", "tench"], ...}`` file.
+    """
+
+    benign: str | int
+    target: str | int | None
+    model: Any = "bundled"
+    data: Any = None
+    weights: str | None = None
+    layers: tuple[str, ...] | None = None
+    image_size: int | None = None
+    class_index: str | None = None
+    attack: Any = "fgm"
+    targeted: bool = True
+    max_strength: float | None = None
+    steps: int = 8
+    strengths: tuple[float, ...] | None = None
+    nodes_per_layer: int = 8
+    edges_per_node: int = 4
+    importance: str = "attribution"
+    max_images: int | None = None
+    batch_size: int = 256
+    device: Any = "auto"
+
+    def __post_init__(self) -> None:
+        # Lists become tuples, so the request stays hashable and immutable.
+        if isinstance(self.layers, str):
+            object.__setattr__(self, "layers",
+                               tuple(s.strip() for s in self.layers.split(",") if s.strip()))
+        elif self.layers is not None:
+            object.__setattr__(self, "layers", tuple(self.layers))
+        if self.strengths is not None:
+            object.__setattr__(self, "strengths", tuple(self.strengths))
+        self.check()
+
+    def check(self) -> None:
+        """The checks that need nothing loaded (the rest happen in ``resolve``)."""
+        for name in ("benign", "target"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (str, int, type(None))):
+                raise MassifError(f"{name} must be a class name or index, not "
+                                  f"{type(value).__name__}")
+        if self.importance not in IMPORTANCES:
+            raise MassifError(f"unknown importance {short(self.importance)}; choose "
+                              "attribution or votes")
+        _positive_int(self.nodes_per_layer, "nodes per layer")
+        _positive_int(self.edges_per_node, "edges per node", minimum=0)
+        _positive_int(self.batch_size, "batch size")
+        _positive_int(self.steps, "steps", minimum=2)
+        if self.max_images is not None:
+            _positive_int(self.max_images, "max images")
+        if self.image_size is not None:
+            _positive_int(self.image_size, "image size")
+        if self.max_strength is not None:
+            check_strength(self.max_strength, "the maximum strength")
+        if self.strengths is not None:
+            make_strengths(None, self.steps, self.strengths)
+
+    def replace(self, **changes: Any) -> AnalysisRequest:
+        """A copy with some fields changed (checked again)."""
+        return replace(self, **changes)
+
+    def resolve(self) -> Resolved:
+        """Load the model and dataset (unless given loaded) and resolve every field."""
+        from .attacks import Attack, default_max_strength, make_attack
+        from .datasets import Dataset, load_dataset
+        from .models import Model, load_model
+
+        model = self.model
+        if not isinstance(model, Model):
+            model = load_model(model, weights=self.weights,
+                               layers=list(self.layers) if self.layers else None,
+                               image_size=self.image_size)
+        dataset = self.data
+        if dataset is None:
+            if not model.default_dataset:
+                raise MassifError(f"model {model.name} has no default dataset; give one "
+                                  "(--data)")
+            dataset = model.default_dataset
+        if not isinstance(dataset, Dataset):
+            dataset = load_dataset(str(dataset), model.image_size, model.channels)
+        names, label_map = class_space(model, dataset, self.class_index)
+        atk = self.attack
+        if not isinstance(atk, Attack):
+            atk = make_attack(str(atk), targeted=self.targeted)
+        elif atk.targeted != self.targeted:
+            atk = replace(atk, targeted=self.targeted)
+        b = resolve_class_of(self.benign, names, dataset, label_map)
+        if self.target is None:
+            raise MassifError("give a target class (--target): the attacked graph is measured "
+                              "toward it, also for untargeted attacks")
+        t = resolve_class_of(self.target, names, dataset, label_map)
+        if b == t:
+            raise MassifError(f"benign and target are the same class ({names[b]})")
+        max_strength = self.max_strength or default_max_strength(atk)
+        values = make_strengths(max_strength, self.steps, self.strengths)
+        indices = class_images(dataset, label_map, b)
+        if self.max_images:
+            indices = indices[: self.max_images]
+        if not indices:
+            raise MassifError(f"the dataset has no images of class {names[b]}")
+        return Resolved(request=self, model=model, dataset=dataset, class_names=names,
+                        label_map=label_map, benign=b, target=t, attack=atk, strengths=values,
+                        indices=indices)
+
+
+@dataclass
+class Resolved:
+    """A resolved ``AnalysisRequest``: loaded parts, class indices, strengths and the key."""
+
+    request: AnalysisRequest
+    model: Model
+    dataset: Dataset
+    class_names: list[str]
+    label_map: list[int]  # dataset label → model output
+    benign: int
+    target: int
+    attack: Attack
+    strengths: list[float]
+    indices: list[int]  # the benign class's images (capped at max_images)
+    _key: str | None = field(default=None, repr=False)
+
+    @property
+    def attack_info(self) -> AttackInfo:
+        from .schemas import AttackInfo
+
+        atk = self.attack
+        extra = {"steps": atk.steps, "step_ratio": atk.step_ratio} if atk.name == "pgd" else {}
+        return AttackInfo(name=atk.name, norm=atk.norm, targeted=atk.targeted,
+                          strengths=list(self.strengths), **extra)
+
+    @property
+    def params(self) -> Params:
+        from .schemas import Params
+
+        r = self.request
+        return Params(importance=r.importance, nodes_per_layer=r.nodes_per_layer,
+                      edges_per_node=r.edges_per_node, max_images=r.max_images or None)
+
+    @property
+    def key(self) -> str:
+        """The workspace key: ``<benign>-<target>-<attack>-<hash of everything>``."""
+        if self._key is None:
+            self._key = analysis_key(
+                self.model.fingerprint, self.dataset.fingerprint, self.benign, self.target,
+                self.attack_info.model_dump(), self.params.model_dump(),
+                self.class_names[self.benign], self.class_names[self.target])
+        return self._key
+
+    @property
+    def device(self) -> torch.device:
+        return resolve_device(self.request.device)
+
+    @property
+    def batch_size(self) -> int:
+        return self.request.batch_size
+
+    @property
+    def attack_labels_value(self) -> int:
+        """The label the attack's loss uses: the target (targeted) or the benign class."""
+        return self.target if self.attack.targeted else self.benign
+
+
+def analysis_key(model_fp: str, dataset_fp: str, benign: int, target: int,
+                 attack: dict, params: dict, benign_name: str = "", target_name: str = "") -> str:
+    """A stable folder name: ``<benign>-<target>-<attack>-<hash>`` (see ``Resolved.key``)."""
+    blob = json.dumps(
+        {"model": model_fp, "dataset": dataset_fp, "benign": benign, "target": target,
+         "attack": attack, "params": params}, sort_keys=True,
+    )
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:12]
+    return (f"{slug(benign_name or str(benign))[:40]}-{slug(target_name or str(target))[:40]}-"
+            f"{slug(str(attack.get('name', 'attack')))}-{digest}")
+
+
+def request_fields() -> list[str]:
+    return [f.name for f in fields(AnalysisRequest)]
+
+
+def _positive_int(value: object, what: str, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise MassifError(f"{what} must be a whole number ≥ {minimum}, not {short(value)}")
+
+
+def check_strength(value: object, what: str) -> float:
+    """A finite strength in [MIN_STRENGTH, MAX_STRENGTH] (0 is allowed only as ε_0)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise MassifError(f"{what} must be a number, not {short(value)}")
+    v = float(value)
+    if not math.isfinite(v) or not MIN_STRENGTH <= v <= MAX_STRENGTH:
+        raise MassifError(f"{what} must be a number from {MIN_STRENGTH:g} to {MAX_STRENGTH:g} "
+                          f"(on [0, 1] images), not {short(value)}")
+    return v
+
+
+def make_strengths(max_strength: float | None, steps: int,
+                   strengths: Sequence[float] | None = None) -> list[float]:
+    """``steps`` strengths evenly spaced from 0 to ``max_strength`` (0 included), or the given
+    list (0 is prepended when missing); finite, strictly increasing, each positive one at least
+    ``MIN_STRENGTH``."""
+    if strengths is not None:
+        values = [float(s) for s in strengths]
+        if not values:
+            raise MassifError("the strength list is empty")
+        if values[0] != 0.0:
+            values = [0.0] + values
+    else:
+        if steps < 2:
+            raise MassifError("--steps must be at least 2 (0 and the maximum strength)")
+        check_strength(max_strength, "the maximum strength")
+        values = [max_strength * i / (steps - 1) for i in range(steps)]  # type: ignore[operator]
+    if len(values) > 1000:
+        raise MassifError(f"at most 1000 strengths, not {len(values)}")
+    for v in values[1:]:
+        check_strength(v, "every strength above 0")
+    if any(b <= a for a, b in zip(values, values[1:])):
+        raise MassifError("strengths must be strictly increasing: "
+                          f"{short(', '.join(f'{v:g}' for v in values))}")
+    if len(values) < 2:
+        raise MassifError("give at least one strength above 0")
+    return values
+
+
+def resolve_device(device: Any) -> torch.device:
+    """``auto`` (CUDA when there is one), ``cpu``, ``cuda`` or ``cuda:N``."""
+    import torch
+
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise MassifError(f"unknown device {short(device)}: {str(e)[:120]}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise MassifError("device cuda asked for, but PyTorch sees no CUDA GPU")
+    if dev.type not in ("cpu", "cuda"):
+        raise MassifError(f"device {short(device)} is not supported; use auto, cpu, cuda or "
+                          "cuda:N")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise MassifError(f"device {dev} does not exist: PyTorch sees "
+                          f"{torch.cuda.device_count()} GPU(s)")
+    return dev
+
+
+def read_class_index(path: str) -> dict[str, int]:
+    """An ImageNet-style class index file → ``{wordnet id: model output}``."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            table = json.load(f)
+    except OSError as e:
+        raise MassifError(f"cannot read class index {path}: {e.strerror}") from None
+    except ValueError as e:
+        raise MassifError(f"class index {path} is not JSON: {str(e)[:120]}") from None
+    if not isinstance(table, dict) or not table:
+        raise MassifError(f"class index {path} must be a JSON object like "
+                          '{"0": ["n01440764", "tench"], ...}')
+    out = {}
+    for k, v in table.items():
+        if (not str(k).isdigit() or not isinstance(v, list) or not v
+                or not isinstance(v[0], str)):
+            raise MassifError(f"class index {path}: entry {short(k, 20)} must be "
+                              '"<output index>": ["<wordnet id>", "<name>"]')
+        out[v[0]] = int(k)
+    return out
+
+
+def class_space(model: Model, dataset: Dataset,
+                class_index: str | None = None) -> tuple[list[str], list[int]]:
+    """The model's class names and, for each dataset label, the model output it corresponds to.
+
+    Dataset classes are matched to model classes by name (case and punctuation ignored), by an
+    ImageNet-style class index file (for folders named by WordNet id), or one to one when the
+    model's classes have no names and the counts agree. A class index file is read and checked
+    whenever it is given.
+    """
+    from .datasets import resolve_class
+
+    wnid = read_class_index(class_index) if class_index else {}
+    data_names = dataset.class_names
+    names = model.class_names
+    generic = names is None or names == [str(i) for i in range(len(names))]
+    if generic:
+        n_out = len(names) if names else len(data_names)
+        if n_out != len(data_names):
+            raise MassifError(f"the model has {n_out} outputs but the dataset "
+                              f"{len(data_names)} classes; they must match one to one")
+        return list(data_names), list(range(len(data_names)))
+    n_out = len(names)
+    bad = [w for w, i in wnid.items() if not 0 <= i < n_out]
+    if bad:
+        raise MassifError(f"class index {class_index} names outputs the model does not have "
+                          f"(it has {n_out})")
+    mapping = []
+    for d in data_names:
+        if d in wnid:
+            mapping.append(wnid[d])
+            continue
+        try:
+            mapping.append(resolve_class(d, names))
+        except MassifError:
+            raise MassifError(
+                f"dataset class {short(d)} matches none of the model's classes; name the "
+                "folders after the model's classes or pass an ImageNet-style class index file "
+                "(--class-index)") from None
+    return list(names), mapping
+
+
+def resolve_class_of(name: str | int, names: list[str], dataset: Dataset,
+                     label_map: list[int]) -> int:
+    """A class given by model class name or index, or by dataset folder name."""
+    from .datasets import resolve_class
+
+    try:
+        return resolve_class(name, names)
+    except MassifError:
+        if isinstance(name, str) and name in dataset.class_names:
+            return label_map[dataset.class_names.index(name)]
+        raise
+
+
+def class_images(dataset: Dataset, label_map: list[int], output: int) -> list[int]:
+    """Indices of the dataset's images whose class is model output ``output``."""
+    import torch
+
+    labels = [i for i, o in enumerate(label_map) if o == output]
+    return torch.nonzero(torch.isin(dataset.labels, torch.tensor(labels))).flatten().tolist()

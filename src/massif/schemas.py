@@ -1,0 +1,264 @@
+"""Every JSON (and ``torch.save`` dict) MASSIF reads or writes, as pydantic models.
+
+* ``Graph``: the graph JSON contract (``graph.json``, schema_version 1). A public interface: the
+  browser, notebooks and other tools read it. Change it only by bumping ``SCHEMA_VERSION`` and
+  documenting the change in ``docs/graph-json.md``. Fields may be added within a version (they
+  are declared here first); none may be removed or change meaning.
+* ``ExamplesIndex``: ``examples/<model>-<dataset>/<layer>.json``, the dataset examples' index.
+* ``ExportHeader``: the fields of an edited model's file (``Editor.export``) besides its tensors.
+
+Every model forbids fields it does not declare (``extra="forbid"``), so a misspelt or foreign
+file is refused with a message naming the field instead of being half-read.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
+
+from .errors import MassifError
+from .io import write_atomic
+
+SCHEMA_VERSION = 1
+Group = Literal["suppressed", "shared", "emphasized"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _without_none(data: dict[str, Any], optional: tuple[str, ...]) -> dict[str, Any]:
+    """Leave out the optional fields that are not set (``None``), as files without them read."""
+    return {k: v for k, v in data.items() if not (k in optional and v is None)}
+
+
+class ModelRef(_Model):
+    name: str
+    fingerprint: str
+
+
+class DatasetRef(_Model):
+    name: str
+    fingerprint: str
+
+
+class BenignRef(_Model):
+    index: int
+    name: str
+    n_images: int
+
+
+class TargetRef(_Model):
+    index: int
+    name: str
+
+
+class AttackInfo(_Model):
+    name: Literal["fgm", "fgsm", "pgd"]
+    norm: Literal["l2", "linf"]
+    targeted: bool
+    strengths: list[float] = Field(description="ε_0 = 0 < ε_1 < … < ε_K, on [0, 1] images")
+    steps: int | None = Field(None, description="PGD only: iterations per strength")
+    step_ratio: float | None = Field(None, description="PGD only: step = step_ratio·ε/steps")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        return _without_none(handler(self), ("steps", "step_ratio"))
+
+
+class Params(_Model):
+    importance: Literal["attribution", "votes"] = "attribution"
+    nodes_per_layer: int = 8
+    edges_per_node: int = 4
+    max_images: int | None = Field(None, description="the class was capped at this many images")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        return _without_none(handler(self), ("max_images",))
+
+
+class Faithfulness(_Model):
+    masked_emphasized_asr: float
+    masked_random_asr: float
+    n_masked: int = 0
+    random_draws: int = 0
+
+
+class Metrics(_Model):
+    clean_accuracy: float
+    attack_success_rate: list[float]
+    divergence_layer: str | None
+    faithfulness: Faithfulness
+
+
+class Node(_Model):
+    id: str
+    layer: str
+    channel: int
+    group: Group
+    vulnerability: float | None
+    flip_strength: float | None
+    importance_benign: list[float]
+    importance_target: list[float]
+    activation: list[float]
+
+
+class Edge(_Model):
+    source: str
+    target: str
+    influence_benign: float
+    influence_attacked: float
+
+
+class Graph(_Model):
+    """A merged attribution graph; ``Graph.load(path)`` / ``graph.save(path)`` round-trip it."""
+
+    schema_version: int = SCHEMA_VERSION
+    model: ModelRef
+    dataset: DatasetRef
+    benign: BenignRef
+    target: TargetRef
+    attack: AttackInfo
+    params: Params
+    layers: list[str]
+    metrics: Metrics
+    nodes: list[Node]
+    edges: list[Edge]
+
+    def node(self, neuron_id: str) -> Node:
+        for n in self.nodes:
+            if n.id == neuron_id:
+                return n
+        raise KeyError(neuron_id)
+
+    def nodes_in(self, layer: str, group: Group | None = None) -> list[Node]:
+        return [n for n in self.nodes if n.layer == layer and (group is None or n.group == group)]
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return self.model_dump_json(indent=indent)
+
+    def save(self, path: str | Path) -> Path:
+        """Write atomically: a temporary file in the same folder, then a rename."""
+        return write_atomic(Path(path), self.to_json())
+
+    @classmethod
+    def load(cls, path: str | Path, name: str | None = None) -> Graph:
+        """Read and validate a ``graph.json``; anything else is a one-line ``MassifError``
+        that calls the file ``name`` (default: ``path`` as given)."""
+        where = name or str(path)
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as e:
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)[:200]
+            raise MassifError(f"cannot read graph {where}: {reason}") from None
+        return cls.parse_data(data, where)
+
+    @classmethod
+    def parse_data(cls, data: object, where: str = "graph") -> Graph:
+        """Validate decoded JSON as a graph (schema version first, then every field)."""
+        if not isinstance(data, dict):
+            raise MassifError(f"{where} is not a graph: a JSON object was expected, not "
+                              f"{type(data).__name__}")
+        if data.get("schema_version") != SCHEMA_VERSION:
+            version = str(data.get("schema_version"))[:20]
+            raise MassifError(f"{where} has schema_version {version}; this MASSIF reads "
+                              f"{SCHEMA_VERSION}")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            raise MassifError(f"{where} is not a valid graph: {first_error(e)}") from None
+
+    def summary(self, most_vulnerable: int = 5) -> str:
+        """A short human summary, as printed at the end of ``massif analyze``."""
+        return summary(self, most_vulnerable)
+
+    def _repr_html_(self) -> str:  # a readable cell in notebooks
+        return "<pre>" + self.summary().replace("&", "&amp;").replace("<", "&lt;") + "</pre>"
+
+
+def first_error(e: ValidationError) -> str:
+    """The first of pydantic's errors as ``field.path: message`` (input not echoed)."""
+    err = e.errors()[0]
+    where = ".".join(str(p) for p in err.get("loc", ()))
+    more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
+    return f"{where}: {err.get('msg')}{more}" if where else f"{err.get('msg')}{more}"
+
+
+class ReceptiveFieldInfo(_Model):
+    size: int
+    stride: int
+    offset: int
+
+
+class ExampleChannel(_Model):
+    images: list[int] = Field(description="dataset indices, best first")
+    values: list[float] = Field(description="max over positions of the channel's activation")
+    positions: list[list[int]] = Field(description="arg-max (row, column) per image")
+    boxes: list[list[int]] = Field(description="crop (top, left, bottom, right) per image")
+
+
+class ExamplesIndex(_Model):
+    """``examples/<model fp>-<dataset fp>/<layer>.json``: the top images of every channel."""
+
+    layer: str
+    k: int
+    model: str
+    dataset: str
+    image_size: int
+    receptive_field: ReceptiveFieldInfo
+    channels: list[ExampleChannel]
+
+
+class ExportHeader(_Model):
+    """An edited model's file (``Editor.export``) without its tensors (``state_dict``, and the
+    fill ``values`` of mode ``mean``), which are checked to be tensors on their own."""
+
+    format: Literal["massif-edited-model"]
+    version: Literal[1]
+    mask: list[str]
+    mode: Literal["zero", "mean"]
+    layers: dict[str, str]
+    model: str
+    fingerprint: str
+
+
+def summary(graph: Graph, most_vulnerable: int = 5) -> str:
+    """See ``Graph.summary``."""
+    g = graph
+    kind = "targeted" if g.attack.targeted else "untargeted"
+    lines = [
+        f"MASSIF: {g.benign.name} -> {g.target.name}, {kind} {g.attack.name.upper()} "
+        f"({g.attack.norm}) up to {g.attack.strengths[-1]:g} on [0, 1] images",
+        f"model {g.model.name}, {g.benign.n_images} images, "
+        f"clean accuracy {g.metrics.clean_accuracy:.1%}",
+        "",
+        "attack success rate by strength:",
+        "  " + "  ".join(f"{s:g}: {a:.0%}" for s, a in
+                         zip(g.attack.strengths, g.metrics.attack_success_rate)),
+        "",
+        f"{'layer':<12}{'suppressed':>11}{'shared':>8}{'emphasized':>11}",
+    ]
+    for layer in g.layers:
+        counts = [len(g.nodes_in(layer, grp)) for grp in ("suppressed", "shared", "emphasized")]
+        mark = "  <- divergence" if layer == g.metrics.divergence_layer else ""
+        lines.append(f"{layer:<12}{counts[0]:>11}{counts[1]:>8}{counts[2]:>11}{mark}")
+    moved = [n for n in g.nodes if n.vulnerability is not None]
+    moved.sort(key=lambda n: (-(n.vulnerability or 0), n.flip_strength or 0, n.id))
+    lines += ["", "most vulnerable neurons (flip at the weakest strength):"]
+    for n in moved[:most_vulnerable]:
+        lines.append(f"  {n.id:<14} {n.group:<11} vulnerability {n.vulnerability:.2f}, "
+                     f"flips at {n.flip_strength:g}")
+    if not moved:
+        lines.append("  none: the attack shares every graph neuron")
+    f = g.metrics.faithfulness
+    lines += [
+        "",
+        f"divergence layer: {g.metrics.divergence_layer or 'none'}",
+        f"faithfulness: ASR at {g.attack.strengths[-1]:g} with the {f.n_masked} emphasized "
+        f"neurons masked {f.masked_emphasized_asr:.0%}, with as many random ones "
+        f"{f.masked_random_asr:.0%} (unmasked {g.metrics.attack_success_rate[-1]:.0%})",
+    ]
+    return "\n".join(lines)

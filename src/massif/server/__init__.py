@@ -1,0 +1,25 @@
+"""``serve``: the workspace over HTTP, with analyses, edits and defense searches on demand.
+
+Thread rules (the server runs request threads, one analysis worker and defense threads):
+
+1. **Nothing patches torch process-wide while threads run.** The only such call, torch.fx's
+   tracer (``edit.cut.trace``), runs once in ``jobs.Engine.load``, before the server serves.
+2. **The live model belongs to the analysis worker.** Only that one thread runs, hooks or moves
+   the loaded model (analyses and their pictures, one at a time). Request threads read its
+   name, fingerprint and layer table, never its module.
+3. **Editors start from a snapshot.** At start-up the engine keeps a private CPU copy of the
+   model; every editor deep-copies that copy (which nobody runs) and owns the result.
+4. **Locks are per editor.** Edits of one analysis run one at a time under that editor's lock;
+   other analyses, the preview editor and status requests never wait for it; a defense search
+   runs on a fork of the editor (its own model copy) and holds no lock while it runs.
+5. **Every long job reports progress and can be cancelled**: ``POST /analyses/{key}/cancel``,
+   ``POST /defenses/{id}/cancel``; the job stops at its next batch.
+6. **Files**: written atomically (``io.write_atomic``, which never touches the umask);
+   responses are built in memory (no temporary files).
+7. **Logging** goes through ``logging`` (logger ``massif.server``), one line per event; a bug in
+   a handler is logged in one line and answered with a JSON 500.
+"""
+
+from .app import bind, create_app, is_loopback, run
+
+__all__ = ["bind", "create_app", "is_loopback", "run"]

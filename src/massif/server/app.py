@@ -1,0 +1,449 @@
+"""``serve``: the workspace over HTTP: JSON, PNG pictures and the D3 page (DESIGN.md section 6).
+
+A thin FastAPI app built by ``create_app`` (no global state: everything lives on
+``app.state``). Every page has a JSON twin:
+
+=====================================  =====================================================
+page                                   JSON twin
+=====================================  =====================================================
+``/`` (``?benign=&target=&attack=…``)  ``/index.json``: model, classes, attacks, saved analyses
+``/graphs/{key}``                      ``/graphs/{key}.json``: the graph JSON contract
+``/graphs/{key}/nodes/{id}``           ``/graphs/{key}/nodes/{id}.json``: one node, its edges
+=====================================  =====================================================
+
+plus ``POST /analyses`` (start or find an analysis), ``GET /analyses.json?benign=…`` and
+``GET /analyses/{key}.json`` (its status and progress), ``POST /analyses/{key}/cancel``,
+``/graphs/{key}/pictures.json`` and the PNGs ``/graphs/{key}/nodes/{id}/picture.png`` (feature
+visualization) and ``…/examples.png`` (dataset example strip), and the edit routes
+(``edit_routes.py``).
+
+Analyses are computed on demand by one background worker (``jobs.JobManager``): requests for
+the same analysis share one computation, results are saved in the workspace and found again at
+once. Files are only ever read from paths built out of validated parts (a workspace key, a layer
+of the graph, an integer channel), so no URL can reach outside the workspace.
+
+Requests that compute or change something are ``POST``s with a JSON body; a ``POST`` from a page
+of another origin (``Origin`` or ``Sec-Fetch-Site`` says so) or without ``content-type:
+application/json`` is refused, so a link, an image or a form on another site cannot set one off.
+Bodies over 1 MB are refused. Error messages name workspace files by key, never by path.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from ..errors import MassifError, short
+from ..request import AnalysisRequest
+from ..schemas import Edge, Graph, Node, first_error
+from ..store import valid_key
+from .edit_routes import add_edit_routes
+from .jobs import (
+    ATTACKS,
+    AnalysisStatus,
+    AttackName,
+    DefenseJobs,
+    Engine,
+    JobManager,
+    PairChoice,
+)
+
+log = logging.getLogger("massif.server")
+MAX_BODY = 1 << 20  # bytes of a request body
+
+STATIC = Path(__file__).parent / "static"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+class ClassInfo(BaseModel):
+    index: int
+    name: str
+
+
+class SavedAnalysis(BaseModel):
+    key: str
+    benign: str
+    target: str
+    attack: str
+    targeted: bool
+    max_strength: float
+    model: str
+    same_model: bool = Field(description="made with the model this server computes with")
+
+
+class Info(BaseModel):
+    """``/index.json``: what the control panel offers."""
+
+    model: str
+    model_fingerprint: str
+    dataset: str | None
+    can_analyze: bool
+    why_not: str | None = None
+    classes: list[ClassInfo]
+    attacks: list[str]
+    default_max_strength: dict[str, float]
+    default_request: PairChoice
+    analyses: list[SavedAnalysis]
+
+
+class NodeDetail(BaseModel):
+    """``/graphs/{key}/nodes/{id}.json``: a node, its edges and its pictures."""
+
+    key: str
+    node: Node
+    incoming: list[Edge]
+    outgoing: list[Edge]
+    picture: str | None
+    examples: str | None
+
+
+class Pictures(BaseModel):
+    """Which neurons of a graph have pictures: neuron id → URL."""
+
+    pictures: dict[str, str]
+    examples: dict[str, str]
+
+
+def attack_choice(graph: Graph) -> str:
+    """The control panel's attack name (``pgd-l2``) for a graph's ``attack`` record."""
+    return f"pgd-{graph.attack.norm}" if graph.attack.name == "pgd" else graph.attack.name
+
+
+def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = None, *,
+               device: str = "auto", max_images: int | None = None, batch_size: int = 256,
+               steps: int = 8, nodes_per_layer: int = 8, edges_per_node: int = 4,
+               class_index: str | None = None, cache: str | Path | None = None,
+               pictures: bool = True, picture_steps: int | None = None,
+               request: AnalysisRequest | None = None) -> Any:
+    """Build the app serving ``workspace`` and computing new analyses with ``model``/``dataset``.
+
+    ``model``: a spec (``bundled``, ``torchvision:NAME``, ``file.py:factory``) or a loaded
+    ``massif.Model``; ``dataset``: a spec, a loaded ``Dataset`` or ``None`` for the model's own.
+    Without a usable dataset the saved analyses are still served, and asking for a new one
+    answers 422 with the reason. The other arguments are the ``AnalysisRequest`` fields every
+    new analysis shares (or give that ``request`` whole; the page sets its classes, attack and
+    strength). Pictures of neurons are looked up in the workspace, then in ``cache`` (default
+    ``$MASSIF_CACHE`` or ``~/.cache/massif``); new analyses make theirs there unless
+    ``pictures=False`` (``picture_steps``: optimisation steps per feature visualization).
+    """
+    from fastapi import FastAPI, HTTPException, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse, Response
+    from fastapi.staticfiles import StaticFiles
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    from ..pictures import DEFAULT_STEPS, cache_root, ensure_graph_pictures
+    from ..request import resolve_device
+    from ..store import Workspace
+
+    if request is None:
+        request = AnalysisRequest(benign=0, target=None, model=model, data=dataset,
+                                  class_index=class_index, device=device,
+                                  max_images=max_images, batch_size=batch_size, steps=steps,
+                                  nodes_per_layer=nodes_per_layer,
+                                  edges_per_node=edges_per_node)
+    resolve_device(request.device)  # a bad device is refused before serving
+    ws = Workspace(Path(workspace))
+    picture_root = cache_root(cache)
+    engine = Engine.load(request, cache=picture_root, pictures=pictures,
+                         picture_steps=picture_steps)
+
+    def make_pictures(graph: Graph, progress: Any) -> None:
+        """Feature visualizations and dataset examples for ``graph``'s neurons, made only where
+        the cache lacks them (``pictures=False`` turns this off). Analysis worker only."""
+        if not pictures or graph.model.fingerprint != engine.model_fingerprint:
+            return
+        home = engine.model.device
+        engine.model.to(resolve_device(request.device))
+        try:
+            ensure_graph_pictures(engine.model, engine.dataset, graph, picture_root,
+                                  steps=picture_steps or DEFAULT_STEPS,
+                                  batch_size=request.batch_size, progress=progress)
+        finally:
+            engine.model.to(home)
+
+    picture_roots = [ws.root, picture_root]
+    jobs = JobManager(ws, engine, make_pictures)
+    defenses = DefenseJobs()
+    app = FastAPI(title="MASSIF", version="1", docs_url="/api", redoc_url=None)
+    app.state.workspace, app.state.engine, app.state.jobs = ws, engine, jobs
+    app.state.defenses, app.state.make_pictures = defenses, make_pictures
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    page = (STATIC / "index.html").read_bytes()
+    cache_: dict[str, tuple[float, Graph, bytes]] = {}
+    hidden = sorted({str(p) for root in (ws.root, picture_root)
+                     for p in (root, root.resolve())}, key=len, reverse=True)
+
+    def clean(message: str) -> str:
+        """No server path in a message: the workspace and cache folders are named, not shown."""
+        for p in hidden:
+            if p not in (".", ""):
+                message = message.replace(p, "<workspace>" if p.startswith(str(ws.root))
+                                          or p == str(ws.root.resolve()) else "<cache>")
+        return message[:2000]
+
+    def error(status: int, detail: str) -> JSONResponse:
+        return JSONResponse({"detail": clean(detail)}, status_code=status)
+
+    @app.middleware("http")
+    async def guard(request_: Request, call_next: Any) -> Any:
+        """Refuse big bodies and cross-site or non-JSON POSTs before any work (module doc)."""
+        length = request_.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            return error(413, f"the request body is over {MAX_BODY // 1024} KB")
+        if request_.method not in ("GET", "HEAD", "OPTIONS"):
+            origin = request_.headers.get("origin")
+            host = request_.headers.get("host", "")
+            if origin is not None and origin.split("://", 1)[-1] != host:
+                return error(403, "cross-origin requests are refused")
+            if request_.headers.get("sec-fetch-site") == "cross-site":
+                return error(403, "cross-site requests are refused")
+            ctype = request_.headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype != "application/json":
+                return error(415, "send a JSON body with content-type: application/json")
+        try:
+            return await call_next(request_)
+        except Exception as e:  # a bug: one line in the log, a JSON 500 to the client
+            log.error("%s %s failed: %s: %s", request_.method, request_.url.path,
+                      type(e).__name__, e, exc_info=log.isEnabledFor(logging.DEBUG))
+            return error(500, f"internal error ({type(e).__name__}); see the server's log")
+
+    @app.exception_handler(MassifError)
+    async def _massif_error(_request: Request, exc: MassifError) -> JSONResponse:
+        return error(422, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors()[:3]:
+            where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query"))
+            msg = str(err.get("msg"))[:200]
+            parts.append(f"{short(where, 40)[1:-1]}: {msg}" if where else msg)
+        return error(422, "; ".join(parts) or "invalid request")
+
+    def graph_entry(key: str) -> tuple[Graph, bytes]:
+        if not valid_key(key):
+            raise HTTPException(404, f"no analysis {short(key, 40)} (keys are 1 to 200 "
+                                     "lower-case letters, digits and dashes)")
+        path = ws.graph_path(key)
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            raise HTTPException(404, f"no analysis {key!r} in this workspace") from None
+        hit = cache_.get(key)
+        if hit is None or hit[0] != mtime:
+            graph = ws.load(key)  # validates against the contract; MassifError → 422
+            hit = (mtime, graph, graph.to_json(indent=None).encode())
+            cache_[key] = hit
+        return hit[1], hit[2]
+
+    def find_node(graph: Graph, key: str, neuron_id: str) -> Node:
+        layer, sep, channel = neuron_id.rpartition(":")
+        if not sep or not (channel.isascii() and channel.isdigit()) or len(channel) > 9:
+            raise HTTPException(404, f"{short(neuron_id, 40)} is not a neuron id; use "
+                                     "layer:channel, e.g. mixed4a:12")
+        try:
+            return graph.node(f"{layer}:{int(channel)}")
+        except KeyError:
+            raise HTTPException(404, f"neuron {short(neuron_id, 40)} is not a node of "
+                                     f"analysis {key}") from None
+
+    def picture_path(graph: Graph, node: Node, kind: str) -> Path:
+        """The workspace's picture if it has one, else the cache's (which may not exist)."""
+        if kind == "picture":
+            folder = Path("pictures") / graph.model.fingerprint
+        else:
+            folder = Path("examples") / f"{graph.model.fingerprint}-{graph.dataset.fingerprint}"
+        relative = folder / node.layer / f"{node.channel}.png"
+        for root in picture_roots:
+            if (root / relative).is_file():
+                return root / relative
+        return picture_roots[-1] / relative
+
+    def picture_urls(key: str, graph: Graph, kind: str) -> dict[str, str]:
+        out = {}
+        for n in graph.nodes:
+            if picture_path(graph, n, kind).is_file():
+                out[n.id] = f"/graphs/{key}/nodes/{n.id}/{kind}.png"
+        return out
+
+    def saved() -> list[SavedAnalysis]:
+        rows = []
+        for key in ws.keys():
+            try:
+                g, _ = graph_entry(key)
+            except (HTTPException, MassifError, OSError) as e:
+                log.warning("not listing analysis %s: %s", key, clean(str(e)))
+                continue  # unreadable or another schema version: not listed
+            rows.append(SavedAnalysis(
+                key=key, benign=g.benign.name, target=g.target.name, attack=attack_choice(g),
+                targeted=g.attack.targeted, max_strength=g.attack.strengths[-1],
+                model=g.model.name, same_model=g.model.fingerprint == engine.model_fingerprint))
+        return rows
+
+    def html() -> Response:
+        return Response(page, media_type="text/html")
+
+    @app.get("/", include_in_schema=False)
+    def index_page() -> Response:
+        return html()
+
+    @app.get("/index.json", response_model=Info)
+    def index_json() -> Info:
+        return Info(
+            model=engine.model_name, model_fingerprint=engine.model_fingerprint,
+            dataset=engine.dataset_name, can_analyze=engine.why_not is None,
+            why_not=engine.why_not,
+            classes=[ClassInfo(index=i, name=n) for i, n in enumerate(engine.class_names)],
+            attacks=list(ATTACKS), default_max_strength=dict(ATTACKS),
+            default_request=engine.default_choice(), analyses=saved())
+
+    @app.post("/analyses", response_model=AnalysisStatus)
+    def start_analysis(choice: PairChoice) -> AnalysisStatus:
+        return jobs.submit(choice)
+
+    @app.get("/analyses.json", response_model=AnalysisStatus)
+    def find_analysis(benign: str, target: str, attack: AttackName = "fgm",
+                      targeted: bool = True, max_strength: float | None = None) -> AnalysisStatus:
+        try:
+            choice = PairChoice(benign=benign, target=target, attack=attack, targeted=targeted,
+                                max_strength=max_strength)
+        except ValidationError as e:
+            raise MassifError(first_error(e)) from None
+        return jobs.status(jobs.key_of(choice))
+
+    @app.get("/analyses/{key}.json", response_model=AnalysisStatus)
+    def analysis_status(key: str) -> AnalysisStatus:
+        status = jobs.status(key) if valid_key(key) else None
+        if status is None or status.state == "missing":
+            raise HTTPException(404, f"no analysis {short(key, 40)} is saved or running")
+        return status
+
+    @app.post("/analyses/{key}/cancel", response_model=AnalysisStatus)
+    def cancel_analysis(key: str) -> AnalysisStatus:
+        if not valid_key(key):
+            raise HTTPException(404, f"no analysis {short(key, 40)} is saved or running")
+        return jobs.cancel(key)
+
+    @app.get("/graphs/{key}.json", response_model=Graph)
+    def graph_json(key: str) -> Response:
+        return Response(graph_entry(key)[1], media_type="application/json")
+
+    @app.get("/graphs/{key}", include_in_schema=False)
+    def graph_page(key: str) -> Response:
+        graph_entry(key)
+        return html()
+
+    @app.get("/graphs/{key}/pictures.json", response_model=Pictures)
+    def pictures_json(key: str) -> Pictures:
+        graph, _ = graph_entry(key)
+        return Pictures(pictures=picture_urls(key, graph, "picture"),
+                        examples=picture_urls(key, graph, "examples"))
+
+    @app.get("/graphs/{key}/nodes/{neuron_id}.json", response_model=NodeDetail)
+    def node_json(key: str, neuron_id: str) -> NodeDetail:
+        graph, _ = graph_entry(key)
+        node = find_node(graph, key, neuron_id)
+        urls = {kind: (f"/graphs/{key}/nodes/{node.id}/{kind}.png"
+                       if picture_path(graph, node, kind).is_file() else None)
+                for kind in ("picture", "examples")}
+        incoming = sorted((e for e in graph.edges if e.target == node.id),
+                          key=lambda e: -max(e.influence_benign, e.influence_attacked))
+        outgoing = [e for e in graph.edges if e.source == node.id]
+        return NodeDetail(key=key, node=node, incoming=incoming, outgoing=outgoing, **urls)
+
+    @app.get("/graphs/{key}/nodes/{neuron_id}", include_in_schema=False)
+    def node_page(key: str, neuron_id: str) -> Response:
+        find_node(graph_entry(key)[0], key, neuron_id)
+        return html()
+
+    @app.get("/graphs/{key}/nodes/{neuron_id}/{kind}.png", include_in_schema=False)
+    def node_png(key: str, neuron_id: str, kind: str) -> Response:
+        from fastapi.responses import FileResponse
+
+        if kind not in ("picture", "examples"):
+            raise HTTPException(404, "pictures are picture.png and examples.png")
+        graph, _ = graph_entry(key)
+        path = picture_path(graph, find_node(graph, key, neuron_id), kind)
+        if not path.is_file():
+            raise HTTPException(404, f"no {kind} for {short(neuron_id, 40)} yet")
+        return FileResponse(path, media_type="image/png")
+
+    add_edit_routes(app, graph_entry, engine, defenses)
+    return app
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names only this machine (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``; a port in use is a one-line ``MassifError``."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise MassifError(f"cannot serve on host {host!r}: {e.strerror}") from None
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as e:
+        sock.close()
+        if e.errno in (98, 48, 10048):  # EADDRINUSE on Linux, macOS, Windows
+            raise MassifError(f"port {port} on {host} is already in use; stop the other "
+                              f"server or choose another port with --port") from None
+        raise MassifError(f"cannot serve on {host}:{port}: {e.strerror}") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def address(host: str, port: int) -> str:
+    return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+
+
+def run(app: Any, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+        sock: socket.socket | None = None) -> None:
+    """Serve ``app`` on ``host:port`` (127.0.0.1 unless told otherwise) until Ctrl+C.
+
+    Prints the address first. A port in use raises ``MassifError`` with one line; nothing
+    listens beyond ``host``. ``sock``: a socket from ``bind`` (bind first, then load the model,
+    so a port in use is reported at once)."""
+    import uvicorn
+
+    if not logging.getLogger("massif").handlers:  # one line per message on stderr
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("massif: %(message)s"))
+        logging.getLogger("massif").addHandler(handler)
+        logging.getLogger("massif").setLevel(logging.INFO)
+    sock = sock or bind(host, port)
+    real_port = sock.getsockname()[1]
+    if not is_loopback(host):
+        log.warning("warning: serving on %s, beyond this machine; MASSIF has no "
+                    "authentication, so anyone who can reach this address can run analyses "
+                    "and read the workspace", host)
+    print(f"MASSIF is serving on {address(host, real_port)}  (Ctrl+C to stop)", flush=True)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()

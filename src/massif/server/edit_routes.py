@@ -1,0 +1,199 @@
+"""The ``edit`` stage over HTTP: delete neurons of a saved analysis and measure the attack.
+
+Every route here computes, so every one is a ``POST`` with a JSON body (a cross-site image or
+link cannot set one off; see ``app.py``):
+
+* ``POST /graphs/{key}/edit`` ``{"mask": ["mixed4a:12"], "mode": "zero", "adaptive": true,
+  "preview": false}`` → ``edit.EditResult``: clean accuracy and ASR per strength before and
+  after, for the stored adversarial images (transfer) and a fresh attack through the edited
+  model (adaptive); ``adaptive: false`` skips the fresh attack (the slow part); ``preview: true``
+  answers on the first 250 images of the class and of the sample, without it (within a second).
+  The page asks for the preview, then without the fresh attack, then with it;
+* ``POST /graphs/{key}/editor`` → ``EditorInfo``: build the editors now (the page asks when
+  editing starts);
+* ``POST /graphs/{key}/defense`` ``{"budget": 5, "mode": "zero"}`` → ``jobs.DefenseStatus``: a
+  defense search started as a job; ``GET /defenses/{id}.json`` its progress and, once done, its
+  ``edit.DefenseResult``; ``POST /defenses/{id}/cancel`` stops it;
+* ``POST /graphs/{key}/edited-model.pt`` ``{"mask": [...], "mode": "zero"}``: the edited model
+  as a file (made in memory: no temporary file).
+
+Editors (the class's images, the stored attack and a private copy of the start-up snapshot of the
+model) are built on the first request for an analysis and kept for the next ones (``KEEP``). Each
+editor has its own lock: edits of one analysis run one at a time, edits of different analyses
+and the preview editor run side by side, and a defense search runs on a fork of the editor, so
+it never holds the lock that previews wait for.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from ..edit.masks import MAX_MASK
+from ..errors import MassifError
+from ..schemas import Graph
+
+KEEP = 4  # editors kept in memory (a full one and a preview one per analysis)
+PREVIEW_IMAGES = 250  # images (of the class, and of the all-class sample) behind a preview
+Mode = Literal["zero", "mean"]
+
+
+class EditorInfo(BaseModel):
+    """``POST /graphs/{key}/editor``: the editors are ready."""
+
+    n_images: int
+    preview_images: int
+    seconds: float
+
+
+class EditBody(BaseModel):
+    """What to delete and how to measure it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mask: list[StrictStr] | StrictStr = Field(
+        description="neuron ids layer:channel, as a list or one comma-separated string")
+    mode: Mode = "zero"
+    adaptive: bool = Field(True, description="false: skip the fresh attack (adaptive_asr "
+                           "null), answered several times faster")
+    preview: bool = Field(False, description=f"true: only the first {PREVIEW_IMAGES} images "
+                          "of the class and of the sample, without the fresh attack")
+
+    def ids(self) -> list[str]:
+        parts = self.mask.split(",") if isinstance(self.mask, str) else self.mask
+        if len(parts) > MAX_MASK:
+            raise MassifError(f"a mask of {len(parts)} neurons is too long (at most {MAX_MASK})")
+        return [s.strip() for s in parts if s.strip()]
+
+
+class DefenseBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    budget: int = Field(5, ge=1, le=64, description="neurons the greedy search may delete")
+    mode: Mode = "zero"
+
+
+class ExportBody(BaseModel):
+    """The edited model to download: the same mask and mode as an edit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mask: list[StrictStr] | StrictStr
+    mode: Mode = "zero"
+
+
+class _Slot:
+    """One editor and its lock (``editor`` is ``None`` until built)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.editor: Any = None
+
+
+def add_edit_routes(app: Any, graph_entry: Callable[[str], tuple[Graph, bytes]],
+                    engine: Any, defenses: Any) -> None:
+    from fastapi import HTTPException
+    from fastapi.responses import Response
+
+    from ..edit import DefenseResult, Editor, EditResult
+    from .jobs import DefenseStatus
+
+    slots: OrderedDict[str, _Slot] = OrderedDict()
+    slots_lock = threading.Lock()  # guards ``slots`` only, never held while computing
+
+    def slot_of(name: str) -> _Slot:
+        with slots_lock:
+            slot = slots.get(name)
+            if slot is None:
+                slot = slots[name] = _Slot()
+            slots.move_to_end(name)
+            while len(slots) > KEEP:  # a busy slot being evicted finishes its call unharmed
+                slots.popitem(last=False)
+            return slot
+
+    def check(key: str, graph: Graph) -> None:
+        if engine.base is None:
+            raise MassifError(engine.why_not)
+        if graph.model.fingerprint != engine.model_fingerprint:
+            raise MassifError(f"analysis {key} was made with model {graph.model.name} "
+                              f"({graph.model.fingerprint}); this server computes with "
+                              f"{engine.model_name} ({engine.model_fingerprint}), so it cannot "
+                              "edit it")
+        if graph.dataset.fingerprint != engine.dataset.fingerprint:
+            raise MassifError(f"analysis {key} was made on dataset {graph.dataset.name}; this "
+                              f"server has {engine.dataset_name}")
+
+    def build(key: str, graph: Graph, preview: bool) -> Any:
+        check(key, graph)
+        size = {"max_images": PREVIEW_IMAGES, "sample_size": PREVIEW_IMAGES} if preview else {}
+        return Editor.from_graph(engine.base, None, graph, net=engine.editor_net(),
+                                 fx_graph=engine.fx_graph, **size)
+
+    def use(key: str, preview: bool, fn: Callable[[Any], Any]) -> Any:
+        """Run ``fn(editor)`` with the analysis's editor (or its preview one), built on first
+        use, under that editor's own lock."""
+        graph, _ = graph_entry(key)
+        preview = preview and graph.benign.n_images > PREVIEW_IMAGES
+        slot = slot_of(f"{key} preview" if preview else key)
+        with slot.lock:
+            if slot.editor is None:
+                slot.editor = build(key, graph, preview)
+            return fn(slot.editor)
+
+    @app.post("/graphs/{key}/edit", response_model=EditResult)
+    def edit(key: str, body: EditBody) -> EditResult:
+        ids = body.ids()
+        return use(key, body.preview, lambda ed: ed.evaluate(
+            ids, mode=body.mode, adaptive=body.adaptive and not body.preview))
+
+    @app.post("/graphs/{key}/editor", response_model=EditorInfo)
+    def warm_up(key: str) -> EditorInfo:
+        """Build the analysis's editors ahead of the first deletion (the page calls this when
+        "click deletes neurons" is ticked): the preview one first, so a click that comes
+        meanwhile waits only for that."""
+        started = time.perf_counter()
+        small = use(key, True, lambda ed: len(ed.indices))
+        full = use(key, False, lambda ed: len(ed.indices))
+        return EditorInfo(n_images=full, preview_images=small,
+                          seconds=time.perf_counter() - started)
+
+    @app.post("/graphs/{key}/defense", response_model=DefenseStatus, status_code=202)
+    def start_defense(key: str, body: DefenseBody) -> DefenseStatus:
+        graph, _ = graph_entry(key)
+        twin = use(key, False, lambda ed: ed.fork())
+        job = defenses.start(key, body.budget, body.mode, twin, graph)
+        return defenses.status(job)
+
+    def defense_job(job_id: int) -> Any:
+        job = defenses.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"no defense search {job_id}")
+        return job
+
+    @app.get("/defenses/{job_id}.json", response_model=DefenseStatus)
+    def defense_status(job_id: int) -> DefenseStatus:
+        status = defenses.status(defense_job(job_id))
+        if status.result is not None:
+            status.result = DefenseResult.model_validate(status.result)
+        return status
+
+    @app.post("/defenses/{job_id}/cancel", response_model=DefenseStatus)
+    def defense_cancel(job_id: int) -> DefenseStatus:
+        job = defense_job(job_id)
+        job.cancel.set()
+        return defenses.status(job)
+
+    @app.post("/graphs/{key}/edited-model.pt", include_in_schema=False)
+    def edited_model(key: str, body: ExportBody) -> Response:
+        ids = EditBody(mask=body.mask).ids()
+        buf = io.BytesIO()
+        use(key, False, lambda ed: ed.export(ids, buf, mode=body.mode))
+        return Response(buf.getvalue(), media_type="application/octet-stream",
+                        headers={"content-disposition":
+                                 f'attachment; filename="{key}-edited.pt"'})

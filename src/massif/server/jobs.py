@@ -1,0 +1,379 @@
+"""Long jobs for ``serve``: analyses and defense searches, with progress and cancel.
+
+1. **Engine**: the model and dataset a server computes with, loaded once, and the base
+   ``AnalysisRequest`` every new analysis starts from (the page's choice of classes, attack and
+   strength is put on top of it, then resolved). At start-up, before any thread runs, it also
+   makes a private CPU *snapshot* of the model (editors copy it, never the live model) and traces
+   the snapshot with torch.fx once (``edit.cut``: tracing patches torch process-wide, so it is
+   done only here).
+2. **Analyses** (``JobManager``): a request is turned into its workspace key before anything
+   runs. If the workspace has it, it is done; if a job for the key is queued or running, the
+   caller gets that job (two browsers share one computation); else a job is queued. One worker
+   thread runs analyses in order (the only thread that runs or moves the live model): it calls
+   ``analysis.run`` with a progress callback, makes the pictures the graph's neurons lack, and
+   saves the graph atomically. The checkpoint folder is the graph's folder, so a server killed
+   mid-analysis resumes it when asked again. ``cancel(key)`` stops a job at its next batch.
+3. **Defense searches** (``DefenseJobs``): each runs on its own thread, on a fork of the
+   analysis's editor (its own model copy), so quick edits of the same analysis go on meanwhile;
+   progress and cancel like analyses.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+from ..errors import MassifError
+from ..request import MAX_STRENGTH, MIN_STRENGTH, AnalysisRequest, Resolved, class_space
+from ..store import Workspace
+
+log = logging.getLogger("massif.server")
+
+AttackName = Literal["fgm", "fgsm", "pgd-l2", "pgd-linf"]
+ATTACKS: dict[str, float] = {"fgm": 3.5, "fgsm": 0.1, "pgd-l2": 3.5, "pgd-linf": 0.1}
+# Share of the whole run each progress stage stands for (profile: all strengths; edges: one).
+STAGE_SPAN = {"profile": (0.0, 0.6), "edges": (0.6, 0.8), "visualize": (0.8, 0.95),
+              "examples": (0.95, 1.0)}
+ClassRef = StrictInt | StrictStr
+
+
+class Cancelled(Exception):
+    """Raised from a progress callback when its job was asked to stop."""
+
+
+class PairChoice(BaseModel):
+    """What the control panel asks for: classes by model output index or name, the attack, and
+    its maximum strength (default 3.5 for L2, 0.1 for L∞, on [0, 1] images)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    benign: ClassRef = Field(description="class name (at most 200 characters) or index")
+    target: ClassRef
+    attack: AttackName = "fgm"
+    targeted: bool = True
+    max_strength: float | None = Field(None, ge=MIN_STRENGTH, le=MAX_STRENGTH,
+                                       allow_inf_nan=False)
+
+
+class AnalysisStatus(BaseModel):
+    """Where an analysis stands: ``done`` (its graph is in the workspace), ``queued``,
+    ``running`` (with progress in [0, 1]), ``error`` (with the one-line reason), ``cancelled``
+    or ``missing``."""
+
+    key: str
+    state: Literal["done", "queued", "running", "error", "cancelled", "missing"]
+    progress: float = 0.0
+    stage: str | None = None
+    error: str | None = None
+    graph: str | None = Field(None, description="URL of the graph JSON once done")
+    page: str | None = Field(None, description="URL of the page once done")
+    job: int | None = Field(None, description="id of the computation (shared by requests)")
+
+
+@dataclass
+class Engine:
+    """The model and dataset a server computes with, its base request and fixed options."""
+
+    base: AnalysisRequest | None  # None: new analyses cannot be computed (see why_not)
+    model: Any
+    dataset: Any
+    class_names: list[str]
+    why_not: str | None
+    snapshot: Any = None  # private CPU copy of the model's module: editors copy this
+    fx_graph: Any = None  # the snapshot traced once at start-up (or None)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, base: AnalysisRequest, **options: Any) -> Engine:
+        """Load ``base``'s model and dataset (unless given loaded). Without a usable dataset the
+        saved analyses are still served, and new ones are refused with the reason."""
+        from ..datasets import Dataset, load_dataset
+        from ..edit import cut
+        from ..edit.session import private_copy
+        from ..models import Model, load_model
+
+        model = base.model
+        if not isinstance(model, Model):
+            model = load_model(model, weights=base.weights,
+                               layers=list(base.layers) if base.layers else None,
+                               image_size=base.image_size)
+        spec = base.data if base.data is not None else model.default_dataset
+        names: list[str] = list(model.class_names or [])
+        dataset, why_not = None, None
+        if spec is None:
+            why_not = (f"model {model.name} has no default dataset; restart the server with "
+                       "--data")
+        else:
+            dataset = spec if isinstance(spec, Dataset) else load_dataset(
+                str(spec), model.image_size, model.channels)
+            names, _ = class_space(model, dataset, base.class_index)
+        snapshot = private_copy(model.module)
+        graph = cut.trace(snapshot, list(model.layers.values()))
+        ready = base.replace(model=model, data=dataset) if dataset is not None else None
+        return cls(ready, model, dataset, names, why_not, snapshot, graph, dict(options))
+
+    @property
+    def model_name(self) -> str:
+        return self.model.name
+
+    @property
+    def model_fingerprint(self) -> str:
+        return self.model.fingerprint
+
+    @property
+    def dataset_name(self) -> str | None:
+        return self.dataset.name if self.dataset is not None else None
+
+    def default_choice(self) -> PairChoice:
+        """Sneaker → Sandal where those classes exist, else the first two classes."""
+        lower = [n.lower() for n in self.class_names]
+        if "sneaker" in lower and "sandal" in lower:
+            b, t = lower.index("sneaker"), lower.index("sandal")
+        else:
+            b, t = 0, min(1, len(lower) - 1)
+        return PairChoice(benign=b, target=t, attack="fgm", max_strength=ATTACKS["fgm"])
+
+    def request(self, choice: PairChoice) -> AnalysisRequest:
+        """The base request with the page's choice on top (checked)."""
+        if self.base is None:
+            raise MassifError(self.why_not or "this server cannot compute new analyses")
+        return self.base.replace(benign=choice.benign, target=choice.target,
+                                 attack=choice.attack, targeted=choice.targeted,
+                                 max_strength=choice.max_strength)
+
+    def resolve(self, choice: PairChoice) -> Resolved:
+        return self.request(choice).resolve()
+
+    def editor_net(self) -> Any:
+        """A fresh private copy of the start-up snapshot, for one editor to own."""
+        from ..edit.session import private_copy
+
+        return private_copy(self.snapshot)
+
+
+@dataclass
+class Job:
+    id: int
+    key: str
+    resolved: Resolved
+    state: str = "queued"
+    progress: float = 0.0
+    stage: str | None = None
+    error: str | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    extra_progress: list[Callable[[str, int, int], None]] = field(default_factory=list)
+    finished: threading.Event = field(default_factory=threading.Event)
+
+
+class JobManager:
+    """Finds saved analyses, dedupes requests by key, runs new ones on one worker thread."""
+
+    def __init__(self, workspace: Workspace, engine: Engine,
+                 make_pictures: Callable[[Any, Callable[[str, int, int], None]], None]) -> None:
+        self.workspace = workspace
+        self.engine = engine
+        self.make_pictures = make_pictures
+        self.jobs: dict[str, Job] = {}
+        self.computed = 0  # computations started (a test checks that requests share them)
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[Job] = queue.Queue()
+        self._worker: threading.Thread | None = None
+        self._next_id = 1
+
+    def key_of(self, choice: PairChoice) -> str:
+        return self.engine.resolve(choice).key
+
+    def status(self, key: str) -> AnalysisStatus:
+        with self._lock:
+            job = self.jobs.get(key)
+            if job is not None and job.state in ("queued", "running", "error", "cancelled"):
+                return AnalysisStatus(key=key, state=job.state, progress=job.progress,
+                                      stage=job.stage, error=job.error, job=job.id)
+        if self.workspace.has(key):
+            return AnalysisStatus(key=key, state="done", progress=1.0,
+                                  graph=f"/graphs/{key}.json", page=f"/graphs/{key}",
+                                  job=job.id if job else None)
+        return AnalysisStatus(key=key, state="missing")
+
+    def submit(self, choice: PairChoice,
+               progress: Callable[[str, int, int], None] | None = None) -> AnalysisStatus:
+        """The status of ``choice``'s analysis, starting it if it is neither saved nor under
+        way (a failed or cancelled one is tried again). Bad requests raise ``MassifError``."""
+        resolved = self.engine.resolve(choice)
+        key = resolved.key
+        with self._lock:
+            job = self.jobs.get(key)
+            busy = job is not None and job.state in ("queued", "running")
+            if not busy and not self.workspace.has(key):
+                job = Job(id=self._next_id, key=key, resolved=resolved)
+                if progress:
+                    job.extra_progress.append(progress)
+                self._next_id += 1
+                self.jobs[key] = job
+                self._queue.put(job)
+                if self._worker is None or not self._worker.is_alive():
+                    self._worker = threading.Thread(target=self._work, name="massif-analyses",
+                                                    daemon=True)
+                    self._worker.start()
+        return self.status(key)
+
+    def cancel(self, key: str) -> AnalysisStatus:
+        """Ask the job for ``key`` to stop (at its next batch)."""
+        with self._lock:
+            job = self.jobs.get(key)
+            if job is not None and job.state in ("queued", "running"):
+                job.cancel.set()
+        return self.status(key)
+
+    def wait(self, key: str, timeout: float | None = None) -> AnalysisStatus:
+        """Block until the job for ``key`` finishes (or ``timeout`` seconds pass)."""
+        job = self.jobs.get(key)
+        if job is not None:
+            job.finished.wait(timeout)
+        return self.status(key)
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            self._run(job)
+
+    def _run(self, job: Job) -> None:
+        from ..analysis import run
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if job.cancel.is_set():
+                raise Cancelled()
+            lo, hi = STAGE_SPAN.get(stage, (0.0, 1.0))
+            with self._lock:
+                job.stage = stage
+                job.progress = round(lo + (hi - lo) * (done / total if total else 1.0), 4)
+            for extra in job.extra_progress:
+                extra(stage, done, total)
+
+        with self._lock:
+            if job.cancel.is_set():
+                job.state = "cancelled"
+                job.finished.set()
+                return
+            job.state = "running"
+            self.computed += 1
+        started = time.perf_counter()
+        try:
+            graph = run(job.resolved, progress=progress,
+                        resume_dir=self.workspace.graph_path(job.key).parent)
+            try:
+                self.make_pictures(graph, progress)
+            except (MassifError, OSError) as e:  # the graph is still worth showing
+                log.warning("pictures for %s not made: %s", job.key, e)
+            self.workspace.save(graph, job.key)
+            state, error = "done", None
+        except Cancelled:
+            state, error = "cancelled", "cancelled"
+        except MassifError as e:
+            state, error = "error", str(e)
+        except Exception as e:  # a bug: keep the server alive, tell the page in one line
+            log.error("analysis %s failed: %s: %s", job.key, type(e).__name__, e,
+                      exc_info=log.isEnabledFor(logging.DEBUG))
+            state, error = "error", f"{type(e).__name__}: {str(e)[:200]}"
+        with self._lock:
+            job.state, job.error = state, error
+            job.progress = 1.0 if state == "done" else 0.0
+            job.stage = f"{time.perf_counter() - started:.1f} s" if state == "done" else None
+        job.finished.set()
+
+
+class DefenseStatus(BaseModel):
+    """A defense search: ``queued``, ``running`` (progress in [0, 1]), ``done`` (with its
+    ``result``), ``error`` or ``cancelled``."""
+
+    id: int
+    key: str
+    budget: int
+    mode: str
+    state: Literal["queued", "running", "done", "error", "cancelled"]
+    progress: float = 0.0
+    error: str | None = None
+    result: Any = None  # edit.DefenseResult once done
+
+
+@dataclass
+class DefenseJob:
+    id: int
+    key: str
+    budget: int
+    mode: str
+    state: str = "queued"
+    progress: float = 0.0
+    error: str | None = None
+    result: Any = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    finished: threading.Event = field(default_factory=threading.Event)
+
+
+class DefenseJobs:
+    """Defense searches, each on its own thread over a fork of an editor; at most ``KEEP``
+    finished ones are remembered."""
+
+    KEEP = 32
+
+    def __init__(self) -> None:
+        self.jobs: dict[int, DefenseJob] = {}
+        self._lock = threading.Lock()
+        self._next_id = 1
+
+    def start(self, key: str, budget: int, mode: str, editor: Any, graph: Any) -> DefenseJob:
+        """Run ``editor.suggest_defense`` (``editor``: a fork this job owns) in the background."""
+        with self._lock:
+            job = DefenseJob(id=self._next_id, key=key, budget=budget, mode=mode)
+            self._next_id += 1
+            self.jobs[job.id] = job
+            finished = [j for j in self.jobs.values() if j.finished.is_set()]
+            for old in finished[: max(0, len(finished) - self.KEEP)]:
+                del self.jobs[old.id]
+
+        def progress(_stage: str, done: int, total: int) -> None:
+            with self._lock:
+                job.progress = round(done / total, 4) if total else 0.0
+
+        def work() -> None:
+            from ..edit.session import Cancelled as Stopped
+
+            with self._lock:
+                job.state = "running"
+            try:
+                result = editor.suggest_defense(budget, graph=graph, mode=mode,
+                                                progress=progress,
+                                                cancelled=job.cancel.is_set)
+                state, error = "done", None
+            except Stopped:
+                result, state, error = None, "cancelled", "cancelled"
+            except MassifError as e:
+                result, state, error = None, "error", str(e)
+            except Exception as e:  # a bug: one line in the log and to the page
+                log.error("defense search %s failed: %s: %s", job.id, type(e).__name__, e,
+                          exc_info=log.isEnabledFor(logging.DEBUG))
+                result, state, error = None, "error", f"{type(e).__name__}: {str(e)[:200]}"
+            with self._lock:
+                job.state, job.error, job.result = state, error, result
+                job.progress = 1.0 if state == "done" else job.progress
+            job.finished.set()
+
+        threading.Thread(target=work, name=f"massif-defense-{job.id}", daemon=True).start()
+        return job
+
+    def get(self, job_id: int) -> DefenseJob | None:
+        with self._lock:
+            return self.jobs.get(job_id)
+
+    def status(self, job: DefenseJob) -> DefenseStatus:
+        with self._lock:
+            return DefenseStatus(id=job.id, key=job.key, budget=job.budget, mode=job.mode,
+                                 state=job.state, progress=job.progress, error=job.error,
+                                 result=job.result)

@@ -1,0 +1,280 @@
+// The edit panel: delete (mask) neurons and watch the attack change (the `edit` stage).
+//
+// With "click deletes neurons" on, a click on a node adds it to the mask or takes it out (the
+// graph view marks masked nodes); otherwise a click pins the node as usual. Every change POSTs
+// the mask to /graphs/{key}/edit (the previous requests are aborted), which answers
+// clean accuracy and the attack success rate per strength before and after the edit, for the
+// stored adversarial images (transfer) and for a fresh attack through the edited model
+// (adaptive). It asks three times, so the panel updates at once and then sharpens: a preview
+// (the first 250 images, no fresh attack: well under a second on the bundled model), all images
+// without the fresh attack, then with it (the slow part).
+// "Suggest a defense" starts a search as a job on the server (it takes seconds to minutes), shows
+// its progress with a cancel button while it runs, then draws the greedy search's ASR against
+// clean accuracy beside two baselines.
+import * as api from "./api.js";
+import { lineChart } from "./chart.js";
+import { formatPercent } from "./store.js";
+
+const $ = (id) => document.getElementById(id);
+const COLORS = { adaptive: "#b00", transfer: "#2c7bb6", greedy: "#1a9641", random: "#999",
+                 emphasized: "#f1852b" };
+const POLL_MS = 300;  // how often a running defense search is asked for its progress
+const FINISHED = new Set(["done", "error", "cancelled"]);
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// Save a Blob as a file: the export is a POST, so a plain link cannot fetch it.
+function download(blob, filename) {
+  const url = URL.createObjectURL(blob);
+  const a = Object.assign(document.createElement("a"), { href: url, download: filename });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  // Not at once: the browser may still be reading the URL when click() returns.
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+export function createEdit(store) {
+  const toggle = $("edit-mode"), list = $("masked"), clear = $("mask-clear");
+  const result = $("edit-result"), status = $("edit-status"), exportButton = $("mask-export");
+  let controller = null;
+  let last = null;  // the latest answer, shown again when the strength slider moves
+  let search = null;  // the running defense search: {id}
+
+  toggle.addEventListener("change", () => {
+    store.set({ editMode: toggle.checked });
+    // Build the server's editors now, so the first deletion is answered as fast as the next.
+    const { key } = store.get();
+    if (toggle.checked && key) api.warmEditor(key).catch((e) => { status.textContent = e.message; });
+  });
+  clear.addEventListener("click", () => store.set({ masked: [] }));
+  for (const radio of document.querySelectorAll("#mask-mode input")) {
+    radio.addEventListener("change", () => store.set({ maskMode: radio.value }));
+  }
+  list.addEventListener("click", (event) => {
+    const id = event.target.closest("[data-id]")?.dataset.id;
+    if (id) store.set({ masked: store.get().masked.filter((m) => m !== id) });
+  });
+  $("defense-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    suggest();
+  });
+  $("defense-cancel").addEventListener("click", () => cancelSearch());
+  exportButton.addEventListener("click", () => exportModel());
+
+  async function exportModel() {
+    const { key, masked, maskMode } = store.get();
+    if (!key || masked.length === 0) return;
+    exportButton.disabled = true;
+    try {
+      const blob = await api.getEditedModel(key, { mask: masked, mode: maskMode });
+      download(blob, `${key}-edited.pt`);
+    } catch (e) {
+      status.textContent = `export failed: ${e.message}`;
+    } finally {
+      exportButton.disabled = false;
+    }
+  }
+
+  function row(label, before, after, cls) {
+    const cell = (v) => (v === undefined ? "…" : formatPercent(v));
+    return `<tr class="${cls}"><th>${label}</th><td>${cell(before)}</td>` +
+      `<td>${cell(after)}</td></tr>`;
+  }
+
+  function show(r) {
+    const { graph, strengthIndex } = store.get();
+    const K = r.strengths;
+    const k = Math.min(strengthIndex ?? K.length - 1, K.length - 1);
+    const eps = +K[k].toPrecision(3);
+    result.querySelector("tbody").innerHTML =
+      row(`clean acc. ${graph.benign.name}`, r.clean_accuracy_benign.before,
+          r.clean_accuracy_benign.after, "acc-benign") +
+      row("clean acc. all classes", r.clean_accuracy_all.before, r.clean_accuracy_all.after,
+          "acc-all") +
+      row(`ASR transfer ε=${eps}`, r.transfer_asr.before[k], r.transfer_asr.after[k], "asr-transfer") +
+      row(`ASR adaptive ε=${eps}`, r.adaptive_asr?.before[k], r.adaptive_asr?.after[k], "asr-adaptive");
+    result.hidden = false;
+    result.dataset.mask = r.mask.join(",");
+    const total = store.get().graph.benign.n_images;
+    result.dataset.phase = r.adaptive_asr ? "full" : r.n_images < total ? "preview" : "transfer";
+    const series = [
+      { values: r.transfer_asr.before, color: COLORS.transfer, dash: "3 2", className: "transfer-before" },
+      { values: r.transfer_asr.after, color: COLORS.transfer, className: "transfer-after" },
+    ];
+    if (r.adaptive_asr) series.push(
+      { values: r.adaptive_asr.before, color: COLORS.adaptive, dash: "3 2", className: "adaptive-before" },
+      { values: r.adaptive_asr.after, color: COLORS.adaptive, className: "adaptive-after" });
+    lineChart($("edit-chart"), { x: K, rule: K[k], width: 210, height: 90, yFormat: d3.format(".0%"),
+      series });
+    const phase = result.dataset.phase === "preview"
+      ? `estimate on ${r.n_images} of ${total} images, measuring all…`
+      : r.adaptive_asr ? `${r.n_images} images, ${r.n_sample} in the all-class sample`
+      : `${r.n_images} images · measuring the fresh attack…`;
+    status.innerHTML = `${r.mask.length} deleted · ${phase}<br>` +
+      `<span style="color:${COLORS.transfer}">transfer</span> (stored attack), ` +
+      `<span style="color:${COLORS.adaptive}">adaptive</span> (fresh attack); dashed: before`;
+  }
+
+  async function update() {
+    const { key, masked, maskMode } = store.get();
+    list.innerHTML = masked.map((id) =>
+      `<li><button type="button" data-id="${id}" title="restore ${id}">${id} ×</button></li>`).join("");
+    clear.hidden = masked.length === 0;
+    exportButton.hidden = masked.length === 0;
+    controller?.abort();
+    if (!key || masked.length === 0) {
+      result.hidden = true;
+      status.textContent = "";
+      document.documentElement.dataset.edit = "idle";
+      return;
+    }
+    const body = { mask: masked, mode: maskMode };
+    controller = new AbortController();
+    const { signal } = controller;
+    status.textContent = "measuring…";
+    document.documentElement.dataset.edit = "busy";
+    try {
+      last = await api.getEdit(key, { ...body, adaptive: false, preview: true }, signal);
+      show(last);
+      last = await api.getEdit(key, { ...body, adaptive: false, preview: false }, signal);
+      show(last);
+      // A moment's pause first: a quick next click aborts this before the server starts the
+      // slow part (a request the server has started runs to its end; edits run one at a time).
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      if (signal.aborted) return;
+      last = await api.getEdit(key, { ...body, adaptive: true, preview: false }, signal);
+      show(last);
+      document.documentElement.dataset.edit = "ready";
+    } catch (e) {
+      if (e.name === "AbortError") return;
+      status.textContent = e.message;
+      document.documentElement.dataset.edit = "error";
+    }
+  }
+
+  // The progress bar and cancel button show only while a search runs.
+  function showSearch(job) {
+    const running = job !== null;
+    for (const id of ["defense-job", "defense-progress", "defense-cancel"]) $(id).hidden = !running;
+    $("defense").disabled = running;  // one search at a time from this page
+    if (!running) return;
+    // A long search creeps at first: a tenth of a percent shows it is moving.
+    const p = 100 * job.progress;
+    const pct = `${p > 0 && p < 10 ? p.toFixed(1) : Math.round(p)}%`;
+    $("defense-progress").value = job.progress;
+    $("defense-progress").textContent = pct;  // what a browser without <progress> shows
+    $("defense-percent").textContent = job.state === "queued" ? "waiting…" : pct;
+  }
+
+  function endSearch(state, text) {
+    search = null;
+    showSearch(null);
+    $("defense-cancel").disabled = false;
+    $("defense-status").textContent = text;
+    document.documentElement.dataset.defense = state;
+  }
+
+  async function suggest() {
+    const { key, maskMode } = store.get();
+    if (!key || search) return;
+    const budget = +$("budget").value || 5;
+    $("defense-status").textContent = "searching…";
+    document.documentElement.dataset.defense = "busy";
+    $("defense-chart").replaceChildren();
+    $("defense").disabled = true;  // a double click would start two searches
+    let mine = null;
+    try {
+      let job = await api.startDefense(key, budget, maskMode);
+      if (store.get().key !== key) {  // another analysis opened while this one started
+        api.cancelDefense(job.id).catch(() => {});
+        return endSearch("cancelled", "");
+      }
+      mine = search = { id: job.id };
+      showSearch(job);
+      while (!FINISHED.has(job.state)) {
+        await sleep(POLL_MS);
+        if (search !== mine) return;  // cancelled, or another analysis opened meanwhile
+        job = await api.getDefense(job.id);
+        if (search !== mine) return;
+        showSearch(job);
+      }
+      if (job.state === "done") {
+        endSearch("ready", "");
+        drawDefense(job.result);
+      } else if (job.state === "cancelled") {
+        endSearch("cancelled", "cancelled");
+      } else {
+        endSearch("error", job.error || "the defense search failed");
+      }
+    } catch (e) {
+      if (search === mine) endSearch("error", e.message);  // else the panel has moved on
+    }
+  }
+
+  // Ask the server to stop; the poll sees the search end (it stops between batches of masks).
+  async function cancelSearch() {
+    if (!search) return;
+    $("defense-cancel").disabled = true;
+    $("defense-percent").textContent = "cancelling…";
+    try {
+      await api.cancelDefense(search.id);
+    } catch (e) {
+      if (search) endSearch("error", e.message);
+    }
+  }
+
+  function drawDefense(d) {
+    const svg = d3.select("#defense-chart");
+    const width = 210, height = 130, m = { top: 8, right: 8, bottom: 26, left: 36 };
+    svg.attr("width", width).attr("height", height).selectAll("*").remove();
+    const curves = [  // every curve starts at the unedited model
+      { name: "greedy", color: COLORS.greedy, points: [d.before, ...d.greedy] },
+      { name: "emphasized", color: COLORS.emphasized, points: [d.before, ...d.top_emphasized] },
+      { name: "random", color: COLORS.random, points: [d.before, ...d.random] },
+    ];
+    const all = curves.flatMap((c) => c.points);
+    const x = d3.scaleLinear().domain(d3.extent(all, (p) => p.clean_accuracy)).nice()
+      .range([m.left, width - m.right]);
+    const y = d3.scaleLinear().domain([0, d3.max(all, (p) => p.adaptive_asr) || 1]).nice()
+      .range([height - m.bottom, m.top]);
+    svg.append("g").attr("class", "axis").attr("transform", `translate(0,${height - m.bottom})`)
+      .call(d3.axisBottom(x).ticks(3).tickFormat(d3.format(".0%")));
+    svg.append("g").attr("class", "axis").attr("transform", `translate(${m.left},0)`)
+      .call(d3.axisLeft(y).ticks(4).tickFormat(d3.format(".0%")));
+    svg.append("text").attr("class", "axis-title").attr("x", width - m.right)
+      .attr("y", height - 2).attr("text-anchor", "end").text("clean accuracy →");
+    const line = d3.line().x((p) => x(p.clean_accuracy)).y((p) => y(p.adaptive_asr));
+    for (const c of curves) {
+      const g = svg.append("g").attr("class", `curve ${c.name}`);
+      g.append("path").attr("d", line(c.points)).attr("fill", "none").attr("stroke", c.color)
+        .attr("stroke-width", 1.8).attr("data-points", c.points.length);
+      g.selectAll("circle").data(c.points).join("circle").attr("r", 2.2).attr("fill", c.color)
+        .attr("cx", (p) => x(p.clean_accuracy)).attr("cy", (p) => y(p.adaptive_asr))
+        .append("title").text((p) => `${p.size} masked: ASR ${formatPercent(p.adaptive_asr)}, ` +
+          `clean ${formatPercent(p.clean_accuracy)}`);
+    }
+    const last = d.greedy.at(-1);
+    $("defense-status").innerHTML =
+      `<span style="color:${COLORS.greedy}">greedy</span>, <span style="color:${COLORS.emphasized}">top emphasized</span>, ` +
+      `<span style="color:${COLORS.random}">random</span> (mean of ${d.random_draws}) · adaptive ASR at ` +
+      `ε = ${+d.epsilon.toPrecision(3)} against clean accuracy, ${d.seconds.toFixed(1)} s.` +
+      (d.stopped ? ` Stopped early: ${d.stopped}.` : "") +
+      (last ? ` <button type="button" id="defense-apply">delete the ${last.mask.length} greedy picks</button>` : "");
+    $("defense-apply")?.addEventListener("click", () => store.set({ masked: [...last.mask] }));
+  }
+
+  store.subscribe((state, prev) => {
+    if (state.key !== prev.key) {
+      $("defense-chart").replaceChildren();
+      $("defense-status").textContent = "";
+      if (search) {  // a search for the analysis left behind: stop it rather than wait for it
+        api.cancelDefense(search.id).catch(() => {});
+        endSearch("cancelled", "");
+      }
+      if (state.masked.length) return store.set({ masked: [] });
+    }
+    if (state.masked !== prev.masked || state.maskMode !== prev.maskMode ||
+        (state.key !== prev.key && state.key)) update();
+    else if (state.strengthIndex !== prev.strengthIndex && last && !result.hidden) show(last);
+  });
+}

@@ -1,0 +1,116 @@
+"""Datasets: Fashion-MNIST from disk or a (local) download, ImageFolder, class names."""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import http.server
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from massif.io import write_atomic
+from massif.datasets import (
+    FASHION_FILES,
+    FashionMNIST,
+    ImageFolder,
+    download_fashion_mnist,
+    resolve_class,
+)
+from massif.errors import MassifError
+
+DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+
+
+def test_fashion_mnist_loads_from_debian_package():
+    data = FashionMNIST("test")
+    assert len(data) == 10000
+    x = data.load([0, 1])
+    assert x.shape == (2, 1, 28, 28) and x.dtype == torch.float32
+    assert 0 <= x.min() and x.max() <= 1
+    assert len(data.indices_of(data.class_index("Sneaker"))) == 1000
+
+
+@pytest.mark.parametrize("given,expected", [
+    ("Sneaker", 7), ("sneaker", 7), ("7", 7), (7, 7), ("t-shirt/top", 0), ("tshirt top", 0),
+    ("ankle_boot", 9),
+])
+def test_class_names_resolve(given, expected):
+    assert FashionMNIST("test").class_index(given) == expected
+
+
+def test_unknown_class_suggests():
+    with pytest.raises(MassifError, match="did you mean: Sandal"):
+        resolve_class("Sandle", FashionMNIST("test").class_names)
+    with pytest.raises(MassifError, match="out of range"):
+        resolve_class("12", ["a", "b"])
+
+
+def test_download_from_a_local_mirror_over_http(tmp_path, monkeypatch):
+    """The real download code against a real HTTP server on 127.0.0.1 serving the files."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for pair in FASHION_FILES.values():
+        for name in pair:
+            shutil.copy(DEBIAN / name, mirror / name)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(mirror))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        dest = download_fashion_mnist(tmp_path / "cache", url)
+        monkeypatch.setenv("MASSIF_FASHION_MNIST", str(dest))
+        assert FashionMNIST("test").fingerprint == FashionMNIST("test", root=DEBIAN).fingerprint
+        assert not list(dest.glob("*.part"))
+        # a corrupt file on the mirror is refused and leaves nothing behind
+        (dest / FASHION_FILES["test"][0]).unlink()
+        (mirror / FASHION_FILES["test"][0]).write_bytes(gzip.compress(b"not idx"))
+        with pytest.raises(MassifError, match="corrupt"):
+            download_fashion_mnist(dest, url)
+        assert not (dest / FASHION_FILES["test"][0]).exists()
+    finally:
+        server.shutdown()
+
+
+def test_missing_fashion_mnist_says_how_to_get_it(tmp_path, monkeypatch):
+    import massif.datasets as ds
+
+    monkeypatch.setattr(ds, "DEBIAN_DIR", tmp_path / "no-debian-package")
+    monkeypatch.setenv("MASSIF_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.delenv("MASSIF_FASHION_MNIST", raising=False)
+    with pytest.raises(MassifError, match="dataset-fashion-mnist.*massif download-data"):
+        FashionMNIST("test")
+
+
+def test_imagefolder_resizes_and_converts(tmp_path):
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+    Image.new("RGB", (40, 20), (255, 0, 0)).save(tmp_path / "a" / "wide.png")
+    Image.new("L", (10, 10), 128).save(tmp_path / "b" / "small.jpg")
+    rgb = ImageFolder(tmp_path, image_size=16, channels=3)
+    assert rgb.class_names == ["a", "b"]
+    x = rgb.load([0, 1])
+    assert x.shape == (2, 3, 16, 16)
+    assert torch.allclose(x[0, 0], torch.ones(16, 16))  # red stays red after the centre crop
+    gray = ImageFolder(tmp_path, image_size=16, channels=1)
+    assert gray.load([1]).shape == (1, 1, 16, 16)
+
+
+def test_write_atomic_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "graph.json"
+    write_atomic(path, "old")
+
+    class Boom(str):
+        def encode(self, *a):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        write_atomic(path, Boom("new"))
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["graph.json"]

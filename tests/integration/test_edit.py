@@ -1,0 +1,442 @@
+"""The edit stage: delete neurons, measure the attack (transfer and adaptive), suggest a defense,
+export the edited model. Exact numbers on the hand-weighted model of tiny.py; the faithfulness
+ordering and the defense on the bundled model."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from tests.helpers.tiny import Planted, planted_dataset
+from torch import nn
+
+import massif
+from massif.edit import cut as prefix
+from massif.attacks import Attack
+from massif.edit.defense import emphasized_order
+from massif.edit import Editor, EditResult, apply_mask
+from massif.analysis.graph import random_masks
+from massif.hooks import mask
+
+STRENGTHS = [3.5 * i / 7 for i in range(8)]
+
+
+# ------------------------------------------------------------------ the planted model, by hand
+
+
+def planted_model():
+    data = planted_dataset()
+    data.images[:6, 1] = 0.2  # benign images are (1, 0.2): the target feature is alive
+    model = massif.load_model(Planted(), layers=["l1", "l2"], image_size=1, channels=2,
+                              class_names=data.class_names)
+    return model, data
+
+
+@pytest.fixture()
+def planted():
+    model, data = planted_model()
+    return Editor(model, data, benign="benign", target="target", strengths=STRENGTHS,
+                  device="cpu")
+
+
+def fgm_path(grad_x1: bool = True):
+    """Targeted FGM from x = (1, 0.2): logits (x0 + .5, x1 + .4, 0) (tiny.py).
+
+    d = -∇ CE(z, target) = (-p_benign, 1 - p_target) (the x1 part is 0 once l1:1 is masked,
+    ``grad_x1=False``); x_k = clip(x + ε_k d / |d|)."""
+    z = torch.tensor([1.5, 0.6 if grad_x1 else 0.4, 0.0])
+    p = z.softmax(0)
+    d = torch.tensor([-float(p[0]), (1 - float(p[1])) if grad_x1 else 0.0])
+    u = d / d.norm()
+    return [(min(max(1 + e * float(u[0]), 0.0), 1.0), min(max(0.2 + e * float(u[1]), 0.0), 1.0))
+            for e in STRENGTHS]
+
+
+def test_masking_the_target_feature_stops_the_attack_exactly(planted):
+    r = planted.evaluate(["l1:1"])
+    # Before: the attack succeeds where z_t = x1 + .4 beats z_b = x0 + .5.
+    before = [1.0 if x1 + 0.4 > x0 + 0.5 else 0.0 for x0, x1 in fgm_path()]
+    assert before[-1] == 1.0 and before[1] == 0.0
+    assert r.transfer_asr.before == pytest.approx(before)
+    assert r.adaptive_asr.before == pytest.approx(before)
+    # After: z_t = 0 + .4 < .5 <= z_b for every image in [0, 1]²: no attack can succeed.
+    assert r.transfer_asr.after == [0.0] * 8
+    assert r.adaptive_asr.after == [0.0] * 8
+    assert r.n_images == 6 and r.n_correct.before == r.n_correct.after == 6
+    assert r.clean_accuracy_benign.before == r.clean_accuracy_benign.after == 1.0
+    # All classes (6 benign, 6 target images): the target images (0, 1) now score .4 < .5.
+    assert r.n_sample == 12
+    assert r.clean_accuracy_all.before == 1.0 and r.clean_accuracy_all.after == 0.5
+    assert r.mask == ["l1:1"] and r.mode == "zero" and r.attack == "fgm" and r.targeted
+    # The same through the second layer's copy of the feature.
+    r2 = planted.evaluate("l2:1")
+    assert r2.adaptive_asr.after == [0.0] * 8 and r2.clean_accuracy_all.after == 0.5
+
+
+def test_mean_mode_fills_the_benign_mean(planted):
+    assert planted.session.means["l1"].tolist() == pytest.approx([1.0, 0.2, 0.5])
+    r = planted.evaluate(["l1:1"], mode="mean")
+    assert r.mode == "mean"
+    # l1:1 is held at 0.2, so z_t = 0.6 and the attack must push x0 below 0.1.
+    transfer = [1.0 if x0 < 0.1 else 0.0 for x0, _ in fgm_path()]
+    # The fresh attack's gradient has no x1 part: d = (-p_b, 0), x0 = 1 - ε.
+    adaptive = [1.0 if 1 - e < 0.1 else 0.0 for e in STRENGTHS]
+    assert r.transfer_asr.after == pytest.approx(transfer)
+    assert r.adaptive_asr.after == pytest.approx(adaptive)
+    assert transfer != adaptive  # the fresh attack finds ε = 1.0, the stored one does not
+    # The target images (0, 1) keep z_t = .6 > .5 = z_b, unlike with zero.
+    assert r.clean_accuracy_all.after == 1.0
+    assert r != planted.evaluate(["l1:1"], mode="zero")
+
+
+def test_transfer_only_then_adaptive_give_the_same_numbers(planted):
+    quick = planted.evaluate(["l1:1"], adaptive=False)
+    assert quick.adaptive_asr is None and "—" in quick.table()
+    full = planted.evaluate(["l1:1"])
+    assert quick.transfer_asr == full.transfer_asr
+    assert quick.clean_accuracy_all == full.clean_accuracy_all
+
+
+def test_result_round_trips_and_reads_as_a_table(planted):
+    r = planted.evaluate(["l1:1", "l1:1"])  # duplicates are fine
+    assert r.mask == ["l1:1"]
+    assert EditResult.model_validate_json(r.model_dump_json()) == r
+    table = r.table()
+    assert "benign → target" in table and "l1:1" in table and "adaptive ASR" in table
+    assert len(table.splitlines()) == 10 + len(STRENGTHS)
+    assert "100.0%" in table and "50.0%" in table
+
+
+def test_pgd_through_the_edited_model(planted):
+    model, data = planted_model()
+    ed = Editor(model, data, benign=0, target=1, attack="pgd-l2", strengths=[0, 1.0, 3.5],
+                device="cpu")
+    r = ed.evaluate(["l1:1"])
+    assert r.attack == "pgd-l2"
+    assert r.adaptive_asr.before[-1] == 1.0
+    assert r.adaptive_asr.after == [0.0, 0.0, 0.0] and r.transfer_asr.after == [0.0, 0.0, 0.0]
+
+
+# ------------------------------------------------------------------ hooks never leak
+
+
+def all_hooks(module: nn.Module) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in module.modules())
+
+
+def test_hooks_are_removed_and_flags_restored(monkeypatch, tmp_path):
+    model, data = planted_model()
+    model.module.train()
+    model.module.l1[0].weight.requires_grad_(True)
+    model.module.head.bias.requires_grad_(False)
+    # a hook an analysis running on the shared model has at this moment: not copied
+    handle = model.module.l2.register_forward_hook(lambda *a: None)
+    ed = Editor(model, data, benign=0, target=1, strengths=STRENGTHS, device="cpu")
+    handle.remove()
+    assert ed.net is not model.module and all_hooks(ed.net) == 0
+    flags = [p.requires_grad for p in ed.net.parameters()]
+
+    def check() -> None:
+        for net in (model.module, ed.net):
+            assert all_hooks(net) == 0
+        assert model.module.training and ed.net.training
+        assert model.module.l1[0].weight.requires_grad and not model.module.head.bias.requires_grad
+        assert [p.requires_grad for p in ed.net.parameters()] == flags
+
+    ed.evaluate(["l1:1"])
+    check()
+    ed.suggest_defense(1, candidates=["l1:1", "l2:2"])
+    check()
+    ed.export(["l1:1"], tmp_path / "edited.pt")
+    check()
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Attack, "from_direction", boom)
+    with pytest.raises(RuntimeError, match="boom"):
+        ed.evaluate(["l1:2"])
+    check()
+    with pytest.raises(RuntimeError, match="boom"):
+        with ed.edited(["l1:1"]) as net:
+            assert all_hooks(net) == 1 and not net.training
+            raise RuntimeError("boom")
+    check()
+
+
+# ------------------------------------------------------------------ bad requests
+
+
+@pytest.mark.parametrize("neurons, words", [
+    (["l9:1"], "unknown layer 'l9'"),
+    (["l:1"], "did you mean: l2, l1"),
+    (["l1:7"], "layer l1 has channels 0..2"),
+    (["nonsense"], "layer:channel"),
+    (["l1:-1"], "layer:channel"),
+    (["l1:x"], "layer:channel"),
+    ([], "empty"),
+    ("", "empty"),
+    ([" ", ""], "empty"),
+    (["l1:0", "l1:1", "l1:2"], "whole layer l1"),
+    ("l2:0,l2:1,l2:2,l1:0", "whole layer l2"),
+])
+def test_bad_masks_give_one_clear_line(planted, neurons, words, tmp_path):
+    with pytest.raises(massif.MassifError, match=words) as info:
+        planted.evaluate(neurons)
+    assert "\n" not in str(info.value)
+    with pytest.raises(massif.MassifError):
+        planted.export(neurons, tmp_path / "edited.pt")
+    assert not (tmp_path / "edited.pt").exists()
+
+
+def test_other_bad_requests(planted, tmp_path):
+    with pytest.raises(massif.MassifError, match="zero or mean"):
+        planted.evaluate(["l1:1"], mode="median")
+    with pytest.raises(massif.MassifError, match="1 to 64"):
+        planted.suggest_defense(0, candidates=["l1:1"])
+    with pytest.raises(massif.MassifError, match="1 to 64"):
+        planted.suggest_defense(100_000, candidates=["l1:1"])
+    with pytest.raises(massif.MassifError, match="candidate"):
+        planted.suggest_defense(2)
+    with pytest.raises(massif.MassifError, match="no candidate"):
+        planted.suggest_defense(2, candidates=[])
+    with pytest.raises(massif.MassifError, match="unknown layer"):
+        planted.suggest_defense(2, candidates=["l3:1"])
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    with pytest.raises(massif.MassifError, match="cannot load"):
+        apply_mask(Planted(), tmp_path / "junk.pt")
+    with pytest.raises(massif.MassifError, match="not an edited model"):
+        apply_mask(Planted(), {"state_dict": {}})
+    with pytest.raises(massif.MassifError, match="is a folder"):
+        planted.export(["l1:1"], tmp_path)  # a folder (or a device) is never replaced
+    with pytest.raises(massif.MassifError, match="is a file"):
+        planted.export(["l1:1"], tmp_path / "junk.pt" / "x.pt")
+
+
+def test_from_graph_checks_the_model(planted):
+    model, data = planted_model()
+    graph = massif.analyze(model, data, benign="benign", target="target", device="cpu")
+    ed = Editor.from_graph(model, data, graph, device="cpu")
+    assert ed.strengths == graph.attack.strengths and ed.graph is graph
+    r = ed.evaluate(["l1:1"])
+    assert r.transfer_asr.before == pytest.approx(graph.metrics.attack_success_rate)
+    assert r.clean_accuracy_benign.before == graph.metrics.clean_accuracy
+    other = Planted()
+    with torch.no_grad():
+        other.head.bias.fill_(0.01)
+    changed = massif.load_model(other, layers=["l1", "l2"], image_size=1, channels=2,
+                                class_names=data.class_names)
+    with pytest.raises(massif.MassifError, match="not Planted|made with model"):
+        Editor.from_graph(changed, data, graph, device="cpu")
+
+
+# ------------------------------------------------------------------ export
+
+
+@pytest.mark.parametrize("mode", ["zero", "mean"])
+def test_export_reloads_into_a_fresh_module_with_the_same_outputs(planted, tmp_path, mode):
+    path = planted.export(["l1:1", "l2:0"], tmp_path / "edited.pt", mode=mode)
+    state = torch.load(path, weights_only=True)
+    assert state["mask"] == ["l1:1", "l2:0"] and state["mode"] == mode
+    assert set(state["state_dict"]) == set(Planted().state_dict())
+    assert state["layers"] == {"l1": "l1", "l2": "l2"}
+    assert (set(state["values"]) == {"l1", "l2"}) == (mode == "mean")
+    fresh = Planted()
+    with torch.no_grad():
+        for p in fresh.parameters():
+            p.zero_()
+    edited = apply_mask(fresh, path)
+    x = torch.rand(16, 2, 1, 1, generator=torch.Generator().manual_seed(0))
+    with planted.edited(["l1:1", "l2:0"], mode=mode) as net:
+        want = net(x)
+    assert torch.equal(edited(x), want)
+    assert not torch.equal(Planted()(x), want)
+    assert all_hooks(fresh) == 0  # hooks only during a forward pass
+
+
+# ------------------------------------------------------------------ the cut (prefix.py)
+
+
+class Skip(nn.Module):
+    """A residual path around ``b``: cutting after ``b`` must carry ``a`` along."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(1)
+        self.a = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU())
+        self.b = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU())
+        self.c = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU())
+        self.fc = nn.Linear(4, 3)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.7)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.a(x)
+        c = self.c(self.b(a)) + a
+        return self.fc(c.mean((2, 3)))
+
+
+def test_the_cut_carries_skip_connections_and_fires_mask_hooks():
+    net = Skip().eval()
+    x = torch.rand(5, 1, 6, 6, generator=torch.Generator().manual_seed(2))
+    graph = prefix.trace(net, ["a", "b", "c"])
+    cut = prefix.cut(net, graph, "b", ["a", "b", "c"])
+    assert cut.after == {"c"} and cut.covers({"c"}) and not cut.covers({"b"})
+    parts = cut.prefix(x)
+    assert len(parts) == 2  # b's output and the skip a
+    assert prefix.check(cut, net, x)
+    with torch.no_grad(), mask(net, {"c": [1, 2]}):
+        assert torch.allclose(cut.suffix(*parts), net(x), atol=1e-6)
+        assert not torch.allclose(cut.suffix(*parts), Skip().eval()(x), atol=1e-3)
+
+
+def test_an_untraceable_model_runs_whole():
+    class Branchy(Skip):
+        def forward(self, x):
+            a = self.a(x)
+            if a.sum() > 0:  # data-dependent control flow: fx cannot trace it
+                a = a * 1.0
+            return self.fc((self.c(self.b(a)) + a).mean((2, 3)))
+
+    assert prefix.trace(Branchy(), ["a", "b", "c"]) is None
+
+
+# ------------------------------------------------------------------ the bundled model
+
+
+@pytest.fixture(scope="module")
+def bundled_pair():
+    model = massif.load_model("bundled")
+    data = massif.load_dataset("fashion-mnist", 28, 1)
+    graph = massif.analyze(model, data, benign="Sneaker", target="Sandal", max_images=200,
+                           device="cpu")
+    editor = Editor.from_graph(model, data, graph, device="cpu", sample_size=300)
+    return model, graph, editor
+
+
+def test_before_numbers_are_the_analysis_numbers(bundled_pair):
+    _, graph, ed = bundled_pair
+    assert len(ed.session.images) == graph.benign.n_images == 200
+    r = ed.evaluate([graph.nodes[-1].id], adaptive=False)
+    assert r.clean_accuracy_benign.before == pytest.approx(graph.metrics.clean_accuracy)
+    n = r.n_correct.before
+    for got, want in zip(r.transfer_asr.before, graph.metrics.attack_success_rate):
+        assert abs(got - want) <= 1.5 / n  # the same images and attack; at most one image off
+
+
+def test_emphasized_first_masking_beats_random_masking(bundled_pair):
+    """The faithfulness ordering (DESIGN.md section 3) on the fresh attack: deleting the four
+    most vulnerable emphasized neurons lowers the adaptive ASR at ε_max more than deleting as
+    many random neurons of the same layers, averaged over 5 draws."""
+    model, graph, ed = bundled_pair
+    ids = emphasized_order(graph)[:4]
+    assert len(ids) == 4
+    emphasized: dict[str, list[int]] = {}
+    for nid in ids:
+        layer, _, channel = nid.partition(":")
+        emphasized.setdefault(layer, []).append(int(channel))
+    emph = ed.evaluate(ids)
+    assert emph.clean_accuracy_benign.after > 0.5  # not won by breaking the benign class
+    rand = [ed.evaluate([f"{lay}:{c}" for lay, chans in draw.items() for c in chans])
+            for draw in random_masks(emphasized, model.layer_channels, 5, seed=1)]
+    before = emph.adaptive_asr.before[-1]
+    mean_random = sum(r.adaptive_asr.after[-1] for r in rand) / len(rand)
+    assert emph.adaptive_asr.after[-1] < mean_random
+    assert emph.adaptive_asr.after[-1] < before - 0.05
+    assert emph.transfer_asr.after[-1] < sum(r.transfer_asr.after[-1] for r in rand) / 5
+
+
+def test_the_cut_changes_no_number(bundled_pair):
+    _, graph, ed = bundled_pair
+    m = ed.parse(["mixed4b:3", "mixed5a:7"])
+    with_cut = ed.session.measure(m, adaptive=False)
+    assert ed.session.cut_for({"mixed4b", "mixed5a"}) is not None
+    plain = Editor.from_graph(massif.load_model("bundled"), None, graph, device="cpu",
+                              sample_size=300, cache_mb=0)  # no cut: the whole model each time
+    whole = plain.session.measure(m, adaptive=False)
+    assert plain.session.cut_for({"mixed4b", "mixed5a"}) is None
+    assert abs(with_cut.n_correct - whole.n_correct) <= 1
+    assert all(abs(a - b) <= 1 for a, b in zip(with_cut.transfer, whole.transfer))
+    assert abs(with_cut.sample_correct - whole.sample_correct) <= 1
+
+
+def test_batched_masks_equal_one_mask_at_a_time(bundled_pair):
+    """``measure_many`` (one block of rows per mask) gives each mask's own numbers."""
+    _, graph, ed = bundled_pair
+    ses = ed.session
+    masks = [ses.parse(ids) for ids in (["mixed4a:1"], ["mixed4b:3", "mixed5a:7"],
+                                         ["mixed3b:2", "mixed4a:5"])]
+    masks.append(ses.parse(["mixed4a:1"], mode="mean"))
+    k = len(ses.strengths) - 1
+    alone = [ses.measure(m, transfer=False, ks=[k], n_images=100, n_sample=100) for m in masks]
+    kept = ses.max_rows
+    try:
+        ses.max_rows = 4 * ses.batch_size  # four masks in every batch
+        many = ses.measure_many(masks, ks=[k], n_images=100, n_sample=100)
+    finally:
+        ses.max_rows = kept
+    for a, b in zip(alone, many):
+        assert (a.n_correct, a.sample_correct) == (b.n_correct, b.sample_correct)
+        assert abs(a.adaptive[0] - b.adaptive[0]) <= 1  # float summation order at a boundary
+
+
+def test_defense_can_be_cancelled(bundled_pair):
+    from massif.edit.session import Cancelled
+
+    _, graph, ed = bundled_pair
+    calls = []
+
+    def cancelled() -> bool:
+        calls.append(1)
+        return len(calls) > 3
+
+    with pytest.raises(Cancelled):
+        ed.fork().suggest_defense(3, graph=graph, cancelled=cancelled)
+    assert ed.evaluate(["mixed4a:1"], adaptive=False).mask == ["mixed4a:1"]  # still usable
+
+
+def test_greedy_defense_beats_random_and_is_nested(bundled_pair):
+    _, graph, ed = bundled_pair
+    candidates = [n.id for n in graph.nodes
+                  if n.group != "suppressed" and n.layer in ("mixed4b", "mixed5a")]
+    d = ed.suggest_defense(2, candidates=candidates, graph=graph, random_draws=3,
+                           search_images=100)
+    assert d.n_candidates == len(candidates) and d.n_search_images == 100
+    assert 1 <= len(d.greedy) <= 2
+    for i, step in enumerate(d.greedy):
+        assert step.size == i + 1 == len(step.mask) and step.mask[-1] == step.added
+        assert step.mask[:i] == (d.greedy[i - 1].mask if i else [])
+        assert step.added in candidates
+    assert [p.size for p in d.random] == [s.size for s in d.greedy]
+    last = d.greedy[-1]
+    assert last.adaptive_asr <= d.random[-1].adaptive_asr
+    assert last.adaptive_asr < d.before.adaptive_asr
+    for draws in d.random[-1].masks:  # same layers as the greedy picks, never the picks
+        assert sorted(m.split(":")[0] for m in draws) == sorted(
+            m.split(":")[0] for m in last.mask)
+        assert not set(draws) & set(last.mask)
+    assert d.top_emphasized and d.top_emphasized[0].size == 1
+    assert d.top_emphasized[0].mask[0] == max(
+        (n for n in graph.nodes if n.group == "emphasized"),
+        key=lambda n: (n.vulnerability, n.importance_target[-1])).id
+    assert math.isclose(d.epsilon, 3.5)
+    assert "greedy" in d.table() and last.added in d.table()
+
+
+def test_bundled_export_reloads_into_a_fresh_net(bundled_pair, tmp_path):
+    from massif.bundled.net import FashionInception
+
+    _, graph, ed = bundled_pair
+    ids = [n.id for n in graph.nodes if n.group == "emphasized"][:3]
+    path = ed.export(ids, tmp_path / "bundled-edited.pt", mode="mean")
+    edited = apply_mask(FashionInception().eval(), path)
+    x = ed.session.images[:32]
+    with ed.edited(ids, mode="mean") as net, torch.no_grad():
+        want = net(x)
+        plain = net.fc.weight.clone()
+    with torch.no_grad():
+        got = edited(x)
+    assert torch.allclose(got, want, atol=1e-5)
+    assert torch.equal(edited.net.fc.weight, plain)

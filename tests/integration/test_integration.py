@@ -1,0 +1,143 @@
+"""Real models end to end: the bundled net on Fashion-MNIST, a random-weight googlenet
+(InceptionV1) on a generated ImageFolder, and streaming over a large class."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+import massif
+from massif.datasets import FashionMNIST, TensorDataset
+from massif.hooks import mask
+from massif.analysis.profile import profile_neurons
+
+MASSIF = str(Path(sys.executable).parent / "massif")
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    return massif.load_model("bundled")
+
+
+@pytest.fixture(scope="module")
+def default_graph(bundled):
+    return massif.analyze(bundled, benign="Sneaker", target="Sandal", device="cpu")
+
+
+def test_bundled_model_reaches_90_percent(bundled):
+    data = FashionMNIST("test")
+    correct = 0
+    with torch.no_grad():
+        for images, idx in data.batches(range(len(data)), 1000):
+            correct += (bundled.module(images).argmax(1) == data.labels[idx]).sum().item()
+    assert correct / len(data) >= 0.90
+
+
+def test_default_pair_is_a_real_attack_with_a_faithful_graph(default_graph):
+    g = default_graph
+    assert g.benign.n_images == 1000
+    assert g.metrics.clean_accuracy > 0.9
+    asr = g.metrics.attack_success_rate
+    assert asr[0] == 0.0 and max(asr) > 0.5
+    assert g.layers == ["mixed3a", "mixed3b", "mixed4a", "mixed4b", "mixed5a"]
+    groups = {n.group for n in g.nodes}
+    assert groups == {"suppressed", "shared", "emphasized"}
+    f = g.metrics.faithfulness
+    assert f.n_masked > 0 and f.random_draws == 5
+    # masking what the graph calls emphasized hurts the attack more than random masking
+    assert f.masked_emphasized_asr < f.masked_random_asr
+    # every node of a non-first layer has its incoming edges from the previous layer's nodes
+    ids = {n.id: n for n in g.nodes}
+    for e in g.edges:
+        src, dst = ids[e.source], ids[e.target]
+        assert g.layers.index(src.layer) + 1 == g.layers.index(dst.layer)
+        assert max(e.influence_benign, e.influence_attacked) > 0
+
+
+def test_emphasized_neurons_raise_the_target_logit_when_kept(bundled, default_graph):
+    """Intervention: ablating the emphasized neurons lowers the target logit on attacked
+    images, as the graph claims."""
+    g = default_graph
+    data = FashionMNIST("test")
+    idx = data.indices_of(g.benign.index)[:200]
+    x = data.load(idx)
+    atk = massif.make_attack("fgm")
+    adv = atk.perturb(bundled.module, x, torch.full((len(x),), g.target.index),
+                      [g.attack.strengths[-1]])[0]
+    emphasized: dict[str, list[int]] = {}
+    for n in g.nodes:
+        if n.group == "emphasized":
+            emphasized.setdefault(n.layer, []).append(n.channel)
+    with torch.no_grad():
+        before = bundled.module(adv)[:, g.target.index].mean()
+        with mask(bundled.module, emphasized):
+            after = bundled.module(adv)[:, g.target.index].mean()
+    assert after < before
+
+
+def test_fgsm_and_untargeted_pgd_run_on_the_bundled_model(bundled):
+    g = massif.analyze(bundled, benign="Trouser", target="Dress", attack="fgsm",
+                       max_strength=0.2, steps=3, max_images=64, device="cpu")
+    assert g.attack.norm == "linf" and g.attack.strengths == pytest.approx([0, 0.1, 0.2])
+    u = massif.analyze(bundled, benign="Trouser", target="Dress", attack="pgd-linf",
+                       targeted=False, max_strength=0.2, steps=3, max_images=32, device="cpu")
+    assert not u.attack.targeted and u.attack.name == "pgd"
+    assert u.metrics.attack_success_rate[-1] >= g.metrics.attack_success_rate[-1] * 0.5
+
+
+def test_profile_streams_in_batches(bundled):
+    """The profile never asks the dataset for more than one batch at a time, and statistics
+    over 1,500 images come out of batches of 100."""
+
+    class Counting(TensorDataset):
+        biggest = 0
+
+        def load(self, indices):
+            Counting.biggest = max(Counting.biggest, len(indices))
+            return super().load(indices)
+
+    train = FashionMNIST("train")
+    idx = train.indices_of(7)[:1500]
+    data = Counting(train.load(idx), [7] * len(idx), train.class_names)
+    prof = profile_neurons(bundled, data, list(range(len(idx))), 7, 5, massif.make_attack("fgm"),
+                           [0.0, 3.5], batch_size=100)
+    assert Counting.biggest == 100
+    assert prof.n_images == 1500
+
+
+def test_googlenet_by_name_with_summit_layer_names(tmp_path):
+    """torchvision:googlenet (random weights) on a small generated ImageFolder whose folders
+    are ImageNet class names; through the real console script."""
+    g = torch.Generator().manual_seed(0)
+    for name in ("giant_panda", "armadillo"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for i in range(4):
+            arr = (torch.rand(80, 96, 3, generator=g) * 255).byte().numpy()
+            Image.fromarray(arr, "RGB").save(tmp_path / "data" / name / f"{i}.jpg")
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [MASSIF, "analyze", "--model", "torchvision:googlenet", "--weights", "none",
+         "--image-size", "64", "--data", str(tmp_path / "data"), "--benign", "giant panda",
+         "--target", "armadillo", "--steps", "3", "--nodes-per-layer", "4", "--no-pictures",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    graph = massif.Graph.load(out / "graph.json")
+    assert graph.layers == ["mixed3a", "mixed3b", "mixed4a", "mixed4b", "mixed4c", "mixed4d",
+                            "mixed4e", "mixed5a", "mixed5b"]
+    assert graph.benign.name == "giant panda" and graph.benign.index == 388
+    assert graph.target.index == 363
+    assert all(n.id.startswith("mixed") for n in graph.nodes)
+
+
+def test_googlenet_offline_default_weights_error_is_clear(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # empty cache: DEFAULT needs a download
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
+    with pytest.raises(massif.MassifError, match="weights none or a local state-dict"):
+        massif.load_model("torchvision:googlenet")

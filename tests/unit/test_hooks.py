@@ -1,0 +1,71 @@
+"""Hooks are temporary: nothing leaks, even after an exception; mode and flags come back."""
+
+import pytest
+import torch
+from tests.helpers.tiny import SmallConv
+
+from massif.errors import MassifError
+from massif.hooks import frozen, mask, record
+
+
+def hook_count(model):
+    return sum(len(m._forward_hooks) for m in model.modules())
+
+
+def test_record_returns_layer_outputs_and_removes_hooks():
+    model = SmallConv()
+    x = torch.rand(2, 1, 8, 8)
+    with record(model, {"first": "c1", "second": "c2"}) as acts:
+        model(x)
+        assert hook_count(model) == 2
+    assert hook_count(model) == 0
+    assert torch.allclose(acts["first"], model.c1(x))
+    assert acts["second"].shape == (2, 5, 4, 4)
+
+
+def test_nothing_leaks_after_an_exception():
+    model = SmallConv().train()
+    flags = [p.requires_grad for p in model.parameters()]
+    with pytest.raises(RuntimeError, match="boom"):
+        with frozen(model), record(model, {"a": "c1"}), mask(model, {"c2": [0]}):
+            assert not model.training
+            assert not any(p.requires_grad for p in model.parameters())
+            raise RuntimeError("boom")
+    assert hook_count(model) == 0
+    assert model.training
+    assert [p.requires_grad for p in model.parameters()] == flags
+
+
+def test_mask_zeroes_exactly_the_given_channels():
+    model = SmallConv()
+    x = torch.rand(3, 1, 8, 8)
+    with record(model, {"c1": "c1"}) as acts, mask(model, {"c1": [1, 3]}):
+        model(x)
+    out = acts["c1"]  # recorded before the mask hook changes it: the raw output
+    with mask(model, {"c1": [1, 3]}):
+        masked = model.c1(x)
+    assert (masked[:, [1, 3]] == 0).all()
+    assert torch.equal(masked[:, [0, 2]], out[:, [0, 2]])
+
+
+def test_mask_can_fill_with_a_value():
+    model = SmallConv()
+    x = torch.rand(3, 1, 8, 8)
+    fill = torch.tensor([0.0, 7.0, 0.0, 0.0])
+    with mask(model, {"c1": [1]}, values={"c1": fill}):
+        out = model.c1(x)
+    assert (out[:, 1] == 7.0).all()
+
+
+def test_mask_out_of_range_channel_is_a_clear_error():
+    model = SmallConv()
+    with pytest.raises(MassifError, match="4 channels"):
+        with mask(model, {"c1": [9]}):
+            model(torch.rand(1, 1, 8, 8))
+    assert hook_count(model) == 0
+
+
+def test_unknown_layer_suggests_names():
+    with pytest.raises(MassifError, match="did you mean: c1"):
+        with record(SmallConv(), {"x": "c11"}):
+            pass
