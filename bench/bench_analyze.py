@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 
 import massif
-from massif.datasets import FashionMNIST
 from massif.analysis.graph import random_masks
+from massif.datasets import FashionMNIST
 
 
 def bare_same_work(model, images, benign, target, strengths, node_map, masks, batch_size):

@@ -37,10 +37,10 @@ MASKS = [["mixed4a:12", "mixed4b:3"], ["mixed4a:13", "mixed4b:4"], ["mixed4a:14"
 
 def bare_same_passes(ed: Editor, masks: dict[str, list[int]], pgd: bool) -> None:
     """``Editor.evaluate``'s passes with nothing around them (whole model every time)."""
-    net, bs = ed.net, ed.batch_size
+    net, bs = ed.net, ed.session.batch_size
     handles = []
     for path, chans in masks.items():
-        keep = torch.ones(ed.layer_channels[path], device=ed.device)
+        keep = torch.ones(ed.layer_channels[path], device=ed.session.device)
         keep[chans] = 0
         handles.append(net.get_submodule(path).register_forward_hook(
             lambda m, i, o, k=keep: o * k.view(1, -1, 1, 1)))
@@ -49,8 +49,8 @@ def bare_same_passes(ed: Editor, masks: dict[str, list[int]], pgd: bool) -> None
         for p in net.parameters():
             p.requires_grad_(False)
         eps = ed.strengths[1:]
-        for s in range(0, len(ed._x), bs):
-            x = ed._x[s : s + bs]
+        for s in range(0, len(ed.session.images), bs):
+            x = ed.session.images[s : s + bs]
             labels = torch.full((len(x),), ed.target, device=x.device)
             if pgd:
                 with torch.no_grad():
@@ -67,10 +67,10 @@ def bare_same_passes(ed: Editor, masks: dict[str, list[int]], pgd: bool) -> None
             with torch.no_grad():
                 for k in range(len(eps)):
                     net(adv[k]).argmax(1)  # fresh attack
-                    net(ed._stored(k + 1, s, s + len(x))).argmax(1)  # stored attack
+                    net(ed.session.stored(k + 1, s, s + len(x))).argmax(1)  # stored attack
         with torch.no_grad():
-            for s in range(0, len(ed._sample_x), bs):
-                net(ed._sample_x[s : s + bs]).argmax(1)
+            for s in range(0, len(ed.session.sample_images), bs):
+                net(ed.session.sample_images[s : s + bs]).argmax(1)
     finally:
         for h in handles:
             h.remove()
@@ -91,19 +91,19 @@ def bench_attack(attack: str, model, data, args, sync, repeats: int) -> dict[str
     sync()
     out = {"build": time.perf_counter() - t}
     ed.evaluate(MASKS[0], adaptive=False)  # builds the prefix cache at mixed3b
-    paths = {p: c for p, c in ed._to_paths(ed.parse(MASKS[0])).items()}
+    paths = {p: c for p, c in ed.session.module_paths(ed.parse(MASKS[0])).items()}
     times: dict[str, list[float]] = {"evaluate": [], "evaluate, transfer only": [],
                                      "bare-same-passes": []}
     for r in range(repeats):
         m1, m2 = MASKS[1 + (2 * r) % 4], MASKS[2 + (2 * r) % 4]
-        ed._memo.clear()
+        ed.forget()
         times["evaluate"].append(timed(lambda: ed.evaluate(m1), sync))
         times["evaluate, transfer only"].append(
             timed(lambda: ed.evaluate(m2, adaptive=False), sync))
         times["bare-same-passes"].append(
             timed(lambda: bare_same_passes(ed, paths, attack.startswith("pgd")), sync))
     out.update({k: statistics.median(v) for k, v in times.items()})
-    out["n_images"] = len(ed._x)
+    out["n_images"] = len(ed.session.images)
     return out
 
 

@@ -18,13 +18,13 @@ import httpx
 import pytest
 import torch
 from playwright.sync_api import Page, sync_playwright
-from tests.helpers.synthetic import live_server, synthetic_graph
 from torch import nn
 
 import massif
 from massif.schemas import Graph
 from massif.server import create_app
 from massif.store import Workspace
+from tests.helpers.synthetic import live_server, synthetic_graph
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"

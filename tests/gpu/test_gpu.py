@@ -2,11 +2,11 @@
 
 import pytest
 import torch
-from tests.helpers.tiny import SmallConv
 
 import massif
-from massif.hooks import record
 from massif.analysis.profile import accumulate_influence
+from massif.hooks import record
+from tests.helpers.tiny import SmallConv
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 

@@ -260,8 +260,7 @@ def test_visualize_and_examples_commands_cache_their_pictures(tmp_path):
 
 
 def test_edit_gives_the_python_api_numbers_and_exports_the_model(tmp_path):
-    from massif.edit import Editor, EditResult
-    from massif.edit import apply_mask
+    from massif.edit import Editor, EditResult, apply_mask
 
     mask = "mixed4a:12,mixed4b:3"
     proc = run("edit", "--mask", mask, "--max-images", "200", "--json", "--export",
@@ -277,7 +276,7 @@ def test_edit_gives_the_python_api_numbers_and_exports_the_model(tmp_path):
     from massif.bundled.net import FashionInception
 
     edited = apply_mask(FashionInception(), tmp_path / "edited.pt").eval()
-    x = editor._x[:16]
+    x = editor.session.images[:16]
     with torch.no_grad(), editor.edited(mask.split(",")) as net:
         assert torch.allclose(edited(x), net(x), atol=1e-5)
 

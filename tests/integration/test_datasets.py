@@ -13,7 +13,6 @@ import pytest
 import torch
 from PIL import Image
 
-from massif.io import write_atomic
 from massif.datasets import (
     FASHION_FILES,
     FashionMNIST,
@@ -22,6 +21,7 @@ from massif.datasets import (
     resolve_class,
 )
 from massif.errors import MassifError
+from massif.io import write_atomic
 
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 

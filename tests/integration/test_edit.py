@@ -8,16 +8,16 @@ import math
 
 import pytest
 import torch
-from tests.helpers.tiny import Planted, planted_dataset
 from torch import nn
 
 import massif
-from massif.edit import cut as prefix
-from massif.attacks import Attack
-from massif.edit.defense import emphasized_order
-from massif.edit import Editor, EditResult, apply_mask
 from massif.analysis.graph import random_masks
+from massif.attacks import Attack
+from massif.edit import Editor, EditResult, apply_mask
+from massif.edit import cut as prefix
+from massif.edit.defense import emphasized_order
 from massif.hooks import mask
+from tests.helpers.tiny import Planted, planted_dataset
 
 STRENGTHS = [3.5 * i / 7 for i in range(8)]
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tests.helpers.tiny import Planted, SmallConv, planted_dataset
 from torch import nn
 
 import massif
 from massif.datasets import FashionMNIST, TensorDataset, load_dataset
 from massif.errors import MassifError
+from massif.hooks import frozen, record
 from massif.pictures.examples import (
     ReceptiveField,
     crop_box,
@@ -23,7 +23,7 @@ from massif.pictures.examples import (
     receptive_field,
     top_examples,
 )
-from massif.hooks import frozen, record
+from tests.helpers.tiny import Planted, SmallConv, planted_dataset
 
 # ----------------------------------------------------------------------------- tiny models
 

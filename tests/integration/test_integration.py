@@ -12,9 +12,9 @@ import torch
 from PIL import Image
 
 import massif
+from massif.analysis.profile import profile_neurons
 from massif.datasets import FashionMNIST, TensorDataset
 from massif.hooks import mask
-from massif.analysis.profile import profile_neurons
 
 MASSIF = str(Path(sys.executable).parent / "massif")
 

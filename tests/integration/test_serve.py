@@ -18,8 +18,6 @@ import httpx
 import pytest
 import torch
 from fastapi.testclient import TestClient
-from tests.helpers.synthetic import live_server, synthetic_graph
-from tests.helpers.tiny import CLASSES, Planted, planted_dataset
 
 import massif
 from massif.schemas import Graph
@@ -27,6 +25,8 @@ from massif.server import create_app
 from massif.server.app import NodeDetail, Pictures
 from massif.server.jobs import AnalysisStatus
 from massif.store import Workspace
+from tests.helpers.synthetic import live_server, synthetic_graph
+from tests.helpers.tiny import CLASSES, Planted, planted_dataset
 
 MASSIF = str(Path(sys.executable).parent / "massif")
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 16  # served as bytes; content does not matter here

@@ -3,10 +3,10 @@
 import pytest
 import torch
 import torchattacks
-from tests.helpers.tiny import SmallConv
 
 from massif.attacks import Attack, make_attack
 from massif.errors import MassifError
+from tests.helpers.tiny import SmallConv
 
 
 @pytest.fixture

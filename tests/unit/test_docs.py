@@ -41,3 +41,29 @@ def test_every_cli_command_and_option_is_documented():
                 if opt.startswith("--") and opt != "--help" and opt not in text:
                     missing.append(f"massif {name} {opt}")
     assert not missing, f"undocumented: {missing}"
+
+
+def test_every_http_endpoint_is_documented(tmp_path):
+    """Each route of the server (method and path) has its row in docs/web.md."""
+    import massif
+    from massif.server import create_app
+    from tests.helpers.tiny import CLASSES, Planted, planted_dataset
+
+    model = massif.load_model(Planted(), layers=["l1", "l2"], image_size=1, channels=2,
+                              class_names=list(CLASSES))
+    app = create_app(tmp_path, model, planted_dataset(), device="cpu", pictures=False)
+    web = (ROOT / "docs" / "web.md").read_text()
+    missing = []
+    for route in app.routes:
+        methods = sorted(getattr(route, "methods", None) or [])
+        path = route.path.replace("{neuron_id}", "{id}").replace("{job_id}", "{id}")
+        if path in ("/openapi.json", "/api", "/docs/oauth2-redirect") \
+                or path.startswith("/static"):
+            continue
+        for method in methods:
+            if method in ("HEAD", "OPTIONS"):
+                continue
+            path_doc = path.replace("{kind}.png", "picture.png")
+            if f"`{method} {path_doc}" not in web:
+                missing.append(f"{method} {path}")
+    assert not missing, f"undocumented endpoints: {missing}"

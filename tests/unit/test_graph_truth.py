@@ -4,11 +4,11 @@ import math
 
 import pytest
 import torch
-from tests.helpers.tiny import BENIGN, TARGET, Planted, planted_dataset
 
 import massif
 from massif.analysis.graph import flip_index
 from massif.hooks import mask
+from tests.helpers.tiny import BENIGN, TARGET, Planted, planted_dataset
 
 STRENGTHS = [3.5 * i / 7 for i in range(8)]
 

@@ -2,10 +2,10 @@
 
 import pytest
 import torch
-from tests.helpers.tiny import SmallConv
 
 from massif.errors import MassifError
 from massif.hooks import frozen, mask, record
+from tests.helpers.tiny import SmallConv
 
 
 def hook_count(model):

@@ -1,13 +1,13 @@
 """Influence and importance against independent computations on a random conv net."""
 
 import torch
-from tests.helpers.tiny import SmallConv
 
 import massif
+from massif.analysis.profile import accumulate_influence, profile_neurons
 from massif.attacks import make_attack
 from massif.datasets import TensorDataset
 from massif.hooks import record
-from massif.analysis.profile import accumulate_influence, profile_neurons
+from tests.helpers.tiny import SmallConv
 
 
 def test_influence_matches_a_jacobian_oracle():

@@ -206,6 +206,10 @@ class Editor:
 
     # ------------------------------------------------------------------ public verbs
 
+    def forget(self) -> None:
+        """Drop the remembered transfer numbers of recent masks (benchmarks measure afresh)."""
+        self._memo.clear()
+
     @property
     def net(self) -> nn.Module:
         """The Editor's own copy of the model (unedited outside ``edited``)."""

@@ -166,6 +166,9 @@ def add_edit_routes(app: Any, graph_entry: Callable[[str], tuple[Graph, bytes]],
     @app.post("/graphs/{key}/defense", response_model=DefenseStatus, status_code=202)
     def start_defense(key: str, body: DefenseBody) -> DefenseStatus:
         graph, _ = graph_entry(key)
+        if defenses.busy():
+            raise HTTPException(429, f"{defenses.RUNNING} defense searches are running "
+                                     "already; cancel one or wait for it")
         twin = use(key, False, lambda ed: ed.fork())
         job = defenses.start(key, body.budget, body.mode, twin, graph)
         return defenses.status(job)

@@ -275,7 +275,7 @@ class JobManager:
             self.workspace.save(graph, job.key)
             state, error = "done", None
         except Cancelled:
-            state, error = "cancelled", "cancelled"
+            state, error = "cancelled", None
         except MassifError as e:
             state, error = "error", str(e)
         except Exception as e:  # a bug: keep the server alive, tell the page in one line
@@ -318,10 +318,17 @@ class DefenseJob:
 
 
 class DefenseJobs:
-    """Defense searches, each on its own thread over a fork of an editor; at most ``KEEP``
-    finished ones are remembered."""
+    """Defense searches, each on its own thread over a fork of an editor; at most ``RUNNING``
+    at once (more is a 429: the machine's cores are shared) and ``KEEP`` finished ones are
+    remembered."""
 
     KEEP = 32
+    RUNNING = 2
+
+    def busy(self) -> bool:
+        """Whether ``RUNNING`` searches are queued or running already."""
+        with self._lock:
+            return sum(not j.finished.is_set() for j in self.jobs.values()) >= self.RUNNING
 
     def __init__(self) -> None:
         self.jobs: dict[int, DefenseJob] = {}
@@ -353,7 +360,7 @@ class DefenseJobs:
                                                 cancelled=job.cancel.is_set)
                 state, error = "done", None
             except Stopped:
-                result, state, error = None, "cancelled", "cancelled"
+                result, state, error = None, "cancelled", None
             except MassifError as e:
                 result, state, error = None, "error", str(e)
             except Exception as e:  # a bug: one line in the log and to the page

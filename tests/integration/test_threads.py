@@ -1,0 +1,155 @@
+"""Thread rules and faults: jobs at once on a real server, no process-wide state touched, the
+first checkpoint after the first batch, cancel."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import statistics
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import torch
+
+import massif
+from massif.analysis.profile import Checkpoint, profile_neurons
+from massif.io import write_atomic
+from massif.server import create_app, is_loopback
+from tests.helpers.synthetic import live_server
+
+PAIRS = [("Trouser", "Dress"), ("Bag", "Sandal"), ("Pullover", "Coat")]
+MASKS = ["mixed4a:12,mixed4b:3", "mixed3b:5", "mixed5a:7,mixed4a:2", "mixed4b:9"]
+
+
+def test_write_atomic_leaves_the_umask_alone(tmp_path, monkeypatch):
+    """The process-wide umask is never read or changed (another thread may rely on it), yet
+    the file gets the mode the umask gives any new file."""
+    old = os.umask(0o027)
+    mask = 0o027
+
+    def refuse(_: int) -> int:
+        raise AssertionError("write_atomic touched the process umask")
+
+    monkeypatch.setattr(os, "umask", refuse)
+    path = write_atomic(tmp_path / "a" / "b.txt", "hello")
+    monkeypatch.undo()
+    os.umask(old)
+    assert path.read_text() == "hello"
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+    assert [p.name for p in path.parent.iterdir()] == ["b.txt"]  # no temporary left
+
+
+def test_the_first_checkpoint_is_written_after_the_first_batch(tmp_path):
+    """A run killed right after its first batch loses nothing (not 20 s of work)."""
+    model = massif.load_model("bundled")
+    data = massif.load_dataset("fashion-mnist", 28, 1)
+    indices = data.indices_of(7)[:96]
+    ckpt = Checkpoint(tmp_path / "sums.pt", "key")
+
+    class Killed(Exception):
+        pass
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if done >= 32:
+            raise Killed  # as if killed once the first batch is done
+
+    attack = massif.make_attack("fgm")
+    with pytest.raises(Killed):
+        profile_neurons(model, data, indices, 7, 5, attack, [0.0, 1.0], batch_size=32,
+                        progress=progress, checkpoint=ckpt)
+    saved = Checkpoint(tmp_path / "sums.pt", "key").load()
+    assert saved is not None and saved["n_images"] == 32
+    resumed = profile_neurons(model, data, indices, 7, 5, attack, [0.0, 1.0], batch_size=32,
+                              checkpoint=Checkpoint(tmp_path / "sums.pt", "key"))
+    whole = profile_neurons(model, data, indices, 7, 5, attack, [0.0, 1.0], batch_size=32)
+    assert resumed.n_images == whole.n_images == 96
+    for layer in whole.layers:
+        assert torch.allclose(resumed.importance_target[layer], whole.importance_target[layer],
+                              rtol=1e-9, atol=0)
+
+
+def test_loopback_hosts():
+    assert all(is_loopback(h) for h in ("127.0.0.1", "127.8.0.1", "::1", "localhost"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.4", "example.org"))
+
+
+@pytest.mark.timeout(600)
+def test_analyses_edits_and_a_defense_at_once(tmp_path):
+    """For about a minute: new analyses, editor builds, previews, full edits and a defense
+    search, all at once over a real socket. No job fails, nothing answers 5xx, and previews
+    keep answering within a few times their time on a quiet server."""
+    app = create_app(tmp_path, "bundled", device="cpu", max_images=150, batch_size=75,
+                     pictures=False)
+    with live_server(app) as url, httpx.Client(base_url=url, timeout=120) as http:
+        key = http.post("/analyses", json={"benign": "Sneaker", "target": "Sandal"}).json()["key"]
+        deadline = time.monotonic() + 120
+        while http.get(f"/analyses/{key}.json").json()["state"] != "done":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert http.post(f"/graphs/{key}/editor", json={}).status_code == 200
+
+        def preview(mask: str) -> float:
+            t = time.perf_counter()
+            r = http.post(f"/graphs/{key}/edit", json={"mask": mask, "preview": True})
+            assert r.status_code == 200, r.text
+            return time.perf_counter() - t
+
+        quiet = statistics.median(preview(m) for m in MASKS * 2)
+        job = http.post(f"/graphs/{key}/defense", json={"budget": 2}).json()
+        started = [http.post("/analyses", json={"benign": b, "target": t}).json()
+                   for b, t in PAIRS]
+        busy: list[float] = []
+        errors: list[str] = []
+        stop = time.monotonic() + 60
+
+        def editing(i: int) -> None:
+            while time.monotonic() < stop:
+                m = MASKS[i % len(MASKS)]
+                busy.append(preview(m))
+                r = http.post(f"/graphs/{key}/edit", json={"mask": m, "adaptive": i % 2 == 0})
+                if r.status_code != 200:
+                    errors.append(r.text)
+                i += 1
+
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            for f in [pool.submit(editing, i) for i in range(3)]:
+                f.result()
+        while True:
+            d = http.get(f"/defenses/{job['id']}.json").json()
+            if d["state"] not in ("queued", "running") or time.monotonic() > stop + 240:
+                break
+            time.sleep(0.5)
+        assert d["state"] == "done", d
+        for s in started:
+            while True:
+                st = http.get(f"/analyses/{s['key']}.json").json()
+                if st["state"] not in ("queued", "running") or time.monotonic() > stop + 180:
+                    break
+                time.sleep(0.5)
+            assert st["state"] == "done", st
+    assert not errors
+    assert len(busy) >= 10
+    # Previews never wait for the defense search or the analyses (their own lock), so they
+    # only share the two cores: a few times slower at most, never the minute of a search.
+    assert statistics.median(busy) < max(10 * quiet, 2.0), (quiet, busy)
+    assert max(busy) < 30
+
+
+def test_an_analysis_can_be_cancelled(tmp_path):
+    app = create_app(tmp_path, "bundled", device="cpu", batch_size=50, pictures=False)
+    with live_server(app) as url, httpx.Client(base_url=url, timeout=60) as http:
+        key = http.post("/analyses", json={"benign": "Shirt", "target": "Bag"}).json()["key"]
+        time.sleep(0.5)
+        assert http.post(f"/analyses/{key}/cancel", json={}).status_code == 200
+        deadline = time.monotonic() + 60
+        while (state := http.get(f"/analyses/{key}.json").json())["state"] in ("queued",
+                                                                                "running"):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert state["state"] == "cancelled"
+        assert not (Path(tmp_path) / "graphs" / key / "graph.json").exists()
+        again = http.post("/analyses", json={"benign": "Shirt", "target": "Bag"}).json()
+        assert again["state"] in ("queued", "running")  # asked again, it runs again
+        http.post(f"/analyses/{key}/cancel", json={})
