@@ -5,70 +5,20 @@ and exit status 2, never a traceback."""
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from .terminal import Group, TqdmProgress, fail, run_guarded, say
+
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    cls=Group, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
     help="MASSIF: see, neuron by neuron, how an adversarial attack takes over a classifier.",
 )
 
 DEFAULT_BENIGN = "Sneaker"
 DEFAULT_TARGET = "Sandal"
-
-
-_OPEN_BARS: list = []  # progress bars to close (ending their line) before an error message
-
-
-def fail(message: str) -> None:
-    while _OPEN_BARS:
-        _OPEN_BARS.pop().close()
-    typer.echo(f"massif: error: {message}", err=True)
-    raise typer.Exit(2)
-
-
-def run_guarded(fn: Callable[[], object]) -> object:
-    """Run ``fn``; a ``MassifError`` becomes one line on stderr and exit status 2."""
-    from .errors import MassifError
-
-    try:
-        return fn()
-    except MassifError as e:
-        fail(str(e))
-    except KeyboardInterrupt:
-        typer.echo("massif: interrupted", err=True)
-        raise typer.Exit(130) from None
-
-
-class TqdmProgress:
-    """``progress(stage, done, total)`` drawn as one tqdm bar per stage on stderr."""
-
-    LABELS = {"profile": "profile neurons (all strengths)", "edges": "influence + faithfulness",
-              "visualize": "feature visualizations", "examples": "dataset examples"}
-    UNITS = {"visualize": "neuron"}
-
-    def __init__(self) -> None:
-        self.bars: dict[str, object] = {}
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        from tqdm import tqdm
-
-        bar = self.bars.get(stage)
-        if bar is None:
-            bar = tqdm(total=total, initial=done, desc=self.LABELS.get(stage, stage),
-                       unit=self.UNITS.get(stage, "img"),
-                       file=sys.stderr, leave=True, dynamic_ncols=True)
-            self.bars[stage] = bar
-            _OPEN_BARS.append(bar)
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
-            if bar in _OPEN_BARS:
-                _OPEN_BARS.remove(bar)
 
 
 def parse_floats(text: str | None) -> list[float] | None:
@@ -89,25 +39,20 @@ def made_pictures(model: object, graph: object, dataset: object, device: str,
                   batch_size: int, cache: Path | None) -> None:
     """The ``visualize`` stage for a graph's neurons (the dataset the analysis used, already
     loaded), with progress bars; says where they are."""
-    from .pictures import cache_root, ensure_graph_pictures
-    from .request import resolve_device
+    from .pictures import cache_root, make_graph_pictures
 
-    home = model.device
-    model.to(resolve_device(device))
-    try:
-        ensure_graph_pictures(model, dataset, graph, cache, batch_size=batch_size,
-                              progress=TqdmProgress())
-    finally:
-        model.to(home)
+    make_graph_pictures(model, dataset, graph, cache, device=device, batch_size=batch_size,
+                        progress=TqdmProgress())
     typer.echo(f"pictures of the graph's neurons are in {cache_root(cache)}", err=True)
 
 
-def picture_cache(cache: Path | None) -> Path:
-    """The pictures' cache folder, checked (and created) before any work."""
-    from .io import make_dir
+def picture_cache(cache: Path | None, create: bool = True) -> Path:
+    """The pictures' cache folder, checked (and, with ``create``, made) before any work."""
+    from .io import make_dir, writable_dir
     from .pictures import cache_root
 
-    return make_dir(cache_root(cache), "--cache" if cache is not None else "the cache folder")
+    what = "--cache" if cache is not None else "the cache folder"
+    return (make_dir if create else writable_dir)(cache_root(cache), what)
 
 
 def build_request(**fields: object) -> object:
@@ -175,7 +120,7 @@ def analyze(
 
     def work() -> None:
         from .analysis import run
-        from .io import make_dir, slug
+        from .io import make_dir, slug, writable_dir
         from .request import resolve_device
 
         req = build_request(
@@ -187,10 +132,13 @@ def analyze(
             batch_size=batch_size, device=device)
         resolve_device(device)
         default = Path("runs") / f"{slug(benign)[:40]}-{slug(target)[:40]}-{slug(attack)[:20]}"
-        folder = make_dir(out or default, "--out")
-        cache_dir = picture_cache(cache) if pictures else None
-        typer.echo(f"loading model {model} ...", err=True)
+        folder = writable_dir(out or default, "--out")  # checked now, made once all is known
+        cache_dir = picture_cache(cache, create=False) if pictures else None
+        say(f"loading model {model} ...")
         resolved = req.resolve()
+        make_dir(folder, "--out")
+        if cache_dir is not None:
+            make_dir(cache_dir, "--cache")
         graph = run(resolved, progress=TqdmProgress(), resume_dir=folder)
         path = graph.save(folder / "graph.json")
         if pictures:
@@ -396,6 +344,7 @@ def edit(
         from .analysis import run
         from .edit import Editor
         from .edit.defense import MAX_BUDGET
+        from .edit.masks import parse_mask
         from .io import writable_file
         from .request import resolve_device
         from .schemas import Graph
@@ -415,16 +364,19 @@ def edit(
             targeted=not untargeted, max_strength=max_strength, steps=steps,
             max_images=max_images, batch_size=batch_size, device=device)
         graph = Graph.load(graph_file) if graph_file else None
+        ids = [s.strip() for s in (mask or "").split(",") if s.strip()]
         if graph is not None:
-            editor = Editor.from_graph(req, None, graph)
+            resolved = Editor.graph_request(req, None, graph).resolve()
+            Editor.check_graph(resolved, graph)
         else:
             resolved = req.resolve()
-            if defense is not None:
-                typer.echo("analysing the pair first (its graph names the candidate "
-                           "neurons) ...", err=True)
-                graph = run(resolved, progress=TqdmProgress())
-            editor = Editor(resolved, graph=graph)
-        ids = [s.strip() for s in (mask or "").split(",") if s.strip()]
+        if mask is not None:  # a bad mask is refused before the editor attacks the class
+            parse_mask(ids, resolved.model.layer_channels, list(resolved.model.layers))
+        if graph is None and defense is not None:
+            typer.echo("analysing the pair first (its graph names the candidate neurons) ...",
+                       err=True)
+            graph = run(resolved, progress=TqdmProgress())
+        editor = Editor(resolved, graph=graph)
         answer: dict[str, object] = {}
         if mask is not None:
             result = editor.evaluate(ids, mode=mode)
@@ -512,7 +464,7 @@ def serve(
         make_dir(workspace, "the workspace")
         picture_cache(cache)
         sock = bind(host, port)  # first, so a port in use is reported at once
-        typer.echo(f"loading model {model} ...", err=True)
+        say(f"loading model {model} ...")
         app_ = create_app(workspace, cache=cache, pictures=pictures, request=req)
         run(app_, host, port, sock)
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import MassifError, did_you_mean
+from .errors import MassifError, did_you_mean, is_index, short
 
 FASHION_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -84,11 +84,12 @@ class Dataset:
 
 def resolve_class(name_or_index: str | int, class_names: Sequence[str]) -> int:
     if isinstance(name_or_index, int) or (
-        isinstance(name_or_index, str) and name_or_index.strip().isdigit()
+        isinstance(name_or_index, str) and is_index(name_or_index)
     ):
         index = int(name_or_index)
         if not 0 <= index < len(class_names):
-            raise MassifError(f"class index {index} is out of range 0..{len(class_names) - 1}")
+            raise MassifError(f"class index {short(index, 20)} is out of range "
+                              f"0..{len(class_names) - 1}")
         return index
     wanted = name_or_index.strip().lower()
     for i, name in enumerate(class_names):
@@ -232,6 +233,9 @@ class ImageFolder(Dataset):
 
     def __init__(self, root: str | Path, image_size: int, channels: int) -> None:
         self.root = Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise MassifError(f"data folder {self.root} is a file, not a folder of class "
+                              "folders")
         if not self.root.is_dir():
             raise MassifError(f"data folder {self.root} does not exist")
         classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())

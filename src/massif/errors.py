@@ -17,6 +17,13 @@ def short(text: object, limit: int = 60) -> str:
     return repr(s) if len(s) <= limit else repr(s[: limit - 1] + "…")
 
 
+def is_index(text: object) -> bool:
+    """Whether ``text`` is a small whole number in ASCII digits (``"12"``; not ``"+1"``, ``"²"``,
+    a full-width ``"１"`` or thousands of digits, which ``int()`` would refuse or choke on)."""
+    s = str(text).strip()
+    return s.isascii() and s.isdigit() and len(s) <= 9
+
+
 def did_you_mean(word: str, choices: Iterable[str], what: str) -> MassifError:
     """An "unknown X" error that lists the closest valid names (or the first few if none match)."""
     choices = list(choices)

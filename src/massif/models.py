@@ -101,7 +101,9 @@ def _load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds for a corrupt or foreign file
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        if "weights_only" in str(e) or "Weights only load failed" in str(e):
+            first = "not a plain state dict of tensors (MASSIF loads with weights_only=True)"
         raise MassifError(f"cannot load weights {path}: {first}") from None
     for key in ("state_dict", "model_state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
@@ -115,10 +117,24 @@ def _apply_weights(module: nn.Module, path: str | Path) -> None:
     state = _load_state_dict(path)
     try:
         module.load_state_dict(state)
-    except RuntimeError as e:
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        detail = lines[1] if len(lines) > 1 else lines[0]
-        raise MassifError(f"weights {path} do not fit the model: {detail}") from None
+    except RuntimeError:
+        raise MassifError(f"weights {path} do not fit the model: {misfit(module, state)}"
+                          ) from None
+
+
+def misfit(module: nn.Module, state: dict[str, torch.Tensor]) -> str:
+    """Why ``state`` does not load into ``module``, in a line: counts and the first names."""
+    want = module.state_dict()
+    missing = [k for k in want if k not in state]
+    unexpected = [k for k in state if k not in want]
+    shapes = [k for k in want if k in state and tuple(want[k].shape) != tuple(state[k].shape)]
+    parts = []
+    for what, keys in (("missing", missing), ("unexpected", unexpected),
+                       ("of another shape", shapes)):
+        if keys:
+            names = ", ".join(k[:40] for k in keys[:3]) + (", ..." if len(keys) > 3 else "")
+            parts.append(f"{len(keys)} {what} ({names})")
+    return "; ".join(parts) or "the tensors do not fit"
 
 
 def _bundled(weights: str | None = None
@@ -165,9 +181,9 @@ def _torchvision(name: str, weights: str | None) -> tuple[nn.Module, dict[str, s
         state = {k: v for k, v in state.items() if not k.startswith(("aux1.", "aux2."))}
         try:
             net.load_state_dict(state)
-        except RuntimeError as e:
+        except RuntimeError:
             raise MassifError(f"weights {spec} do not fit torchvision:{name}: "
-                              f"{str(e).splitlines()[0]}") from None
+                              f"{misfit(net, state)}") from None
     else:
         if name == "googlenet":
             kwargs = {}

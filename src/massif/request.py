@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from .errors import MassifError, short
+from .errors import MassifError, is_index, short
 from .io import slug
 
 if TYPE_CHECKING:
@@ -307,8 +307,7 @@ def read_class_index(path: str) -> dict[str, int]:
                           '{"0": ["n01440764", "tench"], ...}')
     out = {}
     for k, v in table.items():
-        if (not str(k).isdigit() or not isinstance(v, list) or not v
-                or not isinstance(v[0], str)):
+        if not is_index(k) or not isinstance(v, list) or not v or not isinstance(v[0], str):
             raise MassifError(f"class index {path}: entry {short(k, 20)} must be "
                               '"<output index>": ["<wordnet id>", "<name>"]')
         out[v[0]] = int(k)

@@ -76,6 +76,15 @@ def test_loopback_hosts():
 
 
 @pytest.mark.timeout(600)
+def settled(http: httpx.Client, url: str, until: float) -> dict:
+    """The job's status once it is neither queued nor running (or at ``until``)."""
+    while True:
+        status = http.get(url).json()
+        if status["state"] not in ("queued", "running") or time.monotonic() > until:
+            return status
+        time.sleep(0.5)
+
+
 def test_analyses_edits_and_a_defense_at_once(tmp_path):
     """For about a minute: new analyses, editor builds, previews, full edits and a defense
     search, all at once over a real socket. No job fails, nothing answers 5xx, and previews
@@ -116,18 +125,10 @@ def test_analyses_edits_and_a_defense_at_once(tmp_path):
         with concurrent.futures.ThreadPoolExecutor(3) as pool:
             for f in [pool.submit(editing, i) for i in range(3)]:
                 f.result()
-        while True:
-            d = http.get(f"/defenses/{job['id']}.json").json()
-            if d["state"] not in ("queued", "running") or time.monotonic() > stop + 240:
-                break
-            time.sleep(0.5)
+        d = settled(http, f"/defenses/{job['id']}.json", stop + 240)
         assert d["state"] == "done", d
         for s in started:
-            while True:
-                st = http.get(f"/analyses/{s['key']}.json").json()
-                if st["state"] not in ("queued", "running") or time.monotonic() > stop + 180:
-                    break
-                time.sleep(0.5)
+            st = settled(http, f"/analyses/{s['key']}.json", stop + 240)
             assert st["state"] == "done", st
     assert not errors
     assert len(busy) >= 10

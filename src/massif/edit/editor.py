@@ -40,9 +40,10 @@ from torch import nn
 from ..errors import MassifError
 from ..request import AnalysisRequest, Resolved
 from ..schemas import Graph
+from .cache import AUTO
 from .defense import DefenseResult, suggest_defense
 from .masks import export_edited
-from .session import AUTO, Mask, Session, attack_label
+from .session import Mask, Session, attack_label
 
 __all__ = ["BeforeAfter", "EditResult", "Editor"]
 
@@ -168,12 +169,22 @@ class Editor:
         fields are replaced by the graph's), or a model as ``Editor`` takes it. The model and
         dataset must be the ones the graph was made with (same fingerprints).
         """
+        run_opts = {k: kw.pop(k) for k in ("device", "batch_size", "max_images") if k in kw}
+        resolved = cls.graph_request(request, dataset, graph, **run_opts).resolve()
+        cls.check_graph(resolved, graph)
+        return cls(resolved, graph=graph, **kw)
+
+    @staticmethod
+    def graph_request(request: AnalysisRequest | Any, dataset: Any, graph: Graph,
+                      **run_opts: Any) -> AnalysisRequest:
+        """The request of a saved analysis: ``request``'s model and data (or a model and a
+        dataset as ``Editor`` takes them) with the graph's classes, attack, strengths and image
+        cap; ``run_opts``: ``device``, ``batch_size``, ``max_images``."""
         from ..attacks import Attack
 
         a = graph.attack
         extra = {k: getattr(a, k) for k in ("steps", "step_ratio") if getattr(a, k) is not None}
         atk = Attack(name=a.name, norm=a.norm, targeted=a.targeted, **extra)
-        run_opts = {k: kw.pop(k) for k in ("device", "batch_size", "max_images") if k in kw}
         run_opts.setdefault("max_images", graph.params.max_images)
         pair = dict(benign=graph.benign.index, target=graph.target.index, attack=atk,
                     targeted=a.targeted, strengths=tuple(a.strengths),
@@ -181,10 +192,12 @@ class Editor:
                     edges_per_node=graph.params.edges_per_node,
                     importance=graph.params.importance, **run_opts)
         if isinstance(request, AnalysisRequest):
-            req = request.replace(**pair, **({"data": dataset} if dataset is not None else {}))
-        else:
-            req = AnalysisRequest(model=request, data=dataset, **pair)
-        resolved = req.resolve()
+            return request.replace(**pair, **({"data": dataset} if dataset is not None else {}))
+        return AnalysisRequest(model=request, data=dataset, **pair)
+
+    @staticmethod
+    def check_graph(resolved: Resolved, graph: Graph) -> None:
+        """Refuse a graph made with another model or dataset (by fingerprint)."""
         model, data = resolved.model, resolved.dataset
         if model.fingerprint != graph.model.fingerprint:
             raise MassifError(f"the graph was made with model {graph.model.name} "
@@ -193,7 +206,6 @@ class Editor:
         if data.fingerprint != graph.dataset.fingerprint:
             raise MassifError(f"the graph was made on dataset {graph.dataset.name} "
                               f"({graph.dataset.fingerprint}), not {data.name}")
-        return cls(resolved, graph=graph, **kw)
 
     def fork(self) -> Editor:
         """Another Editor over the same images and stored attack with its own model copy (for a

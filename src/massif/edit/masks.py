@@ -19,7 +19,7 @@ import torch
 from pydantic import ValidationError
 from torch import nn
 
-from ..errors import MassifError, did_you_mean, short
+from ..errors import MassifError, did_you_mean, is_index, short
 from ..hooks import get_module, mask
 from ..io import writable_file, write_atomic
 from ..schemas import ExportHeader, first_error
@@ -50,7 +50,7 @@ def parse_mask(ids: Sequence[str] | str, layer_channels: dict[str, int],
     for nid in ids:
         layer, sep, channel = nid.rpartition(":")
         # ASCII digits only: "+1", " 1", "１" (full width) are not channel numbers
-        if not sep or not layer or not (channel.isascii() and channel.isdigit()):
+        if not sep or not layer or not is_index(channel):
             raise MassifError(f"{short(nid)} is not a neuron id; use layer:channel, e.g. "
                               f"{(layers or ['mixed4a'])[0]}:12")
         if layer not in layer_channels:

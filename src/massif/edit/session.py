@@ -44,12 +44,11 @@ from ..attacks import Attack, attack_direction
 from ..errors import MassifError
 from ..hooks import frozen, mask, mask_rows, record
 from ..request import Resolved
-from . import cut as cuts
+from .cache import AUTO, ActivationCache, Cached
 from .masks import mask_ids, parse_mask
 
 Mode = Literal["zero", "mean"]
 Progress = Callable[[str, int, int], None]
-AUTO = "auto"
 
 
 @dataclass(frozen=True)
@@ -91,17 +90,6 @@ class Counts:
     @property
     def sample_accuracy(self) -> float:
         return self.sample_correct / self.n_sample if self.n_sample else 0.0
-
-
-@dataclass
-class _Cached:
-    """The prefix's outputs (one tensor per boundary value) for the images that never change:
-    the clean benign images, the transfer images (``adv[i][k - 1]``) and the sample."""
-
-    cut: cuts.Cut
-    x: list[torch.Tensor]
-    adv: list[list[torch.Tensor]]
-    sample: list[torch.Tensor]
 
 
 def attack_label(attack: Attack) -> str:
@@ -178,10 +166,8 @@ class Session:
         self.sample_labels = torch.tensor([r.label_map[int(r.dataset.labels[i])] for i in picked],
                                           dtype=torch.long, device=self.device)
         self._stored_attack()
-        self.cache_bytes = int(cache_mb * 2**20)
-        self._fx_graph = fx_graph
-        self._cached: _Cached | None = None
-        self._bad_cuts: set[str] = set()
+        self.cache = ActivationCache(self.net, fx_graph, list(self.paths.values()),
+                                     int(cache_mb * 2**20))
         size = r.model.image_size * r.model.image_size * r.model.channels
         # Rows of one batch when many masks share it. On a GPU bigger batches of small images
         # run faster; on the CPU they ran slower (measured on the bundled model, 2 cores: a
@@ -196,8 +182,7 @@ class Session:
         its own model copy and cut: a long job can run on it beside this one."""
         twin = copy.copy(self)
         twin.net = private_copy(self.net).to(self.device)
-        twin._cached = None
-        twin._bad_cuts = set(self._bad_cuts)
+        twin.cache = self.cache.for_net(twin.net)
         return twin
 
     # ------------------------------------------------------------------ construction
@@ -394,7 +379,7 @@ class Session:
         return results
 
     def _measure_group(self, group: list[Mask], ks: list[int], eps: list[float], n: int,
-                       mm: int, cached: _Cached | None,
+                       mm: int, cached: Cached | None,
                        cancelled: Callable[[], bool] | None) -> list[Counts]:
         g = len(group)
         outs = [Counts(len(ks)) for _ in group]
@@ -458,60 +443,13 @@ class Session:
             for j in range(len(hits)):
                 hits[j] += int((self._hit(run(*inputs(j)).argmax(1)) & correct).sum())
 
-    # ------------------------------------------------------------------ the cut (cut.py)
+    # ------------------------------------------------------------------ the cut (cache.py)
 
-    def cut_for(self, masked: set[str], new_cut: bool = True) -> _Cached | None:
+    def cut_for(self, masked: set[str], new_cut: bool = True) -> Cached | None:
         """The cached cut covering the masked layers (module paths), if any; with ``new_cut``,
         moved to the latest layer before the earliest masked one when the current one does
-        not cover them."""
-        if self._cached is not None and self._cached.cut.covers(masked):
-            return self._cached
-        if not masked or not new_cut or self.cache_bytes <= 0:
-            return None
-        if self._fx_graph == AUTO:
-            with frozen(self.net):
-                self._fx_graph = cuts.trace(self.net, list(self.paths.values()))
-        if self._fx_graph is None:
-            return None
-        for path in reversed(list(self.paths.values())):
-            if path in self._bad_cuts:
-                continue
-            c = cuts.cut(self.net, self._fx_graph, path, list(self.paths.values()))
-            if c is None:
-                self._bad_cuts.add(path)
-                continue
-            if not c.covers(masked):
-                continue
-            with frozen(self.net):
-                ok = cuts.check(c, self.net, self.images[:8])
-                built = self._fill_cut(c) if ok else None
-            if built is None:
-                self._bad_cuts.add(path)
-                continue
-            self._cached = built
-            return built
-        return None
-
-    @torch.inference_mode()
-    def _fill_cut(self, c: cuts.Cut) -> _Cached | None:
-        """Run the prefix over the clean, transfer and sample images (None if too big)."""
-        n, k_all = len(self.images), len(self.strengths) - 1
-        per_image = sum(t[0].numel() * t.element_size() for t in c.prefix(self.images[:1]))
-        if per_image * (n * (k_all + 1) + len(self.sample_images)) > self.cache_bytes:
-            return None
-        self._cached = None  # free the old cut's tensors first
-
-        def run(images: Callable[[int, int], torch.Tensor], total: int) -> list[torch.Tensor]:
-            parts = [c.prefix(images(s, min(s + self.batch_size, total)))
-                     for s in range(0, total, self.batch_size)]
-            return [torch.cat([p[i] for p in parts]) for i in range(len(parts[0]))]
-
-        x = run(lambda s, e: self.images[s:e], n)
-        adv = [run(lambda s, e, k=k: self.stored(k, s, e), n) for k in range(1, k_all + 1)]
-        sample = (run(lambda s, e: self.sample_images[s:e], len(self.sample_images))
-                  if len(self.sample_images) else [t[:0] for t in x])
-        # adv: per boundary tensor, [K, N, ...] as one list indexed by strength
-        return _Cached(c, x, [[a[i] for a in adv] for i in range(len(x))], sample)
+        not cover them (see ``cache.ActivationCache``)."""
+        return self.cache.covering(masked, new_cut, self)
 
 
 class Cancelled(Exception):

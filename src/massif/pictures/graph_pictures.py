@@ -50,3 +50,20 @@ def ensure_graph_pictures(model: Model, dataset: Dataset | None, graph: Graph,
                                batch_size=batch_size, progress=progress)
         examples = {i: made[i] for i in ids if i in made}
     return {"pictures": pictures, "examples": examples}
+
+
+def make_graph_pictures(model: Model, dataset: Dataset | None, graph: Graph,
+                        cache: str | Path | None = None, *, device: object = "auto",
+                        batch_size: int = 256, steps: int = DEFAULT_STEPS,
+                        progress: Progress | None = None) -> dict[str, dict[str, Path]]:
+    """``ensure_graph_pictures`` with the model on ``device`` for the work and back where it
+    was afterwards (the caller must own the model for that long)."""
+    from ..request import resolve_device
+
+    home = model.device
+    model.to(resolve_device(device))
+    try:
+        return ensure_graph_pictures(model, dataset, graph, cache, steps=steps,
+                                     batch_size=batch_size, progress=progress)
+    finally:
+        model.to(home)

@@ -46,7 +46,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..errors import MassifError, did_you_mean
+from ..errors import MassifError, did_you_mean, is_index, short
 from ..hooks import frozen, record
 from ..io import write_atomic
 from ..models import Model
@@ -63,8 +63,8 @@ MIN_PICTURE = 112  # tiny images are upscaled (nearest) to at least this many pi
 def parse_neuron(model: Model, neuron_id: str) -> tuple[str, int]:
     """``'mixed4a:12'`` → ``('mixed4a', 12)``, checked against the model's layers."""
     layer, sep, channel = str(neuron_id).strip().rpartition(":")
-    if not sep or not layer or not channel.isdigit():
-        raise MassifError(f"{neuron_id!r} is not a neuron id; use layer:channel, e.g. "
+    if not sep or not layer or not is_index(channel):
+        raise MassifError(f"{short(neuron_id)} is not a neuron id; use layer:channel, e.g. "
                           f"{(model.layer_names or ['mixed4a'])[0]}:12")
     if layer not in model.layers:
         raise did_you_mean(layer, model.layer_names, "layer")

@@ -20,6 +20,7 @@ Thread rules (the server runs request threads, one analysis worker and defense t
    a handler is logged in one line and answered with a JSON 500.
 """
 
-from .app import bind, create_app, is_loopback, run
+from .app import create_app
+from .listen import bind, is_loopback, run
 
 __all__ = ["bind", "create_app", "is_loopback", "run"]

@@ -30,16 +30,13 @@ Bodies over 1 MB are refused. Error messages name workspace files by key, never 
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import socket
-import sys
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from ..errors import MassifError, short
+from ..errors import MassifError, is_index, short
 from ..request import AnalysisRequest
 from ..schemas import Edge, Graph, Node, first_error
 from ..store import valid_key
@@ -58,8 +55,6 @@ log = logging.getLogger("massif.server")
 MAX_BODY = 1 << 20  # bytes of a request body
 
 STATIC = Path(__file__).parent / "static"
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8000
 
 
 class ClassInfo(BaseModel):
@@ -139,7 +134,7 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
     from fastapi.staticfiles import StaticFiles
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    from ..pictures import DEFAULT_STEPS, cache_root, ensure_graph_pictures
+    from ..pictures import DEFAULT_STEPS, cache_root, make_graph_pictures
     from ..request import resolve_device
     from ..store import Workspace
 
@@ -160,14 +155,9 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
         the cache lacks them (``pictures=False`` turns this off). Analysis worker only."""
         if not pictures or graph.model.fingerprint != engine.model_fingerprint:
             return
-        home = engine.model.device
-        engine.model.to(resolve_device(request.device))
-        try:
-            ensure_graph_pictures(engine.model, engine.dataset, graph, picture_root,
-                                  steps=picture_steps or DEFAULT_STEPS,
-                                  batch_size=request.batch_size, progress=progress)
-        finally:
-            engine.model.to(home)
+        make_graph_pictures(engine.model, engine.dataset, graph, picture_root,
+                            device=request.device, steps=picture_steps or DEFAULT_STEPS,
+                            batch_size=request.batch_size, progress=progress)
 
     picture_roots = [ws.root, picture_root]
     jobs = JobManager(ws, engine, make_pictures)
@@ -196,9 +186,11 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
     async def guard(request_: Request, call_next: Any) -> Any:
         """Refuse big bodies and cross-site or non-JSON POSTs before any work (module doc)."""
         length = request_.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+        if length is not None and (not is_index(length) or int(length) > MAX_BODY):
             return error(413, f"the request body is over {MAX_BODY // 1024} KB")
         if request_.method not in ("GET", "HEAD", "OPTIONS"):
+            if length is None:  # a chunked body could grow past the limit unseen
+                return error(411, "send the body with a content-length")
             origin = request_.headers.get("origin")
             host = request_.headers.get("host", "")
             if origin is not None and origin.split("://", 1)[-1] != host:
@@ -250,7 +242,7 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
 
     def find_node(graph: Graph, key: str, neuron_id: str) -> Node:
         layer, sep, channel = neuron_id.rpartition(":")
-        if not sep or not (channel.isascii() and channel.isdigit()) or len(channel) > 9:
+        if not sep or not is_index(channel):
             raise HTTPException(404, f"{short(neuron_id, 40)} is not a neuron id; use "
                                      "layer:channel, e.g. mixed4a:12")
         try:
@@ -382,68 +374,3 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
 
     add_edit_routes(app, graph_entry, engine, defenses)
     return app
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names only this machine (127.0.0.0/8, ::1, localhost)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket on ``host:port``; a port in use is a one-line ``MassifError``."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as e:
-        raise MassifError(f"cannot serve on host {host!r}: {e.strerror}") from None
-    family, _, _, _, address = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind(address)
-    except OSError as e:
-        sock.close()
-        if e.errno in (98, 48, 10048):  # EADDRINUSE on Linux, macOS, Windows
-            raise MassifError(f"port {port} on {host} is already in use; stop the other "
-                              f"server or choose another port with --port") from None
-        raise MassifError(f"cannot serve on {host}:{port}: {e.strerror}") from None
-    sock.listen(128)
-    sock.set_inheritable(True)
-    return sock
-
-
-def address(host: str, port: int) -> str:
-    return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
-
-
-def run(app: Any, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-        sock: socket.socket | None = None) -> None:
-    """Serve ``app`` on ``host:port`` (127.0.0.1 unless told otherwise) until Ctrl+C.
-
-    Prints the address first. A port in use raises ``MassifError`` with one line; nothing
-    listens beyond ``host``. ``sock``: a socket from ``bind`` (bind first, then load the model,
-    so a port in use is reported at once)."""
-    import uvicorn
-
-    if not logging.getLogger("massif").handlers:  # one line per message on stderr
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("massif: %(message)s"))
-        logging.getLogger("massif").addHandler(handler)
-        logging.getLogger("massif").setLevel(logging.INFO)
-    sock = sock or bind(host, port)
-    real_port = sock.getsockname()[1]
-    if not is_loopback(host):
-        log.warning("warning: serving on %s, beyond this machine; MASSIF has no "
-                    "authentication, so anyone who can reach this address can run analyses "
-                    "and read the workspace", host)
-    print(f"MASSIF is serving on {address(host, real_port)}  (Ctrl+C to stop)", flush=True)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
-    try:
-        server.run(sockets=[sock])
-    finally:
-        sock.close()

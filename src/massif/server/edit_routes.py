@@ -36,7 +36,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from ..edit.masks import MAX_MASK
-from ..errors import MassifError
+from ..errors import MassifError, short
 from ..schemas import Graph
 
 KEEP = 4  # editors kept in memory (a full one and a preview one per analysis)
@@ -174,9 +174,9 @@ def add_edit_routes(app: Any, graph_entry: Callable[[str], tuple[Graph, bytes]],
         return defenses.status(job)
 
     def defense_job(job_id: int) -> Any:
-        job = defenses.get(job_id)
+        job = defenses.get(job_id) if 0 < job_id < 10**9 else None
         if job is None:
-            raise HTTPException(404, f"no defense search {job_id}")
+            raise HTTPException(404, f"no defense search {short(job_id, 20)}")
         return job
 
     @app.get("/defenses/{job_id}.json", response_model=DefenseStatus)

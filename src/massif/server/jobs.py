@@ -158,18 +158,27 @@ class Engine:
         return private_copy(self.snapshot)
 
 
-@dataclass
-class Job:
+@dataclass(kw_only=True)
+class JobState:
+    """What every long job shares: its state, progress, error, and the two events that ask it
+    to stop (``cancel``) and tell it has ended (``finished``)."""
+
+    state: str = "queued"
+    progress: float = 0.0
+    error: str | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    finished: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass(kw_only=True)
+class Job(JobState):
+    """An analysis."""
+
     id: int
     key: str
     resolved: Resolved
-    state: str = "queued"
-    progress: float = 0.0
     stage: str | None = None
-    error: str | None = None
-    cancel: threading.Event = field(default_factory=threading.Event)
     extra_progress: list[Callable[[str, int, int], None]] = field(default_factory=list)
-    finished: threading.Event = field(default_factory=threading.Event)
 
 
 class JobManager:
@@ -303,18 +312,15 @@ class DefenseStatus(BaseModel):
     result: Any = None  # edit.DefenseResult once done
 
 
-@dataclass
-class DefenseJob:
+@dataclass(kw_only=True)
+class DefenseJob(JobState):
+    """A defense search."""
+
     id: int
     key: str
     budget: int
     mode: str
-    state: str = "queued"
-    progress: float = 0.0
-    error: str | None = None
     result: Any = None
-    cancel: threading.Event = field(default_factory=threading.Event)
-    finished: threading.Event = field(default_factory=threading.Event)
 
 
 class DefenseJobs:
