@@ -145,3 +145,8 @@ def make_attack(name: str = "fgm", targeted: bool = True, **kwargs: object) -> A
 def default_max_strength(attack: Attack) -> float:
     """3.5 for L2 (the paper's FGM setting on [0, 1] images), 0.1 for L∞."""
     return 3.5 if attack.norm == "l2" else 0.1
+
+
+def attack_label(attack: Attack) -> str:
+    """``fgm``, ``fgsm``, ``pgd-l2`` or ``pgd-linf``: the name ``make_attack`` takes."""
+    return f"pgd-{attack.norm}" if attack.name == "pgd" else attack.name

@@ -301,3 +301,20 @@ def load_dataset(spec: str, image_size: int | None = None, channels: int | None 
     if image_size is None or channels is None:
         raise MassifError("an ImageFolder dataset needs the model's image size and channels")
     return ImageFolder(spec, image_size, channels)
+
+
+def sample_indices(dataset: Dataset, size: int, seed: int = 0) -> list[int]:
+    """A fixed all-class sample: each class's images in a seeded shuffle, the classes taken in
+    turn (round robin), so any prefix of the list is stratified; ``size`` at most."""
+    g = torch.Generator().manual_seed(seed)
+    labels = dataset.labels
+    per_class = []
+    for c in range(len(dataset.class_names)):
+        idx = torch.nonzero(labels == c).flatten()
+        per_class.append(idx[torch.randperm(len(idx), generator=g)].tolist())
+    out: list[int] = []
+    depth = 0
+    while len(out) < size and any(depth < len(p) for p in per_class):
+        out += [p[depth] for p in per_class if depth < len(p)]
+        depth += 1
+    return out[:size]

@@ -10,6 +10,7 @@ be recorded only at its last call; ``models.load_model`` refuses such layers up 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
@@ -153,3 +154,22 @@ def mask_rows(
     finally:
         for h in handles:
             h.remove()
+
+
+def drop_hooks(module: nn.Module) -> None:
+    """Remove every hook from ``module`` and its children (used on a fresh deep copy, which
+    would otherwise carry along hooks that were on the original when it was copied)."""
+    for m in module.modules():
+        for name in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks",
+                     "_backward_pre_hooks", "_forward_hooks_with_kwargs",
+                     "_forward_hooks_always_called", "_forward_pre_hooks_with_kwargs"):
+            d = getattr(m, name, None)
+            if d is not None and hasattr(d, "clear"):
+                d.clear()
+
+
+def private_copy(module: nn.Module) -> nn.Module:
+    """A deep copy with no hooks, on the CPU, that nothing else holds."""
+    net = copy.deepcopy(module)
+    drop_hooks(net)
+    return net.cpu()

@@ -70,9 +70,13 @@ def test_the_first_checkpoint_is_written_after_the_first_batch(tmp_path):
                               rtol=1e-9, atol=0)
 
 
-def test_loopback_hosts():
+def test_loopback_hosts_and_the_warning_beyond_them():
+    from massif.server.listen import exposure_warning
+
     assert all(is_loopback(h) for h in ("127.0.0.1", "127.8.0.1", "::1", "localhost"))
     assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.4", "example.org"))
+    assert exposure_warning("127.0.0.1") is None
+    assert "no authentication" in exposure_warning("0.0.0.0")
 
 
 @pytest.mark.timeout(600)

@@ -4,7 +4,7 @@
 
 1. **Candidates**: the given neuron ids, else the graph's nodes (all three groups).
 2. **Search set**, for speed: the first ``search_images`` benign images and the first as many
-   images of the all-class sample (a stratified prefix, see ``session.sample_indices``);
+   images of the all-class sample (a stratified prefix, see ``datasets.sample_indices``);
    ``search_images=None`` searches on everything.
 3. Start from the empty mask ``M``, with ``a(M)`` the adaptive ASR at ``ε_max`` (a fresh attack
    through the edited model) and ``c(M)`` the clean accuracy on the sample, both on the search
@@ -46,10 +46,11 @@ from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel
 
+from ..attacks import attack_label
 from ..errors import MassifError
 from ..schemas import Graph
 from .masks import mask_ids, parse_mask
-from .session import Mask, Mode, Progress, Session, attack_label
+from .session import Mask, Mode, Progress, Session
 
 COST_FLOOR = 0.005
 

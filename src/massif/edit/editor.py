@@ -37,13 +37,14 @@ import torch
 from pydantic import BaseModel
 from torch import nn
 
+from ..attacks import attack_label
 from ..errors import MassifError
 from ..request import AnalysisRequest, Resolved
 from ..schemas import Graph
 from .cache import AUTO
 from .defense import DefenseResult, suggest_defense
 from .masks import export_edited
-from .session import Mask, Session, attack_label
+from .session import Mask, Session
 
 __all__ = ["BeforeAfter", "EditResult", "Editor"]
 

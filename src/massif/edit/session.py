@@ -40,9 +40,10 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from ..attacks import Attack, attack_direction
+from ..attacks import attack_direction
+from ..datasets import sample_indices
 from ..errors import MassifError
-from ..hooks import frozen, mask, mask_rows, record
+from ..hooks import frozen, mask, mask_rows, private_copy, record
 from ..request import Resolved
 from .cache import AUTO, ActivationCache, Cached
 from .masks import mask_ids, parse_mask
@@ -90,47 +91,6 @@ class Counts:
     @property
     def sample_accuracy(self) -> float:
         return self.sample_correct / self.n_sample if self.n_sample else 0.0
-
-
-def attack_label(attack: Attack) -> str:
-    """``fgm``, ``fgsm``, ``pgd-l2`` or ``pgd-linf``: the name ``make_attack`` takes."""
-    return f"pgd-{attack.norm}" if attack.name == "pgd" else attack.name
-
-
-def drop_hooks(module: nn.Module) -> None:
-    """Remove every hook from ``module`` and its children (used on a fresh deep copy, which
-    would otherwise carry along hooks that were on the original when it was copied)."""
-    for m in module.modules():
-        for name in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks",
-                     "_backward_pre_hooks", "_forward_hooks_with_kwargs",
-                     "_forward_hooks_always_called", "_forward_pre_hooks_with_kwargs"):
-            d = getattr(m, name, None)
-            if d is not None and hasattr(d, "clear"):
-                d.clear()
-
-
-def private_copy(module: nn.Module) -> nn.Module:
-    """A deep copy with no hooks, on the CPU, that nothing else holds."""
-    net = copy.deepcopy(module)
-    drop_hooks(net)
-    return net.cpu()
-
-
-def sample_indices(dataset: Any, size: int, seed: int = 0) -> list[int]:
-    """A fixed all-class sample: each class's images in a seeded shuffle, the classes taken in
-    turn (round robin), so any prefix of the list is stratified; ``size`` at most."""
-    g = torch.Generator().manual_seed(seed)
-    labels = dataset.labels
-    per_class = []
-    for c in range(len(dataset.class_names)):
-        idx = torch.nonzero(labels == c).flatten()
-        per_class.append(idx[torch.randperm(len(idx), generator=g)].tolist())
-    out: list[int] = []
-    depth = 0
-    while len(out) < size and any(depth < len(p) for p in per_class):
-        out += [p[depth] for p in per_class if depth < len(p)]
-        depth += 1
-    return out[:size]
 
 
 class Session:

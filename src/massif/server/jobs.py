@@ -96,7 +96,7 @@ class Engine:
         saved analyses are still served, and new ones are refused with the reason."""
         from ..datasets import Dataset, load_dataset
         from ..edit import cut
-        from ..edit.session import private_copy
+        from ..hooks import private_copy
         from ..models import Model, load_model
 
         model = base.model
@@ -153,7 +153,7 @@ class Engine:
 
     def editor_net(self) -> Any:
         """A fresh private copy of the start-up snapshot, for one editor to own."""
-        from ..edit.session import private_copy
+        from ..hooks import private_copy
 
         return private_copy(self.snapshot)
 

@@ -47,6 +47,14 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def exposure_warning(host: str) -> str | None:
+    """What to tell a user who serves beyond this machine (``None`` on a loopback address)."""
+    if is_loopback(host):
+        return None
+    return (f"warning: serving on {host}, beyond this machine; MASSIF has no authentication, "
+            "so anyone who can reach this address can run analyses and read the workspace")
+
+
 def address(host: str, port: int) -> str:
     return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
 
@@ -67,10 +75,9 @@ def run(app: Any, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
         logging.getLogger("massif").setLevel(logging.INFO)
     sock = sock or bind(host, port)
     real_port = sock.getsockname()[1]
-    if not is_loopback(host):
-        log.warning("warning: serving on %s, beyond this machine; MASSIF has no "
-                    "authentication, so anyone who can reach this address can run analyses "
-                    "and read the workspace", host)
+    warning = exposure_warning(host)
+    if warning:
+        log.warning("%s", warning)
     print(f"MASSIF is serving on {address(host, real_port)}  (Ctrl+C to stop)", flush=True)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)

@@ -1,0 +1,166 @@
+"""``massif analyze``, ``massif demo`` and ``massif download-data``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..terminal import TqdmProgress, run_guarded, say
+from .app import (
+    BATCH_OPTION,
+    CACHE_OPTION,
+    CLASS_INDEX_OPTION,
+    DATA_OPTION,
+    DEFAULT_BENIGN,
+    DEFAULT_TARGET,
+    DEVICE_OPTION,
+    IMAGE_SIZE_OPTION,
+    MAX_IMAGES_OPTION,
+    MODEL_OPTION,
+    WEIGHTS_OPTION,
+    app,
+    build_request,
+    check_port,
+    made_pictures,
+    parse_floats,
+    picture_cache,
+)
+
+
+@app.command()
+def analyze(
+    benign: str = typer.Option(DEFAULT_BENIGN, help="Benign class (name or index)."),
+    target: str = typer.Option(DEFAULT_TARGET, help="Target class (name or index)."),
+    attack: str = typer.Option("fgm", help="fgm (L2), fgsm (Linf), pgd-l2 or pgd-linf."),
+    untargeted: bool = typer.Option(False, "--untargeted", help="Untargeted attack: success "
+                                    "is any wrong class; the attacked graph is still measured "
+                                    "toward --target."),
+    max_strength: Optional[float] = typer.Option(None, help="Largest strength on [0, 1] "
+                                                 "images (default 3.5 for L2, 0.1 for Linf)."),
+    steps: int = typer.Option(8, help="Number of strengths, evenly spaced from 0 to the "
+                              "maximum, 0 included."),
+    strengths: Optional[str] = typer.Option(None, help="Explicit increasing strengths, e.g. "
+                                            "0,0.5,1,2 (overrides --max-strength/--steps)."),
+    model: str = MODEL_OPTION,
+    weights: Optional[str] = WEIGHTS_OPTION,
+    data: Optional[str] = DATA_OPTION,
+    layers: Optional[str] = typer.Option(None, help="Comma-separated layers, input side "
+                                         "first (module names from named_modules())."),
+    image_size: Optional[int] = IMAGE_SIZE_OPTION,
+    class_index: Optional[str] = CLASS_INDEX_OPTION,
+    nodes_per_layer: int = typer.Option(8, help="Top N neurons per layer in each graph."),
+    edges_per_node: int = typer.Option(4, help="Top E incoming edges per node."),
+    importance: str = typer.Option("attribution", help="attribution (gradient x activation)"
+                                   " or votes (Summit)."),
+    batch_size: int = BATCH_OPTION,
+    max_images: Optional[int] = MAX_IMAGES_OPTION,
+    device: str = DEVICE_OPTION,
+    out: Optional[Path] = typer.Option(None, help="Output folder for graph.json "
+                                       "(default runs/<benign>-<target>-<attack>)."),
+    pictures: bool = typer.Option(True, "--pictures/--no-pictures", help="Make the feature "
+                                  "visualizations and dataset examples the graph's neurons "
+                                  "still lack (cached per model)."),
+    cache: Optional[Path] = CACHE_OPTION,
+) -> None:
+    """Analyse an attack on one class: write graph.json and print a summary.
+
+    A killed run resumes where it stopped when started again with the same options."""
+
+    def work() -> None:
+        from ..analysis import run
+        from ..io import make_dir, slug, writable_dir
+        from ..request import resolve_device
+
+        req = build_request(
+            benign=benign, target=target, model=model, data=data, weights=weights,
+            layers=layers, image_size=image_size, class_index=class_index, attack=attack,
+            targeted=not untargeted, max_strength=max_strength, steps=steps,
+            strengths=parse_floats(strengths), nodes_per_layer=nodes_per_layer,
+            edges_per_node=edges_per_node, importance=importance, max_images=max_images,
+            batch_size=batch_size, device=device)
+        resolve_device(device)
+        default = Path("runs") / f"{slug(benign)[:40]}-{slug(target)[:40]}-{slug(attack)[:20]}"
+        folder = writable_dir(out or default, "--out")  # checked now, made once all is known
+        cache_dir = picture_cache(cache, create=False) if pictures else None
+        say(f"loading model {model} ...")
+        resolved = req.resolve()
+        make_dir(folder, "--out")
+        if cache_dir is not None:
+            make_dir(cache_dir, "--cache")
+        graph = run(resolved, progress=TqdmProgress(), resume_dir=folder)
+        path = graph.save(folder / "graph.json")
+        if pictures:
+            made_pictures(resolved.model, graph, resolved.dataset, device, batch_size, cache_dir)
+        typer.echo(graph.summary())
+        typer.echo(f"\nwrote {path}")
+
+    run_guarded(work)
+
+
+@app.command("download-data")
+def download_data(
+    dest: Optional[Path] = typer.Option(None, help="Folder (default ~/.cache/massif/"
+                                        "fashion-mnist)."),
+    url: Optional[str] = typer.Option(None, help="Mirror to download from."),
+) -> None:
+    """Download Fashion-MNIST from its official source (only needed without Debian's
+    dataset-fashion-mnist package)."""
+
+    def work() -> None:
+        from ..datasets import download_fashion_mnist
+        from ..io import make_dir
+
+        if dest is not None:
+            make_dir(dest, "--dest")
+        path = download_fashion_mnist(dest, url)
+        typer.echo(f"Fashion-MNIST is in {path}")
+
+    run_guarded(work)
+
+
+@app.command()
+def demo(
+    workspace: Path = typer.Option(Path("runs/demo"), help="Workspace folder."),
+    port: int = typer.Option(8000, help="Port on 127.0.0.1."),
+    no_serve: bool = typer.Option(False, "--no-serve", help="Only analyse and print."),
+) -> None:
+    """The embedded default: Sneaker -> Sandal, targeted FGM up to 3.5, on the bundled model."""
+
+    def work() -> None:
+        from ..analysis import run
+        from ..io import make_dir
+        from ..store import Workspace
+
+        check_port(port)
+        make_dir(workspace, "--workspace")
+        cache_dir = picture_cache(None)
+        sock = None
+        if not no_serve:
+            from ..server import bind
+
+            sock = bind("127.0.0.1", port)  # a port in use is reported before any work
+        ws = Workspace(workspace)
+        resolved = build_request(benign=DEFAULT_BENIGN, target=DEFAULT_TARGET,
+                                 attack="fgm").resolve()
+        key = resolved.key
+        if ws.has(key):
+            graph = ws.load(key)
+            typer.echo(f"using the saved analysis in {ws.graph_path(key)}", err=True)
+        else:
+            graph = run(resolved, progress=TqdmProgress(),
+                        resume_dir=ws.graph_path(key).parent)
+            ws.save(graph, key)
+        made_pictures(resolved.model, graph, resolved.dataset, "auto", 256, cache_dir)
+        typer.echo(graph.summary())
+        typer.echo(f"\nwrote {ws.graph_path(key)}")
+        if sock is None:
+            return
+        from ..server import create_app
+        from ..server import run as serve_app
+
+        serve_app(create_app(workspace, resolved.model, resolved.dataset), "127.0.0.1", port,
+                  sock)
+
+    run_guarded(work)

@@ -1,0 +1,94 @@
+"""The command group, its shared options and helpers (the commands are in the sibling modules)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..terminal import Group, TqdmProgress, fail
+
+app = typer.Typer(
+    cls=Group, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="MASSIF: see, neuron by neuron, how an adversarial attack takes over a classifier.",
+)
+
+DEFAULT_BENIGN = "Sneaker"
+DEFAULT_TARGET = "Sandal"
+
+
+def parse_floats(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        fail(f"--strengths must be comma-separated numbers, not {text[:60]!r}")
+    return None
+
+
+CACHE_OPTION = typer.Option(None, help="Folder for cached pictures of neurons (default "
+                            "$MASSIF_CACHE, else ~/.cache/massif).")
+
+
+def made_pictures(model: object, graph: object, dataset: object, device: str,
+                  batch_size: int, cache: Path | None) -> None:
+    """The ``visualize`` stage for a graph's neurons (the dataset the analysis used, already
+    loaded), with progress bars; says where they are."""
+    from ..pictures import cache_root, make_graph_pictures
+
+    make_graph_pictures(model, dataset, graph, cache, device=device, batch_size=batch_size,
+                        progress=TqdmProgress())
+    typer.echo(f"pictures of the graph's neurons are in {cache_root(cache)}", err=True)
+
+
+def picture_cache(cache: Path | None, create: bool = True) -> Path:
+    """The pictures' cache folder, checked (and, with ``create``, made) before any work."""
+    from ..io import make_dir, writable_dir
+    from ..pictures import cache_root
+
+    what = "--cache" if cache is not None else "the cache folder"
+    return (make_dir if create else writable_dir)(cache_root(cache), what)
+
+
+def build_request(**fields: object) -> object:
+    """An ``AnalysisRequest`` from the command's options (checked at once)."""
+    from ..request import AnalysisRequest
+
+    if fields.get("layers") is not None:
+        fields["layers"] = [s.strip() for s in str(fields["layers"]).split(",") if s.strip()]
+    return AnalysisRequest(**fields)
+
+
+MODEL_OPTION = typer.Option("bundled", help="bundled, torchvision:NAME or "
+                            "path/to/file.py:factory.")
+WEIGHTS_OPTION = typer.Option(None, help="State-dict file (for the bundled model too); for "
+                              "torchvision models also DEFAULT or none.")
+IMAGE_SIZE_OPTION = typer.Option(None, help="Input height = width for your own model.")
+DEVICE_OPTION = typer.Option("auto", help="auto, cpu, cuda or cuda:N.")
+DATA_OPTION = typer.Option(None, help="fashion-mnist[:train|:test] or an ImageFolder path "
+                           "(default: the model's own).")
+CLASS_INDEX_OPTION = typer.Option(None, help="ImageNet-style class index JSON, for folders "
+                                  "named by WordNet id.")
+MAX_IMAGES_OPTION = typer.Option(None, help="Use at most this many images of the benign class "
+                                 "(at least 1).")
+BATCH_OPTION = typer.Option(256, help="Images per batch.")
+
+
+def check_port(port: int) -> None:
+    if not 0 <= port <= 65535:
+        fail(f"--port must be between 0 and 65535, not {port}")
+
+
+def neuron_list(model: object, neurons: str | None, layers: str | None) -> list[str]:
+    """Neuron ids from ``--neurons``, else every channel of ``--layers`` (or all layers)."""
+    from ..pictures.visualize import parse_neuron
+
+    if neurons:
+        ids = [s.strip() for s in neurons.split(",") if s.strip()]
+        if not ids:
+            fail("--neurons is empty")
+        for i in ids:
+            parse_neuron(model, i)
+        return ids
+    return [f"{lay}:{c}" for lay in model.layers for c in range(model.layer_channels[lay])]

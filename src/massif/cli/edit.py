@@ -1,0 +1,124 @@
+"""``massif edit``: delete neurons and measure the attack."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..terminal import TqdmProgress, fail, run_guarded
+from .app import (
+    BATCH_OPTION,
+    CLASS_INDEX_OPTION,
+    DATA_OPTION,
+    DEFAULT_BENIGN,
+    DEFAULT_TARGET,
+    DEVICE_OPTION,
+    IMAGE_SIZE_OPTION,
+    MAX_IMAGES_OPTION,
+    MODEL_OPTION,
+    WEIGHTS_OPTION,
+    app,
+    build_request,
+)
+
+
+@app.command()
+def edit(
+    mask: Optional[str] = typer.Option(None, help="Comma-separated neuron ids to delete, e.g. "
+                                       "mixed4a:12,mixed4b:3."),
+    mode: str = typer.Option("zero", help="zero (the channel's output set to 0) or mean (to "
+                             "its mean over the clean benign images)."),
+    graph_file: Optional[Path] = typer.Option(None, "--graph", help="A graph.json: its pair, "
+                                              "attack and strengths (and, for --defense, its "
+                                              "neurons) instead of the options below."),
+    defense: Optional[int] = typer.Option(None, help="Suggest a defense: greedily delete up to "
+                                          "this many (1 to 64) of the graph's neurons, "
+                                          "compared with random and top emphasized ones."),
+    export: Optional[Path] = typer.Option(None, help="Write the edited model (state dict + "
+                                          "mask list) to this file."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    benign: str = typer.Option(DEFAULT_BENIGN, help="Benign class (name or index)."),
+    target: str = typer.Option(DEFAULT_TARGET, help="Target class (name or index)."),
+    attack: str = typer.Option("fgm", help="fgm (L2), fgsm (Linf), pgd-l2 or pgd-linf."),
+    untargeted: bool = typer.Option(False, "--untargeted", help="Untargeted attack."),
+    max_strength: Optional[float] = typer.Option(None, help="Largest strength on [0, 1] "
+                                                 "images (default 3.5 for L2, 0.1 for Linf)."),
+    steps: int = typer.Option(8, help="Number of strengths, 0 included."),
+    model: str = MODEL_OPTION,
+    weights: Optional[str] = WEIGHTS_OPTION,
+    data: Optional[str] = DATA_OPTION,
+    layers: Optional[str] = typer.Option(None, help="Comma-separated layers, input side "
+                                         "first."),
+    image_size: Optional[int] = IMAGE_SIZE_OPTION,
+    class_index: Optional[str] = CLASS_INDEX_OPTION,
+    max_images: Optional[int] = MAX_IMAGES_OPTION,
+    batch_size: int = BATCH_OPTION,
+    device: str = DEVICE_OPTION,
+) -> None:
+    """Delete neurons and measure the attack: clean accuracy and attack success rate per
+    strength before and after, on the stored attack (transfer) and a fresh one (adaptive)."""
+
+    def work() -> None:
+        from ..analysis import run
+        from ..edit import Editor
+        from ..edit.defense import MAX_BUDGET
+        from ..edit.masks import parse_mask
+        from ..io import writable_file
+        from ..request import resolve_device
+        from ..schemas import Graph
+
+        if not mask and defense is None:
+            fail("give --mask (neurons to delete) or --defense N (let MASSIF suggest them)")
+        if mode not in ("zero", "mean"):
+            fail(f"--mode must be zero or mean, not {mode[:20]!r}")
+        if defense is not None and not 1 <= defense <= MAX_BUDGET:
+            fail(f"--defense must be 1 to {MAX_BUDGET} (neurons to delete), not {defense}")
+        if export is not None:
+            writable_file(export, "--export")
+        resolve_device(device)
+        req = build_request(
+            benign=benign, target=target, model=model, data=data, weights=weights,
+            layers=layers, image_size=image_size, class_index=class_index, attack=attack,
+            targeted=not untargeted, max_strength=max_strength, steps=steps,
+            max_images=max_images, batch_size=batch_size, device=device)
+        graph = Graph.load(graph_file) if graph_file else None
+        ids = [s.strip() for s in (mask or "").split(",") if s.strip()]
+        if graph is not None:
+            resolved = Editor.graph_request(req, None, graph).resolve()
+            Editor.check_graph(resolved, graph)
+        else:
+            resolved = req.resolve()
+        if mask is not None:  # a bad mask is refused before the editor attacks the class
+            parse_mask(ids, resolved.model.layer_channels, list(resolved.model.layers))
+        if graph is None and defense is not None:
+            typer.echo("analysing the pair first (its graph names the candidate neurons) ...",
+                       err=True)
+            graph = run(resolved, progress=TqdmProgress())
+        editor = Editor(resolved, graph=graph)
+        answer: dict[str, object] = {}
+        if mask is not None:
+            result = editor.evaluate(ids, mode=mode)
+            answer["edit"] = result.model_dump(mode="json")
+            if not as_json:
+                typer.echo(result.table())
+        if defense is not None:
+            suggestion = editor.suggest_defense(defense, graph=graph, mode=mode)
+            answer["defense"] = suggestion.model_dump(mode="json")
+            if not as_json:
+                typer.echo(suggestion.table())
+            if not ids:
+                if not suggestion.greedy:
+                    fail(f"the defense deleted no neuron ({suggestion.stopped})")
+                ids = list(suggestion.greedy[-1].mask)
+        if as_json:  # one JSON document: the edit, or the defense, or both
+            typer.echo(json.dumps(answer if len(answer) > 1 else next(iter(answer.values())),
+                                  indent=2))
+        if export is not None:
+            path = editor.export(ids, export, mode=mode)
+            typer.echo(f"wrote the edited model ({len(ids)} neurons deleted) to {path}",
+                       err=True)
+
+    run_guarded(work)

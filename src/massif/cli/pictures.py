@@ -1,0 +1,105 @@
+"""``massif visualize`` and ``massif examples``: pictures of neurons."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..terminal import TqdmProgress, fail, run_guarded
+from .app import (
+    BATCH_OPTION,
+    CACHE_OPTION,
+    DATA_OPTION,
+    DEVICE_OPTION,
+    IMAGE_SIZE_OPTION,
+    MODEL_OPTION,
+    WEIGHTS_OPTION,
+    app,
+    neuron_list,
+    picture_cache,
+)
+
+
+@app.command()
+def visualize(
+    neurons: Optional[str] = typer.Option(None, help="Comma-separated neuron ids "
+                                          "(layer:channel, e.g. mixed4a:12)."),
+    layers: Optional[str] = typer.Option(None, help="Comma-separated layers: every channel "
+                                         "of each (default, without --neurons: the model's "
+                                         "analysed layers)."),
+    model: str = MODEL_OPTION,
+    weights: Optional[str] = WEIGHTS_OPTION,
+    image_size: Optional[int] = IMAGE_SIZE_OPTION,
+    steps: int = typer.Option(256, help="Optimisation steps per picture."),
+    device: str = DEVICE_OPTION,
+    cache: Optional[Path] = CACHE_OPTION,
+) -> None:
+    """Feature visualizations: the image each neuron responds to most, one PNG per neuron,
+    cached per model (a second request is instant)."""
+
+    def work() -> None:
+        from ..models import load_model
+        from ..pictures.visualize import ensure_pictures
+        from ..request import resolve_device
+
+        if not 1 <= steps <= 100_000:
+            fail("--steps must be 1 to 100000")
+        dev = resolve_device(device)
+        root = picture_cache(cache)
+        wanted = layers
+        if neurons and not layers:  # the layers the neurons name, in the order given
+            names = [s.strip().rpartition(":")[0] for s in neurons.split(",") if s.strip()]
+            wanted = ",".join(dict.fromkeys(n for n in names if n)) or None
+        loaded = load_model(model, weights=weights, image_size=image_size, layers=wanted)
+        ids = neuron_list(loaded, neurons, layers)
+        loaded.to(dev)
+        ensure_pictures(loaded, ids, root, steps=steps, progress=TqdmProgress())
+        folder = root / "pictures" / loaded.fingerprint
+        typer.echo(f"{len(set(ids))} feature visualizations of model {loaded.name} in {folder}")
+
+    run_guarded(work)
+
+
+@app.command()
+def examples(
+    data: Optional[str] = DATA_OPTION,
+    layers: Optional[str] = typer.Option(None, help="Comma-separated layers (default: the "
+                                         "model's analysed layers)."),
+    model: str = MODEL_OPTION,
+    weights: Optional[str] = WEIGHTS_OPTION,
+    image_size: Optional[int] = IMAGE_SIZE_OPTION,
+    top: int = typer.Option(9, "--top", "-k", help="Example patches per neuron."),
+    batch_size: int = BATCH_OPTION,
+    device: str = DEVICE_OPTION,
+    cache: Optional[Path] = CACHE_OPTION,
+) -> None:
+    """Dataset examples: for every neuron of the layers, the images that excite it most,
+    cropped to its receptive field around the strongest position (one streaming pass)."""
+
+    def work() -> None:
+        from ..datasets import load_dataset
+        from ..models import load_model
+        from ..pictures.examples import ensure_examples, examples_dir
+        from ..request import resolve_device
+
+        if not 1 <= top <= 1000:
+            fail("--top must be 1 to 1000")
+        if batch_size < 1:
+            fail("--batch-size must be at least 1")
+        dev = resolve_device(device)
+        root = picture_cache(cache)
+        loaded = load_model(model, weights=weights, image_size=image_size, layers=layers)
+        spec = data or loaded.default_dataset
+        if not spec:
+            fail(f"model {loaded.name} has no default dataset; give one with --data")
+        dataset = load_dataset(spec, loaded.image_size, loaded.channels)
+        loaded.to(dev)
+        paths = ensure_examples(loaded, dataset, root, k=top, batch_size=batch_size,
+                                progress=TqdmProgress())
+        folder = examples_dir(root, loaded.fingerprint, dataset.fingerprint)
+        typer.echo(f"dataset examples of {len(paths)} neurons ({dataset.name}, "
+                   f"{len(dataset)} images) in {folder}")
+
+    run_guarded(work)

@@ -1,0 +1,69 @@
+"""``massif serve``: the interactive page for a workspace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..terminal import run_guarded, say
+from .app import (
+    BATCH_OPTION,
+    CACHE_OPTION,
+    CLASS_INDEX_OPTION,
+    DEVICE_OPTION,
+    IMAGE_SIZE_OPTION,
+    WEIGHTS_OPTION,
+    app,
+    build_request,
+    check_port,
+    picture_cache,
+)
+
+
+@app.command()
+def serve(
+    workspace: Path = typer.Argument(Path("runs/demo"), help="Workspace folder: saved analyses "
+                                     "are served from it, new ones saved in it."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (127.0.0.1: only this "
+                             "machine; anything else is reachable by others and warned "
+                             "about: the server has no authentication)."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    model: str = typer.Option("bundled", help="Model for new analyses: bundled, "
+                              "torchvision:NAME or path/to/file.py:factory."),
+    weights: Optional[str] = WEIGHTS_OPTION,
+    data: Optional[str] = typer.Option(None, help="Dataset for new analyses (default: the "
+                                       "model's own)."),
+    layers: Optional[str] = typer.Option(None, help="Comma-separated layers, input side "
+                                         "first."),
+    image_size: Optional[int] = IMAGE_SIZE_OPTION,
+    class_index: Optional[str] = CLASS_INDEX_OPTION,
+    max_images: Optional[int] = typer.Option(None, help="Use at most this many images of "
+                                             "the benign class in new analyses."),
+    batch_size: int = BATCH_OPTION,
+    device: str = DEVICE_OPTION,
+    pictures: bool = typer.Option(True, "--pictures/--no-pictures", help="Make feature "
+                                  "visualizations and dataset examples for new analyses."),
+    cache: Optional[Path] = CACHE_OPTION,
+) -> None:
+    """Serve the interactive page for a workspace; new pairs are analysed on demand."""
+
+    def work() -> None:
+        from ..io import make_dir
+        from ..request import resolve_device
+        from ..server import bind, create_app, run
+
+        check_port(port)
+        req = build_request(benign=0, target=None, model=model, data=data, weights=weights,
+                            layers=layers, image_size=image_size, class_index=class_index,
+                            max_images=max_images, batch_size=batch_size, device=device)
+        resolve_device(device)
+        make_dir(workspace, "the workspace")
+        picture_cache(cache)
+        sock = bind(host, port)  # first, so a port in use is reported at once
+        say(f"loading model {model} ...")
+        app_ = create_app(workspace, cache=cache, pictures=pictures, request=req)
+        run(app_, host, port, sock)
+
+    run_guarded(work)
