@@ -127,6 +127,8 @@ class Graph(_Model):
     metrics: Metrics
     nodes: list[Node]
     edges: list[Edge]
+    warnings: list[str] = Field(default_factory=list,
+                                description="why the graph may mean little, one line each")
 
     def node(self, neuron_id: str) -> Node:
         for n in self.nodes:
@@ -229,7 +231,7 @@ def summary(graph: Graph, most_vulnerable: int = 5) -> str:
     """See ``Graph.summary``."""
     g = graph
     kind = "targeted" if g.attack.targeted else "untargeted"
-    lines = [
+    lines = [f"warning: {w}" for w in g.warnings] + [
         f"MASSIF: {g.benign.name} -> {g.target.name}, {kind} {g.attack.name.upper()} "
         f"({g.attack.norm}) up to {g.attack.strengths[-1]:g} on [0, 1] images",
         f"model {g.model.name}, {g.benign.n_images} images, "

@@ -39,6 +39,10 @@ def site(tmp_path_factory):
     ws.save(synthetic_graph(layers=9, per_layer=8, seed=1), "synthetic-8")
     ws.save(synthetic_graph(layers=9, per_layer=30, seed=2), "synthetic-30")
     ws.save(synthetic_graph(layers=10, per_layer=30, edges=1200, seed=3), "synthetic-300")
+    warned = synthetic_graph(layers=4, per_layer=6, seed=4)
+    warned.warnings = ["the model classifies only 3% of the benign images correctly",
+                       "only 3 images are classified correctly"]
+    ws.save(warned, "synthetic-warned")
     app = create_app(ws.root, "bundled", device="cpu", max_images=64, batch_size=64)
     jobs = app.state.jobs
     status = jobs.submit(app.state.engine.default_choice())
@@ -490,3 +494,15 @@ def test_a_defense_search_shows_progress_and_can_be_cancelled(site, page):
     assert page.locator("#defense-chart > *").count() == 0
     status = httpx.get(f"{site['url']}/defenses/{job['id']}.json", timeout=10).json()
     assert status["state"] == "cancelled" and status["result"] is None
+
+
+def test_warnings_are_shown_in_view_above_the_summary(site, page):
+    """A graph that means little says so where the eye lands first; one that is fine does not."""
+    open_page(page, site["url"] + "/graphs/synthetic-warned")
+    items = page.locator("#details ul.warnings li").all_text_contents()
+    assert items == graph_of(site, "synthetic-warned").warnings
+    box = page.locator("#details ul.warnings").bounding_box()
+    assert box and box["y"] >= 0 and box["y"] + box["height"] <= 800 and box["x"] + \
+        box["width"] <= 1280
+    open_page(page, site["url"] + "/graphs/synthetic-8")
+    assert page.locator("#details ul.warnings").count() == 0

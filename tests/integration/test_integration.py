@@ -42,6 +42,7 @@ def test_default_pair_is_a_real_attack_with_a_faithful_graph(default_graph):
     g = default_graph
     assert g.benign.n_images == 1000
     assert g.metrics.clean_accuracy > 0.9
+    assert g.warnings == []  # a trained model and a strong attack: nothing to warn about
     asr = g.metrics.attack_success_rate
     assert asr[0] == 0.0 and max(asr) > 0.5
     assert g.layers == ["mixed3a", "mixed3b", "mixed4a", "mixed4b", "mixed5a"]
@@ -133,6 +134,12 @@ def test_googlenet_by_name_with_summit_layer_names(tmp_path):
     assert graph.benign.name == "giant panda" and graph.benign.index == 388
     assert graph.target.index == 363
     assert all(n.id.startswith("mixed") for n in graph.nodes)
+    # Random weights: (almost) no image is right, so the graph is said to mean little, in the
+    # summary the user reads and in graph.json for the page.
+    assert graph.metrics.clean_accuracy < 0.5
+    assert any("classifies only" in w for w in graph.warnings)
+    assert any("too few images" in w for w in graph.warnings)
+    assert "warning: the model classifies only" in proc.stdout
 
 
 def test_googlenet_offline_default_weights_error_is_clear(monkeypatch, tmp_path):

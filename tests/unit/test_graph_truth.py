@@ -55,6 +55,17 @@ def test_importance_curves_are_exact(graph):
     assert n1.activation == pytest.approx([x1 for _, x1 in xs], abs=1e-6)
 
 
+def test_warnings_say_when_a_graph_means_little(graph):
+    from massif.analysis.pipeline import graph_warnings
+
+    # the planted class is 6 images, all right, all attacked at ε_max: only the count is low
+    assert len(graph.warnings) == 1 and "only 6 images" in graph.warnings[0]
+    assert graph_warnings(0.97, 0.78, 979, "Sneaker", 3.5) == []
+    low = graph_warnings(0.3, 0.05, 300, "tench", 3.5)
+    assert len(low) == 2 and "30% of the tench images" in low[0] and "ε = 3.5" in low[1]
+    assert "warning: only 6 images" in graph.summary()
+
+
 def test_attack_success_rate_and_accuracy_are_exact(graph):
     expected = [1.0 if x1 + 0.4 > x0 + 0.5 else 0.0 for x0, x1 in expected_path()]
     assert graph.metrics.attack_success_rate == pytest.approx(expected)

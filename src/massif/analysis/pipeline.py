@@ -23,7 +23,14 @@ from ..schemas import (
     ModelRef,
     TargetRef,
 )
-from . import graph as graph_stage
+from .graph import (
+    divergence_layer,
+    edges,
+    merged_nodes,
+    node_channels,
+    random_masks,
+    select,
+)
 from .profile import Checkpoint, Progress, profile_edges, profile_neurons
 
 RANDOM_DRAWS = 5
@@ -71,14 +78,14 @@ def run(r: Resolved, *, progress: Progress | None = None,
         prof = profile_neurons(model, dataset, indices, b, t, atk, values, opts.importance,
                                votes_top_k=opts.nodes_per_layer, batch_size=opts.batch_size,
                                progress=progress, checkpoint=ckpt1)
-        benign_sets, attacked_sets = graph_stage.select(prof, opts.nodes_per_layer)
-        nodes = graph_stage.merged_nodes(prof, benign_sets, attacked_sets)
+        benign_sets, attacked_sets = select(prof, opts.nodes_per_layer)
+        nodes = merged_nodes(prof, benign_sets, attacked_sets)
         emphasized: dict[str, list[int]] = {}
         for n in nodes:
             if n.group == "emphasized":
                 emphasized.setdefault(n.layer, []).append(n.channel)
-        draws = graph_stage.random_masks(emphasized, model.layer_channels, RANDOM_DRAWS)
-        node_map = graph_stage.node_channels(nodes)
+        draws = random_masks(emphasized, model.layer_channels, RANDOM_DRAWS)
+        node_map = node_channels(nodes)
         key2 = f"{key}-{hashlib.sha256(repr((node_map, draws)).encode()).hexdigest()[:8]}"
         ckpt2 = Checkpoint(folder / f".{r.key}.edges.pt" if folder else None, key2)
         infl = profile_edges(model, dataset, indices, b, t, atk, values[-1], node_map,
@@ -99,7 +106,7 @@ def run(r: Resolved, *, progress: Progress | None = None,
         metrics=Metrics(
             clean_accuracy=prof.clean_accuracy,
             attack_success_rate=prof.attack_success_rate,
-            divergence_layer=graph_stage.divergence_layer(prof.layers, benign_sets,
+            divergence_layer=divergence_layer(prof.layers, benign_sets,
                                                           attacked_sets),
             faithfulness=Faithfulness(
                 masked_emphasized_asr=infl.masked_emphasized_asr,
@@ -109,5 +116,30 @@ def run(r: Resolved, *, progress: Progress | None = None,
             ),
         ),
         nodes=nodes,
-        edges=graph_stage.edges(prof.layers, nodes, infl, opts.edges_per_node),
+        edges=edges(prof.layers, nodes, infl, opts.edges_per_node),
+        warnings=graph_warnings(prof.clean_accuracy, prof.attack_success_rate[-1],
+                                prof.n_correct, names[b], values[-1]),
     )
+
+
+MIN_ACCURACY = 0.5  # below this the model hardly knows the benign class
+MIN_ASR = 0.1  # below this, at ε_max, the attack hardly succeeds
+MIN_CORRECT = 20  # fewer correctly classified images make every rate coarse
+
+
+def graph_warnings(clean_accuracy: float, asr_max: float, n_correct: int, benign: str,
+                   eps_max: float) -> list[str]:
+    """Why a graph may mean little (shown in the summary, ``graph.json`` and on the page)."""
+    out = []
+    if clean_accuracy < MIN_ACCURACY:
+        out.append(f"the model classifies only {clean_accuracy:.0%} of the {benign} images "
+                   "correctly, so the graphs describe a class it hardly knows (untrained "
+                   "weights, or the wrong class index?)")
+    if n_correct < MIN_CORRECT:
+        out.append(f"only {n_correct} images are classified correctly: the attack success "
+                   "rates rest on too few images to trust (use more images of the class)")
+    if asr_max < MIN_ASR:
+        out.append(f"the attack succeeds on only {asr_max:.0%} of the images at "
+                   f"ε = {eps_max:g}: there is little to explain (try a larger "
+                   "--max-strength or another attack)")
+    return out

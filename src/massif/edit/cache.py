@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..hooks import frozen
-from . import cut as cuts
+from .cut import Cut, check, cut, trace
 
 AUTO = "auto"  # trace the model where it is first needed
 
@@ -26,7 +26,7 @@ class Cached:
     """The prefix's outputs (one tensor per boundary value) for the images that never change:
     the clean benign images, the transfer images (``adv[i][k - 1]``) and the sample."""
 
-    cut: cuts.Cut
+    cut: Cut
     x: list[torch.Tensor]
     adv: list[list[torch.Tensor]]
     sample: list[torch.Tensor]
@@ -61,20 +61,20 @@ class ActivationCache:
             return None
         if self.fx_graph == AUTO:
             with frozen(self.net):
-                self.fx_graph = cuts.trace(self.net, self.paths)
+                self.fx_graph = trace(self.net, self.paths)
         if self.fx_graph is None:
             return None
         for path in reversed(self.paths):
             if path in self.bad_cuts:
                 continue
-            c = cuts.cut(self.net, self.fx_graph, path, self.paths)
+            c = cut(self.net, self.fx_graph, path, self.paths)
             if c is None:
                 self.bad_cuts.add(path)
                 continue
             if not c.covers(masked):
                 continue
             with frozen(self.net):
-                ok = cuts.check(c, self.net, session.images[:8])
+                ok = check(c, self.net, session.images[:8])
                 built = self._fill(c, session) if ok else None
             if built is None:
                 self.bad_cuts.add(path)
@@ -84,7 +84,7 @@ class ActivationCache:
         return None
 
     @torch.inference_mode()
-    def _fill(self, c: cuts.Cut, session: Any) -> Cached | None:
+    def _fill(self, c: Cut, session: Any) -> Cached | None:
         """Run the prefix over the clean, transfer and sample images (None if too big)."""
         images, sample, bs = session.images, session.sample_images, session.batch_size
         n, k_all = len(images), len(session.strengths) - 1

@@ -44,7 +44,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from ..attacks import attack_label
 from ..errors import MassifError
@@ -58,6 +58,8 @@ COST_FLOOR = 0.005
 class DefensePoint(BaseModel):
     """One mask: its size, neurons, adaptive ASR at ε_max, clean accuracy on the all-class
     sample (``clean_accuracy``) and on the benign class."""
+
+    model_config = ConfigDict(extra="forbid")
 
     size: int
     mask: list[str]
@@ -78,6 +80,8 @@ class DefenseStep(DefensePoint):
 class RandomPoint(BaseModel):
     """The random baseline at one size: means over the draws, and each draw."""
 
+    model_config = ConfigDict(extra="forbid")
+
     size: int
     adaptive_asr: float
     clean_accuracy: float
@@ -89,6 +93,8 @@ class RandomPoint(BaseModel):
 
 class DefenseResult(BaseModel):
     """A suggested defense (``greedy``) and its baselines, all at ``ε_max`` (``epsilon``)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     budget: int
     mode: str

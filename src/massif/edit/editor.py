@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
 import torch
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from ..attacks import attack_label
@@ -56,6 +56,8 @@ Progress = Callable[[str, int, int], None]
 class BeforeAfter(BaseModel, Generic[T]):
     """A measurement on the unedited model (``before``) and on the edited one (``after``)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     before: T
     after: T
 
@@ -68,6 +70,8 @@ class EditResult(BaseModel):
     what a real attacker would do. Both count among the benign images the model (unedited for
     ``before``, edited for ``after``) classifies correctly when clean (``n_correct``).
     """
+
+    model_config = ConfigDict(extra="forbid")
 
     mask: list[str]
     mode: Mode

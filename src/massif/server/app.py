@@ -34,7 +34,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import MassifError, is_index, short
 from ..request import AnalysisRequest
@@ -58,11 +58,15 @@ STATIC = Path(__file__).parent / "static"
 
 
 class ClassInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     index: int
     name: str
 
 
 class SavedAnalysis(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     key: str
     benign: str
     target: str
@@ -75,6 +79,8 @@ class SavedAnalysis(BaseModel):
 
 class Info(BaseModel):
     """``/index.json``: what the control panel offers."""
+
+    model_config = ConfigDict(extra="forbid")
 
     model: str
     model_fingerprint: str
@@ -91,6 +97,8 @@ class Info(BaseModel):
 class NodeDetail(BaseModel):
     """``/graphs/{key}/nodes/{id}.json``: a node, its edges and its pictures."""
 
+    model_config = ConfigDict(extra="forbid")
+
     key: str
     node: Node
     incoming: list[Edge]
@@ -101,6 +109,8 @@ class NodeDetail(BaseModel):
 
 class Pictures(BaseModel):
     """Which neurons of a graph have pictures: neuron id → URL."""
+
+    model_config = ConfigDict(extra="forbid")
 
     pictures: dict[str, str]
     examples: dict[str, str]

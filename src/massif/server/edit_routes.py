@@ -47,6 +47,8 @@ Mode = Literal["zero", "mean"]
 class EditorInfo(BaseModel):
     """``POST /graphs/{key}/editor``: the editors are ready."""
 
+    model_config = ConfigDict(extra="forbid")
+
     n_images: int
     preview_images: int
     seconds: float

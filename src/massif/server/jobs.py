@@ -67,6 +67,8 @@ class AnalysisStatus(BaseModel):
     ``running`` (with progress in [0, 1]), ``error`` (with the one-line reason), ``cancelled``
     or ``missing``."""
 
+    model_config = ConfigDict(extra="forbid")
+
     key: str
     state: Literal["done", "queued", "running", "error", "cancelled", "missing"]
     progress: float = 0.0
@@ -301,6 +303,8 @@ class JobManager:
 class DefenseStatus(BaseModel):
     """A defense search: ``queued``, ``running`` (progress in [0, 1]), ``done`` (with its
     ``result``), ``error`` or ``cancelled``."""
+
+    model_config = ConfigDict(extra="forbid")
 
     id: int
     key: str

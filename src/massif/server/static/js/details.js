@@ -39,8 +39,10 @@ export function createDetails(element, store) {
   function summary(graph) {
     const count = (g) => graph.nodes.filter((n) => n.group === g).length;
     const f = graph.metrics.faithfulness;
+    const warnings = (graph.warnings ?? []).map((w) => `<li>${esc(w)}</li>`).join("");
     summaryBox.innerHTML = `
       <h2>${esc(graph.benign.name)} → ${esc(graph.target.name)}</h2>
+      ${warnings ? `<ul class="warnings" role="alert">${warnings}</ul>` : ""}
       <dl>
         <dt>attack</dt><dd>${esc(graph.attack.targeted ? "targeted " : "untargeted ")}${esc(graph.attack.name.toUpperCase())} (${esc(graph.attack.norm)}) up to ${graph.attack.strengths.at(-1)}</dd>
         <dt>images</dt><dd>${graph.benign.n_images}</dd>
