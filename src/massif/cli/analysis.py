@@ -9,7 +9,9 @@ import typer
 
 from ..terminal import TqdmProgress, run_guarded, say
 from .app import (
+    ATTACK_OPTION,
     BATCH_OPTION,
+    BENIGN_OPTION,
     CACHE_OPTION,
     CLASS_INDEX_OPTION,
     DATA_OPTION,
@@ -18,7 +20,9 @@ from .app import (
     DEVICE_OPTION,
     IMAGE_SIZE_OPTION,
     MAX_IMAGES_OPTION,
+    MAX_STRENGTH_OPTION,
     MODEL_OPTION,
+    TARGET_OPTION,
     WEIGHTS_OPTION,
     app,
     build_request,
@@ -31,14 +35,13 @@ from .app import (
 
 @app.command()
 def analyze(
-    benign: str = typer.Option(DEFAULT_BENIGN, help="Benign class (name or index)."),
-    target: str = typer.Option(DEFAULT_TARGET, help="Target class (name or index)."),
-    attack: str = typer.Option("fgm", help="fgm (L2), fgsm (Linf), pgd-l2 or pgd-linf."),
+    benign: str = BENIGN_OPTION,
+    target: str = TARGET_OPTION,
+    attack: str = ATTACK_OPTION,
     untargeted: bool = typer.Option(False, "--untargeted", help="Untargeted attack: success "
                                     "is any wrong class; the attacked graph is still measured "
                                     "toward --target."),
-    max_strength: Optional[float] = typer.Option(None, help="Largest strength on [0, 1] "
-                                                 "images (default 3.5 for L2, 0.1 for Linf)."),
+    max_strength: Optional[float] = MAX_STRENGTH_OPTION,
     steps: int = typer.Option(8, help="Number of strengths, evenly spaced from 0 to the "
                               "maximum, 0 included."),
     strengths: Optional[str] = typer.Option(None, help="Explicit increasing strengths, e.g. "

@@ -73,6 +73,11 @@ CLASS_INDEX_OPTION = typer.Option(None, help="ImageNet-style class index JSON, f
 MAX_IMAGES_OPTION = typer.Option(None, help="Use at most this many images of the benign class "
                                  "(at least 1).")
 BATCH_OPTION = typer.Option(256, help="Images per batch.")
+BENIGN_OPTION = typer.Option(DEFAULT_BENIGN, help="Benign class (name or index).")
+TARGET_OPTION = typer.Option(DEFAULT_TARGET, help="Target class (name or index).")
+ATTACK_OPTION = typer.Option("fgm", help="fgm (L2), fgsm (Linf), pgd-l2 or pgd-linf.")
+MAX_STRENGTH_OPTION = typer.Option(None, help="Largest strength on [0, 1] images (default 3.5 "
+                                   "for L2, 0.1 for Linf).")
 
 
 def check_port(port: int) -> None:

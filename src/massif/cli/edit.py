@@ -10,15 +10,17 @@ import typer
 
 from ..terminal import TqdmProgress, fail, run_guarded
 from .app import (
+    ATTACK_OPTION,
     BATCH_OPTION,
+    BENIGN_OPTION,
     CLASS_INDEX_OPTION,
     DATA_OPTION,
-    DEFAULT_BENIGN,
-    DEFAULT_TARGET,
     DEVICE_OPTION,
     IMAGE_SIZE_OPTION,
     MAX_IMAGES_OPTION,
+    MAX_STRENGTH_OPTION,
     MODEL_OPTION,
+    TARGET_OPTION,
     WEIGHTS_OPTION,
     app,
     build_request,
@@ -40,12 +42,11 @@ def edit(
     export: Optional[Path] = typer.Option(None, help="Write the edited model (state dict + "
                                           "mask list) to this file."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-    benign: str = typer.Option(DEFAULT_BENIGN, help="Benign class (name or index)."),
-    target: str = typer.Option(DEFAULT_TARGET, help="Target class (name or index)."),
-    attack: str = typer.Option("fgm", help="fgm (L2), fgsm (Linf), pgd-l2 or pgd-linf."),
+    benign: str = BENIGN_OPTION,
+    target: str = TARGET_OPTION,
+    attack: str = ATTACK_OPTION,
     untargeted: bool = typer.Option(False, "--untargeted", help="Untargeted attack."),
-    max_strength: Optional[float] = typer.Option(None, help="Largest strength on [0, 1] "
-                                                 "images (default 3.5 for L2, 0.1 for Linf)."),
+    max_strength: Optional[float] = MAX_STRENGTH_OPTION,
     steps: int = typer.Option(8, help="Number of strengths, 0 included."),
     model: str = MODEL_OPTION,
     weights: Optional[str] = WEIGHTS_OPTION,
