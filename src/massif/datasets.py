@@ -22,6 +22,8 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -67,19 +69,61 @@ class Dataset:
         return torch.nonzero(self.labels == class_index).flatten().tolist()
 
     def batches(
-        self, indices: Sequence[int], batch_size: int
+        self, indices: Sequence[int], batch_size: int, workers: int = 0
     ) -> Iterator[tuple[torch.Tensor, list[int]]]:
-        """Yield ``(images, indices)`` a batch at a time, loading the next batch meanwhile."""
+        """Yield ``(images, indices)`` a batch at a time, loading the next batches meanwhile
+        (see ``load_chunks``)."""
         chunks = [list(indices[i : i + batch_size]) for i in range(0, len(indices), batch_size)]
-        if not chunks:
-            return
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            future = pool.submit(self.load, chunks[0])
-            for i, chunk in enumerate(chunks):
-                images = future.result()
-                if i + 1 < len(chunks):
-                    future = pool.submit(self.load, chunks[i + 1])
-                yield images, chunk
+        yield from zip(self.load_chunks(chunks, workers), chunks)  # type: ignore[misc]
+
+    def load_chunks(self, chunks: Sequence[Sequence[int]], workers: int = 0
+                    ) -> Iterator[torch.Tensor | None]:
+        """Each chunk's images in order (``None`` for an empty chunk), the next ones loading
+        while the caller computes: in one background thread (``workers=0``), or in ``workers``
+        processes of a torch ``DataLoader`` (each loads whole chunks; JPEG decoding then runs
+        beside the model instead of between its batches)."""
+        todo = [list(c) for c in chunks if len(c)]
+        if workers > 0 and len(todo) > 1:
+            from torch.utils.data import DataLoader
+
+            loader = DataLoader(_Chunks(self, todo), batch_size=None, shuffle=False,
+                                num_workers=min(workers, len(todo)), prefetch_factor=2)
+            loaded: Iterator[torch.Tensor] = iter(loader)
+        else:
+            loaded = _prefetched(self, todo)
+        for c in chunks:
+            images = next(loaded) if len(c) else None
+            if isinstance(images, MassifError):
+                raise images
+            yield images
+
+
+class _Chunks(torch.utils.data.Dataset):
+    """Chunk ``i`` of a list of index chunks, loaded by the dataset (for a ``DataLoader``)."""
+
+    def __init__(self, dataset: Dataset, chunks: list[list[int]]) -> None:
+        self.dataset, self.chunks = dataset, chunks
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def __getitem__(self, i: int) -> torch.Tensor | MassifError:
+        try:
+            return self.dataset.load(self.chunks[i])
+        except MassifError as e:  # passed back whole: a DataLoader would add its traceback
+            return e
+
+
+def _prefetched(dataset: Dataset, chunks: list[list[int]]) -> Iterator[torch.Tensor]:
+    if not chunks:
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(dataset.load, chunks[0])
+        for i in range(len(chunks)):
+            images = future.result()
+            if i + 1 < len(chunks):
+                future = pool.submit(dataset.load, chunks[i + 1])
+            yield images
 
 
 def resolve_class(name_or_index: str | int, class_names: Sequence[str]) -> int:
@@ -148,16 +192,31 @@ def download_fashion_mnist(dest: Path | None = None, url: str | None = None) -> 
         for fname in pair:
             if (dest / fname).is_file():
                 continue
+            tmp = _fetch(url.rstrip("/") + "/" + fname, dest, fname, url)
             try:
-                with urllib.request.urlopen(url.rstrip("/") + "/" + fname, timeout=60) as resp:
-                    fd, tmp = tempfile.mkstemp(dir=dest, prefix=fname, suffix=".part")
-                    with os.fdopen(fd, "wb") as out:
-                        shutil.copyfileobj(resp, out)
-            except OSError as e:
-                raise MassifError(f"could not download {fname} from {url}: {e}") from None
-            _read_idx(Path(tmp))  # refuse a corrupt download before it takes the real name
+                _read_idx(Path(tmp))  # refuse a corrupt download before it takes the real name
+            except MassifError:
+                os.unlink(tmp)
+                raise
             os.replace(tmp, dest / fname)
     return dest
+
+
+def _fetch(address: str, dest: Path, fname: str, url: str, tries: int = 3) -> str:
+    """Download ``address`` into a ``.part`` file in ``dest``; a dropped connection is tried
+    again (``tries`` in all); a failed download leaves no file behind."""
+    for attempt in range(tries):
+        fd, tmp = tempfile.mkstemp(dir=dest, prefix=fname, suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(address, timeout=60) as resp:
+                shutil.copyfileobj(resp, out)
+            return tmp
+        except OSError as e:
+            os.unlink(tmp)
+            if attempt + 1 == tries or isinstance(e, urllib.error.HTTPError):
+                raise MassifError(f"could not download {fname} from {url}: {e}") from None
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _read_idx(path: Path) -> np.ndarray:

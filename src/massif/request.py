@@ -10,8 +10,9 @@ The CLI, ``massif.analyze``, the server's jobs and the ``Editor`` all start from
 a class name, a strength or a cap on the images means the same everywhere, and the same request
 always lands on the same workspace folder.
 
-Run options (``batch_size``, ``device``) travel with the request but are not part of its key:
-they change how fast an answer comes, not the answer.
+Run options (``batch_size``, ``workers``, ``device``) travel with the request but are not part
+of its key: they change how fast an answer comes, not the answer. ``batch_size=None`` (the
+default) picks the largest batch that fits in memory (``memory.auto_batch_size``).
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ class AnalysisRequest:
     edges_per_node: int = 4
     importance: str = "attribution"
     max_images: int | None = None
-    batch_size: int = 256
+    batch_size: int | None = None
+    workers: int = 0
     device: Any = "auto"
 
     def __post_init__(self) -> None:
@@ -96,7 +98,9 @@ class AnalysisRequest:
                               "attribution or votes")
         _positive_int(self.nodes_per_layer, "nodes per layer")
         _positive_int(self.edges_per_node, "edges per node", minimum=0)
-        _positive_int(self.batch_size, "batch size")
+        if self.batch_size is not None:
+            _positive_int(self.batch_size, "batch size")
+        _positive_int(self.workers, "workers", minimum=0)
         _positive_int(self.steps, "steps", minimum=2)
         if self.max_images is not None:
             _positive_int(self.max_images, "max images")
@@ -170,6 +174,7 @@ class Resolved:
     strengths: list[float]
     indices: list[int]  # the benign class's images (capped at max_images)
     _key: str | None = field(default=None, repr=False)
+    _batch_size: int | None = field(default=None, repr=False)
 
     @property
     def attack_info(self) -> AttackInfo:
@@ -204,7 +209,18 @@ class Resolved:
 
     @property
     def batch_size(self) -> int:
-        return self.request.batch_size
+        """The request's batch size, or the largest that fits in memory (measured once)."""
+        if self.request.batch_size is not None:
+            return self.request.batch_size
+        if self._batch_size is None:
+            from .distributed import local_device
+            from .memory import auto_batch_size
+
+            m = self.model
+            self._batch_size = auto_batch_size(
+                m.module, (m.channels, m.image_size, m.image_size), len(self.strengths),
+                local_device(self.device))
+        return self._batch_size
 
     @property
     def attack_labels_value(self) -> int:

@@ -74,6 +74,7 @@ def test_download_from_a_local_mirror_over_http(tmp_path, monkeypatch):
         with pytest.raises(MassifError, match="corrupt"):
             download_fashion_mnist(dest, url)
         assert not (dest / FASHION_FILES["test"][0]).exists()
+        assert not list(dest.glob("*.part"))
     finally:
         server.shutdown()
 

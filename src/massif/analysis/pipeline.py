@@ -13,7 +13,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from ..request import AnalysisRequest, Resolved, resolve_device
+from ..distributed import World, local_device
+from ..request import AnalysisRequest, Resolved
 from ..schemas import (
     BenignRef,
     DatasetRef,
@@ -61,23 +62,31 @@ def analyze(request: AnalysisRequest | Any = "bundled", dataset: Any = None, *,
 
 
 def run(r: Resolved, *, progress: Progress | None = None,
-        resume_dir: str | Path | None = None) -> Graph:
+        resume_dir: str | Path | None = None, world: World | None = None) -> Graph:
     """The analysis of a resolved request (see ``analyze``). The model is put on the request's
-    device for the run and back where it was afterwards."""
+    device for the run and back where it was afterwards.
+
+    With a ``world`` of several processes (``distributed.start`` under torchrun), every rank
+    calls ``run`` with the same request: each profiles its share of the images, the sums are
+    added over the ranks, and every rank returns the same graph; only rank 0 touches
+    ``resume_dir``."""
+    world = world or World()
     model, dataset, atk, b, t = r.model, r.dataset, r.attack, r.benign, r.target
     values, names, indices = r.strengths, r.class_names, r.indices
     opts = r.request
-    dev = resolve_device(opts.device)
-    key = f"{r.key}-bs{opts.batch_size}"
+    dev = local_device(r.device)
+    key = r.key  # the batch size does not matter: a checkpoint covers a prefix of the images
     folder = Path(resume_dir) if resume_dir else None
+    batch, workers = r.batch_size, opts.workers
     ckpt1 = Checkpoint(folder / f".{r.key}.profile.pt" if folder else None, key)
     ckpt2: Checkpoint | None = None
     home = model.device
     model.to(dev)
     try:
         prof = profile_neurons(model, dataset, indices, b, t, atk, values, opts.importance,
-                               votes_top_k=opts.nodes_per_layer, batch_size=opts.batch_size,
-                               progress=progress, checkpoint=ckpt1)
+                               votes_top_k=opts.nodes_per_layer, batch_size=batch,
+                               progress=progress, checkpoint=ckpt1, world=world,
+                               workers=workers)
         benign_sets, attacked_sets = select(prof, opts.nodes_per_layer)
         nodes = merged_nodes(prof, benign_sets, attacked_sets)
         emphasized: dict[str, list[int]] = {}
@@ -89,12 +98,13 @@ def run(r: Resolved, *, progress: Progress | None = None,
         key2 = f"{key}-{hashlib.sha256(repr((node_map, draws)).encode()).hexdigest()[:8]}"
         ckpt2 = Checkpoint(folder / f".{r.key}.edges.pt" if folder else None, key2)
         infl = profile_edges(model, dataset, indices, b, t, atk, values[-1], node_map,
-                             emphasized, draws, batch_size=opts.batch_size, progress=progress,
-                             checkpoint=ckpt2)
+                             emphasized, draws, batch_size=batch, progress=progress,
+                             checkpoint=ckpt2, world=world, workers=workers)
     finally:
         model.to(home)
-    ckpt1.clear()
-    ckpt2.clear()
+    if world.main:
+        ckpt1.clear()
+        ckpt2.clear()
     return Graph(
         model=ModelRef(name=model.name, fingerprint=model.fingerprint),
         dataset=DatasetRef(name=dataset.name, fingerprint=dataset.fingerprint),

@@ -32,7 +32,7 @@ import io
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +40,7 @@ import torch
 
 from ..attacks import Attack, attack_direction
 from ..datasets import Dataset
+from ..distributed import World
 from ..errors import MassifError
 from ..hooks import frozen, mask, record
 from ..io import write_atomic
@@ -107,6 +108,10 @@ class Checkpoint:
             return None
         return state if isinstance(state, dict) and state.get("key") == self.key else None
 
+    def due(self) -> bool:
+        """Whether ``every`` seconds have passed since the last save (or none was made)."""
+        return self.path is not None and time.monotonic() - self.last >= self.every
+
     def save(self, state: dict, force: bool = False) -> None:
         if self.path is None or not (force or time.monotonic() - self.last >= self.every):
             return
@@ -120,16 +125,20 @@ class Checkpoint:
             self.path.unlink(missing_ok=True)
 
 
-def _batches(dataset: Dataset, indices: Sequence[int], batch_size: int, device: torch.device,
-             stage: str, progress: Progress | None, start: int = 0):
-    done = start
+def _rounds(dataset: Dataset, indices: Sequence[int], batch_size: int, device: torch.device,
+            world: World, stage: str, progress: Progress | None, start: int = 0,
+            workers: int = 0) -> Iterator[tuple[int, torch.Tensor | None]]:
+    """``(end, images)`` per round (see ``distributed.World.rounds``): this rank's images of the
+    round on ``device`` (``None`` when it has none), and how many indices the rounds so far
+    cover. The next round's images load while this one computes."""
     if progress:
-        progress(stage, done, len(indices))
-    for images, chunk in dataset.batches(indices[start:], batch_size):
-        yield images.to(device, non_blocking=True)
-        done += len(chunk)
+        progress(stage, start, len(indices))
+    rounds = list(world.rounds(indices, batch_size, start))
+    loaded = dataset.load_chunks([mine for _, mine in rounds], workers)
+    for (end, mine), images in zip(rounds, loaded):
+        yield end, images.to(device, non_blocking=True) if mine else None
         if progress:
-            progress(stage, done, len(indices))
+            progress(stage, end, len(indices))
 
 
 def attacked(model: Model, attack: Attack, x: torch.Tensor, labels: torch.Tensor,
@@ -153,10 +162,13 @@ def profile_neurons(
     model: Model, dataset: Dataset, indices: Sequence[int], benign: int, target: int,
     attack: Attack, strengths: Sequence[float], importance: str = "attribution",
     votes_top_k: int = 8, batch_size: int = 256, progress: Progress | None = None,
-    checkpoint: Checkpoint | None = None,
+    checkpoint: Checkpoint | None = None, world: World | None = None, workers: int = 0,
 ) -> NeuronProfile:
     """Pass 1 (see the module docstring). ``strengths[0]`` must be 0. With a ``checkpoint``,
-    the sums are saved as batches finish and a rerun resumes after the last saved batch."""
+    the sums are saved as batches finish and a rerun resumes after the last saved batch. With a
+    ``world`` of several processes, each takes its share of every round of images and the
+    sums are added over them (every rank gets the whole class's profile)."""
+    world = world or World()
     layers = list(model.layers)
     device = model.device
     k_all = len(strengths)
@@ -166,79 +178,103 @@ def profile_neurons(
         prof.importance_benign[name] = zeros.clone()
         prof.importance_target[name] = zeros.clone()
         prof.activation[name] = zeros.clone()
+    counts = torch.zeros(2 + k_all, dtype=torch.float64)  # images, correct, successes per k
     attack_labels_value = target if attack.targeted else benign
     sums = (prof.importance_benign, prof.importance_target, prof.activation)
-    saved = checkpoint.load() if checkpoint else None
+    names = ("importance_benign", "importance_target", "activation")
+    tensors = [counts] + [d[name] for d in sums for name in layers]
+    saved = checkpoint.load() if checkpoint and world.main else None
     if saved:
-        prof.n_images, prof.n_correct = saved["n_images"], saved["n_correct"]
-        prof.successes = list(saved["successes"])
-        for d, name in zip(sums, ("importance_benign", "importance_target", "activation")):
-            d.update(saved[name])
+        counts.copy_(torch.tensor([saved["n_images"], saved["n_correct"],
+                                   *saved["successes"]], dtype=torch.float64))
+        for d, name in zip(sums, names):
+            for lay in layers:
+                d[lay].copy_(saved[name][lay])
+    start = world.share(int(counts[0]))
 
-    def state() -> dict:
-        return {"n_images": prof.n_images, "n_correct": prof.n_correct,
-                "successes": prof.successes, "importance_benign": prof.importance_benign,
-                "importance_target": prof.importance_target, "activation": prof.activation}
+    def save(end: int, force: bool = False) -> None:
+        if checkpoint is None or not world.decide(force or checkpoint.due()):
+            return
+        total = world.sum_to_main(tensors)
+        if world.main:
+            c, rest = total[0], iter(total[1:])
+            state = {"n_images": end, "n_correct": int(c[1]),
+                     "successes": [int(v) for v in c[2:]]}
+            for name in names:
+                state[name] = {lay: next(rest) for lay in layers}
+            checkpoint.save(state, force=True)
 
+    end = start
     with frozen(model.module), record(model.module, model.layers) as acts:
-        for x in _batches(dataset, indices, batch_size, device, "profile", progress,
-                          start=prof.n_images):
-            b = x.shape[0]
-            attack_labels = torch.full((b,), attack_labels_value, device=device)
-            x0 = x.detach().requires_grad_(True)
-            adv: torch.Tensor | None = None
-            correct: torch.Tensor | None = None
-            for k in range(k_all):
-                xk = x0 if k == 0 else adv[k - 1].requires_grad_(True)  # type: ignore[index]
-                logits = model.module(xk)
-                pred = logits.argmax(1)
-                if k == 0:
-                    if not torch.isfinite(logits).all():
-                        raise MassifError("the model's outputs contain NaN or infinity on clean "
-                                          "images; check the model, its weights and the data")
-                    correct = pred == benign
-                    prof.n_images += b
-                    prof.n_correct += int(correct.sum())
-                hit = (pred == target) if attack.targeted else (pred != benign)
-                prof.successes[k] += int((hit & correct).sum())
-                recorded = [acts[name] for name in layers]
-                if importance == "attribution":
-                    grads_b = torch.autograd.grad(logits[:, benign].sum(), recorded,
-                                                  retain_graph=True)
-                    grads_t = torch.autograd.grad(logits[:, target].sum(), recorded,
-                                                  retain_graph=True)
-                    for name, a, gb, gt in zip(layers, recorded, grads_b, grads_t):
-                        a = a.detach()
-                        prof.importance_benign[name][k] += _positive_attribution(a, gb)
-                        prof.importance_target[name][k] += _positive_attribution(a, gt)
-                for name, a in zip(layers, recorded):
-                    s = a.detach().flatten(2).amax(2)  # [B, C]
-                    prof.activation[name][k] += s.sum(0).double().cpu()
-                    if importance == "votes":
-                        top = s.topk(min(votes_top_k, s.shape[1]), dim=1).indices
-                        votes = torch.zeros_like(s).scatter_(1, top, 1.0).sum(0).double().cpu()
-                        prof.importance_benign[name][k] += votes
-                        prof.importance_target[name][k] += votes
-                if k == 0 and k_all > 1:
-                    adv = attacked(model, attack, x, attack_labels, strengths[1:], batch_size,
-                                    logits=logits, x_grad=x0).detach()
-                del logits, recorded
-                acts.clear()
-            if checkpoint:
-                checkpoint.save(state())
-    if checkpoint:
-        checkpoint.save(state(), force=True)
+        for end, x in _rounds(dataset, indices, batch_size, device, world, "profile", progress,
+                              start=start, workers=workers):
+            if x is not None:
+                _profile_batch(model, x, benign, target, attack, strengths, importance,
+                               votes_top_k, batch_size, acts, prof, counts,
+                               attack_labels_value)
+            save(end)
+    save(end, force=True)
+    world.sum_to_all(tensors)
+    prof.n_images, prof.n_correct = int(counts[0]), int(counts[1])
+    prof.successes = [int(v) for v in counts[2:]]
     n = max(prof.n_images, 1)
-    for d in (prof.importance_benign, prof.importance_target, prof.activation):
+    for d in sums:
         for name in d:
             d[name] /= n
     return prof
 
 
+def _profile_batch(model: Model, x: torch.Tensor, benign: int, target: int, attack: Attack,
+                   strengths: Sequence[float], importance: str, votes_top_k: int,
+                   batch_size: int, acts: dict[str, torch.Tensor], prof: NeuronProfile,
+                   counts: torch.Tensor, attack_labels_value: int) -> None:
+    """Add one batch's images to the sums of pass 1."""
+    layers, device, k_all = prof.layers, x.device, len(strengths)
+    b = x.shape[0]
+    attack_labels = torch.full((b,), attack_labels_value, device=device)
+    x0 = x.detach().requires_grad_(True)
+    adv: torch.Tensor | None = None
+    correct: torch.Tensor | None = None
+    for k in range(k_all):
+        xk = x0 if k == 0 else adv[k - 1].requires_grad_(True)  # type: ignore[index]
+        logits = model.module(xk)
+        pred = logits.argmax(1)
+        if k == 0:
+            if not torch.isfinite(logits).all():
+                raise MassifError("the model's outputs contain NaN or infinity on clean "
+                                  "images; check the model, its weights and the data")
+            correct = pred == benign
+            counts[0] += b
+            counts[1] += int(correct.sum())
+        hit = (pred == target) if attack.targeted else (pred != benign)
+        counts[2 + k] += int((hit & correct).sum())
+        recorded = [acts[name] for name in layers]
+        if importance == "attribution":
+            grads_b = torch.autograd.grad(logits[:, benign].sum(), recorded, retain_graph=True)
+            grads_t = torch.autograd.grad(logits[:, target].sum(), recorded, retain_graph=True)
+            for name, a, gb, gt in zip(layers, recorded, grads_b, grads_t):
+                a = a.detach()
+                prof.importance_benign[name][k] += _positive_attribution(a, gb)
+                prof.importance_target[name][k] += _positive_attribution(a, gt)
+        for name, a in zip(layers, recorded):
+            s = a.detach().flatten(2).amax(2)  # [B, C]
+            prof.activation[name][k] += s.double().sum(0).cpu()
+            if importance == "votes":
+                top = s.topk(min(votes_top_k, s.shape[1]), dim=1).indices
+                votes = torch.zeros_like(s).scatter_(1, top, 1.0).double().sum(0).cpu()
+                prof.importance_benign[name][k] += votes
+                prof.importance_target[name][k] += votes
+        if k == 0 and k_all > 1:
+            adv = attacked(model, attack, x, attack_labels, strengths[1:], batch_size,
+                           logits=logits, x_grad=x0).detach()
+        del logits, recorded
+        acts.clear()
+
+
 def _positive_attribution(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """``Σ_images max(0, Σ_positions a·g)`` per channel, as float64 ``[C]`` on the CPU."""
     per_image = (a * g).flatten(2).sum(2)  # [B, C]
-    return per_image.clamp_min(0).sum(0).double().cpu()
+    return per_image.clamp_min(0).double().sum(0).cpu()
 
 
 def profile_edges(
@@ -246,20 +282,23 @@ def profile_edges(
     attack: Attack, max_strength: float, nodes: dict[str, list[int]],
     emphasized: dict[str, list[int]], random_masks: list[dict[str, list[int]]],
     batch_size: int = 256, progress: Progress | None = None,
-    checkpoint: Checkpoint | None = None,
+    checkpoint: Checkpoint | None = None, world: World | None = None, workers: int = 0,
 ) -> EdgeProfile:
     """Pass 2 (see the module docstring): influence into ``nodes`` and the faithfulness check.
-    Resumable like pass 1 through ``checkpoint``."""
+    Resumable like pass 1 through ``checkpoint``, shared over a ``world`` like pass 1."""
+    world = world or World()
     layers = list(model.layers)
     device = model.device
     out = EdgeProfile(nodes=nodes, random_draws=len(random_masks))
-    for prev, name in zip(layers, layers[1:]):
+    pairs = [(prev, name) for prev, name in zip(layers, layers[1:])]
+    for prev, name in pairs:
         shape = (len(nodes.get(name, [])), model.layer_channels[prev])
         out.influence_benign[name] = torch.zeros(shape, dtype=torch.float64)
         out.influence_attacked[name] = torch.zeros(shape, dtype=torch.float64)
     to_paths = lambda m: {model.layers[lay]: ch for lay, ch in m.items() if ch}  # noqa: E731
-    n_images = n_correct = hits_emph = 0
-    hits_rand = 0.0
+    counts = torch.zeros(4, dtype=torch.float64)  # images, correct, hits masked, hits random
+    tensors = [counts] + [d[name] for d in (out.influence_benign, out.influence_attacked)
+                          for _, name in pairs]
     attack_value = target if attack.targeted else benign
 
     def success(logits: torch.Tensor, correct: torch.Tensor) -> int:
@@ -267,21 +306,35 @@ def profile_edges(
         hit = (pred == target) if attack.targeted else (pred != benign)
         return int((hit & correct).sum())
 
-    saved = checkpoint.load() if checkpoint else None
+    saved = checkpoint.load() if checkpoint and world.main else None
     if saved:
-        n_images, n_correct = saved["n_images"], saved["n_correct"]
-        hits_emph, hits_rand = saved["hits_emph"], saved["hits_rand"]
-        out.influence_benign.update(saved["influence_benign"])
-        out.influence_attacked.update(saved["influence_attacked"])
+        counts.copy_(torch.tensor([saved["n_images"], saved["n_correct"], saved["hits_emph"],
+                                   saved["hits_rand"]], dtype=torch.float64))
+        for d, key in ((out.influence_benign, "influence_benign"),
+                       (out.influence_attacked, "influence_attacked")):
+            for lay in d:
+                d[lay].copy_(saved[key][lay])
+    start = world.share(int(counts[0]))
 
-    def state() -> dict:
-        return {"n_images": n_images, "n_correct": n_correct, "hits_emph": hits_emph,
-                "hits_rand": hits_rand, "influence_benign": out.influence_benign,
-                "influence_attacked": out.influence_attacked}
+    def save(end: int, force: bool = False) -> None:
+        if checkpoint is None or not world.decide(force or checkpoint.due()):
+            return
+        total = world.sum_to_main(tensors)
+        if world.main:
+            c, rest = total[0], iter(total[1:])
+            state = {"n_images": end, "n_correct": int(c[1]), "hits_emph": int(c[2]),
+                     "hits_rand": float(c[3])}
+            for key in ("influence_benign", "influence_attacked"):
+                state[key] = {name: next(rest) for _, name in pairs}
+            checkpoint.save(state, force=True)
 
+    end = start
     with frozen(model.module):
-        for x in _batches(dataset, indices, batch_size, device, "edges", progress,
-                          start=n_images):
+        for end, x in _rounds(dataset, indices, batch_size, device, world, "edges", progress,
+                              start=start, workers=workers):
+            if x is None:
+                save(end)
+                continue
             b = x.shape[0]
             labels = torch.full((b,), attack_value, device=device)
             with record(model.module, model.layers) as acts:
@@ -290,30 +343,30 @@ def profile_edges(
                 correct = logits.argmax(1) == benign
                 accumulate_influence(layers, acts, nodes, out.influence_benign)
                 adv = attacked(model, attack, x, labels, [max_strength], batch_size,
-                                logits=logits, x_grad=x0)[0].detach()
+                               logits=logits, x_grad=x0)[0].detach()
                 acts.clear()
                 del logits
                 model.module(adv.requires_grad_(True))
                 accumulate_influence(layers, acts, nodes, out.influence_attacked)
                 acts.clear()
-            n_images += b
-            n_correct += int(correct.sum())
+            counts[0] += b
+            counts[1] += int(correct.sum())
             with torch.no_grad():
                 with mask(model.module, to_paths(emphasized)):
-                    hits_emph += success(model.module(adv), correct)
+                    counts[2] += success(model.module(adv), correct)
                 for draw in random_masks:
                     with mask(model.module, to_paths(draw)):
-                        hits_rand += success(model.module(adv), correct) / len(random_masks)
-            if checkpoint:
-                checkpoint.save(state())
-    if checkpoint:
-        checkpoint.save(state(), force=True)
-    n = max(n_images, 1)
+                        counts[3] += success(model.module(adv), correct) / len(random_masks)
+            save(end)
+    save(end, force=True)
+    world.sum_to_all(tensors)
+    n = max(int(counts[0]), 1)
     for d in (out.influence_benign, out.influence_attacked):
         for name in d:
             d[name] /= n
-    out.masked_emphasized_asr = hits_emph / n_correct if n_correct else 0.0
-    out.masked_random_asr = hits_rand / n_correct if n_correct else 0.0
+    n_correct = int(counts[1])
+    out.masked_emphasized_asr = float(counts[2]) / n_correct if n_correct else 0.0
+    out.masked_random_asr = float(counts[3]) / n_correct if n_correct else 0.0
     return out
 
 
@@ -330,7 +383,7 @@ def accumulate_influence(layers: list[str], acts: dict[str, torch.Tensor],
         if not a_prev.is_cuda:  # on CPU a plain loop beats vmap's batched backward (2x)
             for row, ch in enumerate(chans):
                 (g,) = torch.autograd.grad(s[:, ch].sum(), a_prev, retain_graph=True)
-                sums[name][row] += (a_prev.detach() * g).flatten(2).sum(2).sum(0).double().cpu()
+                sums[name][row] += (a_prev.detach() * g).flatten(2).sum(2).double().sum(0).cpu()
             continue
         for start in range(0, len(chans), _NODE_CHUNK):
             part = chans[start : start + _NODE_CHUNK]
@@ -339,5 +392,5 @@ def accumulate_influence(layers: list[str], acts: dict[str, torch.Tensor],
             onehot[rows, :, torch.tensor(part)] = 1.0
             (g,) = torch.autograd.grad(s, a_prev, onehot, retain_graph=True,
                                        is_grads_batched=True)  # [n, B, C', H, W]
-            contrib = (a_prev.detach().unsqueeze(0) * g).flatten(3).sum(3).sum(1)
-            sums[name][start : start + len(part)] += contrib.double().cpu()
+            contrib = (a_prev.detach().unsqueeze(0) * g).flatten(3).sum(3).double().sum(1)
+            sums[name][start : start + len(part)] += contrib.cpu()

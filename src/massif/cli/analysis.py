@@ -24,10 +24,12 @@ from .app import (
     MODEL_OPTION,
     TARGET_OPTION,
     WEIGHTS_OPTION,
+    WORKERS_OPTION,
     app,
     build_request,
     check_port,
     made_pictures,
+    one_process,
     parse_floats,
     picture_cache,
 )
@@ -57,7 +59,8 @@ def analyze(
     edges_per_node: int = typer.Option(4, help="Top E incoming edges per node."),
     importance: str = typer.Option("attribution", help="attribution (gradient x activation)"
                                    " or votes (Summit)."),
-    batch_size: int = BATCH_OPTION,
+    batch_size: Optional[int] = BATCH_OPTION,
+    workers: int = WORKERS_OPTION,
     max_images: Optional[int] = MAX_IMAGES_OPTION,
     device: str = DEVICE_OPTION,
     out: Optional[Path] = typer.Option(None, help="Output folder for graph.json "
@@ -69,10 +72,13 @@ def analyze(
 ) -> None:
     """Analyse an attack on one class: write graph.json and print a summary.
 
-    A killed run resumes where it stopped when started again with the same options."""
+    A killed run resumes where it stopped when started again with the same options. Under
+    torchrun (`torchrun --nproc-per-node N -m massif analyze ...`) the processes share the
+    images and rank 0 writes the results (see docs/scale.md)."""
 
     def work() -> None:
         from ..analysis import run
+        from ..distributed import start, stop
         from ..io import make_dir, slug, writable_dir
         from ..request import resolve_device
 
@@ -82,22 +88,31 @@ def analyze(
             targeted=not untargeted, max_strength=max_strength, steps=steps,
             strengths=parse_floats(strengths), nodes_per_layer=nodes_per_layer,
             edges_per_node=edges_per_node, importance=importance, max_images=max_images,
-            batch_size=batch_size, device=device)
-        resolve_device(device)
-        default = Path("runs") / f"{slug(benign)[:40]}-{slug(target)[:40]}-{slug(attack)[:20]}"
-        folder = writable_dir(out or default, "--out")  # checked now, made once all is known
-        cache_dir = picture_cache(cache, create=False) if pictures else None
-        say(f"loading model {model} ...")
-        resolved = req.resolve()
-        make_dir(folder, "--out")
-        if cache_dir is not None:
-            make_dir(cache_dir, "--cache")
-        graph = run(resolved, progress=TqdmProgress(), resume_dir=folder)
-        path = graph.save(folder / "graph.json")
-        if pictures:
-            made_pictures(resolved.model, graph, resolved.dataset, device, batch_size, cache_dir)
-        typer.echo(graph.summary())
-        typer.echo(f"\nwrote {path}")
+            batch_size=batch_size, workers=workers, device=device)
+        world = start(resolve_device(device))
+        try:
+            default = Path("runs") / f"{slug(benign)[:40]}-{slug(target)[:40]}-{slug(attack)[:20]}"
+            folder = writable_dir(out or default, "--out")  # checked now, made once all is known
+            cache_dir = picture_cache(cache, create=False) if pictures else None
+            if world.main:
+                say(f"loading model {model} ...")
+            resolved = req.resolve()
+            if world.main:
+                make_dir(folder, "--out")
+                if cache_dir is not None:
+                    make_dir(cache_dir, "--cache")
+            graph = run(resolved, progress=TqdmProgress() if world.main else None,
+                        resume_dir=folder, world=world)
+            if not world.main:
+                return
+            path = graph.save(folder / "graph.json")
+            if pictures:
+                made_pictures(resolved.model, graph, resolved.dataset, device,
+                              resolved.batch_size, cache_dir)
+            typer.echo(graph.summary())
+            typer.echo(f"\nwrote {path}")
+        finally:
+            stop()
 
     run_guarded(work)
 
@@ -136,6 +151,7 @@ def demo(
         from ..io import make_dir
         from ..store import Workspace
 
+        one_process("demo")
         check_port(port)
         make_dir(workspace, "--workspace")
         cache_dir = picture_cache(None)
@@ -155,7 +171,7 @@ def demo(
             graph = run(resolved, progress=TqdmProgress(),
                         resume_dir=ws.graph_path(key).parent)
             ws.save(graph, key)
-        made_pictures(resolved.model, graph, resolved.dataset, "auto", 256, cache_dir)
+        made_pictures(resolved.model, graph, resolved.dataset, "auto", None, cache_dir)
         typer.echo(graph.summary())
         typer.echo(f"\nwrote {ws.graph_path(key)}")
         if sock is None:

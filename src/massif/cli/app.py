@@ -32,7 +32,7 @@ CACHE_OPTION = typer.Option(None, help="Folder for cached pictures of neurons (d
 
 
 def made_pictures(model: object, graph: object, dataset: object, device: str,
-                  batch_size: int, cache: Path | None) -> None:
+                  batch_size: int | None, cache: Path | None) -> None:
     """The ``visualize`` stage for a graph's neurons (the dataset the analysis used, already
     loaded), with progress bars; says where they are."""
     from ..pictures import cache_root, make_graph_pictures
@@ -72,12 +72,24 @@ CLASS_INDEX_OPTION = typer.Option(None, help="ImageNet-style class index JSON, f
                                   "named by WordNet id.")
 MAX_IMAGES_OPTION = typer.Option(None, help="Use at most this many images of the benign class "
                                  "(at least 1).")
-BATCH_OPTION = typer.Option(256, help="Images per batch.")
+BATCH_OPTION = typer.Option(None, help="Images per batch (default: the largest that fits "
+                            "in memory, see docs/scale.md).")
+WORKERS_OPTION = typer.Option(0, help="Processes that load and decode images while the model "
+                              "computes (0: one background thread).")
 BENIGN_OPTION = typer.Option(DEFAULT_BENIGN, help="Benign class (name or index).")
 TARGET_OPTION = typer.Option(DEFAULT_TARGET, help="Target class (name or index).")
 ATTACK_OPTION = typer.Option("fgm", help="fgm (L2), fgsm (Linf), pgd-l2 or pgd-linf.")
 MAX_STRENGTH_OPTION = typer.Option(None, help="Largest strength on [0, 1] images (default 3.5 "
                                    "for L2, 0.1 for Linf).")
+
+
+def one_process(command: str) -> None:
+    """Refuse to run ``command`` under torchrun: it serves or edits in one process."""
+    from ..distributed import launched
+
+    if launched():
+        fail(f"massif {command} runs in one process; start it without torchrun (only analyze "
+             "shares its work among processes)")
 
 
 def check_port(port: int) -> None:

@@ -24,6 +24,7 @@ from .app import (
     WEIGHTS_OPTION,
     app,
     build_request,
+    one_process,
 )
 
 
@@ -56,7 +57,7 @@ def edit(
     image_size: Optional[int] = IMAGE_SIZE_OPTION,
     class_index: Optional[str] = CLASS_INDEX_OPTION,
     max_images: Optional[int] = MAX_IMAGES_OPTION,
-    batch_size: int = BATCH_OPTION,
+    batch_size: Optional[int] = BATCH_OPTION,
     device: str = DEVICE_OPTION,
 ) -> None:
     """Delete neurons and measure the attack: clean accuracy and attack success rate per
@@ -69,6 +70,7 @@ def edit(
         from ..edit.masks import parse_mask
         from ..io import writable_file
         from ..request import resolve_device
+        one_process("edit")
         from ..schemas import Graph
 
         if not mask and defense is None:

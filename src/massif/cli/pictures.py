@@ -71,7 +71,7 @@ def examples(
     weights: Optional[str] = WEIGHTS_OPTION,
     image_size: Optional[int] = IMAGE_SIZE_OPTION,
     top: int = typer.Option(9, "--top", "-k", help="Example patches per neuron."),
-    batch_size: int = BATCH_OPTION,
+    batch_size: Optional[int] = BATCH_OPTION,
     device: str = DEVICE_OPTION,
     cache: Optional[Path] = CACHE_OPTION,
 ) -> None:
@@ -86,7 +86,7 @@ def examples(
 
         if not 1 <= top <= 1000:
             fail("--top must be 1 to 1000")
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             fail("--batch-size must be at least 1")
         dev = resolve_device(device)
         root = picture_cache(cache)
@@ -96,7 +96,13 @@ def examples(
             fail(f"model {loaded.name} has no default dataset; give one with --data")
         dataset = load_dataset(spec, loaded.image_size, loaded.channels)
         loaded.to(dev)
-        paths = ensure_examples(loaded, dataset, root, k=top, batch_size=batch_size,
+        batch = batch_size
+        if batch is None:
+            from ..memory import auto_batch_size
+
+            batch = auto_batch_size(
+                loaded.module, (loaded.channels, loaded.image_size, loaded.image_size), 0, dev)
+        paths = ensure_examples(loaded, dataset, root, k=top, batch_size=batch,
                                 progress=TqdmProgress())
         folder = examples_dir(root, loaded.fingerprint, dataset.fingerprint)
         typer.echo(f"dataset examples of {len(paths)} neurons ({dataset.name}, "

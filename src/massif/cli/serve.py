@@ -18,6 +18,7 @@ from .app import (
     app,
     build_request,
     check_port,
+    one_process,
     picture_cache,
 )
 
@@ -41,7 +42,7 @@ def serve(
     class_index: Optional[str] = CLASS_INDEX_OPTION,
     max_images: Optional[int] = typer.Option(None, help="Use at most this many images of "
                                              "the benign class in new analyses."),
-    batch_size: int = BATCH_OPTION,
+    batch_size: Optional[int] = BATCH_OPTION,
     device: str = DEVICE_OPTION,
     pictures: bool = typer.Option(True, "--pictures/--no-pictures", help="Make feature "
                                   "visualizations and dataset examples for new analyses."),
@@ -54,6 +55,7 @@ def serve(
         from ..request import resolve_device
         from ..server import bind, create_app, run
 
+        one_process("serve")
         check_port(port)
         req = build_request(benign=0, target=None, model=model, data=data, weights=weights,
                             layers=layers, image_size=image_size, class_index=class_index,

@@ -44,6 +44,7 @@ from ..attacks import attack_direction
 from ..datasets import sample_indices
 from ..errors import MassifError
 from ..hooks import frozen, mask, mask_rows, private_copy, record
+from ..memory import auto_batch_size
 from ..request import Resolved
 from .cache import AUTO, ActivationCache, Cached
 from .masks import mask_ids, parse_mask
@@ -113,10 +114,13 @@ class Session:
         self.model, self.dataset, self.attack = r.model, r.dataset, r.attack
         self.benign, self.target, self.strengths = r.benign, r.target, list(r.strengths)
         self.class_names, self.indices = r.class_names, list(r.indices)
-        self.batch_size, self.device = r.batch_size, r.device
+        self.device = r.device
         self.paths = dict(r.model.layers)  # display name → module path
         self.layer_channels = dict(r.model.layer_channels)
         self.net: nn.Module = (net if net is not None else private_copy(r.model.module))
+        m = r.model  # the batch is sized on the private copy: the live model is not hooked
+        self.batch_size = r.request.batch_size or auto_batch_size(
+            self.net, (m.channels, m.image_size, m.image_size), len(self.strengths), self.device)
         self.net.to(self.device)
         self.progress = progress
         self.images = r.dataset.load(self.indices).to(self.device)

@@ -54,15 +54,21 @@ def ensure_graph_pictures(model: Model, dataset: Dataset | None, graph: Graph,
 
 def make_graph_pictures(model: Model, dataset: Dataset | None, graph: Graph,
                         cache: str | Path | None = None, *, device: object = "auto",
-                        batch_size: int = 256, steps: int = DEFAULT_STEPS,
+                        batch_size: int | None = None, steps: int = DEFAULT_STEPS,
                         progress: Progress | None = None) -> dict[str, dict[str, Path]]:
     """``ensure_graph_pictures`` with the model on ``device`` for the work and back where it
-    was afterwards (the caller must own the model for that long)."""
+    was afterwards (the caller must own the model for that long); ``batch_size=None``: the
+    largest batch that fits in memory."""
+    from ..memory import auto_batch_size
     from ..request import resolve_device
 
     home = model.device
-    model.to(resolve_device(device))
+    dev = resolve_device(device)
+    model.to(dev)
     try:
+        if batch_size is None:
+            batch_size = auto_batch_size(
+                model.module, (model.channels, model.image_size, model.image_size), 0, dev)
         return ensure_graph_pictures(model, dataset, graph, cache, steps=steps,
                                      batch_size=batch_size, progress=progress)
     finally:

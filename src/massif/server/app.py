@@ -122,7 +122,7 @@ def attack_choice(graph: Graph) -> str:
 
 
 def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = None, *,
-               device: str = "auto", max_images: int | None = None, batch_size: int = 256,
+               device: str = "auto", max_images: int | None = None, batch_size: int | None = None,
                steps: int = 8, nodes_per_layer: int = 8, edges_per_node: int = 4,
                class_index: str | None = None, cache: str | Path | None = None,
                pictures: bool = True, picture_steps: int | None = None,

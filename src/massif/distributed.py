@@ -1,0 +1,205 @@
+"""Many processes, GPUs and machines through ``torch.distributed``, started by ``torchrun``.
+
+``torchrun --nproc-per-node N -m massif analyze ...`` starts N copies of the command; each
+reads its rank from the environment torchrun sets (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
+``MASTER_ADDR``/``MASTER_PORT``) and ``start`` joins the process group (nccl on CUDA, gloo on
+the CPU). Without torchrun nothing changes: ``World()`` is one process of rank 0.
+
+Who does what:
+
+* the class's images are cut into **rounds** of ``batch_size × world size`` (a prefix of the
+  index list); in each round rank ``r`` takes the round's images ``r, r + N, …``, so a round is
+  exactly the images one process would take in ``N`` batches, in any world size;
+* every running sum (float64, on the CPU) is added over the ranks with ``sum_to_all`` at the end
+  of a pass, so every rank holds the class's sums and picks the same graph nodes;
+* rank 0 alone reads and writes checkpoints (the ranks' sums added with ``sum_to_main``, and
+  how many images of the index list they cover), ``graph.json`` and pictures. A checkpoint
+  covers whole rounds, so a killed run resumes in any world size;
+* a collective that fails because another rank died becomes one ``MassifError``, and in a
+  process started by torchrun SIGTERM (torchrun stopping the survivors) becomes one too: every
+  rank ends with one ``massif: error:`` line, never a hang (``MASSIF_DIST_TIMEOUT`` seconds,
+  default 1800, bound a rank that hangs without dying).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+
+from .errors import MassifError
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the processes of one run (``World()``: alone)."""
+
+    rank: int = 0
+    size: int = 1
+    device: torch.device | None = None  # where nccl wants collective tensors (None: the CPU)
+
+    @property
+    def main(self) -> bool:
+        """Rank 0: the process that reads and writes files."""
+        return self.rank == 0
+
+    def rounds(self, indices: Sequence[int], batch_size: int, start: int = 0
+               ) -> Iterator[tuple[int, list[int]]]:
+        """``(end, mine)`` per round after the first ``start`` indices: ``end`` is how many
+        indices the rounds so far cover, ``mine`` this rank's part of the round (maybe empty)."""
+        step = batch_size * self.size
+        for lo in range(start, len(indices), step):
+            chunk = list(indices[lo : lo + step])
+            yield lo + len(chunk), chunk[self.rank :: self.size]
+
+    def shard(self, items: Sequence) -> list:
+        """This rank's share of ``items`` (every ``size``-th, from ``rank``)."""
+        return list(items[self.rank :: self.size])
+
+    def sum_to_all(self, tensors: Sequence[torch.Tensor]) -> None:
+        """Replace every tensor by its sum over the ranks, identical on every rank."""
+        if self.size == 1 or not tensors:
+            return
+        flat = self._flat(tensors)
+        self._call(torch.distributed.all_reduce, flat)
+        self._call(torch.distributed.broadcast, flat, 0)  # bitwise the same everywhere
+        self._unflat(flat, tensors)
+
+    def sum_to_main(self, tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """The tensors summed over the ranks, on rank 0 (other ranks get their own back);
+        the tensors themselves are left as they are."""
+        if self.size == 1:
+            return list(tensors)
+        flat = self._flat(tensors)
+        self._call(torch.distributed.reduce, flat, 0)
+        out = [t.clone() for t in tensors]
+        if self.main:
+            self._unflat(flat, out)
+        return out
+
+    def decide(self, value: bool) -> bool:
+        """Rank 0's ``value``, on every rank (e.g. whether to save a checkpoint now)."""
+        if self.size == 1:
+            return value
+        t = torch.tensor([1.0 if value else 0.0], dtype=torch.float64)
+        return bool(self._broadcast(t)[0])
+
+    def share(self, value: int) -> int:
+        """Rank 0's integer, on every rank."""
+        if self.size == 1:
+            return value
+        return int(self._broadcast(torch.tensor([float(value)], dtype=torch.float64))[0])
+
+    def share_object(self, obj: object) -> object:
+        """Rank 0's picklable object, on every rank."""
+        if self.size == 1:
+            return obj
+        box = [obj]
+        self._call(torch.distributed.broadcast_object_list, box, 0,
+                   device=self.device if self.device is not None else None)
+        return box[0]
+
+    def gather_objects(self, obj: object) -> list | None:
+        """Every rank's object, in rank order, on rank 0 (``None`` elsewhere)."""
+        if self.size == 1:
+            return [obj]
+        box: list = [None] * self.size
+        self._call(torch.distributed.all_gather_object, box, obj)
+        return box if self.main else None
+
+    def barrier(self) -> None:
+        if self.size > 1:
+            self._call(torch.distributed.barrier)
+
+    def _broadcast(self, t: torch.Tensor) -> torch.Tensor:
+        t = t.to(self.device) if self.device is not None else t
+        self._call(torch.distributed.broadcast, t, 0)
+        return t.cpu()
+
+    def _flat(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+        flat = torch.cat([t.detach().reshape(-1).to("cpu", torch.float64) for t in tensors])
+        return flat.to(self.device) if self.device is not None else flat
+
+    @staticmethod
+    def _unflat(flat: torch.Tensor, tensors: Sequence[torch.Tensor]) -> None:
+        flat = flat.cpu()
+        at = 0
+        for t in tensors:
+            n = t.numel()
+            t.copy_(flat[at : at + n].view(t.shape).to(t.dtype))
+            at += n
+
+    def _call(self, fn, *args, **kwargs):  # noqa: ANN001, ANN202
+        try:
+            return fn(*args, **kwargs)
+        except RuntimeError as e:  # DistBackendError and friends: a peer died or timed out
+            raise MassifError(f"rank {self.rank}: another process of this run stopped or "
+                              f"stopped answering ({str(e).splitlines()[0][:160]})") from None
+
+
+def launched() -> bool:
+    """True in a process that torchrun (or a script setting its variables) started."""
+    return int(os.environ.get("WORLD_SIZE", "1") or "1") > 1
+
+
+def start(device: torch.device) -> World:
+    """Join the process group torchrun describes, or ``World()`` without torchrun.
+
+    ``device`` is the resolved ``--device``: CUDA uses nccl, and each process takes the GPU
+    ``LOCAL_RANK`` (``cuda`` or ``auto`` become ``cuda:LOCAL_RANK``); the CPU uses gloo."""
+    if not launched():
+        return World()
+    import torch.distributed as dist
+
+    try:
+        rank, size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+    except (KeyError, ValueError):
+        raise MassifError("WORLD_SIZE is set but RANK is not a number: start the command "
+                          "with torchrun") from None
+    cuda = device.type == "cuda"
+    if not dist.is_initialized():
+        timeout = timedelta(seconds=float(os.environ.get("MASSIF_DIST_TIMEOUT", "1800")))
+        try:
+            dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=size,
+                                    timeout=timeout)
+        except (RuntimeError, ValueError) as e:
+            raise MassifError(f"rank {rank}: could not join the other processes: "
+                              f"{str(e).splitlines()[0][:200]}") from None
+    _stop_cleanly(rank)
+    if cuda:
+        torch.cuda.set_device(local)
+        return World(rank, size, torch.device("cuda", local))
+    return World(rank, size)
+
+
+def local_device(device: torch.device) -> torch.device:
+    """The device this process computes on: under torchrun with CUDA, its own GPU."""
+    if device.type == "cuda" and launched() and device.index is None:
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return device
+
+
+def stop() -> None:
+    """Leave the process group (if one was joined)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _stop_cleanly(rank: int) -> None:
+    """SIGTERM (torchrun stopping the ranks after one failed) → one error line, exit 2."""
+
+    def handler(_sig: int, _frame: object) -> None:
+        raise MassifError(f"rank {rank}: stopped by the launcher because another process of "
+                          "this run failed (its error, or torchrun's report, says which)")
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (a notebook runner): keep the default
+        pass
