@@ -207,6 +207,7 @@ class ExamplesIndex(_Model):
 
     layer: str
     k: int
+    sample: int | None = None  # the images of a stratified sample scanned (None: all)
     model: str
     dataset: str
     image_size: int

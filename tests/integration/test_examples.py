@@ -242,6 +242,33 @@ def test_top_examples_reports_progress_and_checks_layers():
         ensure_examples(model, data, Path("/nonexistent"), ["cc2"])
 
 
+def test_a_large_dataset_is_scanned_through_a_stratified_sample(tmp_path):
+    """``images`` caps the scan: the top images all come from the seeded sample, every class
+    in equal share; the sample size is part of the cache."""
+    from massif.datasets import sample_indices
+
+    model = massif.load_model(SmallConv(), layers=["c1", "c2"], image_size=8, channels=1)
+    g = torch.Generator().manual_seed(5)
+    labels = torch.arange(60) % 3
+    data = TensorDataset(torch.rand(60, 1, 8, 8, generator=g), labels, ["a", "b", "c"])
+    sample = sample_indices(data, 12)
+    assert sorted(int(labels[i]) for i in sample) == [0] * 4 + [1] * 4 + [2] * 4
+    ensure_examples(model, data, tmp_path, k=3, batch_size=5, images=12)
+    folder = examples_dir(tmp_path, model.fingerprint, data.fingerprint)
+    index = json.loads((folder / "c2.json").read_text())
+    assert index["sample"] == 12
+    expected = top_examples(model, data, ["c2"], k=3, batch_size=7, indices=sample)["c2"]
+    assert [ch["images"] for ch in index["channels"]] == expected.images.tolist()
+    assert set(i for ch in index["channels"] for i in ch["images"]) <= set(sample)
+    stamp = (folder / "c2.json").stat().st_mtime_ns
+    ensure_examples(model, data, tmp_path, k=3, batch_size=5, images=12)  # cached
+    assert (folder / "c2.json").stat().st_mtime_ns == stamp
+    ensure_examples(model, data, tmp_path, k=3, batch_size=5, images=100)  # all 60: redone
+    assert json.loads((folder / "c2.json").read_text())["sample"] is None
+    with pytest.raises(MassifError, match="whole number"):
+        ensure_examples(model, data, tmp_path, images=0)
+
+
 # ----------------------------------------------------------------------------- real models
 
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ..terminal import TqdmProgress, run_guarded, say
+from ..terminal import TqdmProgress, fail, run_guarded, say
 from .app import (
     ATTACK_OPTION,
     BATCH_OPTION,
@@ -18,6 +18,7 @@ from .app import (
     DEFAULT_BENIGN,
     DEFAULT_TARGET,
     DEVICE_OPTION,
+    EXAMPLES_IMAGES_OPTION,
     IMAGE_SIZE_OPTION,
     MAX_IMAGES_OPTION,
     MAX_STRENGTH_OPTION,
@@ -69,6 +70,7 @@ def analyze(
                                   "visualizations and dataset examples the graph's neurons "
                                   "still lack (cached per model)."),
     cache: Optional[Path] = CACHE_OPTION,
+    examples_images: int = EXAMPLES_IMAGES_OPTION,
 ) -> None:
     """Analyse an attack on one class: write graph.json and print a summary.
 
@@ -82,6 +84,8 @@ def analyze(
         from ..io import make_dir, slug, writable_dir
         from ..request import resolve_device
 
+        if examples_images < 1:
+            fail("--examples-images must be at least 1")
         req = build_request(
             benign=benign, target=target, model=model, data=data, weights=weights,
             layers=layers, image_size=image_size, class_index=class_index, attack=attack,
@@ -103,12 +107,12 @@ def analyze(
                     make_dir(cache_dir, "--cache")
             graph = run(resolved, progress=TqdmProgress() if world.main else None,
                         resume_dir=folder, world=world)
-            if not world.main:
-                return
-            path = graph.save(folder / "graph.json")
+            path = graph.save(folder / "graph.json") if world.main else None
             if pictures:
                 made_pictures(resolved.model, graph, resolved.dataset, device,
-                              resolved.batch_size, cache_dir)
+                              req.batch_size, cache_dir, examples_images, world)
+            if not world.main:
+                return
             typer.echo(graph.summary())
             typer.echo(f"\nwrote {path}")
         finally:

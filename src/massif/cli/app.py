@@ -32,14 +32,26 @@ CACHE_OPTION = typer.Option(None, help="Folder for cached pictures of neurons (d
 
 
 def made_pictures(model: object, graph: object, dataset: object, device: str,
-                  batch_size: int | None, cache: Path | None) -> None:
+                  batch_size: int | None, cache: Path | None,
+                  examples_images: int | None = None, world: object = None) -> None:
     """The ``visualize`` stage for a graph's neurons (the dataset the analysis used, already
-    loaded), with progress bars; says where they are."""
+    loaded), with progress bars; says where they are. Under torchrun every rank calls it."""
+    from ..distributed import World, local_device
     from ..pictures import cache_root, make_graph_pictures
+    from ..request import resolve_device
 
-    make_graph_pictures(model, dataset, graph, cache, device=device, batch_size=batch_size,
-                        progress=TqdmProgress())
-    typer.echo(f"pictures of the graph's neurons are in {cache_root(cache)}", err=True)
+    world = world or World()
+    main = world.main  # type: ignore[attr-defined]
+    make_graph_pictures(model, dataset, graph, cache, device=local_device(resolve_device(device)),
+                        batch_size=batch_size, progress=TqdmProgress() if main else None,
+                        examples_images=examples_images, world=world)
+    if main:
+        typer.echo(f"pictures of the graph's neurons are in {cache_root(cache)}", err=True)
+
+
+EXAMPLES_IMAGES_OPTION = typer.Option(
+    50_000, help="Dataset examples: scan at most this many images (a seeded sample with every "
+    "class in equal share, when the dataset is larger).")
 
 
 def picture_cache(cache: Path | None, create: bool = True) -> Path:

@@ -13,6 +13,7 @@ from .app import (
     CACHE_OPTION,
     DATA_OPTION,
     DEVICE_OPTION,
+    EXAMPLES_IMAGES_OPTION,
     IMAGE_SIZE_OPTION,
     MODEL_OPTION,
     WEIGHTS_OPTION,
@@ -71,6 +72,7 @@ def examples(
     weights: Optional[str] = WEIGHTS_OPTION,
     image_size: Optional[int] = IMAGE_SIZE_OPTION,
     top: int = typer.Option(9, "--top", "-k", help="Example patches per neuron."),
+    examples_images: int = EXAMPLES_IMAGES_OPTION,
     batch_size: Optional[int] = BATCH_OPTION,
     device: str = DEVICE_OPTION,
     cache: Optional[Path] = CACHE_OPTION,
@@ -86,6 +88,8 @@ def examples(
 
         if not 1 <= top <= 1000:
             fail("--top must be 1 to 1000")
+        if examples_images < 1:
+            fail("--examples-images must be at least 1")
         if batch_size is not None and batch_size < 1:
             fail("--batch-size must be at least 1")
         dev = resolve_device(device)
@@ -103,9 +107,12 @@ def examples(
             batch = auto_batch_size(
                 loaded.module, (loaded.channels, loaded.image_size, loaded.image_size), 0, dev)
         paths = ensure_examples(loaded, dataset, root, k=top, batch_size=batch,
+                                images=examples_images,
                                 progress=TqdmProgress())
         folder = examples_dir(root, loaded.fingerprint, dataset.fingerprint)
-        typer.echo(f"dataset examples of {len(paths)} neurons ({dataset.name}, "
-                   f"{len(dataset)} images) in {folder}")
+        scanned = (f"{len(dataset)} images" if examples_images >= len(dataset) else
+                   f"a sample of {examples_images} of its {len(dataset)} images")
+        typer.echo(f"dataset examples of {len(paths)} neurons ({dataset.name}, {scanned}) "
+                   f"in {folder}")
 
     run_guarded(work)

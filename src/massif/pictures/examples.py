@@ -7,7 +7,11 @@ Visualization", Distill, and of Summit, Hohman et al. 2019):
    channel's activation map, and remember the arg-max position ``(i, j)``.
 2. Keep, per neuron, the ``k`` best images in ONE streaming pass: each batch's scores are merged
    with the running top-k (ties: lower dataset index first), so memory does not grow with the
-   dataset. Forward passes only, under ``torch.no_grad``.
+   dataset. Forward passes only, under ``torch.no_grad``. A dataset larger than ``images``
+   (default 50,000; ImageNet's train split has 1.28 M) is scanned through a seeded,
+   class-stratified sample of that many images (``datasets.sample_indices``). Under torchrun
+   each process scans its share and rank 0 merges the top-k lists (the merge does not depend on
+   the order, so the result is the one-process result).
 3. Compute each layer's receptive field (size, stride, offset) instead of guessing it: on a
    private copy of the network, max-pooling becomes average pooling over the same window (whose
    gradient reaches exactly the max-pool's window), every weight becomes the positive constant
@@ -41,7 +45,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..datasets import Dataset
+from ..datasets import Dataset, sample_indices
+from ..distributed import World
 from ..errors import MassifError, did_you_mean
 from ..hooks import frozen, record
 from ..io import write_atomic
@@ -52,6 +57,7 @@ Progress = Callable[[str, int, int], None]
 DISPLAY = 48  # side of one crop in a strip (about; small crops are enlarged by a whole factor)
 SEPARATOR = 2  # white pixels between crops
 PAD_VALUE = 0.5  # grey for the part of a receptive field outside the image
+DEFAULT_IMAGES = 50_000  # images scanned at most (a stratified sample of a larger dataset)
 _RF_CACHE: dict[tuple[str, str], ReceptiveField] = {}
 
 
@@ -221,12 +227,17 @@ def top_examples(
     batch_size: int = 256,
     indices: Sequence[int] | None = None,
     progress: Progress | None = None,
+    world: World | None = None,
 ) -> dict[str, TopExamples]:
-    """Steps 1–2: the ``k`` top images per neuron of ``layers`` (default: all) in one pass."""
+    """Steps 1–2: the ``k`` top images per neuron of ``layers`` (default: all) in one pass
+    over ``indices`` (default: the whole dataset). With a ``world`` of several processes each
+    scans its share; rank 0 gets the merged result, the others an empty dict."""
+    world = world or World()
     layers = _check_layers(model, layers)
     if k < 1 or batch_size < 1:
         raise MassifError("k and batch_size must be at least 1")
     indices = list(range(len(dataset))) if indices is None else [int(i) for i in indices]
+    indices = world.shard(indices)
     device = model.device
     best: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
     widths: dict[str, int] = {}
@@ -249,6 +260,15 @@ def top_examples(
             done += len(chunk)
             if progress:
                 progress("examples", done, len(indices))
+    if world.size > 1:
+        shares = world.gather_objects((best, widths))
+        if not world.main:
+            return {}
+        best, widths = {}, {}
+        for share_best, share_widths in shares:  # type: ignore[union-attr]
+            widths.update(share_widths)
+            for lay, top in share_best.items():
+                best[lay] = _merge(best[lay], top, k) if lay in best else top
     out = {}
     for lay in layers:
         if lay not in best:  # no images at all
@@ -310,12 +330,13 @@ def _strip_png(crops: torch.Tensor) -> bytes:
     return to_png(strip, min_size=1)  # crops are already at display size
 
 
-def _cached(folder: Path, layer: str, k: int, channels: int) -> bool:
+def _cached(folder: Path, layer: str, k: int, channels: int, sample: int | None) -> bool:
     index = folder / f"{layer}.json"
     if not index.is_file():
         return False
     try:
-        if ExamplesIndex.model_validate_json(index.read_text()).k != k:
+        saved = ExamplesIndex.model_validate_json(index.read_text())
+        if saved.k != k or saved.sample != sample:
             return False
     except (OSError, ValueError):  # pydantic's ValidationError is a ValueError
         return False
@@ -330,16 +351,31 @@ def ensure_examples(
     k: int = 9,
     batch_size: int = 256,
     progress: Progress | None = None,
+    images: int = DEFAULT_IMAGES,
+    world: World | None = None,
 ) -> dict[str, Path]:
     """Dataset-example strips of every neuron of ``layers`` (default: all); id → PNG path.
 
-    A layer whose index and strips are on disk (for the same ``k``) is not recomputed; the
-    others share one pass over ``dataset``. Files are written atomically.
+    A layer whose index and strips are on disk (for the same ``k`` and sample) is not
+    recomputed; the others share one pass over ``dataset``, or over a stratified sample of
+    ``images`` of it when it is larger. Files are written atomically. Under torchrun (``world``)
+    every rank calls this: they share the pass, and rank 0 writes (the others get ``{}``).
     """
+    world = world or World()
+    if isinstance(images, bool) or not isinstance(images, int) or images < 1:
+        raise MassifError(f"the examples' image count must be a whole number ≥ 1, not "
+                          f"{str(images)[:40]}")
     layers = _check_layers(model, layers)
     folder = examples_dir(cache, model.fingerprint, dataset.fingerprint)
-    todo = [lay for lay in layers if not _cached(folder, lay, k, model.layer_channels[lay])]
-    tops = top_examples(model, dataset, todo, k, batch_size, progress=progress) if todo else {}
+    sample = images if images < len(dataset) else None
+    todo = [lay for lay in layers
+            if not _cached(folder, lay, k, model.layer_channels[lay], sample)]
+    todo = world.share_object(todo)  # type: ignore[assignment]
+    scan = sample_indices(dataset, sample) if sample else None
+    tops = (top_examples(model, dataset, todo, k, batch_size, indices=scan, progress=progress,
+                         world=world) if todo else {})
+    if not world.main:
+        return {}
     size = model.image_size
     for lay in todo:
         top, rf = tops[lay], receptive_field(model, lay)
@@ -367,7 +403,7 @@ def ensure_examples(
                 boxes=[list(crop_box(rf, i, j, size)) for i, j in top.positions[c].tolist()],
             ))
         index = ExamplesIndex(
-            layer=lay, k=k, model=model.fingerprint, dataset=dataset.fingerprint,
+            layer=lay, k=k, sample=sample, model=model.fingerprint, dataset=dataset.fingerprint,
             image_size=size, channels=channels,
             receptive_field=ReceptiveFieldInfo(size=rf.size, stride=rf.stride, offset=rf.offset))
         write_atomic(folder / f"{lay}.json", index.model_dump_json())

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..datasets import Dataset, cache_dir
+from ..distributed import World
 from ..models import Model
 from ..schemas import Graph
 
@@ -35,19 +36,24 @@ def cache_root(cache: str | Path | None = None) -> Path:
 def ensure_graph_pictures(model: Model, dataset: Dataset | None, graph: Graph,
                           cache: str | Path | None = None, *, steps: int = DEFAULT_STEPS,
                           k: int = DEFAULT_EXAMPLES, batch_size: int = 256,
-                          progress: Progress | None = None) -> dict[str, dict[str, Path]]:
+                          progress: Progress | None = None, examples_images: int | None = None,
+                          world: World | None = None) -> dict[str, dict[str, Path]]:
     """Make whatever pictures ``graph``'s nodes still lack; returns ``{"pictures": {id: path},
-    "examples": {id: path}}``. Without a dataset only the feature visualizations are made."""
-    from .examples import ensure_examples
+    "examples": {id: path}}``. Without a dataset only the feature visualizations are made.
+    ``examples_images``: scan at most this many images (a stratified sample) for examples.
+    Under torchrun every rank calls this with its ``world``: they share the work and rank 0
+    writes (the others get empty dicts)."""
+    from .examples import DEFAULT_IMAGES, ensure_examples
     from .visualize import ensure_pictures
 
     root = cache_root(cache)
     ids = [n.id for n in graph.nodes]
-    pictures = ensure_pictures(model, ids, root, steps=steps, progress=progress)
+    pictures = ensure_pictures(model, ids, root, steps=steps, progress=progress, world=world)
     examples: dict[str, Path] = {}
     if dataset is not None and k > 0:
         made = ensure_examples(model, dataset, root, layers=list(graph.layers), k=k,
-                               batch_size=batch_size, progress=progress)
+                               batch_size=batch_size, progress=progress,
+                               images=examples_images or DEFAULT_IMAGES, world=world)
         examples = {i: made[i] for i in ids if i in made}
     return {"pictures": pictures, "examples": examples}
 
@@ -55,7 +61,8 @@ def ensure_graph_pictures(model: Model, dataset: Dataset | None, graph: Graph,
 def make_graph_pictures(model: Model, dataset: Dataset | None, graph: Graph,
                         cache: str | Path | None = None, *, device: object = "auto",
                         batch_size: int | None = None, steps: int = DEFAULT_STEPS,
-                        progress: Progress | None = None) -> dict[str, dict[str, Path]]:
+                        progress: Progress | None = None, examples_images: int | None = None,
+                        world: World | None = None) -> dict[str, dict[str, Path]]:
     """``ensure_graph_pictures`` with the model on ``device`` for the work and back where it
     was afterwards (the caller must own the model for that long); ``batch_size=None``: the
     largest batch that fits in memory."""
@@ -70,6 +77,7 @@ def make_graph_pictures(model: Model, dataset: Dataset | None, graph: Graph,
             batch_size = auto_batch_size(
                 model.module, (model.channels, model.image_size, model.image_size), 0, dev)
         return ensure_graph_pictures(model, dataset, graph, cache, steps=steps,
-                                     batch_size=batch_size, progress=progress)
+                                     batch_size=batch_size, progress=progress,
+                                     examples_images=examples_images, world=world)
     finally:
         model.to(home)

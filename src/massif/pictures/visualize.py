@@ -46,9 +46,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..distributed import World
 from ..errors import MassifError, did_you_mean, is_index, short
 from ..hooks import frozen, record
 from ..io import write_atomic
+from ..memory import auto_batch_size
 from ..models import Model
 
 Progress = Callable[[str, int, int], None]
@@ -57,6 +59,7 @@ COLOR_CORRELATION_SQRT = torch.tensor(
     [[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]]
 )
 INIT_SD = 0.01  # standard deviation of the initial spectrum
+MAX_BATCH = 64  # neurons per optimisation at most
 MIN_PICTURE = 112  # tiny images are upscaled (nearest) to at least this many pixels per side
 
 
@@ -148,20 +151,23 @@ def render(
     steps: int = 256,
     size: int | None = None,
     lr: float = 0.1,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     seed: int = 0,
     progress: Progress | None = None,
 ) -> torch.Tensor:
     """Feature visualizations of ``neurons`` (ids ``layer:channel``): ``[N, C, H, W]`` in [0, 1].
 
     ``size`` defaults to the model's input size and ``C`` is the model's channel count. Runs on
-    the model's device, ``batch_size`` neurons per optimisation; the result is on the CPU and the
-    same for the same ``seed``. ``progress("visualize", done, total)`` follows the batches.
+    the model's device, ``batch_size`` neurons per optimisation (default: as many as fit in
+    memory, at most 64); the result is on the CPU and the same for the same ``seed``, whatever
+    the batch. ``progress("visualize", done, total)`` follows the batches.
     """
     parsed = [parse_neuron(model, n) for n in neurons]
+    size = int(size or model.image_size)
+    if batch_size is None:
+        batch_size = picture_batch(model, size)
     if steps < 1 or batch_size < 1 or lr <= 0:
         raise MassifError("steps and batch_size must be at least 1 and lr positive")
-    size = int(size or model.image_size)
     if size < 4:
         raise MassifError(f"picture size {size} is too small; use at least 4 pixels")
     device, chans = model.device, model.channels
@@ -234,31 +240,52 @@ def to_png(image: torch.Tensor, min_size: int = MIN_PICTURE) -> bytes:
     return buf.getvalue()
 
 
+def picture_batch(model: Model, size: int) -> int:
+    """Neurons per optimisation that fit in memory (each is a forward and backward pass of one
+    image of ``size`` pixels), at most ``MAX_BATCH``."""
+    return min(MAX_BATCH, auto_batch_size(model.module, (model.channels, size, size), 0,
+                                          model.device))
+
+
 def ensure_pictures(
     model: Model,
     neurons: Sequence[str],
     cache: Path,
     *,
     progress: Progress | None = None,
+    world: World | None = None,
     **render_kwargs: object,
 ) -> dict[str, Path]:
     """Render and save the pictures of ``neurons`` that are not cached yet; id → PNG path.
 
     Cached pictures are not touched, so a second call does no optimisation. Each batch's PNGs are
-    written (atomically) as soon as it finishes, so an interrupted run keeps what it made.
+    written (atomically) as soon as it finishes, so an interrupted run keeps what it made. Under
+    torchrun (``world``) every rank calls this and renders its share of each round of batches;
+    rank 0 writes them all.
     """
+    world = world or World()
     ids = [f"{lay}:{ch}" for lay, ch in (parse_neuron(model, n) for n in neurons)]
     paths = {nid: picture_path(cache, model.fingerprint, nid) for nid in ids}
     missing = [nid for nid in dict.fromkeys(ids) if not paths[nid].is_file()]
-    batch = int(render_kwargs.get("batch_size", 64))  # type: ignore[call-overload]
-    for start in range(0, len(missing), batch):
-        chunk = missing[start : start + batch]
+    missing = world.share_object(missing)  # type: ignore[assignment]
+    batch = render_kwargs.pop("batch_size", None)
+    size = int(render_kwargs.get("size") or model.image_size)  # type: ignore[call-overload]
+    batch = int(batch) if batch is not None else picture_batch(model, size)  # type: ignore[call-overload]
+    before = 0
+    for end, chunk in world.rounds(missing, batch):
 
-        def report(stage: str, done: int, _total: int, start: int = start) -> None:
+        def report(stage: str, done: int, _total: int, before: int = before, end: int = end
+                   ) -> None:
             if progress:
-                progress(stage, start + done, len(missing))
+                progress(stage, min(end, before + done * world.size), len(missing))
 
-        images = render(model, chunk, progress=report, **render_kwargs)  # type: ignore[arg-type]
-        for nid, img in zip(chunk, images):
-            write_atomic(paths[nid], to_png(img))
-    return paths
+        images = (render(model, chunk, progress=report, batch_size=batch,  # type: ignore[arg-type]
+                         **render_kwargs) if chunk else [])
+        pngs = {nid: to_png(img) for nid, img in zip(chunk, images)}
+        shares = world.gather_objects(pngs) if world.size > 1 else [pngs]
+        if world.main:
+            for share in shares:  # type: ignore[union-attr]
+                for nid, png in share.items():
+                    write_atomic(paths[nid], png)
+        before = end
+    return paths if world.main else {}
