@@ -288,9 +288,14 @@ class TensorDataset(Dataset):
 
 
 class ImageFolder(Dataset):
-    """``root/<class>/<image>``; images converted to ``channels`` and ``image_size`` on load."""
+    """``root/<class>/<image>``, found and decoded by torchvision (``find_classes``,
+    ``make_dataset``, PIL, ``Resize`` of the shorter side then ``CenterCrop``), converted to
+    ``channels`` and ``image_size`` on load; our own checks give each problem a clear message."""
 
     def __init__(self, root: str | Path, image_size: int, channels: int) -> None:
+        from torchvision import transforms
+        from torchvision.datasets.folder import make_dataset
+
         self.root = Path(root)
         if self.root.exists() and not self.root.is_dir():
             raise MassifError(f"data folder {self.root} is a file, not a folder of class "
@@ -300,21 +305,24 @@ class ImageFolder(Dataset):
         classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())
         if not classes:
             raise MassifError(f"data folder {self.root} has no class sub-folders")
-        self.paths: list[Path] = []
-        labels: list[int] = []
-        for i, c in enumerate(classes):
-            files = sorted(
-                p for p in (self.root / c).rglob("*")
-                if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-            )
-            if not files:
-                raise MassifError(f"class folder {self.root / c} holds no images")
-            self.paths += files
-            labels += [i] * len(files)
+        try:
+            found = make_dataset(str(self.root), {c: i for i, c in enumerate(classes)},
+                                 extensions=tuple(IMAGE_EXTENSIONS))
+        except FileNotFoundError as e:  # a class without images: say which
+            empty = next((c for c in classes if not any(
+                p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                for p in (self.root / c).rglob("*"))), None)
+            if empty is None:
+                raise MassifError(f"data folder {self.root}: {short(str(e), 200)}") from None
+            raise MassifError(f"class folder {self.root / empty} holds no images") from None
+        self.paths: list[Path] = [Path(p) for p, _ in found]
         self.class_names = classes
-        self.labels = torch.tensor(labels, dtype=torch.int64)
+        self.labels = torch.tensor([i for _, i in found], dtype=torch.int64)
         self.image_size = image_size
         self.channels = channels
+        self.transform = transforms.Compose([
+            transforms.Resize(image_size, interpolation=transforms.InterpolationMode.BILINEAR),
+            transforms.CenterCrop(image_size), transforms.PILToTensor()])
         self.name = f"imagefolder:{self.root.resolve()}"
         h = hashlib.sha256(f"{image_size}:{channels}".encode())
         for p in self.paths:
@@ -327,20 +335,9 @@ class ImageFolder(Dataset):
 
         try:
             with Image.open(path) as im:
-                im = im.convert("L" if self.channels == 1 else "RGB")
-                w, h = im.size
-                s = self.image_size
-                if (w, h) != (s, s):
-                    scale = s / min(w, h)
-                    nw, nh = max(s, round(w * scale)), max(s, round(h * scale))
-                    im = im.resize((nw, nh), Image.BILINEAR)
-                    left, top = (nw - s) // 2, (nh - s) // 2
-                    im = im.crop((left, top, left + s, top + s))
-                arr = np.asarray(im, dtype=np.uint8)
+                return self.transform(im.convert("L" if self.channels == 1 else "RGB"))
         except (OSError, UnidentifiedImageError, ValueError) as e:
             raise MassifError(f"cannot read image {path}: {e}") from None
-        t = torch.from_numpy(arr.copy())
-        return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)
 
     def load(self, indices: Sequence[int]) -> torch.Tensor:
         paths = [self.paths[i] for i in indices]

@@ -7,7 +7,7 @@
 * ``torchvision:NAME``: any torchvision classifier, with ImageNet normalisation inside the wrapper
   and ImageNet class names. ``torchvision:googlenet`` is InceptionV1 with Summit's layer names
   (``mixed3a … mixed5b`` → ``inception3a … inception5b``). ``weights`` is ``DEFAULT`` (the
-  torchvision download, cached by torchvision), ``none`` (random init) or a local state-dict file.
+  torchvision download, cached by torchvision), ``none`` (random init, seeded: the same weights every time) or a local state-dict file.
 * ``path/to/file.py:factory``: ``factory()`` returns an ``nn.Module`` taking ``[B, C, H, W]``
   images in [0, 1]; ``weights`` is an optional state-dict file loaded with
   ``torch.load(weights_only=True)``.
@@ -172,7 +172,11 @@ def _torchvision(name: str, weights: str | None) -> tuple[nn.Module, dict[str, s
     if name == "googlenet":
         kwargs = {"aux_logits": False, "init_weights": True}
     if spec.lower() == "none":
-        net = torchvision.models.get_model(name, weights=None, **kwargs)
+        # Seeded: every process (every rank of a torchrun job, every rerun) builds the same
+        # random weights, so the fingerprint, the caches and the shared sums agree.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            net = torchvision.models.get_model(name, weights=None, **kwargs)
     elif Path(spec).suffix in (".pt", ".pth", ".bin") or Path(spec).exists():
         if name == "googlenet":  # torchvision's own checkpoints expect these settings
             kwargs = {"aux_logits": False, "init_weights": False, "transform_input": True}

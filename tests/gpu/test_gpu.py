@@ -39,3 +39,40 @@ def test_default_analysis_on_gpu_matches_cpu():
     for nid in same:
         assert cpu.node(nid).importance_target == pytest.approx(
             gpu.node(nid).importance_target, rel=1e-2, abs=1e-4)
+
+
+def test_the_batch_is_sized_to_the_gpu_memory():
+    from massif.memory import auto_batch_size
+
+    model = massif.load_model("torchvision:googlenet", weights="none")
+    free, _ = torch.cuda.mem_get_info()
+    batch = auto_batch_size(model.module, (3, 224, 224), 8, torch.device("cuda"))
+    per_image = 4 * 30 * 2**20  # about 4 × googlenet's 30 MB of leaf outputs
+    assert 1 <= batch <= 1024
+    assert batch <= 0.6 * free / per_image * 1.1
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="nccl needs two GPUs")
+def test_two_gpus_through_nccl_write_the_one_gpu_graph(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    args = ["analyze", "--max-images", "300", "--no-pictures", "--device", "cuda"]
+    massif_cli = str(Path(sys.executable).parent / "massif")
+    subprocess.run([massif_cli, *args, "--out", str(tmp_path / "one")], check=True,
+                   capture_output=True, timeout=600)
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                    "--nproc-per-node=2", "-m", "massif", *args, "--out", str(tmp_path / "two")],
+                   check=True, capture_output=True, timeout=600, env=dict(os.environ))
+    one = json.loads((tmp_path / "one" / "graph.json").read_text())
+    two = json.loads((tmp_path / "two" / "graph.json").read_text())
+    # two GPUs batch differently, and cuDNN's kernels depend on the batch: same nodes, close
+    # numbers
+    assert [n["id"] for n in one["nodes"]] == [n["id"] for n in two["nodes"]]
+    for a, b in zip(one["nodes"], two["nodes"]):
+        assert a["group"] == b["group"]
+        assert a["importance_target"] == pytest.approx(b["importance_target"], rel=1e-3,
+                                                       abs=1e-5)

@@ -115,3 +115,28 @@ def test_write_atomic_keeps_the_old_file_when_writing_fails(tmp_path):
         write_atomic(path, Boom("new"))
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["graph.json"]
+
+
+def test_worker_processes_load_the_same_chunks_and_pass_errors_whole(tmp_path):
+    """``load_chunks(..., workers=2)`` (a DataLoader with worker processes) yields what the
+    background thread yields, in order, ``None`` for an empty chunk; a bad image in a worker is
+    the same one-line error, without the worker's traceback."""
+    g = torch.Generator().manual_seed(0)
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(6):
+            arr = (torch.rand(10, 12, 3, generator=g) * 255).to(torch.uint8).numpy()
+            Image.fromarray(arr).save(tmp_path / c / f"{i}.png")
+    data = ImageFolder(tmp_path, 8, 3)
+    chunks = [[0, 1, 2], [], [3, 4, 5, 6, 7], [11], [8, 9]]
+    alone = list(data.load_chunks(chunks, workers=0))
+    pooled = list(data.load_chunks(chunks, workers=2))
+    assert [t is None for t in pooled] == [False, True, False, False, False]
+    for a, b in zip(alone, pooled):
+        assert (a is None and b is None) or torch.equal(a, b)
+    assert torch.equal(pooled[3], data.load([11]))
+    (tmp_path / "b" / "5.png").write_bytes(b"not a png")
+    with pytest.raises(MassifError) as err:
+        list(data.load_chunks(chunks, workers=2))
+    assert str(err.value).startswith("cannot read image") and "5.png" in str(err.value)
+    assert "Traceback" not in str(err.value)

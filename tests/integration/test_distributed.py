@@ -74,7 +74,8 @@ def read_png(path: Path) -> torch.Tensor:
 
 def test_two_processes_write_the_one_process_graph_and_pictures(one_process, tmp_path):
     out, cache = tmp_path / "two", tmp_path / "cache"
-    done = subprocess.run(torchrun(2, [*COMMON, "--out", str(out), "--cache", str(cache)]),
+    done = subprocess.run(torchrun(2, [*COMMON, "--out", str(out), "--cache", str(cache),
+                                       "--workers", "2"]),
                           capture_output=True, text=True, timeout=600, env=env())
     assert done.returncode == 0, done.stderr[-2000:]
     assert_same_graph(one_process, out / "graph.json")
