@@ -138,7 +138,8 @@ def main() -> None:
         request = request.replace(device=dev, max_images=args.images,
                                   batch_size=args.batch_size)
         resolved = request.resolve()
-        request = request.replace(data=resolved.dataset)  # loaded once, as the server does
+        # loaded once, as the server does; the batch fixed, so massif and bare run the same
+        request = request.replace(data=resolved.dataset, batch_size=resolved.batch_size)
         measure(args, dev, request, resolved)
 
 

@@ -209,18 +209,23 @@ def download_fashion_mnist(dest: Path | None = None, url: str | None = None) -> 
 
 def _fetch(address: str, dest: Path, fname: str, url: str, tries: int = 3) -> str:
     """Download ``address`` into a ``.part`` file in ``dest``; a dropped connection is tried
-    again (``tries`` in all); a failed download leaves no file behind."""
+    again (``tries`` in all); a failed or interrupted download leaves no file behind."""
+    import http.client
+
     for attempt in range(tries):
         fd, tmp = tempfile.mkstemp(dir=dest, prefix=fname, suffix=".part")
         try:
             with os.fdopen(fd, "wb") as out, urllib.request.urlopen(address, timeout=60) as resp:
                 shutil.copyfileobj(resp, out)
             return tmp
-        except OSError as e:
+        except (OSError, http.client.HTTPException) as e:
             os.unlink(tmp)
             if attempt + 1 == tries or isinstance(e, urllib.error.HTTPError):
                 raise MassifError(f"could not download {fname} from {url}: {e}") from None
             time.sleep(0.5 * (attempt + 1))
+        except BaseException:  # Ctrl+C
+            os.unlink(tmp)
+            raise
     raise AssertionError("unreachable")
 
 

@@ -15,10 +15,11 @@ Who does what:
 * rank 0 alone reads and writes checkpoints (the ranks' sums added with ``sum_to_main``, and
   how many images of the index list they cover), ``graph.json`` and pictures. A checkpoint
   covers whole rounds, so a killed run resumes in any world size;
+* the batch size is rank 0's (an automatic one could differ between GPUs);
 * a collective that fails because another rank died becomes one ``MassifError``, and in a
   process started by torchrun SIGTERM (torchrun stopping the survivors) becomes one too: every
-  rank ends with one ``massif: error:`` line, never a hang (``MASSIF_DIST_TIMEOUT`` seconds,
-  default 1800, bound a rank that hangs without dying).
+  rank that can print ends with one ``massif: error:`` line, never a hang
+  (``MASSIF_DIST_TIMEOUT`` seconds, default 1800, bound a rank that hangs without dying).
 """
 
 from __future__ import annotations
@@ -99,21 +100,16 @@ class World:
         if self.size == 1:
             return obj
         box = [obj]
-        self._call(torch.distributed.broadcast_object_list, box, 0,
-                   device=self.device if self.device is not None else None)
+        self._call(torch.distributed.broadcast_object_list, box, 0, device=self.device)
         return box[0]
 
     def gather_objects(self, obj: object) -> list | None:
         """Every rank's object, in rank order, on rank 0 (``None`` elsewhere)."""
         if self.size == 1:
             return [obj]
-        box: list = [None] * self.size
-        self._call(torch.distributed.all_gather_object, box, obj)
-        return box if self.main else None
-
-    def barrier(self) -> None:
-        if self.size > 1:
-            self._call(torch.distributed.barrier)
+        box: list | None = [None] * self.size if self.main else None
+        self._call(torch.distributed.gather_object, obj, box, 0)
+        return box
 
     def _broadcast(self, t: torch.Tensor) -> torch.Tensor:
         t = t.to(self.device) if self.device is not None else t
@@ -143,27 +139,41 @@ class World:
 
 def launched() -> bool:
     """True in a process that torchrun (or a script setting its variables) started."""
-    return int(os.environ.get("WORLD_SIZE", "1") or "1") > 1
+    return _env_int("WORLD_SIZE", 1) > 1
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "") or str(default)
+    try:
+        return int(value)
+    except ValueError:
+        raise MassifError(f"{name} must be a whole number (torchrun sets it), not "
+                          f"{value[:40]!r}") from None
 
 
 def start(device: torch.device) -> World:
     """Join the process group torchrun describes, or ``World()`` without torchrun.
 
     ``device`` is the resolved ``--device``: CUDA uses nccl, and each process takes the GPU
-    ``LOCAL_RANK`` (``cuda`` or ``auto`` become ``cuda:LOCAL_RANK``); the CPU uses gloo."""
+    ``LOCAL_RANK``; the CPU uses gloo."""
     if not launched():
         return World()
     import torch.distributed as dist
 
+    if "RANK" not in os.environ:
+        raise MassifError("WORLD_SIZE is set but RANK is not: start the command with torchrun")
+    rank, size = _env_int("RANK", 0), _env_int("WORLD_SIZE", 1)
+    local = _env_int("LOCAL_RANK", 0)
     try:
-        rank, size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-    except (KeyError, ValueError):
-        raise MassifError("WORLD_SIZE is set but RANK is not a number: start the command "
-                          "with torchrun") from None
+        seconds = float(os.environ.get("MASSIF_DIST_TIMEOUT", "1800"))
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < 1e7:
+        raise MassifError("MASSIF_DIST_TIMEOUT must be a number of seconds, not "
+                          f"{os.environ['MASSIF_DIST_TIMEOUT'][:40]!r}")
     cuda = device.type == "cuda"
     if not dist.is_initialized():
-        timeout = timedelta(seconds=float(os.environ.get("MASSIF_DIST_TIMEOUT", "1800")))
+        timeout = timedelta(seconds=seconds)
         try:
             dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=size,
                                     timeout=timeout)
@@ -178,9 +188,10 @@ def start(device: torch.device) -> World:
 
 
 def local_device(device: torch.device) -> torch.device:
-    """The device this process computes on: under torchrun with CUDA, its own GPU."""
-    if device.type == "cuda" and launched() and device.index is None:
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    """The device this process computes on: under torchrun with CUDA, its own GPU
+    (``LOCAL_RANK``; a ``cuda:N`` given to every rank would put them all on one GPU)."""
+    if device.type == "cuda" and launched():
+        return torch.device("cuda", _env_int("LOCAL_RANK", 0))
     return device
 
 
@@ -193,11 +204,13 @@ def stop() -> None:
 
 
 def _stop_cleanly(rank: int) -> None:
-    """SIGTERM (torchrun stopping the ranks after one failed) → one error line, exit 2."""
+    """SIGTERM (torchrun stopping the ranks after one failed, or a scheduler cancelling the
+    job) → one error line, exit 2."""
 
     def handler(_sig: int, _frame: object) -> None:
-        raise MassifError(f"rank {rank}: stopped by the launcher because another process of "
-                          "this run failed (its error, or torchrun's report, says which)")
+        raise MassifError(f"rank {rank}: stopped by SIGTERM (torchrun stops every process when "
+                          "one fails; its report says which; a scheduler may have cancelled "
+                          "the job); start the same command again to resume")
 
     try:
         signal.signal(signal.SIGTERM, handler)

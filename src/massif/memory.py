@@ -3,7 +3,8 @@
 The analysis keeps one batch's forward pass in the autograd graph at a time (activations saved
 for the backward passes), plus that batch's images at every strength. So the memory a batch
 needs grows with the batch size and not with the class size: ``auto_batch_size`` measures one
-image's activations (a no-grad forward pass with hooks on every leaf module, on the CPU), and
+image's activations (a no-grad forward pass with hooks on every leaf module, on the module's
+device), and
 divides a budget by what one image costs:
 
     per image = 4 × (its leaf modules' outputs) + (strengths + 3) × (its input)

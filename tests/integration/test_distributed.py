@@ -150,10 +150,26 @@ def test_a_killed_rank_stops_every_rank_and_the_run_resumes(one_process, tmp_pat
     assert_same_graph(one_process, out / "graph.json")
 
 
-def test_commands_that_serve_or_edit_refuse_torchrun(tmp_path):
-    done = subprocess.run([MASSIF, "serve", str(tmp_path)], capture_output=True, text=True,
-                          timeout=60, env=env(WORLD_SIZE="2", RANK="0"))
+@pytest.mark.parametrize("command", ["serve", "demo", "edit", "visualize", "examples"])
+def test_commands_that_do_not_share_their_work_refuse_torchrun(command, tmp_path):
+    done = subprocess.run([MASSIF, command], capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path, env=env(WORLD_SIZE="2", RANK="0"))
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "massif: error: massif serve runs in one process; start it without torchrun (only "
-        "analyze shares its work among processes)"]
+        f"massif: error: massif {command} runs in one process; start it without torchrun "
+        "(only analyze shares its work among processes)"]
+
+
+@pytest.mark.parametrize(("variables", "message"), [
+    ({"WORLD_SIZE": "two", "RANK": "0"}, "WORLD_SIZE must be a whole number"),
+    ({"WORLD_SIZE": "2"}, "WORLD_SIZE is set but RANK is not"),
+    ({"WORLD_SIZE": "2", "RANK": "0", "MASSIF_DIST_TIMEOUT": "soon"},
+     "MASSIF_DIST_TIMEOUT must be a number of seconds"),
+])
+def test_a_broken_torchrun_environment_is_one_line(variables, message, tmp_path):
+    done = subprocess.run([MASSIF, *NO_PICTURES, "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120, env=env(**variables))
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("massif: error: ") and message in lines[0]
+    assert not (tmp_path / "out").exists()

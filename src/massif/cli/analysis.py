@@ -96,9 +96,10 @@ def analyze(
         world = start(resolve_device(device))
         try:
             default = Path("runs") / f"{slug(benign)[:40]}-{slug(target)[:40]}-{slug(attack)[:20]}"
-            folder = writable_dir(out or default, "--out")  # checked now, made once all is known
-            cache_dir = picture_cache(cache, create=False) if pictures else None
-            if world.main:
+            folder, cache_dir = Path(out or default), cache
+            if world.main:  # rank 0 alone writes: its machine needs --out, the others need not
+                folder = writable_dir(folder, "--out")  # checked now, made once all is known
+                cache_dir = picture_cache(cache, create=False) if pictures else None
                 say(f"loading model {model} ...")
             resolved = req.resolve()
             if world.main:

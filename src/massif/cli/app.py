@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from ..terminal import Group, TqdmProgress, fail
+
+if TYPE_CHECKING:
+    from ..distributed import World
 
 app = typer.Typer(
     cls=Group, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -33,7 +37,7 @@ CACHE_OPTION = typer.Option(None, help="Folder for cached pictures of neurons (d
 
 def made_pictures(model: object, graph: object, dataset: object, device: str,
                   batch_size: int | None, cache: Path | None,
-                  examples_images: int | None = None, world: object = None) -> None:
+                  examples_images: int | None = None, world: World | None = None) -> None:
     """The ``visualize`` stage for a graph's neurons (the dataset the analysis used, already
     loaded), with progress bars; says where they are. Under torchrun every rank calls it."""
     from ..distributed import World, local_device
@@ -41,7 +45,7 @@ def made_pictures(model: object, graph: object, dataset: object, device: str,
     from ..request import resolve_device
 
     world = world or World()
-    main = world.main  # type: ignore[attr-defined]
+    main = world.main
     make_graph_pictures(model, dataset, graph, cache, device=local_device(resolve_device(device)),
                         batch_size=batch_size, progress=TqdmProgress() if main else None,
                         examples_images=examples_images, world=world)
@@ -87,7 +91,8 @@ MAX_IMAGES_OPTION = typer.Option(None, help="Use at most this many images of the
 BATCH_OPTION = typer.Option(None, help="Images per batch (default: the largest that fits "
                             "in memory, see docs/scale.md).")
 WORKERS_OPTION = typer.Option(0, help="Processes that load and decode images while the model "
-                              "computes (0: one background thread).")
+                              "computes (0: a background thread for image folders; data "
+                              "already in memory needs none).")
 BENIGN_OPTION = typer.Option(DEFAULT_BENIGN, help="Benign class (name or index).")
 TARGET_OPTION = typer.Option(DEFAULT_TARGET, help="Target class (name or index).")
 ATTACK_OPTION = typer.Option("fgm", help="fgm (L2), fgsm (Linf), pgd-l2 or pgd-linf.")

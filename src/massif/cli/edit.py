@@ -70,9 +70,9 @@ def edit(
         from ..edit.masks import parse_mask
         from ..io import writable_file
         from ..request import resolve_device
-        one_process("edit")
         from ..schemas import Graph
 
+        one_process("edit")
         if not mask and defense is None:
             fail("give --mask (neurons to delete) or --defense N (let MASSIF suggest them)")
         if mode not in ("zero", "mean"):

@@ -19,6 +19,7 @@ from .app import (
     WEIGHTS_OPTION,
     app,
     neuron_list,
+    one_process,
     picture_cache,
 )
 
@@ -41,6 +42,7 @@ def visualize(
     cached per model (a second request is instant)."""
 
     def work() -> None:
+        one_process("visualize")
         from ..models import load_model
         from ..pictures.visualize import ensure_pictures
         from ..request import resolve_device
@@ -81,6 +83,7 @@ def examples(
     cropped to its receptive field around the strongest position (one streaming pass)."""
 
     def work() -> None:
+        one_process("examples")
         from ..datasets import load_dataset
         from ..models import load_model
         from ..pictures.examples import ensure_examples, examples_dir
