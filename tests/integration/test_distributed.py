@@ -150,14 +150,14 @@ def test_a_killed_rank_stops_every_rank_and_the_run_resumes(one_process, tmp_pat
     assert_same_graph(one_process, out / "graph.json")
 
 
-@pytest.mark.parametrize("command", ["serve", "demo", "edit", "visualize", "examples"])
+@pytest.mark.parametrize("command", ["serve", "demo", "edit"])
 def test_commands_that_do_not_share_their_work_refuse_torchrun(command, tmp_path):
     done = subprocess.run([MASSIF, command], capture_output=True, text=True, timeout=60,
                           cwd=tmp_path, env=env(WORLD_SIZE="2", RANK="0"))
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         f"massif: error: massif {command} runs in one process; start it without torchrun "
-        "(only analyze shares its work among processes)"]
+        "(analyze, visualize and examples share their work among processes)"]
 
 
 @pytest.mark.parametrize(("variables", "message"), [
@@ -173,3 +173,27 @@ def test_a_broken_torchrun_environment_is_one_line(variables, message, tmp_path)
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("massif: error: ") and message in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_examples_and_visualize_share_their_work_under_torchrun(tmp_path):
+    """``massif examples``: two shares merged on rank 0 equal one pass; ``massif visualize``:
+    every picture written once, by rank 0."""
+    for n, cache in ((1, tmp_path / "one"), (2, tmp_path / "two")):
+        args = ["examples", "--layers", "mixed3a", "--examples-images", "2000", "--device",
+                "cpu", "--cache", str(cache)]
+        cmd = torchrun(n, args) if n > 1 else [MASSIF, *args]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env())
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.count("dataset examples of") == 1
+        assert "a sample of 2000 of its 10000 images" in done.stdout
+    one = sorted((tmp_path / "one").rglob("*.json"))
+    assert len(one) == 1
+    twin = tmp_path / "two" / one[0].relative_to(tmp_path / "one")
+    assert one[0].read_bytes() == twin.read_bytes()
+    done = subprocess.run(torchrun(2, ["visualize", "--neurons", "mixed3a:1,mixed3a:2,mixed4a:3",
+                                       "--steps", "8", "--device", "cpu", "--cache",
+                                       str(tmp_path / "viz")]),
+                          capture_output=True, text=True, timeout=300, env=env())
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("3 feature visualizations") == 1
+    assert len(list((tmp_path / "viz").rglob("*.png"))) == 3

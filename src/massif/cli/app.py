@@ -105,8 +105,8 @@ def one_process(command: str) -> None:
     from ..distributed import launched
 
     if launched():
-        fail(f"massif {command} runs in one process; start it without torchrun (only analyze "
-             "shares its work among processes)")
+        fail(f"massif {command} runs in one process; start it without torchrun (analyze, "
+             "visualize and examples share their work among processes)")
 
 
 def check_port(port: int) -> None:

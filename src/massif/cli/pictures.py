@@ -19,7 +19,6 @@ from .app import (
     WEIGHTS_OPTION,
     app,
     neuron_list,
-    one_process,
     picture_cache,
 )
 
@@ -42,25 +41,33 @@ def visualize(
     cached per model (a second request is instant)."""
 
     def work() -> None:
-        one_process("visualize")
+        from ..distributed import local_device, start, stop
         from ..models import load_model
+        from ..pictures import cache_root
         from ..pictures.visualize import ensure_pictures
         from ..request import resolve_device
 
         if not 1 <= steps <= 100_000:
             fail("--steps must be 1 to 100000")
         dev = resolve_device(device)
-        root = picture_cache(cache)
-        wanted = layers
-        if neurons and not layers:  # the layers the neurons name, in the order given
-            names = [s.strip().rpartition(":")[0] for s in neurons.split(",") if s.strip()]
-            wanted = ",".join(dict.fromkeys(n for n in names if n)) or None
-        loaded = load_model(model, weights=weights, image_size=image_size, layers=wanted)
-        ids = neuron_list(loaded, neurons, layers)
-        loaded.to(dev)
-        ensure_pictures(loaded, ids, root, steps=steps, progress=TqdmProgress())
-        folder = root / "pictures" / loaded.fingerprint
-        typer.echo(f"{len(set(ids))} feature visualizations of model {loaded.name} in {folder}")
+        world = start(dev)  # under torchrun the processes share the neurons; rank 0 writes
+        try:
+            root = picture_cache(cache) if world.main else cache_root(cache)
+            wanted = layers
+            if neurons and not layers:  # the layers the neurons name, in the order given
+                names = [s.strip().rpartition(":")[0] for s in neurons.split(",") if s.strip()]
+                wanted = ",".join(dict.fromkeys(n for n in names if n)) or None
+            loaded = load_model(model, weights=weights, image_size=image_size, layers=wanted)
+            ids = neuron_list(loaded, neurons, layers)
+            loaded.to(local_device(dev))
+            ensure_pictures(loaded, ids, root, steps=steps, world=world,
+                            progress=TqdmProgress() if world.main else None)
+            if world.main:
+                folder = root / "pictures" / loaded.fingerprint
+                typer.echo(f"{len(set(ids))} feature visualizations of model {loaded.name} "
+                           f"in {folder}")
+        finally:
+            stop()
 
     run_guarded(work)
 
@@ -83,9 +90,10 @@ def examples(
     cropped to its receptive field around the strongest position (one streaming pass)."""
 
     def work() -> None:
-        one_process("examples")
         from ..datasets import load_dataset
+        from ..distributed import local_device, start, stop
         from ..models import load_model
+        from ..pictures import cache_root
         from ..pictures.examples import ensure_examples, examples_dir
         from ..request import resolve_device
 
@@ -96,26 +104,32 @@ def examples(
         if batch_size is not None and batch_size < 1:
             fail("--batch-size must be at least 1")
         dev = resolve_device(device)
-        root = picture_cache(cache)
-        loaded = load_model(model, weights=weights, image_size=image_size, layers=layers)
-        spec = data or loaded.default_dataset
-        if not spec:
-            fail(f"model {loaded.name} has no default dataset; give one with --data")
-        dataset = load_dataset(spec, loaded.image_size, loaded.channels)
-        loaded.to(dev)
-        batch = batch_size
-        if batch is None:
-            from ..memory import auto_batch_size
+        world = start(dev)  # under torchrun each process scans its share; rank 0 merges
+        try:
+            root = picture_cache(cache) if world.main else cache_root(cache)
+            loaded = load_model(model, weights=weights, image_size=image_size, layers=layers)
+            spec = data or loaded.default_dataset
+            if not spec:
+                fail(f"model {loaded.name} has no default dataset; give one with --data")
+            dataset = load_dataset(spec, loaded.image_size, loaded.channels)
+            loaded.to(local_device(dev))
+            batch = batch_size
+            if batch is None:
+                from ..memory import auto_batch_size
 
-            batch = auto_batch_size(
-                loaded.module, (loaded.channels, loaded.image_size, loaded.image_size), 0, dev)
-        paths = ensure_examples(loaded, dataset, root, k=top, batch_size=batch,
-                                images=examples_images,
-                                progress=TqdmProgress())
-        folder = examples_dir(root, loaded.fingerprint, dataset.fingerprint)
-        scanned = (f"{len(dataset)} images" if examples_images >= len(dataset) else
-                   f"a sample of {examples_images} of its {len(dataset)} images")
-        typer.echo(f"dataset examples of {len(paths)} neurons ({dataset.name}, {scanned}) "
-                   f"in {folder}")
+                batch = auto_batch_size(
+                    loaded.module, (loaded.channels, loaded.image_size, loaded.image_size), 0,
+                    loaded.device)
+            paths = ensure_examples(loaded, dataset, root, k=top, batch_size=batch,
+                                    images=examples_images, world=world,
+                                    progress=TqdmProgress() if world.main else None)
+            if world.main:
+                folder = examples_dir(root, loaded.fingerprint, dataset.fingerprint)
+                scanned = (f"{len(dataset)} images" if examples_images >= len(dataset) else
+                           f"a sample of {examples_images} of its {len(dataset)} images")
+                typer.echo(f"dataset examples of {len(paths)} neurons ({dataset.name}, "
+                           f"{scanned}) in {folder}")
+        finally:
+            stop()
 
     run_guarded(work)
