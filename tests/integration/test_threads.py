@@ -60,7 +60,7 @@ def test_the_first_checkpoint_is_written_after_the_first_batch(tmp_path):
         profile_neurons(model, data, indices, 7, 5, attack, [0.0, 1.0], batch_size=32,
                         progress=progress, checkpoint=ckpt)
     saved = Checkpoint(tmp_path / "sums.pt", "key").load()
-    assert saved is not None and saved["n_images"] == 32
+    assert saved is not None and saved["covered"] == 32 and saved["counts"][0] == 32
     resumed = profile_neurons(model, data, indices, 7, 5, attack, [0.0, 1.0], batch_size=32,
                               checkpoint=Checkpoint(tmp_path / "sums.pt", "key"))
     whole = profile_neurons(model, data, indices, 7, 5, attack, [0.0, 1.0], batch_size=32)

@@ -125,6 +125,45 @@ class Checkpoint:
             self.path.unlink(missing_ok=True)
 
 
+class RunningSums:
+    """The float64 sums of one pass: a vector of ``counts`` and named groups of per-layer
+    tensors. Rank 0 resumes them from its ``Checkpoint`` and saves them (added over the
+    ``World``, with how many indices they cover); ``finish`` adds them over the ranks."""
+
+    def __init__(self, n_counts: int, groups: dict[str, dict[str, torch.Tensor]],
+                 checkpoint: Checkpoint | None, world: World) -> None:
+        self.counts = torch.zeros(n_counts, dtype=torch.float64)
+        self.groups, self.checkpoint, self.world = groups, checkpoint, world
+        self.tensors = [self.counts] + [t for g in groups.values() for t in g.values()]
+
+    def resume(self) -> int:
+        """Load rank 0's checkpoint, if any; how many indices it covers (on every rank)."""
+        saved = self.checkpoint.load() if self.checkpoint and self.world.main else None
+        covered = 0
+        if saved and "covered" in saved:
+            self.counts.copy_(saved["counts"])
+            for name, group in self.groups.items():
+                for lay, t in group.items():
+                    t.copy_(saved[name][lay])
+            covered = int(saved["covered"])
+        return self.world.share(covered)
+
+    def save(self, end: int, force: bool = False) -> None:
+        """Save the sums over every rank when the checkpoint is due (rank 0 decides)."""
+        if self.checkpoint is None or not self.world.decide(force or self.checkpoint.due()):
+            return
+        total = self.world.sum_to_main(self.tensors)
+        if self.world.main:
+            rest = iter(total[1:])
+            state: dict = {"covered": end, "counts": total[0]}
+            for name, group in self.groups.items():
+                state[name] = {lay: next(rest) for lay in group}
+            self.checkpoint.save(state, force=True)
+
+    def finish(self) -> None:
+        self.world.sum_to_all(self.tensors)
+
+
 def _rounds(dataset: Dataset, indices: Sequence[int], batch_size: int, device: torch.device,
             world: World, stage: str, progress: Progress | None, start: int = 0,
             workers: int = 0) -> Iterator[tuple[int, torch.Tensor | None]]:
@@ -178,33 +217,12 @@ def profile_neurons(
         prof.importance_benign[name] = zeros.clone()
         prof.importance_target[name] = zeros.clone()
         prof.activation[name] = zeros.clone()
-    counts = torch.zeros(2 + k_all, dtype=torch.float64)  # images, correct, successes per k
     attack_labels_value = target if attack.targeted else benign
     sums = (prof.importance_benign, prof.importance_target, prof.activation)
-    names = ("importance_benign", "importance_target", "activation")
-    tensors = [counts] + [d[name] for d in sums for name in layers]
-    saved = checkpoint.load() if checkpoint and world.main else None
-    if saved:
-        counts.copy_(torch.tensor([saved["n_images"], saved["n_correct"],
-                                   *saved["successes"]], dtype=torch.float64))
-        for d, name in zip(sums, names):
-            for lay in layers:
-                d[lay].copy_(saved[name][lay])
-    start = world.share(int(counts[0]))
-
-    def save(end: int, force: bool = False) -> None:
-        if checkpoint is None or not world.decide(force or checkpoint.due()):
-            return
-        total = world.sum_to_main(tensors)
-        if world.main:
-            c, rest = total[0], iter(total[1:])
-            state = {"n_images": end, "n_correct": int(c[1]),
-                     "successes": [int(v) for v in c[2:]]}
-            for name in names:
-                state[name] = {lay: next(rest) for lay in layers}
-            checkpoint.save(state, force=True)
-
-    end = start
+    running = RunningSums(2 + k_all, dict(zip(("importance_benign", "importance_target",
+                                               "activation"), sums)), checkpoint, world)
+    counts = running.counts  # images, correct, successes per strength
+    end = start = running.resume()
     with frozen(model.module), record(model.module, model.layers) as acts:
         for end, x in _rounds(dataset, indices, batch_size, device, world, "profile", progress,
                               start=start, workers=workers):
@@ -212,9 +230,9 @@ def profile_neurons(
                 _profile_batch(model, x, benign, target, attack, strengths, importance,
                                votes_top_k, batch_size, acts, prof, counts,
                                attack_labels_value)
-            save(end)
-    save(end, force=True)
-    world.sum_to_all(tensors)
+            running.save(end)
+    running.save(end, force=True)
+    running.finish()
     prof.n_images, prof.n_correct = int(counts[0]), int(counts[1])
     prof.successes = [int(v) for v in counts[2:]]
     n = max(prof.n_images, 1)
@@ -290,15 +308,11 @@ def profile_edges(
     layers = list(model.layers)
     device = model.device
     out = EdgeProfile(nodes=nodes, random_draws=len(random_masks))
-    pairs = [(prev, name) for prev, name in zip(layers, layers[1:])]
-    for prev, name in pairs:
+    for prev, name in zip(layers, layers[1:]):
         shape = (len(nodes.get(name, [])), model.layer_channels[prev])
         out.influence_benign[name] = torch.zeros(shape, dtype=torch.float64)
         out.influence_attacked[name] = torch.zeros(shape, dtype=torch.float64)
     to_paths = lambda m: {model.layers[lay]: ch for lay, ch in m.items() if ch}  # noqa: E731
-    counts = torch.zeros(4, dtype=torch.float64)  # images, correct, hits masked, hits random
-    tensors = [counts] + [d[name] for d in (out.influence_benign, out.influence_attacked)
-                          for _, name in pairs]
     attack_value = target if attack.targeted else benign
 
     def success(logits: torch.Tensor, correct: torch.Tensor) -> int:
@@ -306,34 +320,15 @@ def profile_edges(
         hit = (pred == target) if attack.targeted else (pred != benign)
         return int((hit & correct).sum())
 
-    saved = checkpoint.load() if checkpoint and world.main else None
-    if saved:
-        counts.copy_(torch.tensor([saved["n_images"], saved["n_correct"], saved["hits_emph"],
-                                   saved["hits_rand"]], dtype=torch.float64))
-        for d, key in ((out.influence_benign, "influence_benign"),
-                       (out.influence_attacked, "influence_attacked")):
-            for lay in d:
-                d[lay].copy_(saved[key][lay])
-    start = world.share(int(counts[0]))
-
-    def save(end: int, force: bool = False) -> None:
-        if checkpoint is None or not world.decide(force or checkpoint.due()):
-            return
-        total = world.sum_to_main(tensors)
-        if world.main:
-            c, rest = total[0], iter(total[1:])
-            state = {"n_images": end, "n_correct": int(c[1]), "hits_emph": int(c[2]),
-                     "hits_rand": float(c[3])}
-            for key in ("influence_benign", "influence_attacked"):
-                state[key] = {name: next(rest) for _, name in pairs}
-            checkpoint.save(state, force=True)
-
-    end = start
+    running = RunningSums(4, {"influence_benign": out.influence_benign,
+                              "influence_attacked": out.influence_attacked}, checkpoint, world)
+    counts = running.counts  # images, correct, hits with emphasized / random neurons masked
+    end = start = running.resume()
     with frozen(model.module):
         for end, x in _rounds(dataset, indices, batch_size, device, world, "edges", progress,
                               start=start, workers=workers):
             if x is None:
-                save(end)
+                running.save(end)
                 continue
             b = x.shape[0]
             labels = torch.full((b,), attack_value, device=device)
@@ -357,9 +352,9 @@ def profile_edges(
                 for draw in random_masks:
                     with mask(model.module, to_paths(draw)):
                         counts[3] += success(model.module(adv), correct) / len(random_masks)
-            save(end)
-    save(end, force=True)
-    world.sum_to_all(tensors)
+            running.save(end)
+    running.save(end, force=True)
+    running.finish()
     n = max(int(counts[0]), 1)
     for d in (out.influence_benign, out.influence_attacked):
         for name in d:
