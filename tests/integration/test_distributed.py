@@ -139,7 +139,8 @@ def test_a_killed_rank_stops_every_rank_and_the_run_resumes(one_process, tmp_pat
     assert proc.returncode != 0
     lines = [ln for ln in err.splitlines() if ln.startswith("massif: error:")]
     assert len(lines) == 1 and lines[0].startswith("massif: error: rank 0:"), err[-2000:]
-    assert "massif/" not in "".join(ln for ln in err.splitlines() if ln.startswith("  File"))
+    # torchrun prints its own traceback; none of its frames may be ours
+    assert not re.search(r'File "[^"]*(src|site-packages)/massif/', err), err[-2000:]
     assert not (out / "graph.json").exists()
     # Resumed in another world size (one process) from rank 0's checkpoint: the same graph.
     done = subprocess.run([MASSIF, *args], capture_output=True, text=True, timeout=300,
