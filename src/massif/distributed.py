@@ -84,16 +84,16 @@ class World:
 
     def decide(self, value: bool) -> bool:
         """Rank 0's ``value``, on every rank (e.g. whether to save a checkpoint now)."""
-        if self.size == 1:
-            return value
-        t = torch.tensor([1.0 if value else 0.0], dtype=torch.float64)
-        return bool(self._broadcast(t)[0])
+        return bool(self.share(int(value)))
 
     def share(self, value: int) -> int:
         """Rank 0's integer, on every rank."""
         if self.size == 1:
             return value
-        return int(self._broadcast(torch.tensor([float(value)], dtype=torch.float64))[0])
+        t = torch.tensor([float(value)], dtype=torch.float64)
+        t = t.to(self.device) if self.device is not None else t
+        self._call(torch.distributed.broadcast, t, 0)
+        return int(t.cpu()[0])
 
     def share_object(self, obj: object) -> object:
         """Rank 0's picklable object, on every rank."""
@@ -110,11 +110,6 @@ class World:
         box: list | None = [None] * self.size if self.main else None
         self._call(torch.distributed.gather_object, obj, box, 0)
         return box
-
-    def _broadcast(self, t: torch.Tensor) -> torch.Tensor:
-        t = t.to(self.device) if self.device is not None else t
-        self._call(torch.distributed.broadcast, t, 0)
-        return t.cpu()
 
     def _flat(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
         flat = torch.cat([t.detach().reshape(-1).to("cpu", torch.float64) for t in tensors])

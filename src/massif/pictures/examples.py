@@ -12,15 +12,9 @@ Visualization", Distill, and of Summit, Hohman et al. 2019):
    class-stratified sample of that many images (``datasets.sample_indices``). Under torchrun
    each process scans its share and rank 0 merges the top-k lists (the merge does not depend on
    the order, so the result is the one-process result).
-3. Compute each layer's receptive field (size, stride, offset) instead of guessing it: on a
-   private copy of the network, max-pooling becomes average pooling over the same window (whose
-   gradient reaches exactly the max-pool's window), every weight becomes the positive constant
-   ``1/fan_in``, every bias a small positive number and BatchNorm a positive affine map, so every
-   ReLU (module or functional) is active. The input-gradient support of one activation position
-   is then exactly its receptive field: its size comes from a position near the centre (on an
-   input made taller until that field is not clipped), its stride from the next position, and
-   position ``(i, j)`` covers rows ``[i·stride + offset, i·stride + offset + size)`` (columns
-   alike), clipped to the image by ``crop_box``.
+3. Compute each layer's receptive field (size, stride, offset) instead of guessing it
+   (``receptive_field.py``: the input-gradient support of one position on a copy of the
+   network whose every activation is positive).
 4. Crop each top image to the receptive field around its arg-max position, scale the crops to a
    common display size (nearest-neighbour when enlarging, so small images stay crisp) and write a
    PNG strip per neuron plus an index ``<layer>.json`` (images, values, positions, boxes).
@@ -36,14 +30,12 @@ as the image-sized window centred on it; the part outside the image is mid-grey.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..datasets import Dataset, sample_indices
 from ..distributed import World
@@ -52,22 +44,13 @@ from ..hooks import frozen, record
 from ..io import write_atomic
 from ..models import Model
 from ..schemas import ExampleChannel, ExamplesIndex, ReceptiveFieldInfo
+from .receptive_field import ReceptiveField, crop_box, receptive_field
 
 Progress = Callable[[str, int, int], None]
 DISPLAY = 48  # side of one crop in a strip (about; small crops are enlarged by a whole factor)
 SEPARATOR = 2  # white pixels between crops
 PAD_VALUE = 0.5  # grey for the part of a receptive field outside the image
 DEFAULT_IMAGES = 50_000  # images scanned at most (a stratified sample of a larger dataset)
-_RF_CACHE: dict[tuple[str, str], ReceptiveField] = {}
-
-
-@dataclass(frozen=True)
-class ReceptiveField:
-    """Position ``(i, j)`` of a layer sees input rows ``[i·stride + offset, … + size)``."""
-
-    size: int
-    stride: int
-    offset: int
 
 
 @dataclass
@@ -78,122 +61,6 @@ class TopExamples:
     values: torch.Tensor  # [C, k] float: max over positions of the channel's activation
     images: torch.Tensor  # [C, k] long: dataset indices
     positions: torch.Tensor  # [C, k, 2] long: the arg-max position (row, column)
-
-
-# ----------------------------------------------------------------------------- receptive field
-
-
-class _Stop(Exception):
-    """Raised by a hook to end a forward pass once the wanted layer has run."""
-
-
-def positive_copy(module: nn.Module) -> nn.Module:
-    """A float64 CPU copy of ``module`` in which every activation is positive (step 3)."""
-    net = copy.deepcopy(module).cpu().double().eval()
-    for _, parent in list(net.named_modules()):
-        for attr, sub in list(parent.named_children()):
-            if isinstance(sub, nn.MaxPool2d):
-                setattr(parent, attr, nn.AvgPool2d(sub.kernel_size, sub.stride, sub.padding,
-                                                   ceil_mode=sub.ceil_mode))
-            elif isinstance(sub, nn.AdaptiveMaxPool2d):
-                setattr(parent, attr, nn.AdaptiveAvgPool2d(sub.output_size))
-    with torch.no_grad():
-        for mod in net.modules():
-            if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
-                fan_in = mod.weight[0].numel()
-                mod.weight.fill_(1.0 / fan_in)
-                if mod.bias is not None:
-                    mod.bias.fill_(0.01)
-            elif isinstance(mod, nn.modules.batchnorm._BatchNorm):
-                if mod.weight is not None:
-                    mod.weight.fill_(1.0)
-                    mod.bias.fill_(0.01)
-                if mod.running_mean is not None:
-                    mod.running_mean.zero_()
-                    mod.running_var.fill_(1.0)
-    return net
-
-
-def _row_support(net: nn.Module, path: str, height: int, width: int,
-                 channels: int) -> tuple[int, tuple[int, int], tuple[int, int] | None]:
-    """Output height, and the input rows ``[first, last + 1)`` that the gradient of the centre
-    output row (then of the row below it, if any) reaches, for a ``height × width`` input."""
-    x = torch.ones(1, channels, height, width, dtype=torch.float64, requires_grad=True)
-    module = net.get_submodule(path)
-
-    def stop(_m: nn.Module, _i: object, _o: object) -> None:
-        raise _Stop
-
-    with record(net, {"layer": path}) as acts:
-        handle = module.register_forward_hook(stop)  # on a private copy; removed below
-        try:
-            net(x)
-        except _Stop:
-            pass
-        finally:
-            handle.remove()
-    out = acts["layer"]
-
-    def span(row: int) -> tuple[int, int]:
-        (g,) = torch.autograd.grad(out[0, :, row].sum(), x, retain_graph=True)
-        hit = torch.nonzero(g.abs().sum((0, 1, 3)) > 0).flatten()
-        if not len(hit):
-            raise MassifError(f"cannot measure the receptive field of {path}: "
-                              "its activation does not depend on the input")
-        return int(hit[0]), int(hit[-1]) + 1
-
-    centre = out.shape[2] // 2
-    below = span(centre + 1) if centre + 1 < out.shape[2] else None
-    return out.shape[2], span(centre), below
-
-
-def receptive_field(model: Model, layer: str) -> ReceptiveField:
-    """The receptive field of ``layer`` (a display name), measured as in step 3; cached."""
-    if layer not in model.layers:
-        raise did_you_mean(layer, model.layer_names, "layer")
-    key = (model.fingerprint or str(id(model.module)), layer)
-    if key in _RF_CACHE:
-        return _RF_CACHE[key]
-    net = positive_copy(model.module)
-    size, path = model.image_size, model.layers[layer]
-    height, found = size, None
-    while True:
-        try:
-            found = _row_support(net, path, height, size, model.channels)
-        except MassifError:
-            raise
-        except Exception as e:  # the model refuses a taller input: keep the last measurement
-            if found is None:
-                raise MassifError(f"cannot measure the receptive field of {layer}: "
-                                  f"{type(e).__name__}: {e}") from None
-            break
-        (top, bottom), below = found[1], found[2]
-        if (top > 0 and bottom < height) or height >= 16 * size:
-            break
-        if below is None and height > size:  # still one row on a taller input: global
-            break
-        height *= 2  # the centre's field is clipped: measure on a taller input
-    h_out, (top, bottom), below = found
-    if below is None:  # one position: it sees the whole image
-        rf = ReceptiveField(size=size, stride=size, offset=0)
-    else:
-        stride = below[0] - top
-        if stride <= 0:
-            raise MassifError(f"cannot measure the receptive field of {layer}: "
-                              "neighbouring positions do not move across the input")
-        rf = ReceptiveField(size=bottom - top, stride=stride, offset=top - h_out // 2 * stride)
-    _RF_CACHE[key] = rf
-    return rf
-
-
-def crop_box(rf: ReceptiveField, i: int, j: int, image_size: int) -> tuple[int, int, int, int]:
-    """``(top, left, bottom, right)`` of position ``(i, j)``'s receptive field, clipped."""
-    top, left = i * rf.stride + rf.offset, j * rf.stride + rf.offset
-
-    def clip(v: int) -> int:
-        return min(max(v, 0), image_size)
-
-    return clip(top), clip(left), clip(top + rf.size), clip(left + rf.size)
 
 
 # ----------------------------------------------------------------------------- top-k pass
