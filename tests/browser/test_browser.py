@@ -1,10 +1,6 @@
-"""The real page in Debian's Chromium, driven by Playwright, against a real server.
-
-The server (uvicorn on 127.0.0.1, a free port) computes with the bundled model on 64 images per
-class; its workspace holds the default analysis (Sneaker → Sandal, computed by the server's own
-job manager before the tests) and graphs built in code (``synthetic.py``) for the layout and
-speed checks. A screenshot of the default view is saved in ``test-artifacts/``.
-"""
+"""The real page in Debian's Chromium, driven by Playwright, against a real server
+(``conftest.py``): drawing, hover, slider, layout, speed, new pairs, editing and defenses. A
+screenshot of the default view is saved in ``test-artifacts/``."""
 
 from __future__ import annotations
 
@@ -12,83 +8,26 @@ import io
 import json
 import statistics
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 import torch
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 from torch import nn
 
 import massif
-from massif.schemas import Graph
 from massif.server import create_app
-from massif.store import Workspace
-from tests.helpers.synthetic import live_server, synthetic_graph
+from tests.helpers.browser import (
+    ARTIFACTS,
+    click_node,
+    drawn_counts,
+    graph_counts,
+    graph_of,
+    open_page,
+)
+from tests.helpers.synthetic import live_server
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    ws = Workspace(tmp_path_factory.mktemp("browser-ws"))
-    ws.save(synthetic_graph(layers=9, per_layer=8, seed=1), "synthetic-8")
-    ws.save(synthetic_graph(layers=9, per_layer=30, seed=2), "synthetic-30")
-    ws.save(synthetic_graph(layers=10, per_layer=30, edges=1200, seed=3), "synthetic-300")
-    warned = synthetic_graph(layers=4, per_layer=6, seed=4)
-    warned.warnings = ["the model classifies only 3% of the benign images correctly",
-                       "only 3 images are classified correctly"]
-    ws.save(warned, "synthetic-warned")
-    app = create_app(ws.root, "bundled", device="cpu", max_images=64, batch_size=64)
-    jobs = app.state.jobs
-    status = jobs.submit(app.state.engine.default_choice())
-    status = jobs.wait(status.key, timeout=90)
-    assert status.state == "done", status
-    with live_server(app) as url:
-        yield {"url": url, "app": app, "ws": ws, "default": status.key}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture()
-def page(browser) -> Page:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    yield pg
-    context.close()
-    assert not errors, errors
-
-
-def open_page(page: Page, url: str) -> None:
-    page.goto(url)
-    page.wait_for_selector("html[data-state=ready]", timeout=30_000)
-
-
-def graph_of(site, key: str) -> Graph:
-    return Graph.model_validate(httpx.get(f"{site['url']}/graphs/{key}.json").json())
-
-
-def drawn_counts(page: Page) -> dict[str, int]:
-    return {g: page.locator(f"#graph-svg .node.{g}").count()
-            for g in ("suppressed", "shared", "emphasized")}
-
-
-def graph_counts(graph: Graph) -> dict[str, int]:
-    return {g: sum(n.group == g for n in graph.nodes)
-            for g in ("suppressed", "shared", "emphasized")}
 
 
 def test_default_page_draws_every_node_of_graph_json_and_loads_fast(site, page):
@@ -129,18 +68,21 @@ def test_default_page_draws_every_node_of_graph_json_and_loads_fast(site, page):
 def test_hover_highlights_incoming_edges_and_shows_the_curves(site, page):
     open_page(page, site["url"] + f"/graphs/{site['default']}")
     graph = graph_of(site, site["default"])
-    node = max(graph.nodes, key=lambda n: sum(e.target == n.id for e in graph.edges))
+    # a node with edges in and out
+    node = max(graph.nodes, key=lambda n: min(sum(e.target == n.id for e in graph.edges),
+                                              sum(e.source == n.id for e in graph.edges)))
     incoming = {e.source for e in graph.edges if e.target == node.id}
-    assert incoming
+    outgoing = {e.target for e in graph.edges if e.source == node.id}
+    assert incoming and outgoing
     page.locator(f'#graph-svg .node[data-id="{node.id}"]').hover()
     page.wait_for_selector("#graph-veil.on")  # the rest of the graph fades
     hi = page.locator("#graph-top .edge.hi")  # highlighted copies drawn above the veil
-    hi_sources = [hi.nth(i).get_attribute("data-source") for i in range(hi.count())]
-    hi_targets = {hi.nth(i).get_attribute("data-target") for i in range(hi.count())}
-    assert sorted(hi_sources) == sorted(incoming) and hi_targets == {node.id}
-    sources = page.locator("#graph-top .node.src")
-    assert sorted(sources.nth(i).get_attribute("data-id") for i in range(sources.count())) \
-        == sorted(incoming)
+    pairs = sorted((hi.nth(i).get_attribute("data-source"), hi.nth(i).get_attribute("data-target"))
+                   for i in range(hi.count()))
+    assert pairs == sorted([(s, node.id) for s in incoming] + [(node.id, t) for t in outgoing])
+    reached = page.locator("#graph-top .node.src")
+    assert sorted(reached.nth(i).get_attribute("data-id") for i in range(reached.count())) \
+        == sorted(incoming | outgoing)
     assert page.locator("#graph-top .node.hover").get_attribute("data-id") == node.id
     assert page.locator("#node-id").text_content() == node.id
     assert node.group in page.locator("#details .badge").text_content()
@@ -158,7 +100,7 @@ def test_hover_highlights_incoming_edges_and_shows_the_curves(site, page):
         assert src == f"/graphs/{site['default']}/nodes/{node.id}/{cls}.png"
     page.mouse.move(2, 2)  # leave: nothing stays highlighted
     page.wait_for_selector("#graph-veil:not(.on)")
-    assert page.locator("#graph-top > *").count() == 0
+    assert page.locator("#graph-top .node, #graph-top .edge").count() == 0
 
 
 def test_strength_slider_shows_flipped_neurons_and_asr(site, page):
@@ -302,7 +244,7 @@ def test_hover_is_fast_with_300_nodes_and_1200_edges(site, page):
     assert len(times) == 40 and max(times) < 100
     node = site["ws"].load("synthetic-300").nodes[-1]
     page.locator(f'#graph-svg .node[data-id="{node.id}"]').hover()
-    expected = sum(e.target == node.id for e in site["ws"].load("synthetic-300").edges)
+    expected = sum(node.id in (e.target, e.source) for e in site["ws"].load("synthetic-300").edges)
     assert page.locator("#graph-top .edge.hi").count() == expected > 0
 
 
@@ -357,10 +299,6 @@ def test_class_lists_are_searchable_with_1000_classes(browser, tmp_path):
             assert page.locator("#benign").input_value() == "995"
     finally:
         context.close()
-
-
-def click_node(page: Page, node_id: str) -> None:
-    page.locator(f'#graph-svg .node[data-id="{node_id}"]').click()
 
 
 def test_deleting_neurons_shows_accuracy_and_asr_before_and_after(site, page):
@@ -434,7 +372,7 @@ def test_deleting_neurons_shows_accuracy_and_asr_before_and_after(site, page):
 
 
 def pinned_none(page: Page) -> bool:
-    return page.evaluate("window.massif.store.get().pinned") is None
+    return page.evaluate("window.massif.store.get().pins") == []
 
 
 def start_defense(page: Page, key: str, budget: int) -> dict:

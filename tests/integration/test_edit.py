@@ -401,8 +401,11 @@ def test_greedy_defense_beats_random_and_is_nested(bundled_pair):
     _, graph, ed = bundled_pair
     candidates = [n.id for n in graph.nodes
                   if n.group != "suppressed" and n.layer in ("mixed4b", "mixed5a")]
+    found: list[list[str]] = []
     d = ed.suggest_defense(2, candidates=candidates, graph=graph, random_draws=3,
-                           search_images=100)
+                           search_images=100, found=found.append)
+    # each pick is announced as soon as the search makes it (the page lists them live)
+    assert found == [step.mask for step in d.greedy]
     assert d.n_candidates == len(candidates) and d.n_search_images == 100
     assert 1 <= len(d.greedy) <= 2
     for i, step in enumerate(d.greedy):

@@ -92,6 +92,16 @@ def test_every_page_has_a_json_twin(client, ws):
         assert twin.status_code == 200 and twin.headers["content-type"] == "application/json"
 
 
+def test_a_browser_asking_for_a_missing_analysis_or_neuron_gets_the_page_with_404(client, ws):
+    """The page says in words what is missing; API clients keep the JSON 404."""
+    for path in ["/graphs/no-such-analysis", "/graphs/synthetic-small/nodes/nolayer:1"]:
+        r = client.get(path, headers={"accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+        assert r.status_code == 404 and "<title>MASSIF</title>" in r.text, path
+        r = client.get(path)
+        assert r.status_code == 404 and r.headers["content-type"] == "application/json"
+        assert set(r.json()) == {"detail"}
+
+
 def test_node_json_has_its_incoming_edges_strongest_first(client, ws):
     graph = ws.load("synthetic-small")
     node = next(n for n in graph.nodes if n.layer == graph.layers[2])

@@ -154,8 +154,10 @@ def suggest_defense(session: Session, budget: int, candidates: Sequence[str] | N
                     graph: Graph | None = None, *, mode: Mode = "zero", random_draws: int = 5,
                     seed: int = 0, search_images: int | None = 256,
                     progress: Progress | None = None,
-                    cancelled: Callable[[], bool] | None = None) -> DefenseResult:
-    """The greedy defense of at most ``budget`` neurons and its baselines (module docstring)."""
+                    cancelled: Callable[[], bool] | None = None,
+                    found: Callable[[list[str]], None] | None = None) -> DefenseResult:
+    """The greedy defense of at most ``budget`` neurons and its baselines (module docstring).
+    ``found(path)`` is called with the greedy picks so far each time the search adds one."""
     t0 = time.perf_counter()
     if isinstance(budget, bool) or not isinstance(budget, int) or not 1 <= budget <= MAX_BUDGET:
         raise MassifError(f"the defense budget must be 1 to {MAX_BUDGET} neurons, not "
@@ -227,6 +229,8 @@ def suggest_defense(session: Session, budget: int, candidates: Sequence[str] | N
         score, _, _, cand, asr, acc, acc_b = best
         path.append(cand)
         searched.append((cand, score, asr, acc))
+        if found:
+            found(list(path))
 
     # steps 5 and 6: every mask measured on all images, many at a time
     rng = random.Random(seed)

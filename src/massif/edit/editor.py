@@ -295,12 +295,13 @@ class Editor:
                         graph: Graph | None = None, *, mode: Mode = "zero",
                         random_draws: int = 5, seed: int = 0, search_images: int | None = 256,
                         progress: Progress | None = None,
-                        cancelled: Callable[[], bool] | None = None) -> DefenseResult:
+                        cancelled: Callable[[], bool] | None = None,
+                        found: Callable[[list[str]], None] | None = None) -> DefenseResult:
         """A greedy defense of at most ``budget`` neurons (see ``defense.suggest_defense``)."""
         return suggest_defense(self.session, budget, candidates, graph or self.graph,
                                mode=mode, random_draws=random_draws, seed=seed,
                                search_images=search_images, progress=progress,
-                               cancelled=cancelled)
+                               cancelled=cancelled, found=found)
 
     def export(self, neurons: Sequence[str] | str, path: str | Path | io.BytesIO,
                mode: Mode = "zero") -> Path | io.BytesIO:

@@ -35,10 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import Request  # at module level: FastAPI reads route annotations here
 
 from ..errors import MassifError, is_index, short
 from ..request import AnalysisRequest
-from ..schemas import Edge, Graph, Node, first_error
+from ..schemas import Edge, ExamplesIndex, Graph, Node, first_error
 from ..store import valid_key
 from .edit_routes import add_edit_routes
 from .jobs import (
@@ -94,6 +95,17 @@ class Info(BaseModel):
     analyses: list[SavedAnalysis]
 
 
+class ExamplePatch(BaseModel):
+    """One patch of a dataset examples strip: its dataset image, that image's class (when the
+    server has the dataset the examples came from) and the channel's activation on it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: int
+    class_name: str | None
+    value: float
+
+
 class NodeDetail(BaseModel):
     """``/graphs/{key}/nodes/{id}.json``: a node, its edges and its pictures."""
 
@@ -105,6 +117,7 @@ class NodeDetail(BaseModel):
     outgoing: list[Edge]
     picture: str | None
     examples: str | None
+    examples_info: list[ExamplePatch] | None = None
 
 
 class Pictures(BaseModel):
@@ -138,7 +151,7 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
     ``$MASSIF_CACHE`` or ``~/.cache/massif``); new analyses make theirs there unless
     ``pictures=False`` (``picture_steps``: optimisation steps per feature visualization).
     """
-    from fastapi import FastAPI, HTTPException, Request
+    from fastapi import FastAPI, HTTPException
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, Response
     from fastapi.staticfiles import StaticFiles
@@ -273,6 +286,28 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
                 return root / relative
         return picture_roots[-1] / relative
 
+    def example_patches(graph: Graph, node: Node) -> list[ExamplePatch] | None:
+        """The patches of a node's examples strip, from the layer's examples index."""
+        index_path = picture_path(graph, node, "examples").parent.with_suffix(".json")
+        try:
+            index = ExamplesIndex.model_validate_json(index_path.read_bytes())
+            channel = index.channels[node.channel]
+        except (OSError, ValidationError, IndexError) as e:
+            log.warning("no examples index for %s: %s", node.id, clean(str(e))[:200])
+            return None
+        data = engine.dataset
+        same = data is not None and data.fingerprint == graph.dataset.fingerprint
+        names = list(getattr(data, "class_names", None) or []) if same else []
+
+        def name(i: int) -> str | None:
+            if not same or not 0 <= i < len(data):
+                return None
+            label = int(data.labels[i])
+            return names[label] if 0 <= label < len(names) else str(label)
+
+        return [ExamplePatch(image=i, class_name=name(i), value=v)
+                for i, v in zip(channel.images, channel.values)]
+
     def picture_urls(key: str, graph: Graph, kind: str) -> dict[str, str]:
         out = {}
         for n in graph.nodes:
@@ -342,10 +377,20 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
     def graph_json(key: str) -> Response:
         return Response(graph_entry(key)[1], media_type="application/json")
 
-    @app.get("/graphs/{key}", include_in_schema=False)
-    def graph_page(key: str) -> Response:
-        graph_entry(key)
+    def page_or_404(request_: Request, check: Any) -> Response:
+        """The page, after ``check()``; a browser asking for a missing analysis or neuron gets
+        the page too, with status 404, and the page says in words what is missing."""
+        try:
+            check()
+        except HTTPException as e:
+            if e.status_code != 404 or "text/html" not in request_.headers.get("accept", ""):
+                raise
+            return Response(page, status_code=404, media_type="text/html")
         return html()
+
+    @app.get("/graphs/{key}", include_in_schema=False)
+    def graph_page(key: str, request_: Request) -> Response:
+        return page_or_404(request_, lambda: graph_entry(key))
 
     @app.get("/graphs/{key}/pictures.json", response_model=Pictures)
     def pictures_json(key: str) -> Pictures:
@@ -363,12 +408,12 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
         incoming = sorted((e for e in graph.edges if e.target == node.id),
                           key=lambda e: -max(e.influence_benign, e.influence_attacked))
         outgoing = [e for e in graph.edges if e.source == node.id]
-        return NodeDetail(key=key, node=node, incoming=incoming, outgoing=outgoing, **urls)
+        return NodeDetail(key=key, node=node, incoming=incoming, outgoing=outgoing, **urls,
+                          examples_info=example_patches(graph, node) if urls["examples"] else None)
 
     @app.get("/graphs/{key}/nodes/{neuron_id}", include_in_schema=False)
-    def node_page(key: str, neuron_id: str) -> Response:
-        find_node(graph_entry(key)[0], key, neuron_id)
-        return html()
+    def node_page(key: str, neuron_id: str, request_: Request) -> Response:
+        return page_or_404(request_, lambda: find_node(graph_entry(key)[0], key, neuron_id))
 
     @app.get("/graphs/{key}/nodes/{neuron_id}/{kind}.png", include_in_schema=False)
     def node_png(key: str, neuron_id: str, kind: str) -> Response:

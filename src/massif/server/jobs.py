@@ -313,6 +313,7 @@ class DefenseStatus(BaseModel):
     state: Literal["queued", "running", "done", "error", "cancelled"]
     progress: float = 0.0
     error: str | None = None
+    picks: list[str] = Field(default_factory=list)  # the greedy picks so far, in order
     result: Any = None  # edit.DefenseResult once done
 
 
@@ -324,6 +325,7 @@ class DefenseJob(JobState):
     key: str
     budget: int
     mode: str
+    picks: list[str] = field(default_factory=list)
     result: Any = None
 
 
@@ -359,6 +361,10 @@ class DefenseJobs:
             with self._lock:
                 job.progress = round(done / total, 4) if total else 0.0
 
+        def found(picks: list[str]) -> None:
+            with self._lock:
+                job.picks = list(picks)
+
         def work() -> None:
             from ..edit.session import Cancelled as Stopped
 
@@ -367,7 +373,7 @@ class DefenseJobs:
             try:
                 result = editor.suggest_defense(budget, graph=graph, mode=mode,
                                                 progress=progress,
-                                                cancelled=job.cancel.is_set)
+                                                cancelled=job.cancel.is_set, found=found)
                 state, error = "done", None
             except Stopped:
                 result, state, error = None, "cancelled", None
@@ -393,4 +399,4 @@ class DefenseJobs:
         with self._lock:
             return DefenseStatus(id=job.id, key=job.key, budget=job.budget, mode=job.mode,
                                  state=job.state, progress=job.progress, error=job.error,
-                                 result=job.result)
+                                 picks=list(job.picks), result=job.result)

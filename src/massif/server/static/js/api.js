@@ -25,6 +25,7 @@ function post(body = {}, signal) {
 export const getInfo = () => request("/index.json");
 export const getGraph = (key) => request(`/graphs/${key}.json`);
 export const getPictures = (key) => request(`/graphs/${key}/pictures.json`);
+export const getNode = (key, id) => request(`/graphs/${key}/nodes/${encodeURIComponent(id)}.json`);
 export const getStatus = (key) => request(`/analyses/${key}.json`);
 // body: {mask: [ids], mode, adaptive, preview}
 export const getEdit = (key, body, signal) => request(`/graphs/${key}/edit`, post(body, signal));

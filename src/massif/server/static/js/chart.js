@@ -3,10 +3,13 @@
 // The chart is built once per SVG element and then only updated (paths, dots, axis ticks), so
 // redrawing it on every hover costs well under a millisecond of layout.
 export function lineChart(svgElement, { x, series, rule = null, flip = null, width = 240,
-                                        height = 110, axes = true, yFormat = null }) {
+                                        height = 110, axes = true, yFormat = null,
+                                        xTitle = null, yTitle = null }) {
   const svg = d3.select(svgElement).attr("width", width).attr("height", height).classed("chart", true);
-  const m = axes ? { top: 6, right: 8, bottom: 18, left: 38 } : { top: 3, right: 3, bottom: 3, left: 3 };
-  if (svgElement.dataset.built !== `${width}x${height}`) {
+  const m = axes ? { top: 6, right: 8, bottom: xTitle ? 28 : 18, left: yTitle ? 44 : 38 }
+    : { top: 3, right: 3, bottom: 3, left: 3 };
+  const built = `${width}x${height}:${xTitle}:${yTitle}`;
+  if (svgElement.dataset.built !== built) {
     svg.selectAll("*").remove();
     svg.append("g").attr("class", "axis x").attr("transform", `translate(0,${height - m.bottom})`);
     svg.append("g").attr("class", "axis y").attr("transform", `translate(${m.left},0)`);
@@ -14,7 +17,11 @@ export function lineChart(svgElement, { x, series, rule = null, flip = null, wid
       .append("title");
     svg.append("line").attr("class", "rule").attr("y1", m.top).attr("y2", height - m.bottom);
     svg.append("g").attr("class", "series");
-    svgElement.dataset.built = `${width}x${height}`;
+    if (xTitle) svg.append("text").attr("class", "axis-title x").attr("text-anchor", "end")
+      .attr("x", width - m.right).attr("y", height - 2).text(xTitle);
+    if (yTitle) svg.append("text").attr("class", "axis-title y").attr("text-anchor", "middle")
+      .attr("transform", `translate(9,${(m.top + height - m.bottom) / 2}) rotate(-90)`).text(yTitle);
+    svgElement.dataset.built = built;
   }
   const xs = d3.scaleLinear().domain(d3.extent(x)).range([m.left, width - m.right]);
   const all = series.flatMap((s) => s.values);
@@ -35,6 +42,7 @@ export function lineChart(svgElement, { x, series, rule = null, flip = null, wid
     return g;
   });
   groups.select("path").attr("class", (s) => `line ${s.className ?? ""}`).attr("stroke", (s) => s.color)
+    .attr("stroke-width", (s) => s.width ?? null).attr("stroke-opacity", (s) => s.opacity ?? null)
     .attr("stroke-dasharray", (s) => s.dash ?? null).attr("d", (s) => line(s.values))
     .attr("data-points", (s) => s.values.length);
   groups.selectAll("circle").data((s) => s.values.map((v) => [v, s.color])).join("circle")

@@ -1,6 +1,9 @@
 // The control panel (paper, Figure 3A): benign and target class (searchable when there are
 // many), attack, targeted, maximum strength. A pair already analysed is shown at once; a new
-// one is computed on the server, with a progress bar fed by polling its status.
+// one is computed on the server, with a progress bar fed by polling its status; meanwhile a
+// banner over the graph says which pair is computing and which one is still drawn. A choice
+// that cannot be right (an unknown class, a strength that is not a positive number) is named
+// in a plain message and starts nothing.
 import * as api from "./api.js";
 
 const $ = (id) => document.getElementById(id);
@@ -13,6 +16,41 @@ function fillClasses(select, classes, filterText = "", keep = null) {
     String(c.index) === words || String(c.index) === chosen);
   select.replaceChildren(...shown.map((c) => new Option(`${c.name}`, String(c.index))));
   if (shown.some((c) => String(c.index) === chosen)) select.value = chosen;
+}
+
+// The request a URL or the form asks for, checked against the server's classes and attacks:
+// {request, problems}; classes may be given by index or (case-insensitive) name.
+export function checkRequest(req, info) {
+  const problems = [];
+  const request = { ...req };
+  for (const field of ["benign", "target"]) {
+    const text = String(req[field] ?? "").trim();
+    const found = (/^\d+$/.test(text) && info.classes.find((c) => String(c.index) === text)) ||
+      info.classes.find((c) => c.name.toLowerCase() === text.toLowerCase());
+    if (found) request[field] = String(found.index);
+    else {
+      problems.push(`There is no ${field} class "${text.slice(0, 40)}" in this model: choose one of ` +
+                    `its ${info.classes.length} classes from the list.`);
+      request[field] = String(info.default_request[field]);
+    }
+  }
+  if (!info.attacks.includes(req.attack)) {
+    problems.push(`There is no attack "${String(req.attack).slice(0, 40)}": choose one of ${info.attacks.join(", ")}.`);
+    request.attack = info.default_request.attack;
+  }
+  const fallback = info.default_max_strength[request.attack];
+  const strength = req.max_strength == null || req.max_strength === "" ? fallback : Number(req.max_strength);
+  if (!Number.isFinite(strength) || strength < 1e-6 || strength > 1e4) {
+    problems.push(`The maximum strength must be a number from 0.000001 to 10000 (for example ${fallback}), ` +
+                  `not "${String(req.max_strength).slice(0, 40)}".`);
+    request.max_strength = fallback;
+  } else request.max_strength = strength;
+  if (![undefined, true, false, "true", "false"].includes(req.targeted)) {
+    problems.push(`targeted must be true or false, not "${String(req.targeted).slice(0, 20)}".`);
+    request.targeted = true;
+  }
+  if (!problems.length && request.benign === request.target) problems.push("The benign and target classes must differ.");
+  return { request, problems };
 }
 
 export function createControls(store, { loadGraph }) {
@@ -30,9 +68,19 @@ export function createControls(store, { loadGraph }) {
     $("error").textContent = message ?? "";
   }
 
+  // Which pair the form asks for, by name (for the banner).
+  const pairName = () => `${benign.selectedOptions[0]?.text ?? "?"} → ${target.selectedOptions[0]?.text ?? "?"}`;
+
   function showJob(status) {
     const running = status && (status.state === "queued" || status.state === "running");
     $("job").hidden = !running;
+    const { graph, key } = store.get();
+    const pending = running && status.key !== key;
+    $("pending").hidden = !pending;
+    if (pending) {
+      $("pending").textContent = `Computing ${pairName()} (${Math.round(100 * status.progress)}%)… ` +
+        (graph ? `The graph below is still ${graph.benign.name} → ${graph.target.name}.` : "");
+    }
     document.documentElement.dataset.job = status ? status.state : "";
     if (!running) return;
     $("progress").value = status.progress;
@@ -46,6 +94,7 @@ export function createControls(store, { loadGraph }) {
     showJob(status);
     if (status.state === "done") return loadGraph(status.key);
     if (status.state === "error") return showError(`analysis failed: ${status.error}`);
+    if (status.state === "cancelled") return showError("the analysis was cancelled; Show starts it again");
     if (status.state === "missing") {
       $("analyze").textContent = "Analyze (not computed yet)";
       return;
@@ -60,7 +109,8 @@ export function createControls(store, { loadGraph }) {
     showError(null);
     $("analyze").textContent = "Show";
     const params = request();
-    if (params.benign === params.target) return showError("benign and target must differ");
+    const { problems } = checkRequest(params, store.get().info);
+    if (problems.length) { showJob(null); return showError(problems.join(" ")); }
     try {
       const status = start ? await api.startAnalysis({ ...params, max_strength: +params.max_strength })
         : await api.findAnalysis(params);
@@ -105,5 +155,5 @@ export function createControls(store, { loadGraph }) {
     maxStrength.value = req.max_strength ?? store.get().info.default_max_strength[req.attack];
   }
 
-  return { setup, show, choose, follow, showError };
+  return { setup, show, choose, follow, showError, showJob };
 }

@@ -1,9 +1,13 @@
 // The hover card (paper, Figure 3C/D and Figure 4): the neuron's id, group, vulnerability, its
 // importance and activation curves over strength, its feature visualization and dataset
-// examples, and its strongest incoming edges. Without a hovered or pinned node it shows the
+// examples (a click enlarges them), and its strongest incoming and outgoing edges (a click on
+// one pins that neuron). Its activation change under attack is shown beside its importance,
+// since groups come from importance, not activation. Without a hovered or pinned node it shows the
 // analysis as a whole. The neuron card is built once and updated in place on each hover, which
 // keeps hover feedback fast.
 import { lineChart } from "./chart.js";
+import { GROUPS_MEANING } from "./legend.js";
+import { openLightbox } from "./lightbox.js";
 import { COLORS, formatNumber, formatPercent, nodeColor } from "./store.js";
 
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -14,8 +18,10 @@ const CARD = `
   <dl>
     <dt>vulnerability</dt><dd id="node-vulnerability"></dd>
     <dt>flips at ε</dt><dd id="node-flip"></dd>
+    <dt>activation</dt><dd id="node-activation"></dd>
+    <dt>importance</dt><dd id="node-importance"></dd>
   </dl>
-  <img class="picture" alt="feature visualization" width="120" height="120">
+  <img class="picture zoomable" alt="feature visualization" title="click to enlarge" width="120" height="120">
   <div class="missing picture">no feature visualization yet<br><span></span></div>
   <h3>importance over strength</h3>
   <svg id="importance-chart"></svg>
@@ -24,10 +30,29 @@ const CARD = `
   <h3>activation (class mean of the channel max)</h3>
   <svg id="activation-chart"></svg>
   <h3>dataset examples</h3>
-  <img class="examples" alt="dataset examples">
+  <img class="examples zoomable" alt="dataset examples" title="click to enlarge">
   <div class="missing examples">no dataset examples yet</div>
-  <h3>top incoming edges (benign → attacked influence)</h3>
-  <ul class="edges"></ul>`;
+  <h3>incoming edges (benign → attacked influence)</h3>
+  <ul class="edges incoming"></ul>
+  <h3>outgoing edges</h3>
+  <ul class="edges outgoing"></ul>`;
+
+// One edge row: the other neuron (a button that pins it, in its group's colour) and the
+// influence, clean → attacked.
+function edgeRow(e, other, byId) {
+  const n = byId.get(other);
+  const color = n ? nodeColor(n) : "#999";
+  return `<li><button type="button" class="neuron" data-id="${esc(other)}" style="border-color:${color}">` +
+    `<span class="swatch" style="background:${color}"></span>${esc(other)}</button> ` +
+    `${formatNumber(e.influence_benign)} → ${formatNumber(e.influence_attacked)}</li>`;
+}
+
+// "a → b (+x%)": a value on the clean images and at strength index k.
+function change(values, k) {
+  const a = values[0], b = values[k];
+  const pct = a !== 0 ? ` (${b >= a ? "+" : "−"}${Math.abs(Math.round(100 * (b - a) / Math.abs(a)))}%)` : "";
+  return `${formatNumber(a)} → ${formatNumber(b)}${pct}`;
+}
 
 export function createDetails(element, store) {
   let shown = undefined;
@@ -55,18 +80,29 @@ export function createDetails(element, store) {
         <dt>faithfulness</dt><dd>ASR with the ${f.n_masked} emphasized masked ${formatPercent(f.masked_emphasized_asr)},
           with as many random ${formatPercent(f.masked_random_asr)}</dd>
       </dl>
-      <p class="hint">Hover a neuron to see its curves and pictures; click to pin it.</p>`;
+      <p class="hint">Hover a neuron to see its curves and pictures; click to pin it
+        (shift-click pins several).</p>
+      <p class="hint groups-meaning">${esc(GROUPS_MEANING)}</p>`;
   }
 
   function build() {
     cardBox.innerHTML = CARD;
     const q = (s) => cardBox.querySelector(s);
     card = { id: q("#node-id"), badge: q(".badge"), vulnerability: q("#node-vulnerability"),
-             flip: q("#node-flip"), picture: q("img.picture"), noPicture: q(".missing.picture"),
+             flip: q("#node-flip"), activationChange: q("#node-activation"),
+             importanceChange: q("#node-importance"), picture: q("img.picture"), noPicture: q(".missing.picture"),
              noPictureId: q(".missing.picture span"), towardB: q(".toward-b"), towardT: q(".toward-t"),
              importance: q("#importance-chart"), activation: q("#activation-chart"),
-             examples: q("img.examples"), noExamples: q(".missing.examples"), edges: q("ul.edges"),
+             examples: q("img.examples"), noExamples: q(".missing.examples"),
+             incoming: q("ul.edges.incoming"), outgoing: q("ul.edges.outgoing"),
              width: Math.max(160, element.clientWidth - 24) };
+    cardBox.addEventListener("click", (event) => {
+      const id = event.target.closest("button.neuron")?.dataset.id;
+      if (id) return store.set({ pins: [id], hover: null });
+      const img = event.target.closest("img.zoomable");
+      const shown = store.get().hover ?? store.get().pins.at(-1);
+      if (img && shown) openLightbox(store, shown, img.classList.contains("picture") ? "picture" : "examples");
+    });
   }
 
   function setImage(img, missing, url) {
@@ -85,15 +121,24 @@ export function createDetails(element, store) {
     card.badge.style.background = nodeColor(node);
     card.vulnerability.textContent = formatNumber(node.vulnerability);
     card.flip.textContent = formatNumber(node.flip_strength);
+    const k = K.indexOf(eps);
+    card.activationChange.textContent = `${change(node.activation, k)} at ε = ${formatNumber(eps)}`;
+    const toward = node.group === "suppressed" ? node.importance_benign : node.importance_target;
+    card.importanceChange.textContent = `${change(toward, k)} toward ${node.group === "suppressed" ? graph.benign.name : graph.target.name}`;
     card.noPictureId.textContent = node.id;
     setImage(card.picture, card.noPicture, pictures?.pictures[node.id]);
     setImage(card.examples, card.noExamples, pictures?.examples[node.id]);
     card.towardB.textContent = `toward ${graph.benign.name}`;
     card.towardT.textContent = `toward ${graph.target.name}`;
-    const incoming = graph.edges.filter((e) => e.target === node.id)
-      .sort((a, b) => b.influence_attacked - a.influence_attacked);
-    card.edges.innerHTML = incoming.map((e) => `<li>${esc(e.source)}: ${formatNumber(e.influence_benign)} → ${formatNumber(e.influence_attacked)}</li>`).join("")
-      || "<li>none (first layer)</li>";
+    const byId = new Map(graph.nodes.map((n) => [n.id, n]));
+    const strongest = (a, b) => Math.max(b.influence_benign, b.influence_attacked) -
+      Math.max(a.influence_benign, a.influence_attacked);
+    const incoming = graph.edges.filter((e) => e.target === node.id).sort(strongest);
+    const outgoing = graph.edges.filter((e) => e.source === node.id).sort(strongest);
+    card.incoming.innerHTML = incoming.map((e) => edgeRow(e, e.source, byId)).join("") ||
+      `<li>none${node.layer === graph.layers[0] ? " (first layer)" : ""}</li>`;
+    card.outgoing.innerHTML = outgoing.map((e) => edgeRow(e, e.target, byId)).join("") ||
+      `<li>none${node.layer === graph.layers.at(-1) ? " (last layer)" : ""}</li>`;
     lineChart(card.importance, { x: K, rule: eps, flip: node.flip_strength, width: card.width, series: [
       { values: node.importance_benign, color: COLORS.suppressed, className: "importance-benign" },
       { values: node.importance_target, color: COLORS.emphasized, className: "importance-target" },
@@ -103,8 +148,8 @@ export function createDetails(element, store) {
   }
 
   function render() {
-    const { graph, hover, pinned, pictures } = store.get();
-    const id = hover ?? pinned;
+    const { graph, hover, pins, pictures } = store.get();
+    const id = hover ?? pins.at(-1) ?? null;
     shown = id;
     const node = graph && id != null ? graph.nodes.find((n) => n.id === id) : null;
     summaryBox.hidden = !graph || !!node;
@@ -113,7 +158,7 @@ export function createDetails(element, store) {
   }
 
   store.subscribe((state, prev) => {
-    const id = state.hover ?? state.pinned;
+    const id = state.hover ?? state.pins.at(-1) ?? null;
     if (state.graph !== prev.graph) { if (state.graph) summary(state.graph); return render(); }
     if (state.pictures !== prev.pictures || id !== shown ||
         (id != null && state.strengthIndex !== prev.strengthIndex)) render();

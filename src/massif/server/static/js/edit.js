@@ -8,9 +8,11 @@
 // (adaptive). It asks three times, so the panel updates at once and then sharpens: a preview
 // (the first 250 images, no fresh attack: well under a second on the bundled model), all images
 // without the fresh attack, then with it (the slow part).
+// The numbers and curves show at the top of the right-hand panel, in view whatever the window.
 // "Suggest a defense" starts a search as a job on the server (it takes seconds to minutes), shows
-// its progress with a cancel button while it runs, then draws the greedy search's ASR against
-// clean accuracy beside two baselines.
+// its progress with a cancel button while it runs and lists (and rings on the graph) the greedy
+// picks as the search finds them, then draws the greedy search's ASR against clean accuracy
+// beside two baselines.
 import * as api from "./api.js";
 import { lineChart } from "./chart.js";
 import { formatPercent } from "./store.js";
@@ -39,13 +41,33 @@ export function createEdit(store) {
   let controller = null;
   let last = null;  // the latest answer, shown again when the strength slider moves
   let search = null;  // the running defense search: {id}
+  const chartWidth = () => Math.max(200, $("results").clientWidth || 250);
 
-  toggle.addEventListener("change", () => {
-    store.set({ editMode: toggle.checked });
-    // Build the server's editors now, so the first deletion is answered as fast as the next.
-    const { key } = store.get();
-    if (toggle.checked && key) api.warmEditor(key).catch((e) => { status.textContent = e.message; });
-  });
+  // The results box shows whichever of its two parts has something to say.
+  function showBoxes() {
+    $("results").hidden = $("edit-box").hidden && $("defense-box").hidden;
+  }
+
+  toggle.addEventListener("change", () => store.set({ editMode: toggle.checked }));
+
+  // Build the server's editors as soon as an analysis opens, so the first deletion is answered
+  // as fast as the next (building them costs seconds; the server builds each analysis's once).
+  // Analyses of another model or without the dataset cannot be edited: nothing is asked.
+  function warm(state) {
+    const { key, info } = state;
+    const saved = info?.analyses.find((a) => a.key === key);
+    const html = document.documentElement;
+    if (!key || !info?.can_analyze || (saved && !saved.same_model)) { html.dataset.editor = "unavailable"; return; }
+    html.dataset.editor = "warming";
+    $("edit-note").textContent = "";
+    api.warmEditor(key).then(() => {
+      if (store.get().key === key) html.dataset.editor = "ready";
+    }).catch((e) => {
+      if (store.get().key !== key) return;
+      html.dataset.editor = "unavailable";
+      $("edit-note").textContent = `deleting neurons is not available here: ${e.message}`;
+    });
+  }
   clear.addEventListener("click", () => store.set({ masked: [] }));
   for (const radio of document.querySelectorAll("#mask-mode input")) {
     radio.addEventListener("change", () => store.set({ maskMode: radio.value }));
@@ -59,6 +81,10 @@ export function createEdit(store) {
     suggest();
   });
   $("defense-cancel").addEventListener("click", () => cancelSearch());
+  $("defense-picks").addEventListener("click", (event) => {
+    const id = event.target.closest("button.neuron")?.dataset.id;
+    if (id) store.set({ pins: [id] });
+  });
   exportButton.addEventListener("click", () => exportModel());
 
   async function exportModel() {
@@ -94,25 +120,29 @@ export function createEdit(store) {
       row(`ASR transfer ε=${eps}`, r.transfer_asr.before[k], r.transfer_asr.after[k], "asr-transfer") +
       row(`ASR adaptive ε=${eps}`, r.adaptive_asr?.before[k], r.adaptive_asr?.after[k], "asr-adaptive");
     result.hidden = false;
+    $("edit-box").hidden = false;
+    showBoxes();
     result.dataset.mask = r.mask.join(",");
     const total = store.get().graph.benign.n_images;
     result.dataset.phase = r.adaptive_asr ? "full" : r.n_images < total ? "preview" : "transfer";
-    const series = [
-      { values: r.transfer_asr.before, color: COLORS.transfer, dash: "3 2", className: "transfer-before" },
-      { values: r.transfer_asr.after, color: COLORS.transfer, className: "transfer-after" },
-    ];
+    // Adaptive first, wide and light, so the transfer line drawn over it stays visible where
+    // the two agree.
+    const series = [];
     if (r.adaptive_asr) series.push(
-      { values: r.adaptive_asr.before, color: COLORS.adaptive, dash: "3 2", className: "adaptive-before" },
-      { values: r.adaptive_asr.after, color: COLORS.adaptive, className: "adaptive-after" });
-    lineChart($("edit-chart"), { x: K, rule: K[k], width: 210, height: 90, yFormat: d3.format(".0%"),
-      series });
+      { values: r.adaptive_asr.before, color: COLORS.adaptive, dash: "6 3", width: 6, opacity: 0.35, className: "adaptive-before" },
+      { values: r.adaptive_asr.after, color: COLORS.adaptive, width: 6, opacity: 0.35, className: "adaptive-after" });
+    series.push(
+      { values: r.transfer_asr.before, color: COLORS.transfer, dash: "3 2", className: "transfer-before" },
+      { values: r.transfer_asr.after, color: COLORS.transfer, className: "transfer-after" });
+    lineChart($("edit-chart"), { x: K, rule: K[k], width: chartWidth(), height: 120,
+      yFormat: d3.format(".0%"), xTitle: "attack strength ε", yTitle: "ASR", series });
     const phase = result.dataset.phase === "preview"
       ? `estimate on ${r.n_images} of ${total} images, measuring all…`
       : r.adaptive_asr ? `${r.n_images} images, ${r.n_sample} in the all-class sample`
       : `${r.n_images} images · measuring the fresh attack…`;
     status.innerHTML = `${r.mask.length} deleted · ${phase}<br>` +
       `<span style="color:${COLORS.transfer}">transfer</span> (stored attack), ` +
-      `<span style="color:${COLORS.adaptive}">adaptive</span> (fresh attack); dashed: before`;
+      `<span style="color:${COLORS.adaptive}">adaptive</span> (fresh attack, the wide pale line); dashed: before`;
   }
 
   async function update() {
@@ -124,6 +154,8 @@ export function createEdit(store) {
     controller?.abort();
     if (!key || masked.length === 0) {
       result.hidden = true;
+      $("edit-box").hidden = true;
+      showBoxes();
       status.textContent = "";
       document.documentElement.dataset.edit = "idle";
       return;
@@ -164,6 +196,19 @@ export function createEdit(store) {
     $("defense-progress").value = job.progress;
     $("defense-progress").textContent = pct;  // what a browser without <progress> shows
     $("defense-percent").textContent = job.state === "queued" ? "waiting…" : pct;
+    showPicks(job.picks ?? [], false);
+  }
+
+  // The greedy picks so far (or all of them once done): listed, and ringed on the graph.
+  function showPicks(picks, done) {
+    if (!done && picks.join() === store.get().greedy.join()) return;
+    $("defense-box").hidden = false;
+    showBoxes();
+    $("defense-picks").innerHTML = picks.length
+      ? `greedy picks${done ? "" : " so far"} (ringed in green): ` + picks.map((id) =>
+        `<button type="button" class="neuron" data-id="${id}">${id}</button>`).join(" ")
+      : (done ? "no pick lowers the attack" : "searching for the first pick…");
+    store.set({ greedy: [...picks] });
   }
 
   function endSearch(state, text) {
@@ -181,6 +226,7 @@ export function createEdit(store) {
     $("defense-status").textContent = "searching…";
     document.documentElement.dataset.defense = "busy";
     $("defense-chart").replaceChildren();
+    showPicks([], false);
     $("defense").disabled = true;  // a double click would start two searches
     let mine = null;
     try {
@@ -224,8 +270,9 @@ export function createEdit(store) {
   }
 
   function drawDefense(d) {
+    showPicks(d.greedy.length ? d.greedy.at(-1).mask : [], true);
     const svg = d3.select("#defense-chart");
-    const width = 210, height = 130, m = { top: 8, right: 8, bottom: 26, left: 36 };
+    const width = chartWidth(), height = 170, m = { top: 10, right: 12, bottom: 32, left: 46 };
     svg.attr("width", width).attr("height", height).selectAll("*").remove();
     const curves = [  // every curve starts at the unedited model
       { name: "greedy", color: COLORS.greedy, points: [d.before, ...d.greedy] },
@@ -241,8 +288,11 @@ export function createEdit(store) {
       .call(d3.axisBottom(x).ticks(3).tickFormat(d3.format(".0%")));
     svg.append("g").attr("class", "axis").attr("transform", `translate(${m.left},0)`)
       .call(d3.axisLeft(y).ticks(4).tickFormat(d3.format(".0%")));
-    svg.append("text").attr("class", "axis-title").attr("x", width - m.right)
-      .attr("y", height - 2).attr("text-anchor", "end").text("clean accuracy →");
+    svg.append("text").attr("class", "axis-title x").attr("x", width - m.right)
+      .attr("y", height - 2).attr("text-anchor", "end").text("clean accuracy, all classes →");
+    svg.append("text").attr("class", "axis-title y").attr("text-anchor", "middle")
+      .attr("transform", `translate(10,${(m.top + height - m.bottom) / 2}) rotate(-90)`)
+      .text(`adaptive ASR at ε = ${+d.epsilon.toPrecision(3)}`);
     const line = d3.line().x((p) => x(p.clean_accuracy)).y((p) => y(p.adaptive_asr));
     for (const c of curves) {
       const g = svg.append("g").attr("class", `curve ${c.name}`);
@@ -267,11 +317,14 @@ export function createEdit(store) {
     if (state.key !== prev.key) {
       $("defense-chart").replaceChildren();
       $("defense-status").textContent = "";
+      $("defense-box").hidden = true;
+      showBoxes();
+      if (state.greedy.length) store.set({ greedy: [] });
       if (search) {  // a search for the analysis left behind: stop it rather than wait for it
         api.cancelDefense(search.id).catch(() => {});
         endSearch("cancelled", "");
       }
-      if (state.masked.length) return store.set({ masked: [] });
+      warm(state);
     }
     if (state.masked !== prev.masked || state.maskMode !== prev.maskMode ||
         (state.key !== prev.key && state.key)) update();

@@ -3,22 +3,40 @@
 // Drawn once per graph and size with D3. Hover must stay well under 100 ms with 300 nodes and
 // 1,200 edges, and repainting them all is what costs (not the JavaScript), so the graph is
 // never restyled on hover: a translucent veil (an HTML layer the compositor fades) covers it,
-// and copies of the hovered node, its sources and its incoming edges are drawn on a small
-// overlay SVG above. The slider and the edge-weight toggle restyle the graph itself.
+// and copies of the focused nodes (hovered and pinned), the nodes they reach and the edges on
+// the way are drawn on a small overlay SVG above. The slider, the edge view, the pathway
+// highlight and zooming restyle the graph itself.
 import { layout } from "./layout.js";
-import { flipped, nodeColor } from "./store.js";
+import { edgeId, pathway, trace } from "./pathways.js";
+import { EDGE_COLORS, changeColor, flipped, nodeColor } from "./store.js";
 
 export function createGraphView(svgElement, store) {
   const svg = d3.select(svgElement);
   const veil = document.getElementById("graph-veil");
   const top = document.getElementById("graph-top");
-  let drawn = null;  // {graph, key, positions: Map id→{x,y}, nodeEls: Map, incoming: Map}
+  const resetZoom = document.getElementById("zoom-reset");
+  let drawn = null;  // {graph, nodeSel, edgeSel, nodeEls: Map id→el, edgeEls: Map edgeId→el, ...}
   let highlighted = [];
+  let transform = d3.zoomIdentity;
+  let overlay = null;  // the overlay SVG's zoomed group
+
+  const zoom = d3.zoom().scaleExtent([1, 8])
+    .filter((event) => (!event.ctrlKey || event.type === "wheel") && !event.button && event.type !== "dblclick")
+    .on("zoom", (event) => {
+      transform = event.transform;
+      svg.select("g.zoom").attr("transform", transform);
+      overlay?.setAttribute("transform", transform);
+      resetZoom.hidden = transform.k === 1 && transform.x === 0 && transform.y === 0;
+      svgElement.dataset.zoom = transform.k.toFixed(2);
+    });
+  svg.call(zoom);
+  resetZoom.addEventListener("click", () => svg.transition().duration(200).call(zoom.transform, d3.zoomIdentity));
 
   function draw() {
-    const { graph, key, pictures } = store.get();
+    const { graph, pictures } = store.get();
     svg.selectAll("*").remove();
     top.replaceChildren();
+    overlay = null;
     if (!graph) { drawn = null; return; }
     // Pixel sizes, not 100%: a percentage-sized SVG is laid out again, all 1,500 elements of
     // it, whenever anything on the page changes (measured: 60 ms per hover at 300 nodes).
@@ -29,11 +47,16 @@ export function createGraphView(svgElement, store) {
       el.setAttribute("width", width); el.setAttribute("height", height);
       el.style.width = `${width}px`; el.style.height = `${height}px`;
     }
+    zoom.extent([[0, 0], [width, height]]).translateExtent([[0, 0], [width, height]]);
     const L = layout(graph, width, height);
     const positions = new Map(L.nodes.map((p) => [p.node.id, p]));
     const divergence = graph.metrics.divergence_layer;
+    const root = svg.append("g").attr("class", "zoom").attr("transform", transform);
+    overlay = document.createElementNS("http://www.w3.org/2000/svg", "g");
+    overlay.setAttribute("transform", transform);
+    top.appendChild(overlay);
 
-    const rows = svg.append("g").attr("class", "rows");
+    const rows = root.append("g").attr("class", "rows");
     rows.selectAll("rect").data(L.rows).join("rect")
       .attr("class", (r) => `row-band${r.layer === divergence ? " divergence" : ""}`)
       .attr("x", L.labelWidth).attr("width", width - L.labelWidth - 4)
@@ -45,12 +68,9 @@ export function createGraphView(svgElement, store) {
       .join("text").attr("class", "divergence-tag")
       .attr("x", L.labelWidth - 8).attr("y", (r) => r.y + 14).text("◆ divergence");
 
-    const maxInfluence = d3.max(graph.edges, (e) => Math.max(e.influence_benign, e.influence_attacked)) || 1;
-    const widthScale = d3.scaleSqrt().domain([0, maxInfluence])
-      .range([0.3, Math.max(1.5, Math.min(10, L.size * 0.16))]);
     const link = d3.linkVertical().x((p) => p[0]).y((p) => p[1]);
     const edges = graph.edges.filter((e) => positions.has(e.source) && positions.has(e.target));
-    const edgeSel = svg.append("g").attr("class", "edges").selectAll("path").data(edges).join("path")
+    const edgeSel = root.append("g").attr("class", "edges").selectAll("path").data(edges).join("path")
       .attr("class", "edge")
       .attr("data-source", (e) => e.source).attr("data-target", (e) => e.target)
       .attr("d", (e) => {
@@ -58,7 +78,7 @@ export function createGraphView(svgElement, store) {
         return link({ source: [s.x, s.y - L.size / 2], target: [t.x, t.y + L.size / 2] });
       });
 
-    const nodeSel = svg.append("g").attr("class", "nodes").selectAll("g").data(L.nodes).join("g")
+    const nodeSel = root.append("g").attr("class", "nodes").selectAll("g").data(L.nodes).join("g")
       .attr("class", (p) => `node ${p.node.group}${pictures?.pictures[p.node.id] ? "" : " placeholder"}`)
       .attr("data-id", (p) => p.node.id)
       .attr("transform", (p) => `translate(${p.x},${p.y})`);
@@ -72,6 +92,9 @@ export function createGraphView(svgElement, store) {
       .attr("href", (p) => pictures.pictures[p.node.id])
       .attr("x", -s / 2 + 2).attr("y", -s / 2 + 2).attr("width", s - 4).attr("height", s - 4)
       .attr("preserveAspectRatio", "xMidYMid slice").style("image-rendering", "pixelated");
+    const ring = s / 2 + 3;  // drawn on every node, shown for pathway and greedy nodes
+    nodeSel.append("rect").attr("class", "ring").attr("x", -ring).attr("y", -ring)
+      .attr("width", 2 * ring).attr("height", 2 * ring).attr("rx", Math.min(6, s / 5));
     const cross = s / 2 - 3;  // drawn on every node, shown only when it is masked
     nodeSel.append("path").attr("class", "cross")
       .attr("d", `M${-cross},${-cross}L${cross},${cross}M${cross},${-cross}L${-cross},${cross}`);
@@ -88,32 +111,49 @@ export function createGraphView(svgElement, store) {
     nodeSel
       .on("mouseenter", (_event, p) => store.set({ hover: p.node.id }))
       .on("mouseleave", () => store.set({ hover: null }))
-      .on("click", (_event, p) => {
-        const { editMode, masked, pinned } = store.get();
+      .on("click", (event, p) => {
+        const { editMode, masked, pins } = store.get();
         const id = p.node.id;
-        if (!editMode) return store.set({ pinned: pinned === id ? null : id });
-        store.set({ masked: masked.includes(id) ? masked.filter((m) => m !== id) : [...masked, id] });
+        if (editMode) {
+          return store.set({ masked: masked.includes(id) ? masked.filter((m) => m !== id) : [...masked, id] });
+        }
+        // A click pins the node alone (or unpins it); shift- or ctrl-click adds it to the pins.
+        const has = pins.includes(id);
+        if (event.shiftKey || event.ctrlKey || event.metaKey) {
+          return store.set({ pins: has ? pins.filter((x) => x !== id) : [...pins, id] });
+        }
+        store.set({ pins: has && pins.length === 1 ? [] : [id] });
       });
 
-    const nodeEls = new Map();
+    const nodeEls = new Map(), edgeEls = new Map();
     nodeSel.each(function (p) { nodeEls.set(p.node.id, this); });
-    const incoming = new Map();
-    edgeSel.each(function (e) {
-      if (!incoming.has(e.target)) incoming.set(e.target, []);
-      incoming.get(e.target).push({ el: this, source: e.source });
-    });
-    drawn = { graph, key, nodeSel, edgeSel, widthScale, nodeEls, incoming, layout: L };
+    edgeSel.each(function (e) { edgeEls.set(edgeId(e), this); });
+    drawn = { graph, nodeSel, edgeSel, nodeEls, edgeEls, layout: L };
     highlighted = [];
-    applyEdgeMode(); applyStrength(); applyMasked(); applyFocus();
+    applyEdgeMode(); applyStrength(); applyMasked(); applyGreedy(); applyPathway(); applyFocus();
     veil.style.left = `${L.labelWidth}px`;
     svgElement.dataset.drawn = `${graph.nodes.length}`;
   }
 
   function applyEdgeMode() {
     if (!drawn) return;
-    const field = store.get().edgeMode === "benign" ? "influence_benign" : "influence_attacked";
-    drawn.edgeSel.attr("stroke-width", (e) => drawn.widthScale(Math.max(0, e[field])));
-    svgElement.dataset.edgeMode = store.get().edgeMode;
+    const { edgeMode } = store.get();
+    const edges = drawn.graph.edges;
+    const value = {
+      benign: (e) => Math.max(0, e.influence_benign),
+      attacked: (e) => Math.max(0, e.influence_attacked),
+      change: (e) => Math.abs(e.influence_attacked - e.influence_benign),
+    }[edgeMode];
+    const L = drawn.layout;
+    const maxInfluence = d3.max(edges, (e) => Math.max(e.influence_benign, e.influence_attacked)) || 1;
+    const domain = edgeMode === "change" ? (d3.max(edges, value) || 1) : maxInfluence;
+    const widthScale = d3.scaleSqrt().domain([0, domain])
+      .range([0.3, Math.max(1.5, Math.min(10, L.size * 0.16))]);
+    const color = edgeMode === "change"
+      ? ((c) => (e) => c(e.influence_attacked - e.influence_benign))(changeColor(domain))
+      : () => EDGE_COLORS[edgeMode];
+    drawn.edgeSel.attr("stroke-width", (e) => widthScale(value(e))).attr("stroke", color);
+    svgElement.dataset.edgeMode = edgeMode;
   }
 
   function applyStrength() {
@@ -132,41 +172,77 @@ export function createGraphView(svgElement, store) {
     svgElement.dataset.masked = String(masked.size);
   }
 
+  function applyGreedy() {
+    if (!drawn) return;
+    const greedy = new Set(store.get().greedy);
+    drawn.nodeSel.classed("greedy", (p) => greedy.has(p.node.id));
+  }
+
+  function applyPathway() {
+    if (!drawn) return;
+    const { highlight, strengthIndex, graph } = store.get();
+    const on = highlight && highlight !== "none";
+    const k = strengthIndex ?? graph.attack.strengths.length - 1;
+    const path = on ? pathway(graph, highlight, k) : { nodes: new Set(), edges: new Set() };
+    svg.classed("pathway", on);
+    drawn.nodeSel.classed("on-path", (p) => path.nodes.has(p.node.id));
+    drawn.edgeSel.classed("on-path", (e) => path.edges.has(edgeId(e)));
+    svgElement.dataset.pathway = on ? [...path.nodes].join(",") : "";
+  }
+
   function applyFocus() {
     for (const el of highlighted) el.classList.remove("pinned");
     highlighted = [];
-    top.replaceChildren();
+    overlay?.replaceChildren();
     if (!drawn) { veil.classList.remove("on"); return; }
-    const { hover, pinned } = store.get();
-    if (pinned && drawn.nodeEls.has(pinned)) {
-      drawn.nodeEls.get(pinned).classList.add("pinned");
-      highlighted.push(drawn.nodeEls.get(pinned));
+    const { hover, pins, trace: direction } = store.get();
+    for (const id of pins) {
+      const el = drawn.nodeEls.get(id);
+      if (el) { el.classList.add("pinned"); highlighted.push(el); }
     }
-    const focus = hover ?? pinned;
-    const on = focus != null && drawn.nodeEls.has(focus);
+    const focus = [...new Set([...pins, ...(hover != null ? [hover] : [])])].filter((id) => drawn.nodeEls.has(id));
+    const on = focus.length > 0;
     veil.classList.toggle("on", on);
     top.classList.toggle("on", on);
     if (!on) return;
+    const reached = trace(drawn.graph, focus, direction);
     const copy = (el, cls) => {
       const c = el.cloneNode(true);
       c.classList.add(cls);
       c.classList.remove("unflipped");
-      top.appendChild(c);
+      overlay.appendChild(c);
     };
-    for (const { el } of drawn.incoming.get(focus) ?? []) copy(el, "hi");
-    for (const { source } of drawn.incoming.get(focus) ?? []) copy(drawn.nodeEls.get(source), "src");
-    copy(drawn.nodeEls.get(focus), "hover");
+    for (const id of reached.edges) { const el = drawn.edgeEls.get(id); if (el) copy(el, "hi"); }
+    const focused = new Set(focus);
+    for (const id of reached.nodes) if (!focused.has(id)) copy(drawn.nodeEls.get(id), "src");
+    for (const id of focus) copy(drawn.nodeEls.get(id), id === hover ? "hover" : "pin");
+  }
+
+  // Centre a node in view (the "find neuron" box), zooming in when the graph is dense.
+  function reveal(id) {
+    const p = drawn?.layout.nodes.find((q) => q.node.id === id);
+    if (!p) return false;
+    const k = Math.max(1, Math.min(4, 48 / drawn.layout.size));
+    const w = +svgElement.getAttribute("width"), h = +svgElement.getAttribute("height");
+    svg.transition().duration(250).call(zoom.transform,
+      d3.zoomIdentity.translate(w / 2, h / 2).scale(k).translate(-p.x, -p.y));
+    return true;
   }
 
   store.subscribe((state, prev) => {
-    if (state.graph !== prev.graph || state.pictures !== prev.pictures) return draw();
+    if (state.graph !== prev.graph || state.pictures !== prev.pictures) {
+      if (state.graph !== prev.graph) { transform = d3.zoomIdentity; svg.property("__zoom", transform); resetZoom.hidden = true; }
+      return draw();
+    }
     if (state.edgeMode !== prev.edgeMode) applyEdgeMode();
     if (state.strengthIndex !== prev.strengthIndex) applyStrength();
     if (state.masked !== prev.masked) applyMasked();
-    if (state.hover !== prev.hover || state.pinned !== prev.pinned) applyFocus();
+    if (state.greedy !== prev.greedy) applyGreedy();
+    if (state.highlight !== prev.highlight || (state.highlight !== "none" && state.strengthIndex !== prev.strengthIndex)) applyPathway();
+    if (state.hover !== prev.hover || state.pins !== prev.pins || state.trace !== prev.trace) applyFocus();
   });
   let timer = null;
   new ResizeObserver(() => { clearTimeout(timer); timer = setTimeout(draw, 60); })
     .observe(svgElement.parentElement);
-  return { draw };
+  return { draw, reveal };
 }

@@ -1,17 +1,56 @@
-// The legend: group colours, the blend toward purple for vulnerability, the divergence mark,
-// edge width and the placeholder used until a neuron has a feature visualization.
-import { BLEND, COLORS } from "./store.js";
+// The legend strip above the graph: what the groups mean (attribution, not activation), the
+// blend toward purple for vulnerability, the divergence mark, the faded unflipped nodes, and
+// how the edges are drawn in the chosen edge view (with the strength they were measured at).
+import { BLEND, COLORS, EDGE_COLORS, changeColor, formatNumber } from "./store.js";
 
-export function drawLegend(element) {
+const GROUPS_MEANING = "Groups come from attribution (importance toward a class), not from " +
+  "activation: suppressed neurons are among the most important toward the benign class on clean " +
+  "images but not on attacked ones, emphasized ones among the most important toward the target " +
+  "on attacked images only, shared ones in both. An emphasized neuron can still lose activation " +
+  "under attack: each neuron's card shows its activation change beside its importance.";
+
+export function createLegend(element, store) {
   const ramp = (c) => `linear-gradient(to right, ${c}, ${d3.interpolateLab(c, COLORS.shared)(BLEND)})`;
-  element.innerHTML = `
-    <div class="legend-row"><span class="swatch" style="background:${COLORS.suppressed}"></span>suppressed: benign graph only</div>
-    <div class="legend-row"><span class="swatch" style="background:${COLORS.shared}"></span>shared: both graphs</div>
-    <div class="legend-row"><span class="swatch" style="background:${COLORS.emphasized}"></span>emphasized: attacked graph only</div>
-    <div class="legend-row"><span class="ramp" style="background:${ramp(COLORS.suppressed)}"></span><span class="ramp" style="background:${ramp(COLORS.emphasized)}"></span></div>
-    <div class="legend-row">↑ more vulnerable: nearer the middle, more purple</div>
-    <div class="legend-row"><span class="swatch" style="background:#fff4d6;border:1px solid #e0c070"></span>◆ divergence layer</div>
-    <div class="legend-row"><svg width="40" height="12"><line x1="0" y1="6" x2="40" y2="6" stroke="#999" stroke-width="4"/></svg>edge width: influence</div>
-    <div class="legend-row"><span class="swatch" style="border:2px dashed #999"></span>no feature visualization yet</div>
-    <div class="legend-row"><span class="swatch" style="background:#ccc;opacity:.3"></span>not flipped at this strength</div>`;
+
+  function edges(state) {
+    const { graph, edgeMode, strengthIndex } = state;
+    if (!graph) return "";
+    const K = graph.attack.strengths, eps = formatNumber(K.at(-1));
+    const at = strengthIndex != null && strengthIndex !== K.length - 1
+      ? `<span class="edge-note" title="the edge pass runs once, on the images attacked at ε_max">(measured at ε<sub>max</sub> = ${eps}, not at the slider's ε)</span>` : "";
+    if (edgeMode === "change") {
+      const m = d3.max(graph.edges, (e) => Math.abs(e.influence_attacked - e.influence_benign)) || 1;
+      const c = changeColor(m);
+      const stops = d3.range(0, 1.01, 0.25).map((t) => c(-m + 2 * m * t)).join(",");
+      return `<span class="item edges-change">edges: change in influence, attacked − benign
+        <span class="bar" style="background:linear-gradient(to right,${stops})"></span>
+        <span class="ends"><span>−${formatNumber(m)} lost</span><span>+${formatNumber(m)} gained</span></span>
+        width: |change| ${at}</span>`;
+    }
+    const color = EDGE_COLORS[edgeMode];
+    const what = edgeMode === "benign" ? "influence on clean images" : `influence on images attacked at ε = ${eps}`;
+    return `<span class="item edges-${edgeMode}"><svg width="34" height="10"><line x1="0" y1="5" x2="34" y2="5"
+      stroke="${color}" stroke-width="4"/></svg>edges: ${what}, width ∝ √influence ${edgeMode === "attacked" ? at : ""}</span>`;
+  }
+
+  function render() {
+    const state = store.get();
+    element.innerHTML = `
+      <span class="item"><span class="swatch" style="background:${COLORS.suppressed}"></span>suppressed: benign graph only</span>
+      <span class="item"><span class="swatch" style="background:${COLORS.shared}"></span>shared: both</span>
+      <span class="item"><span class="swatch" style="background:${COLORS.emphasized}"></span>emphasized: attacked graph only</span>
+      <span class="item groups-meaning" tabindex="0" title="${GROUPS_MEANING}">what do the groups mean?</span>
+      <span class="item"><span class="ramp" style="background:${ramp(COLORS.suppressed)}"></span><span class="ramp" style="background:${ramp(COLORS.emphasized)}"></span>more vulnerable: nearer the middle, more purple</span>
+      <span class="item"><span class="swatch" style="background:#fff4d6;border:1px solid #e0c070"></span>◆ divergence layer</span>
+      <span class="item"><span class="swatch" style="background:#ccc;opacity:.3"></span>not flipped at this strength</span>
+      <span class="item"><span class="swatch" style="border:2px dashed #999"></span>no feature visualization yet</span>
+      ${edges(state)}`;
+  }
+  render();
+  store.subscribe((state, prev) => {
+    if (state.graph !== prev.graph || state.edgeMode !== prev.edgeMode ||
+        state.strengthIndex !== prev.strengthIndex) render();
+  });
 }
+
+export { GROUPS_MEANING };

@@ -4,66 +4,143 @@
 //   /                              the default pair, or ?benign=&target=&attack=&targeted=&max_strength=
 //   /graphs/{key}                  a saved analysis
 //   /graphs/{key}/nodes/{id}       the same with that neuron pinned
+// and the rest of the view in the query (urlstate.js): strength, edge view, pathway, tracing,
+// pins and deleted neurons, kept up to date as the view changes.
 import * as api from "./api.js";
-import { createControls } from "./controls.js";
+import { checkRequest, createControls } from "./controls.js";
 import { createDetails } from "./details.js";
 import { createEdit } from "./edit.js";
 import { createGraphView } from "./graph.js";
-import { drawLegend } from "./legend.js";
+import { createLegend } from "./legend.js";
+import { closeLightbox, setupLightbox } from "./lightbox.js";
 import { createStrength } from "./strength.js";
 import { createStore } from "./store.js";
+import { DEFAULTS, readView, viewUrl } from "./urlstate.js";
 
+const $ = (id) => document.getElementById(id);
 const store = createStore({ info: null, graph: null, key: null, pictures: null, hover: null,
-                            pinned: null, strengthIndex: null, edgeMode: "attacked",
-                            editMode: false, masked: [], maskMode: "zero" });
+                            pins: [], strengthIndex: null, ...DEFAULTS, editMode: false,
+                            masked: [], greedy: [] });
 window.massif = { store };  // for the browser tests and the curious
 
 function attackChoice(graph) {
   return graph.attack.name === "pgd" ? `pgd-${graph.attack.norm}` : graph.attack.name;
 }
 
-async function loadGraph(key, pinned = null) {
+// Show a saved analysis; `view` (from the URL) restores strength, pins, deletions and the rest.
+async function loadGraph(key, view = null) {
   const [graph, pictures] = await Promise.all([api.getGraph(key), api.getPictures(key)]);
   controls.show({ benign: graph.benign.index, target: graph.target.index, attack: attackChoice(graph),
                   targeted: graph.attack.targeted, max_strength: graph.attack.strengths.at(-1) });
-  document.getElementById("title").textContent =
+  controls.showJob(null);
+  $("title").textContent =
     `${graph.benign.name} → ${graph.target.name} · ${graph.attack.targeted ? "targeted" : "untargeted"} ` +
     `${graph.attack.name.toUpperCase()} up to ε = ${graph.attack.strengths.at(-1)} · model ${graph.model.name}`;
-  const path = pinned ? `/graphs/${key}/nodes/${pinned}` : `/graphs/${key}`;
-  if (location.pathname !== path) history.replaceState(null, "", path);
-  store.set({ graph, key, pictures, hover: null, pinned,
-              strengthIndex: graph.attack.strengths.length - 1 });
-  document.getElementById("saved").value = key;
+  const ids = new Set(graph.nodes.map((n) => n.id));
+  const K = graph.attack.strengths.length;
+  const problems = [...(view?.problems ?? [])];
+  const known = (list, what) => list.filter((id) => {
+    if (ids.has(id)) return true;
+    problems.push(`The ${what} neuron ${id.slice(0, 60)} is not in this analysis (its graph has ${graph.nodes.length} neurons).`);
+    return false;
+  });
+  let strengthIndex = view?.strengthIndex ?? K - 1;
+  if (strengthIndex >= K) {
+    problems.push(`k=${strengthIndex} is past this analysis's ${K} strengths; showing ε_max.`);
+    strengthIndex = K - 1;
+  }
+  const restored = view ? {
+    pins: known(view.pins, "pinned"), masked: known(view.masked, "deleted"), edgeMode: view.edgeMode,
+    highlight: view.highlight, trace: view.trace, maskMode: view.maskMode,
+  } : { pins: [], masked: [] };
+  store.set({ graph, key, pictures, hover: null, strengthIndex, ...restored });
+  controls.showError(problems.length ? problems.join(" ") : null);
+  $("saved").value = key;
+  $("node-ids").replaceChildren(...graph.nodes.map((n) => new Option(n.id)));
+  syncInputs();
+  history.replaceState(null, "", viewUrl(store.get()));
   document.documentElement.dataset.state = "ready";
   document.documentElement.dataset.key = key;
   window.massif.readyAt = performance.now();
 }
 
+// The view's inputs follow the store (a URL can set them).
+function syncInputs() {
+  const s = store.get();
+  for (const radio of document.querySelectorAll("#edge-mode input")) radio.checked = radio.value === s.edgeMode;
+  for (const radio of document.querySelectorAll("#mask-mode input")) radio.checked = radio.value === s.maskMode;
+  $("highlight").value = s.highlight;
+  $("trace").value = s.trace;
+}
+
 const controls = createControls(store, { loadGraph });
-createGraphView(document.getElementById("graph-svg"), store);
-createDetails(document.getElementById("details"), store);
+const graphView = createGraphView($("graph-svg"), store);
+createDetails($("card"), store);
 createStrength(store);
 createEdit(store);
-drawLegend(document.getElementById("legend"));
+createLegend($("legend"), store);
+setupLightbox();
 for (const radio of document.querySelectorAll("#edge-mode input")) {
   radio.addEventListener("change", () => store.set({ edgeMode: radio.value }));
 }
-store.subscribe((state, prev) => {
-  if (state.pinned !== prev.pinned && state.key && prev.key === state.key) {
-    history.replaceState(null, "", state.pinned ? `/graphs/${state.key}/nodes/${state.pinned}` : `/graphs/${state.key}`);
-  }
+$("highlight").addEventListener("change", () => store.set({ highlight: $("highlight").value }));
+$("trace").addEventListener("change", () => store.set({ trace: $("trace").value }));
+$("unpin").addEventListener("click", () => store.set({ pins: [] }));
+$("pins").addEventListener("click", (event) => {
+  const id = event.target.closest("[data-id]")?.dataset.id;
+  if (id) store.set({ pins: store.get().pins.filter((p) => p !== id) });
 });
+$("find").addEventListener("keydown", (event) => {
+  if (event.key !== "Enter") return;
+  event.preventDefault();
+  const { graph, pins } = store.get();
+  const text = $("find").value.trim();
+  if (!graph || !text) return;
+  const node = graph.nodes.find((n) => n.id === text) ??
+    graph.nodes.find((n) => n.id.toLowerCase() === text.toLowerCase());
+  if (!node) {
+    controls.showError(`No neuron ${text.slice(0, 60)} in this analysis: give layer:channel, e.g. ${graph.nodes[0]?.id}.`);
+    return;
+  }
+  controls.showError(null);
+  store.set({ pins: event.shiftKey ? [...new Set([...pins, node.id])] : [node.id] });
+  graphView.reveal(node.id);
+  $("find").value = "";
+});
+
+let urlTimer = null;
+store.subscribe((state, prev) => {
+  if (state.pins !== prev.pins) {
+    $("pins-box").hidden = state.pins.length === 0;
+    $("pins").innerHTML = state.pins.map((id) =>
+      `<li><button type="button" data-id="${id}" title="unpin ${id}">${id} ×</button></li>`).join("");
+  }
+  if (state.key !== prev.key) closeLightbox();
+  if (!state.key || prev.key !== state.key) return;
+  const viewChanged = ["pins", "masked", "strengthIndex", "edgeMode", "highlight", "trace", "maskMode"]
+    .some((f) => state[f] !== prev[f]);
+  if (!viewChanged) return;
+  clearTimeout(urlTimer);  // the slider moves many times a second: write the URL once it rests
+  urlTimer = setTimeout(() => history.replaceState(null, "", viewUrl(store.get())), 120);
+});
+
+function showProblems(problems) {
+  controls.showError(problems.join(" "));
+  $("title").textContent = "nothing shown: see the message on the left";
+  document.documentElement.dataset.state = "error";
+}
 
 async function start() {
   const info = await api.getInfo();
   store.set({ info });
   controls.setup(info);
-  const route = location.pathname.match(/^\/graphs\/([a-z0-9-]+)(?:\/nodes\/([^/]+))?\/?$/);
-  if (route) return loadGraph(route[1], route[2] ? decodeURIComponent(route[2]) : null);
+  const view = readView(location);
+  if (view) return loadGraph(view.key, view);
+  if (location.pathname !== "/") return showProblems([`There is no page ${location.pathname.slice(0, 80)}.`]);
   const query = Object.fromEntries(new URLSearchParams(location.search));
-  const request = { ...info.default_request, ...query };
-  if (request.max_strength == null) request.max_strength = info.default_max_strength[request.attack];
+  const { request, problems } = checkRequest({ ...info.default_request, ...query }, info);
   controls.show(request);
+  if (problems.length) return showProblems(problems);  // start nothing
   if (!info.can_analyze) return;
   // The page was asked for this pair: compute it if it is missing.
   await controls.choose(true);

@@ -22,6 +22,14 @@ export function nodeColor(node) {
   return d3.interpolateLab(COLORS[node.group], COLORS.shared)(BLEND * node.vulnerability);
 }
 
+// Edge colours: benign influence in the benign graph's blue, attacked influence in the attacked
+// graph's orange, and the change (attacked − benign) on a diverging scale between the two.
+export const EDGE_COLORS = { benign: "#3d86bd", attacked: "#e8822a" };
+export function changeColor(maxChange) {
+  const m = maxChange || 1;
+  return d3.scaleDiverging([-m, 0, m], d3.interpolateRgbBasis([COLORS.suppressed, "#c4c4c4", COLORS.emphasized]));
+}
+
 // Whether a suppressed or emphasized node has flipped at strength eps (shared: never).
 export function flipped(node, eps) {
   return node.group !== "shared" && node.flip_strength != null && node.flip_strength <= eps + 1e-9;

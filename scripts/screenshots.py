@@ -1,0 +1,127 @@
+"""Regenerate the screenshots in docs/images/ from the real page, in Debian's Chromium.
+
+    .venv/bin/python scripts/screenshots.py [--workspace runs/screenshots] [--out docs/images]
+
+It starts ``massif serve`` on a free 127.0.0.1 port with the bundled model (200 Sneakers),
+has it compute the default analysis (Sneaker → Sandal) if the workspace lacks it (about two
+minutes on 2 cores, pictures included), then opens the page at 1280×800 and 1920×1080 and
+saves: the default view, a hovered neuron with the "change" edge view and the "most changed"
+pathway, three deleted neurons with their numbers, and the large view of a neuron's dataset
+examples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZES = [(1280, 800), (1920, 1080)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url: str, data: dict | None = None) -> dict:
+    body = None if data is None else json.dumps(data).encode()
+    req = urllib.request.Request(url, data=body, headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workspace", default=str(ROOT / "runs" / "screenshots"))
+    parser.add_argument("--out", default=str(ROOT / "docs" / "images"))
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    massif = [sys.executable, "-m", "massif"]
+    server = subprocess.Popen([*massif, "serve", args.workspace, "--port", str(port),
+                               "--max-images", "200", "--device", "cpu"],
+                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        for _ in range(300):
+            try:
+                info = get(f"{url}/index.json")
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise SystemExit("the server did not start")
+        status = get(f"{url}/analyses", info["default_request"])
+        while status["state"] in ("queued", "running"):
+            time.sleep(1)
+            status = get(f"{url}/analyses/{status['key']}.json")
+        if status["state"] != "done":
+            raise SystemExit(f"the default analysis failed: {status['error']}")
+        shoot(url, status["key"], out)
+    finally:
+        server.terminate()
+        server.wait(30)
+    return 0
+
+
+def shoot(url: str, key: str, out: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    graph = get(f"{url}/graphs/{key}.json")
+    emphasized = sorted((n for n in graph["nodes"] if n["group"] == "emphasized"),
+                        key=lambda n: -(n["vulnerability"] or 0))
+    hovered = max(graph["nodes"], key=lambda n: sum(e["target"] == n["id"] or
+                                                    e["source"] == n["id"]
+                                                    for e in graph["edges"]))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium",
+                                    args=["--no-sandbox", "--disable-gpu"])
+        for width, height in SIZES:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            size = f"{width}x{height}"
+            page.goto(f"{url}/graphs/{key}")
+            page.wait_for_selector("html[data-state=ready]")
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(out / f"default-{size}.png"))
+
+            page.goto(f"{url}/graphs/{key}?edges=change&highlight=changed")
+            page.wait_for_selector("html[data-state=ready]")
+            page.locator(f'#graph-svg .node[data-id="{hovered["id"]}"]').hover()
+            page.wait_for_function("document.querySelector('#details img.examples')"
+                                   "?.naturalWidth > 0")
+            page.screenshot(path=str(out / f"hover-change-{size}.png"))
+
+            page.goto(f"{url}/graphs/{key}")
+            page.wait_for_selector("html[data-editor=ready]", timeout=120_000)
+            page.locator("#edit-mode").check()
+            for node in emphasized[:3]:
+                page.locator(f'#graph-svg .node[data-id="{node["id"]}"]').click()
+            mask = ",".join(n["id"] for n in emphasized[:3])
+            page.wait_for_selector(f"#edit-result[data-mask='{mask}'][data-phase=full]",
+                                   timeout=120_000)
+            page.mouse.move(5, 5)
+            page.screenshot(path=str(out / f"edit-{size}.png"))
+
+            page.goto(f"{url}/graphs/{key}/nodes/{hovered['id']}")
+            page.wait_for_selector("html[data-state=ready]")
+            page.locator("#details img.examples").click()
+            page.wait_for_selector("#lightbox ol.patches li")
+            page.wait_for_timeout(300)
+            page.screenshot(path=str(out / f"examples-{size}.png"))
+            page.close()
+        browser.close()
+    print(f"screenshots written to {out}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,45 @@
+"""Helpers for the browser tests: opening the page, reading a graph, counting drawn nodes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from playwright.sync_api import Page
+
+from massif.schemas import Graph
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+GROUPS = ("suppressed", "shared", "emphasized")
+
+
+def open_page(page: Page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector("html[data-state=ready]", timeout=30_000)
+
+
+def graph_of(site: dict, key: str) -> Graph:
+    return Graph.model_validate(httpx.get(f"{site['url']}/graphs/{key}.json").json())
+
+
+def drawn_counts(page: Page) -> dict[str, int]:
+    return {g: page.locator(f"#graph-svg .node.{g}").count() for g in GROUPS}
+
+
+def graph_counts(graph: Graph) -> dict[str, int]:
+    return {g: sum(n.group == g for n in graph.nodes) for g in GROUPS}
+
+
+def click_node(page: Page, node_id: str, **kw) -> None:
+    page.locator(f'#graph-svg .node[data-id="{node_id}"]').click(**kw)
+
+
+def in_view(page: Page, selector: str) -> bool:
+    """Whether the element is shown whole inside the window, without scrolling anything."""
+    box = page.locator(selector).bounding_box()
+    size = page.viewport_size
+    return bool(box) and box["width"] > 0 and box["x"] >= 0 and box["y"] >= 0 and \
+        box["x"] + box["width"] <= size["width"] and box["y"] + box["height"] <= size["height"]
