@@ -388,29 +388,6 @@ def start_defense(page: Page, key: str, budget: int) -> dict:
     return response.json()
 
 
-def test_suggest_a_defense_draws_three_curves_and_applies_the_greedy_mask(site, page):
-    key = site["default"]
-    open_page(page, site["url"] + f"/graphs/{key}")
-    job = start_defense(page, key, 2)
-    page.wait_for_selector("html[data-defense=ready]", timeout=110_000)
-    # The page drew the search's own result, as its job status on the server has it.
-    status = httpx.get(f"{site['url']}/defenses/{job['id']}.json", timeout=10).json()
-    assert status["state"] == "done" and status["progress"] == 1
-    defense = status["result"]
-    assert page.locator("#defense-progress").is_hidden()
-    assert page.locator("#defense-cancel").is_hidden()
-    assert page.locator("#defense").is_enabled()
-    for name, points in (("greedy", defense["greedy"]), ("random", defense["random"]),
-                         ("emphasized", defense["top_emphasized"])):
-        path = page.locator(f"#defense-chart .curve.{name} path")
-        assert path.get_attribute("data-points") == str(len(points) + 1)  # from "before"
-    assert 1 <= len(defense["greedy"]) <= 2
-    page.locator("#defense-apply").click()
-    mask = ",".join(defense["greedy"][-1]["mask"])
-    page.wait_for_selector(f"#edit-result[data-mask='{mask}']", timeout=30_000)
-    assert page.locator("#graph-svg .node.masked").count() == len(defense["greedy"][-1]["mask"])
-
-
 def test_a_defense_search_shows_progress_and_can_be_cancelled(site, page):
     key = site["default"]
     open_page(page, site["url"] + f"/graphs/{key}")

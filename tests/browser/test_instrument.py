@@ -58,6 +58,20 @@ def reach(graph: Graph, start: set[str], direction: str) -> set[str]:
     return seen
 
 
+@pytest.fixture(params=SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def page(request, browser) -> Page:
+    """This module's page: at 1280×800 and at 1920×1080, failing on any console error."""
+    width, height = request.param
+    context = browser.new_context(viewport={"width": width, "height": height})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    yield pg
+    context.close()
+    assert not errors, errors
+
+
 def state(page: Page) -> dict:
     return page.evaluate("""() => { const s = window.massif.store.get();
         return {pins: s.pins, masked: s.masked, k: s.strengthIndex, edgeMode: s.edgeMode,
@@ -109,10 +123,12 @@ def test_first_deletion_is_answered_within_a_second_with_its_results_in_view(
     ("/graphs/{key}/nodes/nolayer:3", "nolayer:3 is not in this analysis"),
     ("/graphs/{key}?k=99&edges=thick", "edges=thick is not one of"),
 ])
-def test_bad_urls_show_a_plain_message_in_view_and_start_nothing(site, browser, path, words):
+@pytest.mark.parametrize("width,height", SIZES)
+def test_bad_urls_show_a_plain_message_in_view_and_start_nothing(site, browser, path, words,
+                                                                 width, height):
     jobs = site["app"].state.jobs
     computed = jobs.computed
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -333,24 +349,43 @@ def test_a_neuron_card_shows_activation_change_beside_importance_and_the_groups_
                                     for e in graph.edges)
 
 
-def test_the_defense_lists_and_rings_its_picks_as_it_finds_them(site, page):
+def test_a_defense_lists_and_rings_its_picks_then_draws_three_curves_and_applies(site, page):
     key = site["default"]
     open_page(page, site["url"] + f"/graphs/{key}")
     page.locator("#budget").fill("2")
-    page.locator("#defense").click()
+    with page.expect_response(lambda r: r.url.endswith(f"/graphs/{key}/defense")
+                              and r.request.method == "POST") as answer:
+        page.locator("#defense").click()
+    assert answer.value.status == 202
+    assert answer.value.request.headers["content-type"] == "application/json"
+    assert answer.value.request.post_data_json == {"budget": 2, "mode": "zero"}
+    job_id = answer.value.json()["id"]
     page.wait_for_selector("#defense-box:not([hidden])")
     assert in_view(page, "#defense-box")
     page.wait_for_selector("html[data-defense=ready]", timeout=150_000)
-    job = max(site["app"].state.defenses.jobs.values(), key=lambda j: j.id)
-    greedy = job.result.greedy[-1].mask if job.result.greedy else []
-    assert job.picks == greedy
-    shown = page.locator("#defense-picks button.neuron").all_text_contents()
-    assert shown == greedy
+    # The page drew the search's own result, as its job status on the server has it.
+    status = httpx.get(f"{site['url']}/defenses/{job_id}.json", timeout=10).json()
+    assert status["state"] == "done" and status["progress"] == 1
+    defense = status["result"]
+    greedy = defense["greedy"][-1]["mask"] if defense["greedy"] else []
+    assert status["picks"] == greedy and 1 <= len(greedy) <= 2
+    assert page.locator("#defense-picks button.neuron").all_text_contents() == greedy
     ringed = page.evaluate("[...document.querySelectorAll('#graph-svg .node.greedy')]"
                            ".map(el => el.dataset.id)")
     assert sorted(ringed) == sorted(greedy)
+    assert page.locator("#defense-progress").is_hidden()
+    assert page.locator("#defense-cancel").is_hidden()
+    assert page.locator("#defense").is_enabled()
+    for name, points in (("greedy", defense["greedy"]), ("random", defense["random"]),
+                         ("emphasized", defense["top_emphasized"])):
+        path = page.locator(f"#defense-chart .curve.{name} path")
+        assert path.get_attribute("data-points") == str(len(points) + 1)  # from "before"
     assert page.locator("#defense-chart .axis-title").count() == 2
     assert in_view(page, "#defense-chart")
+    page.locator("#defense-apply").click()
+    page.wait_for_selector(f"#edit-result[data-mask='{','.join(greedy)}']", timeout=30_000)
+    assert page.locator("#graph-svg .node.masked").count() == len(greedy)
+    assert in_view(page, "#edit-result")
 
 
 def test_a_pair_computing_is_named_over_the_graph_still_shown(site, page):

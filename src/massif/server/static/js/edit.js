@@ -129,8 +129,8 @@ export function createEdit(store) {
     // the two agree.
     const series = [];
     if (r.adaptive_asr) series.push(
-      { values: r.adaptive_asr.before, color: COLORS.adaptive, dash: "6 3", width: 6, opacity: 0.35, className: "adaptive-before" },
-      { values: r.adaptive_asr.after, color: COLORS.adaptive, width: 6, opacity: 0.35, className: "adaptive-after" });
+      { values: r.adaptive_asr.before, color: COLORS.adaptive, dash: "6 3", width: 7, opacity: 0.45, className: "adaptive-before" },
+      { values: r.adaptive_asr.after, color: COLORS.adaptive, width: 7, opacity: 0.45, className: "adaptive-after" });
     series.push(
       { values: r.transfer_asr.before, color: COLORS.transfer, dash: "3 2", className: "transfer-before" },
       { values: r.transfer_asr.after, color: COLORS.transfer, className: "transfer-after" });
