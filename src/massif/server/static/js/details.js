@@ -100,8 +100,8 @@ export function createDetails(element, store) {
       const id = event.target.closest("button.neuron")?.dataset.id;
       if (id) return store.set({ pins: [id], hover: null });
       const img = event.target.closest("img.zoomable");
-      const shown = store.get().hover ?? store.get().pins.at(-1);
-      if (img && shown) openLightbox(store, shown, img.classList.contains("picture") ? "picture" : "examples");
+      const current = store.get().hover ?? store.get().pins.at(-1);
+      if (img && current) openLightbox(store, current, img.classList.contains("picture") ? "picture" : "examples");
     });
   }
 
