@@ -11,7 +11,8 @@ The public API::
 ``AnalysisRequest`` names one analysis (model, data, classes, attack, strengths, options) for
 ``analyze`` and ``Editor`` alike; ``load_model`` and ``load_dataset`` give the objects it takes;
 ``Attack``/``make_attack`` the attacks on their own; ``Editor`` deletes neurons and measures the
-attack (``edit`` stage), and ``apply_mask`` rebuilds an edited model it exported.
+attack (``edit`` stage), and ``apply_mask`` rebuilds an edited model it exported. ``show``
+opens a graph's page as a standalone report (in Jupyter a ``Graph`` shows it inline).
 """
 
 from importlib import import_module
@@ -23,10 +24,11 @@ _EXPORTS = {
     "Graph": "schemas", "Dataset": "datasets", "TensorDataset": "datasets",
     "load_dataset": "datasets", "MassifError": "errors", "Model": "models",
     "load_model": "models", "analyze": "analysis", "Editor": "edit", "apply_mask": "edit",
+    "show": "report",
 }
 __all__ = [
     "AnalysisRequest", "Attack", "Dataset", "Editor", "Graph", "MassifError", "Model",
-    "TensorDataset", "analyze", "apply_mask", "load_dataset", "load_model", "make_attack",
+    "TensorDataset", "analyze", "apply_mask", "load_dataset", "load_model", "make_attack", "show",
 ]
 __version__ = "0.1.0"
 
@@ -46,5 +48,6 @@ if TYPE_CHECKING:
     from .edit import Editor, apply_mask
     from .errors import MassifError
     from .models import Model, load_model
+    from .report import show
     from .request import AnalysisRequest
     from .schemas import Graph

@@ -139,6 +139,12 @@ class Graph(_Model):
     def nodes_in(self, layer: str, group: Group | None = None) -> list[Node]:
         return [n for n in self.nodes if n.layer == layer and (group is None or n.group == group)]
 
+    def _repr_html_(self) -> str:
+        """Jupyter shows a graph as the page itself, self-contained (``report.notebook_html``)."""
+        from .report import notebook_html
+
+        return notebook_html(self)
+
     def to_json(self, indent: int | None = 2) -> str:
         return self.model_dump_json(indent=indent)
 
@@ -177,8 +183,6 @@ class Graph(_Model):
         """A short human summary, as printed at the end of ``massif analyze``."""
         return summary(self, most_vulnerable)
 
-    def _repr_html_(self) -> str:  # a readable cell in notebooks
-        return "<pre>" + self.summary().replace("&", "&amp;").replace("<", "&lt;") + "</pre>"
 
 
 def first_error(e: ValidationError) -> str:
@@ -200,6 +204,18 @@ class ExampleChannel(_Model):
     values: list[float] = Field(description="max over positions of the channel's activation")
     positions: list[list[int]] = Field(description="arg-max (row, column) per image")
     boxes: list[list[int]] = Field(description="crop (top, left, bottom, right) per image")
+    classes: list[str] | None = Field(
+        default=None, description="class name of each image (absent in indexes written before "
+        "it was added)")
+
+
+class ExamplePatch(_Model):
+    """One patch of a neuron's dataset-examples strip: its dataset image, that image's class
+    (``None`` when unknown) and the channel's activation on it."""
+
+    image: int
+    class_name: str | None
+    value: float
 
 
 class ExamplesIndex(_Model):

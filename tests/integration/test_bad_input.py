@@ -236,6 +236,15 @@ CLI_CASES: list[tuple[str, list[str], str | None]] = [
     ("examples-batch-size-0", [*EXAMPLES, "--batch-size", "0"], r"batch"),
     ("examples-data-missing", [*EXAMPLES, "--data", "/nonexistent"], r"/nonexistent"),
     ("examples-layers-unknown", [*EXAMPLES, "--layers", "nolayer"], r"nolayer"),
+    # report
+    ("report-run-missing", ["report", "{tmp}/nothing", "-o", "{tmp}/r.html"], r"no analysis"),
+    ("report-run-garbage", ["report", "{garbage_json}", "-o", "{tmp}/r.html"], r"json|graph"),
+    ("report-run-wrong-types", ["report", "{wrong_types_json}", "-o", "{tmp}/r.html"],
+     r"graph|field|schema|json"),
+    ("report-run-version-2", ["report", "{version_2_json}", "-o", "{tmp}/r.html"], r"schema"),
+    ("report-out-is-a-folder", ["report", "{version_2_json}", "-o", "{tmp}"], r"--out"),
+    ("report-out-under-a-file", ["report", "{version_2_json}", "-o", "{file}/r.html"],
+     r"--out"),
 ]
 
 # Run through the real console script (with a time limit: a serve that does not fail would
@@ -258,6 +267,8 @@ FAST_CASES = {  # must be refused before any analysis work (no model loaded)
     "analyze-out-under-a-file", "analyze-out-in-proc", "edit-export-under-a-file",
     "visualize-cache-is-a-file", "examples-cache-is-a-file", "edit-mode-half",
     "edit-defense-0", "edit-defense-100000", "edit-neither-mask-nor-defense",
+    "report-run-missing", "report-run-garbage", "report-run-wrong-types", "report-run-version-2",
+    "report-out-is-a-folder", "report-out-under-a-file",
 }
 FAST_SECONDS = 5.0
 CASE_SECONDS = 60.0

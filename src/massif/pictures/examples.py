@@ -152,6 +152,13 @@ def top_examples(
 # ----------------------------------------------------------------------------- strips on disk
 
 
+def class_name(dataset: Dataset, index: int) -> str:
+    """The class name of the dataset's image ``index`` (its label when the name is missing)."""
+    label = int(dataset.labels[index])
+    names = dataset.class_names
+    return names[label] if 0 <= label < len(names) else str(label)
+
+
 def examples_dir(cache: Path, model_fp: str, dataset_fp: str) -> Path:
     """``cache/examples/<model fp>-<dataset fp>``: strips ``<layer>/<channel>.png`` and
     indexes ``<layer>.json``."""
@@ -268,6 +275,7 @@ def ensure_examples(
                 values=[round(v, 6) for v in top.values[c].tolist()],
                 positions=top.positions[c].tolist(),
                 boxes=[list(crop_box(rf, i, j, size)) for i, j in top.positions[c].tolist()],
+                classes=[class_name(dataset, i) for i in top.images[c].tolist()],
             ))
         index = ExamplesIndex(
             layer=lay, k=k, sample=sample, model=model.fingerprint, dataset=dataset.fingerprint,

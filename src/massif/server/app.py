@@ -38,8 +38,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request  # at module level: FastAPI reads route annotations here
 
 from ..errors import MassifError, is_index, short
+from ..pictures.files import Kind, example_patches, picture_file
 from ..request import AnalysisRequest
-from ..schemas import Edge, ExamplesIndex, Graph, Node, first_error
+from ..schemas import Edge, ExamplePatch, Graph, Node, first_error
 from ..store import valid_key
 from .edit_routes import add_edit_routes
 from .jobs import (
@@ -93,17 +94,6 @@ class Info(BaseModel):
     default_max_strength: dict[str, float]
     default_request: PairChoice
     analyses: list[SavedAnalysis]
-
-
-class ExamplePatch(BaseModel):
-    """One patch of a dataset examples strip: its dataset image, that image's class (when the
-    server has the dataset the examples came from) and the channel's activation on it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    image: int
-    class_name: str | None
-    value: float
 
 
 class NodeDetail(BaseModel):
@@ -274,39 +264,9 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
             raise HTTPException(404, f"neuron {short(neuron_id, 40)} is not a node of "
                                      f"analysis {key}") from None
 
-    def picture_path(graph: Graph, node: Node, kind: str) -> Path:
+    def picture_path(graph: Graph, node: Node, kind: Kind) -> Path:
         """The workspace's picture if it has one, else the cache's (which may not exist)."""
-        if kind == "picture":
-            folder = Path("pictures") / graph.model.fingerprint
-        else:
-            folder = Path("examples") / f"{graph.model.fingerprint}-{graph.dataset.fingerprint}"
-        relative = folder / node.layer / f"{node.channel}.png"
-        for root in picture_roots:
-            if (root / relative).is_file():
-                return root / relative
-        return picture_roots[-1] / relative
-
-    def example_patches(graph: Graph, node: Node) -> list[ExamplePatch] | None:
-        """The patches of a node's examples strip, from the layer's examples index."""
-        index_path = picture_path(graph, node, "examples").parent.with_suffix(".json")
-        try:
-            index = ExamplesIndex.model_validate_json(index_path.read_bytes())
-            channel = index.channels[node.channel]
-        except (OSError, ValidationError, IndexError) as e:
-            log.warning("no examples index for %s: %s", node.id, clean(str(e))[:200])
-            return None
-        data = engine.dataset
-        same = data is not None and data.fingerprint == graph.dataset.fingerprint
-        names = list(getattr(data, "class_names", None) or []) if same else []
-
-        def name(i: int) -> str | None:
-            if not same or not 0 <= i < len(data):
-                return None
-            label = int(data.labels[i])
-            return names[label] if 0 <= label < len(names) else str(label)
-
-        return [ExamplePatch(image=i, class_name=name(i), value=v)
-                for i, v in zip(channel.images, channel.values)]
+        return picture_file(picture_roots, graph, node, kind)
 
     def picture_urls(key: str, graph: Graph, kind: str) -> dict[str, str]:
         out = {}
@@ -388,6 +348,15 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
             return Response(page, status_code=404, media_type="text/html")
         return html()
 
+    @app.get("/graphs/{key}/report.html", include_in_schema=False)
+    def report_file(key: str) -> Response:
+        from ..report import report_data, report_html
+
+        graph, _ = graph_entry(key)
+        body = report_html(report_data(graph, picture_roots, key))
+        return Response(body, media_type="text/html", headers={
+            "content-disposition": f'attachment; filename="massif-{key}.html"'})
+
     @app.get("/graphs/{key}", include_in_schema=False)
     def graph_page(key: str, request_: Request) -> Response:
         return page_or_404(request_, lambda: graph_entry(key))
@@ -409,7 +378,8 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
                           key=lambda e: -max(e.influence_benign, e.influence_attacked))
         outgoing = [e for e in graph.edges if e.source == node.id]
         return NodeDetail(key=key, node=node, incoming=incoming, outgoing=outgoing, **urls,
-                          examples_info=example_patches(graph, node) if urls["examples"] else None)
+                          examples_info=(example_patches(picture_roots, graph, node, engine.dataset)
+                                         if urls["examples"] else None))
 
     @app.get("/graphs/{key}/nodes/{neuron_id}", include_in_schema=False)
     def node_page(key: str, neuron_id: str, request_: Request) -> Response:

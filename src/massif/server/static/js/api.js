@@ -1,4 +1,6 @@
-// JSON over HTTP: every view of the page has a JSON twin on the server (see docs/web.md).
+// JSON over HTTP: every view of the page has a JSON twin on the server (see docs/web.md). In a
+// standalone report (massif report) there is no server: window.MASSIF_REPORT holds what the page
+// reads, and whatever would compute answers that it needs `massif serve`.
 //
 // Whatever computes is a POST with a JSON body: the server refuses any other content type (415),
 // so an image or a link on another site cannot set off the heavy work.
@@ -22,25 +24,42 @@ function post(body = {}, signal) {
            body: JSON.stringify(body), signal };
 }
 
-export const getInfo = () => request("/index.json");
-export const getGraph = (key) => request(`/graphs/${key}.json`);
-export const getPictures = (key) => request(`/graphs/${key}/pictures.json`);
-export const getNode = (key, id) => request(`/graphs/${key}/nodes/${encodeURIComponent(id)}.json`);
-export const getStatus = (key) => request(`/analyses/${key}.json`);
+const REPORT = window.MASSIF_REPORT ?? null;
+export const offline = REPORT !== null;
+export const reportKey = REPORT?.key ?? null;
+const NEEDS_SERVER = "this is a standalone report: run `massif serve` to compute, delete neurons or search for defenses";
+function local(key, value) {
+  if (key !== REPORT.key) return Promise.reject(new Error(`this report holds analysis ${REPORT.key} only`));
+  return Promise.resolve(value);
+}
+function served(fn) {
+  return offline ? () => Promise.reject(new Error(NEEDS_SERVER)) : fn;
+}
+
+export const getInfo = () => (offline ? Promise.resolve(REPORT.info) : request("/index.json"));
+export const getGraph = (key) => (offline ? local(key, REPORT.graph) : request(`/graphs/${key}.json`));
+export const getPictures = (key) =>
+  (offline ? local(key, REPORT.pictures) : request(`/graphs/${key}/pictures.json`));
+export const getNode = (key, id) => (offline
+  ? local(key, { examples_info: REPORT.examples_info[id] ?? null })
+  : request(`/graphs/${key}/nodes/${encodeURIComponent(id)}.json`));
+export const getStatus = served((key) => request(`/analyses/${key}.json`));
 // body: {mask: [ids], mode, adaptive, preview}
-export const getEdit = (key, body, signal) => request(`/graphs/${key}/edit`, post(body, signal));
-export const warmEditor = (key) => request(`/graphs/${key}/editor`, post());
+export const getEdit = served((key, body, signal) => request(`/graphs/${key}/edit`, post(body, signal)));
+export const warmEditor = served((key) => request(`/graphs/${key}/editor`, post()));
 // A defense search is a job on the server: start it, then poll its status.
-export const startDefense = (key, budget, mode) =>
-  request(`/graphs/${key}/defense`, post({ budget, mode }));
-export const getDefense = (id) => request(`/defenses/${id}.json`);
-export const cancelDefense = (id) => request(`/defenses/${id}/cancel`, post());
+export const startDefense = served((key, budget, mode) =>
+  request(`/graphs/${key}/defense`, post({ budget, mode })));
+export const getDefense = served((id) => request(`/defenses/${id}.json`));
+export const cancelDefense = served((id) => request(`/defenses/${id}/cancel`, post()));
 // The edited model as a Blob (the file's bytes, not JSON).
 export async function getEditedModel(key, body) {
+  if (offline) throw new Error(NEEDS_SERVER);
   const response = await send(`/graphs/${key}/edited-model.pt`, post(body));
   return response.blob();
 }
 export function findAnalysis(params) {
+  if (offline) return Promise.reject(new Error(NEEDS_SERVER));
   return request(`/analyses.json?${new URLSearchParams(params)}`);
 }
-export const startAnalysis = (params) => request("/analyses", post(params));
+export const startAnalysis = served((params) => request("/analyses", post(params)));

@@ -137,6 +137,9 @@ export function createControls(store, { loadGraph }) {
       $("analyze").disabled = true;
       showError(info.why_not);
     }
+    if (info.report) {  // a standalone report shows its one analysis: the pair is fixed
+      for (const el of [benign, target, attack, targeted, maxStrength]) el.disabled = true;
+    }
     saved.replaceChildren(new Option("—", ""), ...info.analyses.map((a) =>
       new Option(`${a.benign} → ${a.target} (${a.targeted ? "" : "untargeted "}${a.attack} ${a.max_strength})` +
                  (a.same_model ? "" : ` [${a.model}]`), a.key)));

@@ -3,7 +3,7 @@
 // how the edges are drawn in the chosen edge view (with the strength they were measured at).
 import { BLEND, COLORS, EDGE_COLORS, changeColor, formatNumber } from "./store.js";
 
-const GROUPS_MEANING = "Groups come from attribution (importance toward a class), not from " +
+export const GROUPS_MEANING = "Groups come from attribution (importance toward a class), not from " +
   "activation: suppressed neurons are among the most important toward the benign class on clean " +
   "images but not on attacked ones, emphasized ones among the most important toward the target " +
   "on attacked images only, shared ones in both. An emphasized neuron can still lose activation " +
@@ -52,5 +52,3 @@ export function createLegend(element, store) {
         state.strengthIndex !== prev.strengthIndex) render();
   });
 }
-
-export { GROUPS_MEANING };

@@ -32,7 +32,8 @@ export async function openLightbox(store, id, kind) {
     const list = detail.examples_info ?? [];
     if (box.hidden || $("lightbox-title").textContent.indexOf(id) !== 0) return;  // closed or moved on
     body.querySelector("ol.patches").innerHTML = list.map((p) =>
-      `<li><span class="class">${esc(p.class_name ?? "?")}</span><span class="value">image ${p.image} · ${formatNumber(p.value)}</span></li>`).join("");
+      `<li>${p.class_name != null ? `<span class="class">${esc(p.class_name)}</span>` : ""}` +
+      `<span class="value">image ${p.image} · ${formatNumber(p.value)}</span></li>`).join("");
     body.querySelector("ol.patches").style.setProperty("--n", String(Math.max(1, list.length)));
   } catch (e) {
     body.querySelector("ol.patches").textContent = e.message;

@@ -56,9 +56,11 @@ async function loadGraph(key, view = null) {
   store.set({ graph, key, pictures, hover: null, strengthIndex, ...restored });
   controls.showError(problems.length ? problems.join(" ") : null);
   $("saved").value = key;
+  $("download-report").hidden = api.offline;
+  $("download-report").href = `/graphs/${key}/report.html`;
   $("node-ids").replaceChildren(...graph.nodes.map((n) => new Option(n.id)));
   syncInputs();
-  history.replaceState(null, "", viewUrl(store.get()));
+  writeUrl();
   document.documentElement.dataset.state = "ready";
   document.documentElement.dataset.key = key;
   window.massif.readyAt = performance.now();
@@ -108,6 +110,15 @@ $("find").addEventListener("keydown", (event) => {
   $("find").value = "";
 });
 
+// The view into the URL (a report keeps its own file path and changes only the query).
+function writeUrl() {
+  try {
+    history.replaceState(null, "", viewUrl(store.get(), api.offline ? location.pathname : null));
+  } catch {
+    // a browser that refuses to change a file:// URL: the view still works, unshared
+  }
+}
+
 let urlTimer = null;
 store.subscribe((state, prev) => {
   if (state.pins !== prev.pins) {
@@ -121,7 +132,7 @@ store.subscribe((state, prev) => {
     .some((f) => state[f] !== prev[f]);
   if (!viewChanged) return;
   clearTimeout(urlTimer);  // the slider moves many times a second: write the URL once it rests
-  urlTimer = setTimeout(() => history.replaceState(null, "", viewUrl(store.get())), 120);
+  urlTimer = setTimeout(writeUrl, 120);
 });
 
 function showProblems(problems) {
@@ -134,7 +145,8 @@ async function start() {
   const info = await api.getInfo();
   store.set({ info });
   controls.setup(info);
-  const view = readView(location);
+  if (api.offline) document.documentElement.classList.add("report");
+  const view = readView(location, api.reportKey);
   if (view) return loadGraph(view.key, view);
   if (location.pathname !== "/") return showProblems([`There is no page ${location.pathname.slice(0, 80)}.`]);
   const query = Object.fromEntries(new URLSearchParams(location.search));

@@ -4,6 +4,7 @@
 // and in the query, each left out at its default:
 //   k=<strength index>  edges=benign|change  highlight=activated|changed|excited|inhibited
 //   trace=ancestors|descendants  pins=<id>,<id>  deleted=<id>,<id>  mode=mean
+// A standalone report (one file, one analysis) keeps its own path and has only the query.
 export const DEFAULTS = { edgeMode: "attacked", highlight: "none", trace: "edges", maskMode: "zero" };
 const CHOICES = {
   edgeMode: ["benign", "attacked", "change"],
@@ -17,8 +18,9 @@ const ids = (text) => (text ? text.split(",").map((s) => s.trim()).filter(Boolea
 
 // The view a URL asks for, before it is checked against the graph: {key, pins, masked,
 // strengthIndex, edgeMode, highlight, trace, maskMode, problems: [plain messages]}.
-export function readView(location) {
-  const route = location.pathname.match(/^\/graphs\/([a-z0-9-]+)(?:\/nodes\/([^/]+))?\/?$/);
+export function readView(location, reportKey = null) {
+  const route = reportKey ? [null, reportKey, null]
+    : location.pathname.match(/^\/graphs\/([a-z0-9-]+)(?:\/nodes\/([^/]+))?\/?$/);
   if (!route) return null;
   const q = new URLSearchParams(location.search);
   const view = { key: route[1], problems: [], strengthIndex: null, ...DEFAULTS };
@@ -38,17 +40,18 @@ export function readView(location) {
   return view;
 }
 
-// The URL of a view (state: the store's).
-export function viewUrl(state) {
+// The URL of a view (state: the store's); `reportPath`: a report's own path, kept as it is.
+export function viewUrl(state, reportPath = null) {
   const { key, pins, masked, strengthIndex, graph } = state;
-  const path = pins.length === 1 ? `/graphs/${key}/nodes/${encodeURIComponent(pins[0]).replaceAll("%3A", ":")}` : `/graphs/${key}`;
+  const path = reportPath ?? (pins.length === 1
+    ? `/graphs/${key}/nodes/${encodeURIComponent(pins[0]).replaceAll("%3A", ":")}` : `/graphs/${key}`);
   const q = new URLSearchParams();
   const last = graph ? graph.attack.strengths.length - 1 : null;
   if (strengthIndex != null && strengthIndex !== last) q.set("k", String(strengthIndex));
   for (const [field, name] of Object.entries(PARAM)) {
     if (state[field] !== DEFAULTS[field]) q.set(name, state[field]);
   }
-  if (pins.length > 1) q.set("pins", pins.join(","));
+  if (pins.length > 1 || (reportPath && pins.length)) q.set("pins", pins.join(","));
   if (masked.length) q.set("deleted", masked.join(","));
   const query = q.toString().replaceAll("%2C", ",").replaceAll("%3A", ":");
   return query ? `${path}?${query}` : path;

@@ -1,0 +1,37 @@
+"""``massif report``: one self-contained HTML file for an analysis (no server, no network)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..terminal import run_guarded
+from .app import CACHE_OPTION, app
+
+
+@app.command()
+def report(
+    run: Path = typer.Argument(..., help="The analysis: its graph.json or the folder holding "
+                               "it (massif analyze --out FOLDER, or a workspace's "
+                               "graphs/<key>)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The HTML file to write."),
+    cache: Optional[Path] = CACHE_OPTION,
+) -> None:
+    """Write a standalone report: the page for one analysis in one HTML file, with its pictures,
+    that opens from disk with no server and no network."""
+
+    def work() -> None:
+        from ..io import writable_file
+        from ..report import write_report
+
+        writable_file(out, "--out")
+        path, counts = write_report(run, out, cache=cache)
+        size = path.stat().st_size / 1e6
+        missing = counts["nodes"] - counts["pictures"]
+        note = (f"; {missing} of {counts['nodes']} neurons have no feature visualization in the "
+                "cache (massif visualize makes them)" if missing else "")
+        typer.echo(f"wrote {path} ({size:.1f} MB, {counts['nodes']} neurons{note})")
+
+    run_guarded(work)
