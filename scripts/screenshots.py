@@ -113,6 +113,7 @@ def shoot(url: str, key: str, out: Path) -> None:
         page = page_at(1920, 1080, f"/graphs/{key}?edges=change&highlight=changed")
         page.locator(f'#graph-svg .node[data-id="{hovered["id"]}"]').hover()
         page.wait_for_function("document.querySelector('#details img.examples')?.naturalWidth > 0")
+        page.wait_for_timeout(800)  # the highlighted copies' pictures
         save(page, out / "hover-change-1920x1080.png")
         page.close()
 

@@ -23,6 +23,7 @@ from tests.helpers.browser import (
     drawn_counts,
     graph_counts,
     graph_of,
+    hover_times,
     open_page,
 )
 from tests.helpers.synthetic import live_server
@@ -223,22 +224,7 @@ def test_hover_is_fast_with_300_nodes_and_1200_edges(site, page):
     assert page.locator("#graph-svg .node").count() == 300
     assert page.locator("#graph-svg .edge").count() == 1200
     # Time from the mouse entering a node to the next painted frame, for 40 nodes.
-    times = page.evaluate("""async () => {
-        const frame = () => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
-        const nodes = d3.selectAll('#graph-svg .node').nodes().filter((_, i) => i % 7 === 3);
-        const out = [];
-        for (const el of nodes.slice(0, 40)) {
-            await frame();
-            const t0 = performance.now();
-            el.dispatchEvent(new MouseEvent('mouseenter'));
-            const card = document.querySelector('#node-id').textContent;
-            if (card !== el.dataset.id) throw new Error('no card for ' + el.dataset.id);
-            await frame();
-            out.push(performance.now() - t0);
-            el.dispatchEvent(new MouseEvent('mouseleave'));
-        }
-        return out;
-    }""")
+    times = hover_times(page)
     print(f"\nhover feedback with 300 nodes / 1200 edges: median {statistics.median(times):.1f}"
           f" ms, max {max(times):.1f} ms")
     assert len(times) == 40 and max(times) < 100

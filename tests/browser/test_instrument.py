@@ -17,7 +17,14 @@ import pytest
 from playwright.sync_api import Page
 
 from massif.schemas import Graph
-from tests.helpers.browser import ARTIFACTS, click_node, graph_of, in_view, open_page
+from tests.helpers.browser import (
+    ARTIFACTS,
+    click_node,
+    graph_of,
+    hover_times,
+    in_view,
+    open_page,
+)
 
 pytestmark = pytest.mark.timeout(180)
 SIZES = [(1280, 800), (1920, 1080)]
@@ -184,6 +191,8 @@ def test_edge_views_are_clearly_different_and_say_which_strength_they_show(site,
                     delta: d.influence_attacked - d.influence_benign}; })""")
 
     colours = {}
+    page.wait_for_timeout(200)  # a resize's redraw would come 60 ms after it
+    draws = page.locator("#graph-svg").get_attribute("data-draws")
     for mode in ("benign", "attacked", "change"):
         page.locator(f'#edge-mode input[value="{mode}"]').check()
         assert page.locator("#graph-svg").get_attribute("data-edge-mode") == mode
@@ -205,6 +214,10 @@ def test_edge_views_are_clearly_different_and_say_which_strength_they_show(site,
     page.evaluate("window.massif.store.set({strengthIndex: 1})")
     note = page.locator("#legend .edge-note").text_content()
     assert f"{graph.attack.strengths[-1]:g}" in note and "ε" in note
+    page.select_option("#highlight", "excited")
+    page.wait_for_timeout(200)
+    # Restyled in place: the legend strip's height is fixed, so the graph is not laid out again.
+    assert page.locator("#graph-svg").get_attribute("data-draws") == draws
 
 
 def test_tracing_pins_find_and_zoom(site, page):
@@ -239,7 +252,11 @@ def test_tracing_pins_find_and_zoom(site, page):
     assert state(page)["pins"] == [target.id]
     assert page.locator("#node-id").text_content() == target.id
     page.wait_for_function("+document.querySelector('#graph-svg').dataset.zoom > 1")
-    assert in_view(page, f'#graph-svg .node[data-id="{target.id}"]')
+    page.wait_for_function(f"""() => {{  // the zoom eases in over a quarter second
+        const r = document.querySelector('#graph-svg .node[data-id="{target.id}"]')
+            .getBoundingClientRect();
+        return r.left >= 0 && r.top >= 0 && r.right <= innerWidth && r.bottom <= innerHeight;
+    }}""", timeout=5_000)
     page.locator("#find").fill("nowhere:1")
     page.locator("#find").press("Enter")
     assert "No neuron nowhere:1" in page.locator("#error").text_content()
@@ -251,6 +268,22 @@ def test_tracing_pins_find_and_zoom(site, page):
     page.mouse.wheel(0, -400)
     page.wait_for_function("+document.querySelector('#graph-svg').dataset.zoom > 1.2")
     assert page.locator("#zoom-reset").is_visible()
+
+
+def test_hover_stays_quick_when_tracing_ancestors_with_pins(site, page):
+    """Printed for the record (the figures go in the notes); asserted loosely."""
+    graph = site["ws"].load("synthetic-300")
+    figures = {}
+    for label, query in (("edges", ""), ("ancestors", "?trace=ancestors"),
+                         ("ancestors + 4 pins", "?trace=ancestors&pins=" +
+                          ",".join(n.id for n in graph.nodes[::75]))):
+        open_page(page, site["url"] + "/graphs/synthetic-300" + query)
+        times = sorted(hover_times(page))
+        figures[label] = (times[len(times) // 2], times[-1])
+    size = page.viewport_size
+    print(f"\nhover with 300 nodes at {size['width']}x{size['height']}: " + ", ".join(
+        f"{k} median {m:.0f} ms, max {x:.0f} ms" for k, (m, x) in figures.items()))
+    assert figures["edges"][0] < 50 and all(m < 200 for m, _ in figures.values())
 
 
 def test_the_whole_view_is_in_the_url_and_restored_on_reload(site, page):

@@ -43,3 +43,26 @@ def in_view(page: Page, selector: str) -> bool:
     size = page.viewport_size
     return bool(box) and box["width"] > 0 and box["x"] >= 0 and box["y"] >= 0 and \
         box["x"] + box["width"] <= size["width"] and box["y"] + box["height"] <= size["height"]
+
+
+HOVER_TIMES = """async () => {
+    const frame = () => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+    const nodes = d3.selectAll('#graph-svg .node').nodes().filter((_, i) => i % 7 === 3);
+    const out = [];
+    for (const el of nodes.slice(0, 40)) {
+        await frame();
+        const t0 = performance.now();
+        el.dispatchEvent(new MouseEvent('mouseenter'));
+        const card = document.querySelector('#node-id').textContent;
+        if (card !== el.dataset.id) throw new Error('no card for ' + el.dataset.id);
+        await frame();
+        out.push(performance.now() - t0);
+        el.dispatchEvent(new MouseEvent('mouseleave'));
+    }
+    return out;
+}"""
+
+
+def hover_times(page: Page) -> list[float]:
+    """Milliseconds from the mouse entering a node to the next painted frame, for 40 nodes."""
+    return page.evaluate(HOVER_TIMES)

@@ -94,9 +94,9 @@ export function createControls(store, { loadGraph }) {
     showJob(status);
     if (status.state === "done") return loadGraph(status.key);
     if (status.state === "error") return showError(`analysis failed: ${status.error}`);
-    if (status.state === "cancelled") return showError("the analysis was cancelled; Show starts it again");
-    if (status.state === "missing") {
+    if (status.state === "cancelled" || status.state === "missing") {
       $("analyze").textContent = "Analyze (not computed yet)";
+      if (status.state === "cancelled") showError("This analysis was cancelled; Analyze starts it again.");
       return;
     }
     polling = setTimeout(async () => {

@@ -8,9 +8,7 @@
 import { lineChart } from "./chart.js";
 import { GROUPS_MEANING } from "./legend.js";
 import { openLightbox } from "./lightbox.js";
-import { COLORS, formatNumber, formatPercent, nodeColor } from "./store.js";
-
-const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+import { COLORS, esc, formatNumber, formatPercent, nodeColor } from "./store.js";
 
 const CARD = `
   <h2 id="node-id"></h2>

@@ -15,7 +15,7 @@
 // beside two baselines.
 import * as api from "./api.js";
 import { lineChart } from "./chart.js";
-import { formatPercent } from "./store.js";
+import { esc, formatPercent } from "./store.js";
 
 const $ = (id) => document.getElementById(id);
 const COLORS = { adaptive: "#b00", transfer: "#2c7bb6", greedy: "#1a9641", random: "#999",
@@ -113,7 +113,7 @@ export function createEdit(store) {
     const k = Math.min(strengthIndex ?? K.length - 1, K.length - 1);
     const eps = +K[k].toPrecision(3);
     result.querySelector("tbody").innerHTML =
-      row(`clean acc. ${graph.benign.name}`, r.clean_accuracy_benign.before,
+      row(`clean acc. ${esc(graph.benign.name)}`, r.clean_accuracy_benign.before,
           r.clean_accuracy_benign.after, "acc-benign") +
       row("clean acc. all classes", r.clean_accuracy_all.before, r.clean_accuracy_all.after,
           "acc-all") +
@@ -148,7 +148,7 @@ export function createEdit(store) {
   async function update() {
     const { key, masked, maskMode } = store.get();
     list.innerHTML = masked.map((id) =>
-      `<li><button type="button" data-id="${id}" title="restore ${id}">${id} ×</button></li>`).join("");
+      `<li><button type="button" data-id="${esc(id)}" title="restore ${esc(id)}">${esc(id)} ×</button></li>`).join("");
     clear.hidden = masked.length === 0;
     exportButton.hidden = masked.length === 0;
     controller?.abort();
@@ -206,7 +206,7 @@ export function createEdit(store) {
     showBoxes();
     $("defense-picks").innerHTML = picks.length
       ? `greedy picks${done ? "" : " so far"} (ringed in green): ` + picks.map((id) =>
-        `<button type="button" class="neuron" data-id="${id}">${id}</button>`).join(" ")
+        `<button type="button" class="neuron" data-id="${esc(id)}">${esc(id)}</button>`).join(" ")
       : (done ? "no pick lowers the attack" : "searching for the first pick…");
     store.set({ greedy: [...picks] });
   }

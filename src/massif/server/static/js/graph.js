@@ -20,7 +20,7 @@ export function createGraphView(svgElement, store) {
   let transform = d3.zoomIdentity;
   let overlay = null;  // the overlay SVG's zoomed group
 
-  const zoom = d3.zoom().scaleExtent([1, 8])
+  const zoom = d3.zoom().scaleExtent([1, 8]).clickDistance(4)  // a shaky click still clicks
     .filter((event) => (!event.ctrlKey || event.type === "wheel") && !event.button && event.type !== "dblclick")
     .on("zoom", (event) => {
       transform = event.transform;
@@ -55,6 +55,7 @@ export function createGraphView(svgElement, store) {
     overlay = document.createElementNS("http://www.w3.org/2000/svg", "g");
     overlay.setAttribute("transform", transform);
     top.appendChild(overlay);
+    pinsLayer = hoverLayer = null;
 
     const rows = root.append("g").attr("class", "rows");
     rows.selectAll("rect").data(L.rows).join("rect")
@@ -130,9 +131,10 @@ export function createGraphView(svgElement, store) {
     edgeSel.each(function (e) { edgeEls.set(edgeId(e), this); });
     drawn = { graph, nodeSel, edgeSel, nodeEls, edgeEls, layout: L };
     highlighted = [];
-    applyEdgeMode(); applyStrength(); applyMasked(); applyGreedy(); applyPathway(); applyFocus();
+    applyEdgeMode(); applyStrength(); applyMasked(); applyGreedy(); applyPathway(); applyPins();
     veil.style.left = `${L.labelWidth}px`;
     svgElement.dataset.drawn = `${graph.nodes.length}`;
+    svgElement.dataset.draws = String(+(svgElement.dataset.draws ?? 0) + 1);  // for the tests
   }
 
   function applyEdgeMode() {
@@ -184,38 +186,71 @@ export function createGraphView(svgElement, store) {
     const on = highlight && highlight !== "none";
     const k = strengthIndex ?? graph.attack.strengths.length - 1;
     const path = on ? pathway(graph, highlight, k) : { nodes: new Set(), edges: new Set() };
-    svg.classed("pathway", on);
+    // No node scores above 0 (no change at all at ε = 0, say): nothing to fade toward.
+    svg.classed("pathway", on && path.nodes.size > 0);
+    svgElement.dataset.pathwayEmpty = on && path.nodes.size === 0 ? "true" : "false";
     drawn.nodeSel.classed("on-path", (p) => path.nodes.has(p.node.id));
     drawn.edgeSel.classed("on-path", (e) => path.edges.has(edgeId(e)));
     svgElement.dataset.pathway = on ? [...path.nodes].join(",") : "";
   }
 
-  function applyFocus() {
+  // The overlay: copies of the pins' part (rebuilt when the pins, the tracing or the graph's
+  // look change) and of the hovered node's part (rebuilt on each hover, and small), so a hover
+  // with many pins copies only what the hover adds.
+  let pinsLayer = null, hoverLayer = null, pinnedReach = null;
+
+  function copyInto(layer, reached, focus, cls, skip = null) {
+    const copy = (el, c) => {
+      const clone = el.cloneNode(true);
+      clone.classList.add(c);
+      clone.classList.remove("unflipped");
+      layer.appendChild(clone);
+    };
+    for (const id of reached.edges) {
+      const el = drawn.edgeEls.get(id);
+      if (el && !skip?.edges.has(id)) copy(el, "hi");
+    }
+    const focused = new Set(focus);
+    for (const id of reached.nodes) {
+      if (!focused.has(id) && !skip?.nodes.has(id)) copy(drawn.nodeEls.get(id), "src");
+    }
+    for (const id of focus) copy(drawn.nodeEls.get(id), cls);
+  }
+
+  function applyPins() {
     for (const el of highlighted) el.classList.remove("pinned");
     highlighted = [];
-    overlay?.replaceChildren();
-    if (!drawn) { veil.classList.remove("on"); return; }
-    const { hover, pins, trace: direction } = store.get();
-    for (const id of pins) {
-      const el = drawn.nodeEls.get(id);
-      if (el) { el.classList.add("pinned"); highlighted.push(el); }
+    pinnedReach = null;
+    if (!overlay) return;
+    if (!pinsLayer || pinsLayer.parentNode !== overlay) {
+      overlay.replaceChildren();
+      pinsLayer = overlay.appendChild(document.createElementNS("http://www.w3.org/2000/svg", "g"));
+      hoverLayer = overlay.appendChild(document.createElementNS("http://www.w3.org/2000/svg", "g"));
     }
-    const focus = [...new Set([...pins, ...(hover != null ? [hover] : [])])].filter((id) => drawn.nodeEls.has(id));
-    const on = focus.length > 0;
+    pinsLayer.replaceChildren();
+    if (!drawn) return;
+    const { pins, trace: direction } = store.get();
+    const shown = pins.filter((id) => drawn.nodeEls.has(id));
+    for (const id of shown) {
+      drawn.nodeEls.get(id).classList.add("pinned");
+      highlighted.push(drawn.nodeEls.get(id));
+    }
+    if (shown.length) {
+      pinnedReach = trace(drawn.graph, shown, direction);
+      copyInto(pinsLayer, pinnedReach, shown, "pin");
+    }
+    applyHover();
+  }
+
+  function applyHover() {
+    hoverLayer?.replaceChildren();
+    const { hover, trace: direction } = store.get();
+    const hovering = drawn && hover != null && drawn.nodeEls.has(hover);
+    const on = hovering || pinnedReach !== null;
     veil.classList.toggle("on", on);
     top.classList.toggle("on", on);
-    if (!on) return;
-    const reached = trace(drawn.graph, focus, direction);
-    const copy = (el, cls) => {
-      const c = el.cloneNode(true);
-      c.classList.add(cls);
-      c.classList.remove("unflipped");
-      overlay.appendChild(c);
-    };
-    for (const id of reached.edges) { const el = drawn.edgeEls.get(id); if (el) copy(el, "hi"); }
-    const focused = new Set(focus);
-    for (const id of reached.nodes) if (!focused.has(id)) copy(drawn.nodeEls.get(id), "src");
-    for (const id of focus) copy(drawn.nodeEls.get(id), id === hover ? "hover" : "pin");
+    if (!hovering || !hoverLayer) return;
+    copyInto(hoverLayer, trace(drawn.graph, [hover], direction), [hover], "hover", pinnedReach);
   }
 
   // Centre a node in view (the "find neuron" box), zooming in when the graph is dense.
@@ -234,12 +269,17 @@ export function createGraphView(svgElement, store) {
       if (state.graph !== prev.graph) { transform = d3.zoomIdentity; svg.property("__zoom", transform); resetZoom.hidden = true; }
       return draw();
     }
-    if (state.edgeMode !== prev.edgeMode) applyEdgeMode();
-    if (state.strengthIndex !== prev.strengthIndex) applyStrength();
-    if (state.masked !== prev.masked) applyMasked();
-    if (state.greedy !== prev.greedy) applyGreedy();
-    if (state.highlight !== prev.highlight || (state.highlight !== "none" && state.strengthIndex !== prev.strengthIndex)) applyPathway();
-    if (state.hover !== prev.hover || state.pins !== prev.pins || state.trace !== prev.trace) applyFocus();
+    let restyled = false;  // the overlay's copies must then be made again
+    if (state.edgeMode !== prev.edgeMode) { applyEdgeMode(); restyled = true; }
+    if (state.strengthIndex !== prev.strengthIndex) { applyStrength(); restyled = true; }
+    if (state.masked !== prev.masked) { applyMasked(); restyled = true; }
+    if (state.greedy !== prev.greedy) { applyGreedy(); restyled = true; }
+    if (state.highlight !== prev.highlight || (state.highlight !== "none" && state.strengthIndex !== prev.strengthIndex)) {
+      applyPathway(); restyled = true;
+    }
+    if (state.pins !== prev.pins || state.trace !== prev.trace ||
+        (restyled && (state.pins.length || state.hover != null))) applyPins();
+    else if (state.hover !== prev.hover) applyHover();
   });
   let timer = null;
   new ResizeObserver(() => { clearTimeout(timer); timer = setTimeout(draw, 60); })

@@ -1,6 +1,7 @@
 // The legend strip above the graph: what the groups mean (attribution, not activation), the
 // blend toward purple for vulnerability, the divergence mark, the faded unflipped nodes, and
 // how the edges are drawn in the chosen edge view (with the strength they were measured at).
+import { PATHWAY_MODES, pathway } from "./pathways.js";
 import { BLEND, COLORS, EDGE_COLORS, changeColor, formatNumber } from "./store.js";
 
 export const GROUPS_MEANING = "Groups come from attribution (importance toward a class), not from " +
@@ -22,15 +23,26 @@ export function createLegend(element, store) {
       const m = d3.max(graph.edges, (e) => Math.abs(e.influence_attacked - e.influence_benign)) || 1;
       const c = changeColor(m);
       const stops = d3.range(0, 1.01, 0.25).map((t) => c(-m + 2 * m * t)).join(",");
-      return `<span class="item edges-change">edges: change in influence, attacked − benign
+      return `<span class="item edges edges-change">edges: change in influence, attacked − benign
         <span class="bar" style="background:linear-gradient(to right,${stops})"></span>
         <span class="ends"><span>−${formatNumber(m)} lost</span><span>+${formatNumber(m)} gained</span></span>
         width: |change| ${at}</span>`;
     }
     const color = EDGE_COLORS[edgeMode];
     const what = edgeMode === "benign" ? "influence on clean images" : `influence on images attacked at ε = ${eps}`;
-    return `<span class="item edges-${edgeMode}"><svg width="34" height="10"><line x1="0" y1="5" x2="34" y2="5"
+    return `<span class="item edges edges-${edgeMode}"><svg width="34" height="10"><line x1="0" y1="5" x2="34" y2="5"
       stroke="${color}" stroke-width="4"/></svg>edges: ${what}, width ∝ √influence ${edgeMode === "attacked" ? at : ""}</span>`;
+  }
+
+  // Which pathway is lit, or why none is (no node scores above 0, as at ε = 0).
+  function pathwayNote(state) {
+    const { graph, highlight, strengthIndex } = state;
+    if (!graph || highlight === "none") return "";
+    const K = graph.attack.strengths, k = strengthIndex ?? K.length - 1;
+    const eps = formatNumber(K[k]);
+    return pathway(graph, highlight, k).nodes.size
+      ? `<span class="item pathway-note">black rings: the ${PATHWAY_MODES[highlight]} pathway at ε = ${eps}</span>`
+      : `<span class="item pathway-note empty">no ${PATHWAY_MODES[highlight]} pathway at ε = ${eps}: no neuron scores above 0</span>`;
   }
 
   function render() {
@@ -44,11 +56,11 @@ export function createLegend(element, store) {
       <span class="item"><span class="swatch" style="background:#fff4d6;border:1px solid #e0c070"></span>◆ divergence layer</span>
       <span class="item"><span class="swatch" style="background:#ccc;opacity:.3"></span>not flipped at this strength</span>
       <span class="item"><span class="swatch" style="border:2px dashed #999"></span>no feature visualization yet</span>
-      ${edges(state)}`;
+      ${edges(state)}${pathwayNote(state)}`;
   }
   render();
   store.subscribe((state, prev) => {
     if (state.graph !== prev.graph || state.edgeMode !== prev.edgeMode ||
-        state.strengthIndex !== prev.strengthIndex) render();
+        state.strengthIndex !== prev.strengthIndex || state.highlight !== prev.highlight) render();
   });
 }

@@ -2,12 +2,13 @@
 // image class and activation (from the node's JSON twin), over the page. Escape, the × or a
 // click outside closes it.
 import * as api from "./api.js";
-import { formatNumber } from "./store.js";
+import { esc, formatNumber } from "./store.js";
 
 const $ = (id) => document.getElementById(id);
-const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+let opened = 0;  // which opening the answer that arrives belongs to
 
 export function closeLightbox() {
+  opened++;
   $("lightbox").hidden = true;
   $("lightbox-body").replaceChildren();
 }
@@ -16,6 +17,7 @@ export async function openLightbox(store, id, kind) {
   const { key, pictures } = store.get();
   const url = (kind === "picture" ? pictures?.pictures : pictures?.examples)?.[id];
   if (!url) return;
+  const mine = ++opened;
   const box = $("lightbox"), body = $("lightbox-body");
   $("lightbox-title").textContent = `${id} · ${kind === "picture" ? "feature visualization" : "dataset examples"}`;
   box.dataset.kind = kind;
@@ -27,16 +29,17 @@ export async function openLightbox(store, id, kind) {
   }
   body.innerHTML = `<img class="large examples" src="${esc(url)}" alt="dataset examples of ${esc(id)}">
     <ol class="patches"></ol>`;
+  const patches = body.querySelector("ol.patches");
   try {
     const detail = await api.getNode(key, id);
     const list = detail.examples_info ?? [];
-    if (box.hidden || $("lightbox-title").textContent.indexOf(id) !== 0) return;  // closed or moved on
-    body.querySelector("ol.patches").innerHTML = list.map((p) =>
+    if (mine !== opened) return;  // closed, or opened again for another picture meanwhile
+    patches.innerHTML = list.map((p) =>
       `<li>${p.class_name != null ? `<span class="class">${esc(p.class_name)}</span>` : ""}` +
       `<span class="value">image ${p.image} · ${formatNumber(p.value)}</span></li>`).join("");
-    body.querySelector("ol.patches").style.setProperty("--n", String(Math.max(1, list.length)));
+    patches.style.setProperty("--n", String(Math.max(1, list.length)));
   } catch (e) {
-    body.querySelector("ol.patches").textContent = e.message;
+    if (mine === opened) patches.textContent = e.message;
   }
 }
 

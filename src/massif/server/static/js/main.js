@@ -14,7 +14,7 @@ import { createGraphView } from "./graph.js";
 import { createLegend } from "./legend.js";
 import { closeLightbox, setupLightbox } from "./lightbox.js";
 import { createStrength } from "./strength.js";
-import { createStore } from "./store.js";
+import { createStore, esc } from "./store.js";
 import { DEFAULTS, readView, viewUrl } from "./urlstate.js";
 
 const $ = (id) => document.getElementById(id);
@@ -39,7 +39,9 @@ async function loadGraph(key, view = null) {
   const ids = new Set(graph.nodes.map((n) => n.id));
   const K = graph.attack.strengths.length;
   const problems = [...(view?.problems ?? [])];
-  const known = (list, what) => list.filter((id) => {
+  // Ids as the server reads them: "mixed3a:027" is mixed3a:27.
+  const normal = (id) => id.replace(/:0*(\d+)$/, (_, c) => `:${Number(c)}`);
+  const known = (list, what) => list.map(normal).filter((id) => {
     if (ids.has(id)) return true;
     problems.push(`The ${what} neuron ${id.slice(0, 60)} is not in this analysis (its graph has ${graph.nodes.length} neurons).`);
     return false;
@@ -124,7 +126,7 @@ store.subscribe((state, prev) => {
   if (state.pins !== prev.pins) {
     $("pins-box").hidden = state.pins.length === 0;
     $("pins").innerHTML = state.pins.map((id) =>
-      `<li><button type="button" data-id="${id}" title="unpin ${id}">${id} ×</button></li>`).join("");
+      `<li><button type="button" data-id="${esc(id)}" title="unpin ${esc(id)}">${esc(id)} ×</button></li>`).join("");
   }
   if (state.key !== prev.key) closeLightbox();
   if (!state.key || prev.key !== state.key) return;
@@ -158,7 +160,4 @@ async function start() {
   await controls.choose(true);
 }
 
-start().catch((e) => {
-  controls.showError(e.message);
-  document.documentElement.dataset.state = "error";
-});
+start().catch((e) => showProblems([e.message.endsWith(".") ? e.message : `${e.message}.`]));

@@ -1,14 +1,28 @@
 // The page's shared state in one small store: panels read it with get(), change it with
 // set(patch) and react in subscribe(fn(state, previous)).
+// A set() made while subscribers run waits until they have all seen the change before it, so
+// every subscriber sees every change once, in order, with the right previous state.
 export function createStore(initial) {
   let state = { ...initial };
   const subscribers = new Set();
+  const queue = [];
+  let dispatching = false;
   return {
     get: () => state,
     set(patch) {
-      const previous = state;
-      state = { ...state, ...patch };
-      for (const fn of subscribers) fn(state, previous);
+      queue.push(patch);
+      if (dispatching) return;
+      dispatching = true;
+      try {
+        while (queue.length) {
+          const previous = state;
+          state = { ...state, ...queue.shift() };
+          for (const fn of subscribers) fn(state, previous);
+        }
+      } finally {
+        dispatching = false;
+        queue.length = 0;
+      }
     },
     subscribe(fn) { subscribers.add(fn); return () => subscribers.delete(fn); },
   };
@@ -34,6 +48,9 @@ export function changeColor(maxChange) {
 export function flipped(node, eps) {
   return node.group !== "shared" && node.flip_strength != null && node.flip_strength <= eps + 1e-9;
 }
+
+// Text made safe to put into innerHTML (ids and names come from files and URLs).
+export const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 export function formatPercent(x) { return x == null ? "–" : `${Math.round(100 * x)}%`; }
 export function formatNumber(x) {

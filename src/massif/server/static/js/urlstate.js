@@ -24,18 +24,26 @@ export function readView(location, reportKey = null) {
   if (!route) return null;
   const q = new URLSearchParams(location.search);
   const view = { key: route[1], problems: [], strengthIndex: null, ...DEFAULTS };
-  view.pins = [...new Set([...(route[2] ? [decodeURIComponent(route[2])] : []), ...ids(q.get("pins"))])];
+  let pinned = [];
+  if (route[2]) {
+    try {
+      pinned = [decodeURIComponent(route[2])];
+    } catch {
+      view.problems.push(`The address's neuron ${route[2].slice(0, 40)} is not a readable id.`);
+    }
+  }
+  view.pins = [...new Set([...pinned, ...ids(q.get("pins"))])];
   view.masked = [...new Set(ids(q.get("deleted")))];
   for (const [field, name] of Object.entries(PARAM)) {
     const value = q.get(name);
     if (value == null) continue;
     if (CHOICES[field].includes(value)) view[field] = value;
-    else view.problems.push(`${name}=${value.slice(0, 40)} is not one of ${CHOICES[field].join(", ")}`);
+    else view.problems.push(`${name}=${value.slice(0, 40)} is not one of ${CHOICES[field].join(", ")}.`);
   }
   if (q.has("k")) {
     const k = Number(q.get("k"));
     if (Number.isInteger(k) && k >= 0) view.strengthIndex = k;
-    else view.problems.push(`k=${q.get("k").slice(0, 40)} is not a strength index (0, 1, 2, …)`);
+    else view.problems.push(`k=${q.get("k").slice(0, 40)} is not a strength index (0, 1, 2, …).`);
   }
   return view;
 }
