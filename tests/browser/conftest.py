@@ -13,7 +13,7 @@ from playwright.sync_api import Page, sync_playwright
 
 from massif.server import create_app
 from massif.store import Workspace
-from tests.helpers.browser import ARGS, CHROMIUM
+from tests.helpers.browser import ARGS, CHROMIUM, watched_page
 from tests.helpers.synthetic import live_server, synthetic_graph
 
 
@@ -47,11 +47,7 @@ def browser():
 @pytest.fixture()
 def page(browser) -> Page:
     """A 1280×800 page that fails the test on any console error or uncaught exception."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    pg, errors = watched_page(browser)
     yield pg
-    context.close()
+    pg.context.close()
     assert not errors, errors

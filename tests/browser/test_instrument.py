@@ -24,6 +24,7 @@ from tests.helpers.browser import (
     hover_times,
     in_view,
     open_page,
+    watched_page,
 )
 
 pytestmark = pytest.mark.timeout(180)
@@ -68,14 +69,9 @@ def reach(graph: Graph, start: set[str], direction: str) -> set[str]:
 @pytest.fixture(params=SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def page(request, browser) -> Page:
     """This module's page: at 1280×800 and at 1920×1080, failing on any console error."""
-    width, height = request.param
-    context = browser.new_context(viewport={"width": width, "height": height})
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    pg, errors = watched_page(browser, *request.param)
     yield pg
-    context.close()
+    pg.context.close()
     assert not errors, errors
 
 

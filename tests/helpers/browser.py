@@ -16,6 +16,16 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 GROUPS = ("suppressed", "shared", "emphasized")
 
 
+def watched_page(browser, width: int = 1280, height: int = 800) -> tuple[Page, list[str]]:
+    """A page in a context of its own, and the list its console errors and uncaught exceptions
+    go to (close it with ``page.context.close()``)."""
+    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    return page, errors
+
+
 def open_page(page: Page, url: str) -> None:
     page.goto(url)
     page.wait_for_selector("html[data-state=ready]", timeout=30_000)
