@@ -17,7 +17,8 @@ Visualization", Distill, and of Summit, Hohman et al. 2019):
    network whose every activation is positive).
 4. Crop each top image to the receptive field around its arg-max position, scale the crops to a
    common display size (nearest-neighbour when enlarging, so small images stay crisp) and write a
-   PNG strip per neuron plus an index ``<layer>.json`` (images, values, positions, boxes).
+   PNG strip per neuron plus an index ``<layer>.json`` (images, values, positions, boxes, and
+   the images' class names, so readers without the dataset can name them).
 
 Layout (read by the server): ``cache/examples/<model fp>-<dataset fp>/<layer>/<channel>.png``.
 
