@@ -9,8 +9,8 @@ link cannot set one off; see ``app.py``):
   model (adaptive); ``adaptive: false`` skips the fresh attack (the slow part); ``preview: true``
   answers on the first 250 images of the class and of the sample, without it (within a second).
   The page asks for the preview, then without the fresh attack, then with it;
-* ``POST /graphs/{key}/editor`` → ``EditorInfo``: build the editors now (the page asks when
-  editing starts);
+* ``POST /graphs/{key}/editor`` → ``EditorInfo``: build the editors now (the page asks as soon
+  as it opens an analysis);
 * ``POST /graphs/{key}/defense`` ``{"budget": 5, "mode": "zero"}`` → ``jobs.DefenseStatus``: a
   defense search started as a job; ``GET /defenses/{id}.json`` its progress and, once done, its
   ``edit.DefenseResult``; ``POST /defenses/{id}/cancel`` stops it;
@@ -156,9 +156,9 @@ def add_edit_routes(app: Any, graph_entry: Callable[[str], tuple[Graph, bytes]],
 
     @app.post("/graphs/{key}/editor", response_model=EditorInfo)
     def warm_up(key: str) -> EditorInfo:
-        """Build the analysis's editors ahead of the first deletion (the page calls this when
-        "click deletes neurons" is ticked): the preview one first, so a click that comes
-        meanwhile waits only for that."""
+        """Build the analysis's editors ahead of the first deletion (the page calls this as
+        soon as it opens an analysis): the preview one first, so a click that comes meanwhile
+        waits only for that."""
         started = time.perf_counter()
         small = use(key, True, lambda ed: len(ed.indices))
         full = use(key, False, lambda ed: len(ed.indices))
