@@ -81,38 +81,32 @@ def state(page: Page) -> dict:
                 highlight: s.highlight, trace: s.trace}; }""")
 
 
-@pytest.mark.parametrize("width,height", SIZES)
-def test_first_deletion_is_answered_within_a_second_with_its_results_in_view(
-        site, browser, width, height):
+def test_first_deletion_is_answered_within_a_second_with_its_results_in_view(site, page):
     key = site["default"]
     graph = graph_of(site, key)
-    context = browser.new_context(viewport={"width": width, "height": height})
-    page = context.new_page()
-    try:
-        open_page(page, site["url"] + f"/graphs/{key}")
-        # Opening the analysis builds the server's editors (the page asks at once).
-        page.wait_for_selector("html[data-editor=ready]", timeout=60_000)
-        page.locator("#edit-mode").check()
-        node = max((n for n in graph.nodes if n.group == "emphasized"),
-                   key=lambda n: n.vulnerability or 0)
-        started = time.perf_counter()
-        click_node(page, node.id)
-        page.wait_for_selector(f"#edit-result[data-mask='{node.id}']", timeout=30_000)
-        first = time.perf_counter() - started
-        page.wait_for_selector("#edit-result[data-phase=full]", timeout=60_000)
-        print(f"\n{width}x{height}: first deletion to its first numbers {first:.2f} s "
-              f"({graph.benign.n_images} images, 2 cores)")
-        assert first < 5  # loosely: the figure itself goes in the closing note
-        # The numbers and both curves, and the deleted node, in view without scrolling.
-        for sel in ("#edit-result", "#edit-chart", f'#graph-svg .node[data-id="{node.id}"]'):
-            assert in_view(page, sel), sel
-        for cls in ("transfer-after", "adaptive-after"):  # both lines drawn, with widths apart
-            assert page.locator(f"#edit-chart path.{cls}").count() == 1
-        assert page.locator("#edit-chart .axis-title").count() == 2
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"edit-{width}x{height}.png"))
-    finally:
-        context.close()
+    width, height = page.viewport_size["width"], page.viewport_size["height"]
+    open_page(page, site["url"] + f"/graphs/{key}")
+    # Opening the analysis builds the server's editors (the page asks at once).
+    page.wait_for_selector("html[data-editor=ready]", timeout=60_000)
+    page.locator("#edit-mode").check()
+    node = max((n for n in graph.nodes if n.group == "emphasized"),
+               key=lambda n: n.vulnerability or 0)
+    started = time.perf_counter()
+    click_node(page, node.id)
+    page.wait_for_selector(f"#edit-result[data-mask='{node.id}']", timeout=30_000)
+    first = time.perf_counter() - started
+    page.wait_for_selector("#edit-result[data-phase=full]", timeout=60_000)
+    print(f"\n{width}x{height}: first deletion to its first numbers {first:.2f} s "
+          f"({graph.benign.n_images} images, 2 cores)")
+    assert first < 5  # loosely: the figure itself goes in the closing note
+    # The numbers and both curves, and the deleted node, in view without scrolling.
+    for sel in ("#edit-result", "#edit-chart", f'#graph-svg .node[data-id="{node.id}"]'):
+        assert in_view(page, sel), sel
+    for cls in ("transfer-after", "adaptive-after"):  # both lines drawn, with widths apart
+        assert page.locator(f"#edit-chart path.{cls}").count() == 1
+    assert page.locator("#edit-chart .axis-title").count() == 2
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"edit-{width}x{height}.png"))
 
 
 @pytest.mark.parametrize("path,words", [
@@ -434,22 +428,17 @@ def test_a_pair_computing_is_named_over_the_graph_still_shown(site, page):
     page.wait_for_selector("#pending", state="hidden", timeout=30_000)
 
 
-@pytest.mark.parametrize("width,height", SIZES)
-def test_screenshots_of_the_instrument(site, browser, width, height):
+def test_screenshots_of_the_instrument(site, page):
     """Hover with the change view and a pathway, at both sizes; the card and legend in view."""
     key = site["default"]
     graph = graph_of(site, key)
-    context = browser.new_context(viewport={"width": width, "height": height})
-    page = context.new_page()
-    try:
-        open_page(page, site["url"] + f"/graphs/{key}?edges=change&highlight=changed")
-        node = graph.nodes[len(graph.nodes) // 2]
-        page.locator(f'#graph-svg .node[data-id="{node.id}"]').hover()
-        for sel in ("#legend", "#node-id", "#importance-chart", "#graph-svg"):
-            box = page.locator(sel).bounding_box()
-            assert box and box["y"] < height and box["x"] + box["width"] <= width, sel
-        assert in_view(page, "#legend")
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"instrument-{width}x{height}.png"))
-    finally:
-        context.close()
+    width, height = page.viewport_size["width"], page.viewport_size["height"]
+    open_page(page, site["url"] + f"/graphs/{key}?edges=change&highlight=changed")
+    node = graph.nodes[len(graph.nodes) // 2]
+    page.locator(f'#graph-svg .node[data-id="{node.id}"]').hover()
+    for sel in ("#legend", "#node-id", "#importance-chart", "#graph-svg"):
+        box = page.locator(sel).bounding_box()
+        assert box and box["y"] < height and box["x"] + box["width"] <= width, sel
+    assert in_view(page, "#legend")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"instrument-{width}x{height}.png"))
