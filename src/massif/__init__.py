@@ -12,7 +12,8 @@ The public API::
 ``analyze`` and ``Editor`` alike; ``load_model`` and ``load_dataset`` give the objects it takes;
 ``Attack``/``make_attack`` the attacks on their own; ``Editor`` deletes neurons and measures the
 attack (``edit`` stage), and ``apply_mask`` rebuilds an edited model it exported. ``show``
-opens a graph's page as a standalone report (in Jupyter a ``Graph`` shows it inline).
+opens a graph's page as a standalone report (in Jupyter a ``Graph`` shows it inline);
+``compare(a, b)`` compares two graphs (``massif compare``).
 """
 
 from importlib import import_module
@@ -24,11 +25,12 @@ _EXPORTS = {
     "Graph": "schemas", "Dataset": "datasets", "TensorDataset": "datasets",
     "load_dataset": "datasets", "MassifError": "errors", "Model": "models",
     "load_model": "models", "analyze": "analysis", "Editor": "edit", "apply_mask": "edit",
-    "show": "report",
+    "show": "report", "compare": "comparison",
 }
 __all__ = [
     "AnalysisRequest", "Attack", "Dataset", "Editor", "Graph", "MassifError", "Model",
-    "TensorDataset", "analyze", "apply_mask", "load_dataset", "load_model", "make_attack", "show",
+    "TensorDataset", "analyze", "apply_mask", "compare", "load_dataset", "load_model",
+    "make_attack", "show",
 ]
 __version__ = "0.1.0"
 
@@ -44,6 +46,7 @@ def __getattr__(name: str) -> Any:
 if TYPE_CHECKING:
     from .analysis import analyze
     from .attacks import Attack, make_attack
+    from .comparison import compare
     from .datasets import Dataset, TensorDataset, load_dataset
     from .edit import Editor, apply_mask
     from .errors import MassifError

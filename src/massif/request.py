@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import MassifError, is_index, short
 from .io import slug
+from .schemas import SCHEMA_VERSION
 
 if TYPE_CHECKING:
     import torch
@@ -154,9 +155,10 @@ class AnalysisRequest:
             indices = indices[: self.max_images]
         if not indices:
             raise MassifError(f"the dataset has no images of class {names[b]}")
+        targets = class_images(dataset, label_map, t)[: self.max_images or None]
         return Resolved(request=self, model=model, dataset=dataset, class_names=names,
                         label_map=label_map, benign=b, target=t, attack=atk, strengths=values,
-                        indices=indices)
+                        indices=indices, target_indices=targets)
 
 
 @dataclass
@@ -173,6 +175,7 @@ class Resolved:
     attack: Attack
     strengths: list[float]
     indices: list[int]  # the benign class's images (capped at max_images)
+    target_indices: list[int] = field(default_factory=list)  # the target's, capped alike
     _key: str | None = field(default=None, repr=False)
     _batch_size: int | None = field(default=None, repr=False)
 
@@ -233,7 +236,7 @@ def analysis_key(model_fp: str, dataset_fp: str, benign: int, target: int,
     """A stable folder name: ``<benign>-<target>-<attack>-<hash>`` (see ``Resolved.key``)."""
     blob = json.dumps(
         {"model": model_fp, "dataset": dataset_fp, "benign": benign, "target": target,
-         "attack": attack, "params": params}, sort_keys=True,
+         "attack": attack, "params": params, "format": SCHEMA_VERSION}, sort_keys=True,
     )
     digest = hashlib.sha256(blob.encode()).hexdigest()[:12]
     return (f"{slug(benign_name or str(benign))[:40]}-{slug(target_name or str(target))[:40]}-"

@@ -1,9 +1,11 @@
 """Every JSON (and ``torch.save`` dict) MASSIF reads or writes, as pydantic models.
 
-* ``Graph``: the graph JSON contract (``graph.json``, schema_version 1). A public interface: the
+* ``Graph``: the graph JSON contract (``graph.json``, schema_version 2; version 1 files are
+  read too, see ``Graph.parse_data``). A public interface: the
   browser, notebooks and other tools read it. Change it only by bumping ``SCHEMA_VERSION`` and
   documenting the change in ``docs/graph-json.md``. Fields may be added within a version (they
   are declared here first); none may be removed or change meaning.
+* ``Comparison``: two analyses compared (``massif compare``, ``/compare.json``).
 * ``ExamplesIndex``: ``examples/<model>-<dataset>/<layer>.json``, the dataset examples' index.
 * ``ExportHeader``: the fields of an edited model's file (``Editor.export``) besides its tensors.
 
@@ -22,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serial
 from .errors import MassifError
 from .io import write_atomic
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 Group = Literal["suppressed", "shared", "emphasized"]
 
 
@@ -87,10 +89,27 @@ class Faithfulness(_Model):
     random_draws: int = 0
 
 
+class Divergence(_Model):
+    """Where attacked images cross from the benign class to the target class, layer by layer
+    (``analysis.divergence``; ``docs/method.md``)."""
+
+    measure: Literal["cosine-to-class-means"] = "cosine-to-class-means"
+    crossed: list[list[float]] = Field(
+        description="[strength][layer]: the fraction of the correctly classified benign images "
+        "that, attacked at that strength, are closer to the target class's mean than to the "
+        "benign class's from that layer on (or from an earlier one) up to the last layer")
+    n_images: int = Field(description="correctly classified benign images the fractions count")
+    n_target_images: int = Field(description="clean target-class images in the target's mean")
+
+
 class Metrics(_Model):
     clean_accuracy: float
     attack_success_rate: list[float]
-    divergence_layer: str | None
+    divergence_layer: str | None = Field(
+        description="the median crossing layer at ε_max among the attacked images that cross "
+        "(see divergence), or null")
+    divergence: Divergence | None = Field(
+        None, description="null when the target class has no images in the dataset")
     faithfulness: Faithfulness
 
 
@@ -170,6 +189,8 @@ class Graph(_Model):
         if not isinstance(data, dict):
             raise MassifError(f"{where} is not a graph: a JSON object was expected, not "
                               f"{type(data).__name__}")
+        if data.get("schema_version") == 1:
+            data = _from_version_1(data)
         if data.get("schema_version") != SCHEMA_VERSION:
             version = str(data.get("schema_version"))[:20]
             raise MassifError(f"{where} has schema_version {version}; this MASSIF reads "
@@ -183,6 +204,60 @@ class Graph(_Model):
         """A short human summary, as printed at the end of ``massif analyze``."""
         return summary(self, most_vulnerable)
 
+
+
+class CompareSide(_Model):
+    """One analysis of a comparison, at the strength it is compared at."""
+
+    key: str = Field(description="its workspace key (or its folder's name)")
+    label: str
+    model: ModelRef
+    strength: float
+    strength_index: int
+    clean_accuracy: float
+    asr: float = Field(description="attack success rate at this strength")
+    attack_success_rate: list[float]
+    strengths: list[float]
+    divergence_layer: str | None = Field(description="at this strength")
+    crossed: list[float] | None = Field(description="per layer, at this strength")
+    layers: list[str]
+
+
+class ComparedNeuron(_Model):
+    """A neuron in either graph and what it is in each at its strength: ``shared``, or
+    ``suppressed`` / ``emphasized`` once flipped (``flip_strength ≤ ε``), else ``None``."""
+
+    id: str
+    layer: str
+    a: Group | None
+    b: Group | None
+    vulnerability_a: float | None = None
+    vulnerability_b: float | None = None
+
+
+class Comparison(_Model):
+    """Two analyses compared neuron by neuron (``compare.compare``). ``neurons`` is empty when
+    the models differ (their channels are different units)."""
+
+    a: CompareSide
+    b: CompareSide
+    same_model: bool
+    layers: list[str]
+    neurons: list[ComparedNeuron]
+
+
+def _from_version_1(data: dict) -> dict:
+    """A version 1 graph as version 2: the same but for the divergence layer, whose old rule
+    (the first layer whose benign and attacked node sets differ by half) is dropped."""
+    metrics = data.get("metrics")
+    if not isinstance(metrics, dict):
+        return data
+    warning = ("this graph was written by an older MASSIF (graph format 1), without the "
+               "divergence measure; analyse the pair again to see where images cross")
+    warnings = data.get("warnings", [])
+    return {**data, "schema_version": SCHEMA_VERSION,
+            "metrics": {**metrics, "divergence_layer": None, "divergence": None},
+            "warnings": [*warnings, warning] if isinstance(warnings, list) else warnings}
 
 
 def first_error(e: ValidationError) -> str:
@@ -248,6 +323,7 @@ def summary(graph: Graph, most_vulnerable: int = 5) -> str:
     """See ``Graph.summary``."""
     g = graph
     kind = "targeted" if g.attack.targeted else "untargeted"
+    div = g.metrics.divergence
     lines = [f"warning: {w}" for w in g.warnings] + [
         f"MASSIF: {g.benign.name} -> {g.target.name}, {kind} {g.attack.name.upper()} "
         f"({g.attack.norm}) up to {g.attack.strengths[-1]:g} on [0, 1] images",
@@ -258,12 +334,18 @@ def summary(graph: Graph, most_vulnerable: int = 5) -> str:
         "  " + "  ".join(f"{s:g}: {a:.0%}" for s, a in
                          zip(g.attack.strengths, g.metrics.attack_success_rate)),
         "",
-        f"{'layer':<12}{'suppressed':>11}{'shared':>8}{'emphasized':>11}",
+        f"{'layer':<12}{'suppressed':>11}{'shared':>8}{'emphasized':>11}"
+        + (f"{'crossed':>9}" if div else ""),
     ]
-    for layer in g.layers:
+    for i, layer in enumerate(g.layers):
         counts = [len(g.nodes_in(layer, grp)) for grp in ("suppressed", "shared", "emphasized")]
         mark = "  <- divergence" if layer == g.metrics.divergence_layer else ""
-        lines.append(f"{layer:<12}{counts[0]:>11}{counts[1]:>8}{counts[2]:>11}{mark}")
+        crossed = f"{div.crossed[-1][i]:>9.0%}" if div else ""
+        lines.append(f"{layer:<12}{counts[0]:>11}{counts[1]:>8}{counts[2]:>11}{crossed}{mark}")
+    if div:
+        lines.append(f"(crossed: share of the correct images that, attacked at "
+                     f"{g.attack.strengths[-1]:g}, are closer to {g.target.name}'s activations "
+                     "from this layer on)")
     moved = [n for n in g.nodes if n.vulnerability is not None]
     moved.sort(key=lambda n: (-(n.vulnerability or 0), n.flip_strength or 0, n.id))
     lines += ["", "most vulnerable neurons (flip at the weakest strength):"]
@@ -273,10 +355,14 @@ def summary(graph: Graph, most_vulnerable: int = 5) -> str:
     if not moved:
         lines.append("  none: the attack shares every graph neuron")
     f = g.metrics.faithfulness
+    eps_max = g.attack.strengths[-1]
+    where = (f" (at {eps_max:g}, {div.crossed[-1][-1]:.0%} of the images end closer to "
+             f"{g.target.name}; half of those have crossed by this layer)"
+             if div and g.metrics.divergence_layer else "")
     lines += [
         "",
-        f"divergence layer: {g.metrics.divergence_layer or 'none'}",
-        f"faithfulness: ASR at {g.attack.strengths[-1]:g} with the {f.n_masked} emphasized "
+        f"divergence layer: {g.metrics.divergence_layer or 'none'}{where}",
+        f"faithfulness: ASR at {eps_max:g} with the {f.n_masked} emphasized "
         f"neurons masked {f.masked_emphasized_asr:.0%}, with as many random ones "
         f"{f.masked_random_asr:.0%} (unmasked {g.metrics.attack_success_rate[-1]:.0%})",
     ]

@@ -77,7 +77,8 @@ def run_guarded(fn: Callable[[], object]) -> object:
 class TqdmProgress:
     """``progress(stage, done, total)`` drawn as one tqdm bar per stage on stderr."""
 
-    LABELS = {"profile": "profile neurons (all strengths)", "edges": "influence + faithfulness",
+    LABELS = {"means": "class means (clean, both classes)",
+              "profile": "profile neurons (all strengths)", "edges": "influence + faithfulness",
               "visualize": "feature visualizations", "examples": "dataset examples"}
     UNITS = {"visualize": "neuron"}
 

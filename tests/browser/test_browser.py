@@ -16,6 +16,7 @@ from playwright.sync_api import Page
 from torch import nn
 
 import massif
+from massif.analysis.divergence import divergence_layer
 from massif.server import create_app
 from tests.helpers.browser import (
     ARTIFACTS,
@@ -104,10 +105,12 @@ def test_hover_highlights_incoming_edges_and_shows_the_curves(site, page):
     assert page.locator("#graph-top .node, #graph-top .edge").count() == 0
 
 
-def test_strength_slider_shows_flipped_neurons_and_asr(site, page):
+def test_strength_slider_shows_flipped_neurons_asr_and_crossings(site, page):
     open_page(page, site["url"] + f"/graphs/{site['default']}")
     graph = graph_of(site, site["default"])
     strengths = graph.attack.strengths
+    crossed = graph.metrics.divergence.crossed
+    marks = []
     slider = page.locator("#slider")
     slider.focus()
     page.keyboard.press("Home")
@@ -124,7 +127,17 @@ def test_strength_slider_shows_flipped_neurons_and_asr(site, page):
         asr = float(page.locator("#asr").get_attribute("data-asr"))
         assert asr == pytest.approx(graph.metrics.attack_success_rate[k])
         assert f"ASR {round(100 * asr)}%" in page.locator("#asr").text_content()
+        # Beside each layer, the share of attacked images crossed by it; the divergence mark
+        # on the median crossing layer at this strength (docs/method.md, Divergence).
+        texts = page.locator("#graph-svg g.crossed text").all_text_contents()
+        assert texts == [f"{round(100 * f)}% crossed" for f in crossed[k]]
+        mark = divergence_layer(graph.layers, crossed[k])
+        assert page.locator("#graph-svg").get_attribute("data-divergence") == (mark or "")
+        assert page.locator(".row-label.divergence").all_text_contents() == (
+            [mark] if mark else [])
+        marks.append(mark)
     assert page.locator("#graph-svg .node.flipped").count() > 0
+    assert marks[-1] == graph.metrics.divergence_layer
 
 
 def test_edge_toggle_switches_widths_between_benign_and_attacked(site, page):

@@ -12,10 +12,12 @@ import contextlib
 import random
 from collections.abc import Iterator
 
+from massif.analysis.divergence import divergence_layer
 from massif.schemas import (
     AttackInfo,
     BenignRef,
     DatasetRef,
+    Divergence,
     Edge,
     Faithfulness,
     Graph,
@@ -84,6 +86,7 @@ def synthetic_graph(layers: int = 9, per_layer: int = 8, edges: int | None = Non
                         influence_benign=round(rng.uniform(0.001, 1.0), 4),
                         influence_attacked=round(rng.uniform(0.001, 1.0), 4)))
     asr = [min(1.0, 0.14 * k) for k in range(steps)]
+    crossed = [[round(a * (i + 1) / layers, 4) for i in range(layers)] for a in asr]
     return Graph(
         model=ModelRef(name="synthetic", fingerprint=model_fp),
         dataset=DatasetRef(name="synthetic", fingerprint="synthdata0000000"),
@@ -93,7 +96,9 @@ def synthetic_graph(layers: int = 9, per_layer: int = 8, edges: int | None = Non
         params=Params(nodes_per_layer=per_layer, edges_per_node=4),
         layers=names,
         metrics=Metrics(clean_accuracy=0.97, attack_success_rate=asr,
-                        divergence_layer=names[min(2, layers - 1)],
+                        divergence_layer=divergence_layer(names, crossed[-1]),
+                        divergence=Divergence(crossed=crossed, n_images=97,
+                                              n_target_images=100),
                         faithfulness=Faithfulness(masked_emphasized_asr=0.1,
                                                   masked_random_asr=0.7, n_masked=5,
                                                   random_draws=5)),

@@ -68,3 +68,44 @@ class SmallConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.c2(self.c1(x)).flatten(1))
+
+
+class Ladder(nn.Module):
+    """Where attacked images cross to the target class, known by construction.
+
+    Images are 2 channels × 1 × 1 pixel, ``x = (x0, x1)``. Four 1×1 conv layers (no bias, no
+    ReLU) pass both features on, each weighing the target feature ``x1`` four times more than
+    the layer before: ``l_k = (x0, w_k·x1)`` with ``w = 1/4, 1, 4, 16``; the logits are ``l4``
+    (class 0 benign, class 1 target). Benign images are ``(a, 0)``, target images ``(0, 1)``, so
+    the class means of every layer point along ``(1, 0)`` and ``(0, 1)``, and an image is closer
+    (in angle) to the target's mean at layer ``k`` exactly when ``w_k·x1 > x0``. Targeted FGSM
+    (L∞) at strength ε moves ``(a, 0)`` to ``(a − ε, ε)`` (the gradient's signs are
+    ``(−1, +1)``), so the target wins at layer ``k`` when ``ε > a / (1 + w_k)``, and, ``w``
+    growing, stays winning above it: the crossing layer is the first such ``k``.
+    """
+
+    WEIGHTS = (0.25, 1.0, 4.0, 16.0)
+
+    def __init__(self) -> None:
+        super().__init__()
+        before = 1.0
+        for i, w in enumerate(self.WEIGHTS, 1):
+            conv = nn.Conv2d(2, 2, 1, bias=False)
+            with torch.no_grad():
+                conv.weight.copy_(torch.diag(torch.tensor([1.0, w / before])).view(2, 2, 1, 1))
+            self.add_module(f"l{i}", conv)
+            before = w
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.l4(self.l3(self.l2(self.l1(x)))).flatten(1)
+
+
+def ladder_dataset(benign_x0: list[float], n_target: int = 3):
+    """Benign images ``(a, 0)`` for each ``a`` given, then ``n_target`` target images ``(0, 1)``."""
+    from massif.datasets import TensorDataset
+
+    n = len(benign_x0)
+    images = torch.zeros(n + n_target, 2, 1, 1)
+    images[:n, 0, 0, 0] = torch.tensor(benign_x0)
+    images[n:, 1] = 1.0
+    return TensorDataset(images, [0] * n + [1] * n_target, ["benign", "target"], name="ladder")

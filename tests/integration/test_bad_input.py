@@ -220,8 +220,8 @@ CLI_CASES: list[tuple[str, list[str], str | None]] = [
     ("edit-graph-a-list", [*EDIT, "--mask", "mixed4a:1", "--graph", "{list_json}"], r"graph"),
     ("edit-graph-wrong-field-types", [*EDIT, "--mask", "mixed4a:1", "--graph",
                                       "{wrong_types_json}"], r"graph"),
-    ("edit-graph-schema-version-2", [*EDIT, "--mask", "mixed4a:1", "--graph",
-                                     "{version_2_json}"], r"schema_version"),
+    ("edit-graph-schema-newer-version", [*EDIT, "--mask", "mixed4a:1", "--graph",
+                                     "{newer_version_json}"], r"schema_version"),
     # visualize, examples
     ("visualize-neuron-channel-9999", [*VISUALIZE, "--neurons", "mixed4a:9999"], r"mixed4a"),
     ("visualize-neuron-superscript-digit", [*VISUALIZE, "--neurons", "mixed4a:²"],
@@ -241,9 +241,10 @@ CLI_CASES: list[tuple[str, list[str], str | None]] = [
     ("report-run-garbage", ["report", "{garbage_json}", "-o", "{tmp}/r.html"], r"json|graph"),
     ("report-run-wrong-types", ["report", "{wrong_types_json}", "-o", "{tmp}/r.html"],
      r"graph|field|schema|json"),
-    ("report-run-version-2", ["report", "{version_2_json}", "-o", "{tmp}/r.html"], r"schema"),
-    ("report-out-is-a-folder", ["report", "{version_2_json}", "-o", "{tmp}"], r"--out"),
-    ("report-out-under-a-file", ["report", "{version_2_json}", "-o", "{file}/r.html"],
+    ("report-run-newer-version", ["report", "{newer_version_json}", "-o", "{tmp}/r.html"],
+     r"schema"),
+    ("report-out-is-a-folder", ["report", "{newer_version_json}", "-o", "{tmp}"], r"--out"),
+    ("report-out-under-a-file", ["report", "{newer_version_json}", "-o", "{file}/r.html"],
      r"--out"),
 ]
 
@@ -267,7 +268,8 @@ FAST_CASES = {  # must be refused before any analysis work (no model loaded)
     "analyze-out-under-a-file", "analyze-out-in-proc", "edit-export-under-a-file",
     "visualize-cache-is-a-file", "examples-cache-is-a-file", "edit-mode-half",
     "edit-defense-0", "edit-defense-100000", "edit-neither-mask-nor-defense",
-    "report-run-missing", "report-run-garbage", "report-run-wrong-types", "report-run-version-2",
+    "report-run-missing", "report-run-garbage", "report-run-wrong-types",
+    "report-run-newer-version",
     "report-out-is-a-folder", "report-out-under-a-file",
 }
 FAST_SECONDS = 5.0
@@ -275,7 +277,7 @@ CASE_SECONDS = 60.0
 
 
 def graph_with_wrong_types() -> dict:
-    return {"schema_version": 1, "layers": {"a": 1}, "nodes": "many", "edges": 5,
+    return {"schema_version": 2, "layers": {"a": 1}, "nodes": "many", "edges": 5,
             "benign": [], "target": None, "attack": "fgm", "metrics": 3, "model": 1.5}
 
 
@@ -299,12 +301,12 @@ def cli_files(tmp_path_factory) -> dict[str, str]:
                                                                 / f"{j}.png")
     (root / "wrong-types.json").write_text(json.dumps(graph_with_wrong_types()))
     good = json.loads(synthetic_graph(layers=2, per_layer=3).to_json(indent=None))
-    (root / "version-2.json").write_text(json.dumps({**good, "schema_version": 2}))
+    (root / "newer-version.json").write_text(json.dumps({**good, "schema_version": 3}))
     return {"file": str(root / "plain.txt"), "garbage_pt": str(root / "garbage.pt"),
             "wrong_pt": str(root / "wrong.pt"), "corrupt_json": str(root / "corrupt.json"),
             "list_json": str(root / "list.json"), "garbage_json": str(root / "garbage.json"),
             "wrong_types_json": str(root / "wrong-types.json"),
-            "version_2_json": str(root / "version-2.json"),
+            "newer_version_json": str(root / "newer-version.json"),
             "superscript_json": str(root / "superscript.json"),
             "tiny_data": str(root / "tiny-data")}
 

@@ -217,11 +217,13 @@ def test_a_killed_run_leaves_no_graph_and_resumes(tmp_path):
     assert "profile neurons" in seen
     assert not (out / "graph.json").exists()
     leftovers = sorted(p.name for p in out.iterdir())
-    assert leftovers and all(name.endswith(".profile.pt") for name in leftovers), leftovers
+    assert any(name.endswith(".profile.pt") for name in leftovers), leftovers
+    assert all(name.endswith((".means.pt", ".profile.pt")) for name in leftovers), leftovers
     # the rerun picks up the saved batches and gives the uninterrupted run's answer
     resumed = run("analyze", "--batch-size", "50", "--no-pictures", "--out", str(out))
     assert resumed.returncode == 0, resumed.stderr
     assert "profile neurons (all strengths):   0%" not in resumed.stderr
+    assert "class means (clean, both classes):   0%" not in resumed.stderr
     assert sorted(p.name for p in out.iterdir()) == ["graph.json"]  # checkpoints cleared
     fresh = run("analyze", "--batch-size", "50", "--no-pictures", "--out",
                 str(tmp_path / "fresh"))
@@ -231,6 +233,7 @@ def test_a_killed_run_leaves_no_graph_and_resumes(tmp_path):
     assert a.metrics.attack_success_rate == b.metrics.attack_success_rate
     for na, nb in zip(a.nodes, b.nodes):
         assert na.importance_target == pytest.approx(nb.importance_target, rel=1e-9)
+    assert a.metrics.divergence == b.metrics.divergence
     assert fresh.returncode == 0
 
 

@@ -98,7 +98,15 @@ def test_edges_have_exact_influence(graph):
 
 
 def test_divergence_and_faithfulness(graph):
-    assert graph.metrics.divergence_layer == "l1"  # Jaccard({0,2}, {1,2}) = 1/3
+    # l1 and l2 both see s = (x0, x1, 0.5); the class means are (1, 0.2, 0.5) and (0, 1, 0.5).
+    cos = torch.nn.functional.cosine_similarity
+    mean_b, mean_t = torch.tensor([1.0, 0.2, 0.5]), torch.tensor([0.0, 1.0, 0.5])
+    closer = [bool(cos(torch.tensor([x0, x1, 0.5]), mean_t, 0) > cos(torch.tensor([x0, x1, 0.5]),
+                                                                    mean_b, 0))
+              for x0, x1 in expected_path()]
+    assert closer[0] is False and closer[-1] is True
+    assert graph.metrics.divergence.crossed == [[1.0, 1.0] if c else [0.0, 0.0] for c in closer]
+    assert graph.metrics.divergence_layer == "l1"  # every image that crosses crosses at l1
     f = graph.metrics.faithfulness
     assert f.n_masked == 2  # l1:1 and l2:1
     assert f.masked_emphasized_asr == 0.0  # z_b = 0.5 > z_t = 0.4 once l1:1 is gone

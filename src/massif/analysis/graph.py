@@ -13,8 +13,8 @@ Definitions (DESIGN.md section 3):
    ``flip_strength = ε_{k*}``, ``vulnerability = 1 − (k* − 1)/K``.
 4. **Edges**: into each node of a layer other than the first, from the previous layer's nodes,
    the top ``E`` by ``max(influence_benign, influence_attacked)`` among those > 0.
-5. **Divergence layer**: the first layer whose benign and attacked node sets have Jaccard
-   similarity below 0.5.
+
+(The divergence layer comes from the images, not the graphs: ``divergence``.)
 """
 
 from __future__ import annotations
@@ -117,16 +117,6 @@ def edges(layers: list[str], nodes: list[Node], influence: EdgeProfile,
                                    influence_benign=float(ib[j]),
                                    influence_attacked=float(ia[j])))
     return result
-
-
-def divergence_layer(layers: list[str], benign: dict, attacked: dict) -> str | None:
-    for lay in layers:
-        b, a = set(benign[lay]), set(attacked[lay])
-        union = b | a
-        jaccard = len(b & a) / len(union) if union else 1.0
-        if jaccard < 0.5:
-            return lay
-    return None
 
 
 def random_masks(emphasized: dict[str, list[int]], layer_channels: dict[str, int],

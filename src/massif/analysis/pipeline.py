@@ -1,9 +1,11 @@
 """``analyze``: the whole analysis of one (benign, target, attack) as one call.
 
 Stages: resolve the ``AnalysisRequest`` (model, dataset, classes, attack, strengths) →
-``profile.profile_neurons`` (importance and activation of every neuron at every strength, ASR) →
-``graph.select`` / ``graph.merged_nodes`` (groups, vulnerability) → ``profile.profile_edges``
-(influence into the graph's nodes, faithfulness) → ``graph.edges`` → a ``schemas.Graph``. A
+``divergence.class_means`` (both classes' clean mean channel maxima) →
+``profile.profile_neurons`` (importance and activation of every neuron at every strength, ASR,
+where attacked images cross) → ``graph.select`` / ``graph.merged_nodes`` (groups,
+vulnerability) → ``profile.profile_edges`` (influence into the graph's nodes, faithfulness) →
+``graph.edges`` → a ``schemas.Graph``. A
 notebook user calls ``massif.analyze``; the CLI and the server's jobs call ``run``.
 """
 
@@ -18,21 +20,23 @@ from ..request import AnalysisRequest, Resolved
 from ..schemas import (
     BenignRef,
     DatasetRef,
+    Divergence,
     Faithfulness,
     Graph,
     Metrics,
     ModelRef,
     TargetRef,
 )
+from .divergence import class_means, divergence_layer
 from .graph import (
-    divergence_layer,
     edges,
     merged_nodes,
     node_channels,
     random_masks,
     select,
 )
-from .profile import Checkpoint, Progress, profile_edges, profile_neurons
+from .profile import profile_edges, profile_neurons
+from .streaming import Checkpoint, Progress
 
 RANDOM_DRAWS = 5
 
@@ -78,15 +82,20 @@ def run(r: Resolved, *, progress: Progress | None = None,
     key = r.key  # the batch size does not matter: a checkpoint covers a prefix of the images
     folder = Path(resume_dir) if resume_dir else None
     batch, workers = world.share(r.batch_size), opts.workers  # one round size for all ranks
+    ckpt0 = Checkpoint(folder / f".{r.key}.means.pt" if folder else None, key)
     ckpt1 = Checkpoint(folder / f".{r.key}.profile.pt" if folder else None, key)
     ckpt2: Checkpoint | None = None
     home = model.device
     model.to(dev)
     try:
+        targets = r.target_indices
+        means = class_means(model, dataset, indices, targets, batch_size=batch,
+                            progress=progress, checkpoint=ckpt0, world=world,
+                            workers=workers) if targets else None
         prof = profile_neurons(model, dataset, indices, b, t, atk, values, opts.importance,
                                votes_top_k=opts.nodes_per_layer, batch_size=batch,
                                progress=progress, checkpoint=ckpt1, world=world,
-                               workers=workers)
+                               workers=workers, means=means)
         benign_sets, attacked_sets = select(prof, opts.nodes_per_layer)
         nodes = merged_nodes(prof, benign_sets, attacked_sets)
         emphasized: dict[str, list[int]] = {}
@@ -103,8 +112,12 @@ def run(r: Resolved, *, progress: Progress | None = None,
     finally:
         model.to(home)
     if world.main:
-        ckpt1.clear()
-        ckpt2.clear()
+        for ckpt in (ckpt0, ckpt1, ckpt2):
+            ckpt.clear()
+    divergence = None
+    if means is not None and prof.crossed is not None:
+        divergence = Divergence(crossed=prof.crossed.tolist(), n_images=prof.n_correct,
+                                n_target_images=means.n_target)
     return Graph(
         model=ModelRef(name=model.name, fingerprint=model.fingerprint),
         dataset=DatasetRef(name=dataset.name, fingerprint=dataset.fingerprint),
@@ -116,8 +129,9 @@ def run(r: Resolved, *, progress: Progress | None = None,
         metrics=Metrics(
             clean_accuracy=prof.clean_accuracy,
             attack_success_rate=prof.attack_success_rate,
-            divergence_layer=divergence_layer(prof.layers, benign_sets,
-                                                          attacked_sets),
+            divergence_layer=divergence_layer(prof.layers, divergence.crossed[-1])
+            if divergence else None,
+            divergence=divergence,
             faithfulness=Faithfulness(
                 masked_emphasized_asr=infl.masked_emphasized_asr,
                 masked_random_asr=infl.masked_random_asr,

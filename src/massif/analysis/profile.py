@@ -1,7 +1,8 @@
 """Profile a class: per-neuron statistics over benign and attacked images, streamed in batches.
 
 Two passes over the benign class's images, each a batch at a time, so memory depends on the batch
-size and the number of channels, never on the number of images:
+size and the number of channels, never on the number of images (after a forward-only pass over
+both classes' clean images, ``divergence.class_means``):
 
 1. ``profile_neurons`` (every neuron of every analysed layer):
    1. forward the clean batch ``x`` (``x`` requires grad so every recorded activation is in the
@@ -11,7 +12,8 @@ size and the number of channels, never on the number of images:
    3. for each strength ``k`` (``x_0 = x``): record ``a_{l,i}(x_k)`` for all layers in one forward
       pass, then one backward pass per class (``z_b`` and ``z_t``) gives, for every layer at once,
       the attribution ``Σ_positions a · ∂z_c/∂a``; add ``max(0, ·)`` to the running sums, and
-      ``s_{l,i} = max_positions a`` to the activation sums; count attack successes.
+      ``s_{l,i} = max_positions a`` to the activation sums; count attack successes; with the
+      class means, note where each correct image crosses to the target class (``divergence``).
    With ``importance="votes"`` (Summit) step 3 needs no backward pass: each image votes for the
    neurons whose ``s`` is in its top ``votes_top_k`` of the layer.
 2. ``profile_edges`` (only the graph's nodes): on the clean images and on the images attacked at
@@ -28,13 +30,8 @@ saved (atomically) every few seconds, and a rerun of the same request resumes wh
 
 from __future__ import annotations
 
-import io
-import math
-import os
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
@@ -43,10 +40,10 @@ from ..datasets import Dataset
 from ..distributed import World
 from ..errors import MassifError
 from ..hooks import frozen, mask, record
-from ..io import write_atomic
 from ..models import Model
+from .divergence import ClassMeans, crossed_counts, crossing, margins
+from .streaming import Checkpoint, Progress, RunningSums, rounds
 
-Progress = Callable[[str, int, int], None]
 _NODE_CHUNK = 16  # nodes whose influence is taken in one batched backward pass
 
 
@@ -62,6 +59,7 @@ class NeuronProfile:
     importance_benign: dict[str, torch.Tensor] = field(default_factory=dict)
     importance_target: dict[str, torch.Tensor] = field(default_factory=dict)
     activation: dict[str, torch.Tensor] = field(default_factory=dict)
+    crossed: torch.Tensor | None = None  # [K+1, L]: fractions of the correct images (divergence)
 
     @property
     def clean_accuracy(self) -> float:
@@ -82,102 +80,6 @@ class EdgeProfile:
     masked_emphasized_asr: float = 0.0
     masked_random_asr: float = 0.0
     random_draws: int = 0
-
-
-class Checkpoint:
-    """Resumable running sums: saved atomically after the first batch, then at most every
-    ``every`` seconds (default 5, ``$MASSIF_CHECKPOINT_SECONDS``).
-
-    The file holds the sums so far, how many images they cover and a ``key`` naming everything
-    that determines them; a file with another key is ignored. A killed run loses at most
-    ``every`` seconds of work (plus the batch under way).
-    """
-
-    def __init__(self, path: Path | None, key: str, every: float | None = None) -> None:
-        if every is None:
-            every = float(os.environ.get("MASSIF_CHECKPOINT_SECONDS", "5"))
-        self.path, self.key, self.every = path, key, every
-        self.last = -math.inf  # the first batch is saved at once
-
-    def load(self) -> dict | None:
-        if self.path is None or not self.path.is_file():
-            return None
-        try:
-            state = torch.load(self.path, map_location="cpu", weights_only=True)
-        except Exception:  # a foreign or damaged file: start over
-            return None
-        return state if isinstance(state, dict) and state.get("key") == self.key else None
-
-    def due(self) -> bool:
-        """Whether ``every`` seconds have passed since the last save (or none was made)."""
-        return self.path is not None and time.monotonic() - self.last >= self.every
-
-    def save(self, state: dict, force: bool = False) -> None:
-        if self.path is None or not (force or time.monotonic() - self.last >= self.every):
-            return
-        buf = io.BytesIO()
-        torch.save({**state, "key": self.key}, buf)
-        write_atomic(self.path, buf.getvalue())
-        self.last = time.monotonic()
-
-    def clear(self) -> None:
-        if self.path is not None:
-            self.path.unlink(missing_ok=True)
-
-
-class RunningSums:
-    """The float64 sums of one pass: a vector of ``counts`` and named groups of per-layer
-    tensors. Rank 0 resumes them from its ``Checkpoint`` and saves them (added over the
-    ``World``, with how many indices they cover); ``finish`` adds them over the ranks."""
-
-    def __init__(self, n_counts: int, groups: dict[str, dict[str, torch.Tensor]],
-                 checkpoint: Checkpoint | None, world: World) -> None:
-        self.counts = torch.zeros(n_counts, dtype=torch.float64)
-        self.groups, self.checkpoint, self.world = groups, checkpoint, world
-        self.tensors = [self.counts] + [t for g in groups.values() for t in g.values()]
-
-    def resume(self) -> int:
-        """Load rank 0's checkpoint, if any; how many indices it covers (on every rank)."""
-        saved = self.checkpoint.load() if self.checkpoint and self.world.main else None
-        covered = 0
-        if saved and "covered" in saved:
-            self.counts.copy_(saved["counts"])
-            for name, group in self.groups.items():
-                for lay, t in group.items():
-                    t.copy_(saved[name][lay])
-            covered = int(saved["covered"])
-        return self.world.share(covered)
-
-    def save(self, end: int, force: bool = False) -> None:
-        """Save the sums over every rank when the checkpoint is due (rank 0 decides)."""
-        if self.checkpoint is None or not self.world.decide(force or self.checkpoint.due()):
-            return
-        total = self.world.sum_to_main(self.tensors)
-        if self.world.main:
-            rest = iter(total[1:])
-            state: dict = {"covered": end, "counts": total[0]}
-            for name, group in self.groups.items():
-                state[name] = {lay: next(rest) for lay in group}
-            self.checkpoint.save(state, force=True)
-
-    def finish(self) -> None:
-        self.world.sum_to_all(self.tensors)
-
-
-def _rounds(dataset: Dataset, indices: Sequence[int], batch_size: int, device: torch.device,
-            world: World, stage: str, progress: Progress | None, start: int = 0,
-            workers: int = 0) -> Iterator[tuple[int, torch.Tensor | None]]:
-    """``(end, images)`` per round (see ``distributed.World.rounds``): this rank's images of the
-    round on ``device`` (``None`` when it has none), and how many indices the rounds so far
-    cover. The next round's images load while this one computes."""
-    if progress:
-        progress(stage, start, len(indices))
-    rounds = list(world.rounds(indices, batch_size, start))
-    loaded = dataset.load_chunks([mine for _, mine in rounds], workers)
-    for (end, mine), images in zip(rounds, loaded):
-        yield end, images.to(device, non_blocking=True) if mine else None
-        if progress:
-            progress(stage, end, len(indices))
 
 
 def attacked(model: Model, attack: Attack, x: torch.Tensor, labels: torch.Tensor,
@@ -202,11 +104,14 @@ def profile_neurons(
     attack: Attack, strengths: Sequence[float], importance: str = "attribution",
     votes_top_k: int = 8, batch_size: int = 256, progress: Progress | None = None,
     checkpoint: Checkpoint | None = None, world: World | None = None, workers: int = 0,
+    means: ClassMeans | None = None,
 ) -> NeuronProfile:
     """Pass 1 (see the module docstring). ``strengths[0]`` must be 0. With a ``checkpoint``,
     the sums are saved as batches finish and a rerun resumes after the last saved batch. With a
     ``world`` of several processes, each takes its share of every round of images and the
-    sums are added over them (every rank gets the whole class's profile)."""
+    sums are added over them (every rank gets the whole class's profile). With the class
+    ``means`` (``divergence.class_means``), ``crossed`` counts where each attacked image
+    crosses to the target class (``divergence``)."""
     world = world or World()
     layers = list(model.layers)
     device = model.device
@@ -219,17 +124,21 @@ def profile_neurons(
         prof.activation[name] = zeros.clone()
     attack_labels_value = target if attack.targeted else benign
     sums = (prof.importance_benign, prof.importance_target, prof.activation)
-    running = RunningSums(2 + k_all, dict(zip(("importance_benign", "importance_target",
-                                               "activation"), sums)), checkpoint, world)
+    groups = dict(zip(("importance_benign", "importance_target", "activation"), sums))
+    crossed = torch.zeros(k_all, len(layers), dtype=torch.float64)
+    if means is not None:
+        groups["divergence"] = {"crossed": crossed}
+    running = RunningSums(2 + k_all, groups, checkpoint, world)
     counts = running.counts  # images, correct, successes per strength
+    directions = means.directions(device) if means is not None else None
     end = start = running.resume()
     with frozen(model.module), record(model.module, model.layers) as acts:
-        for end, x in _rounds(dataset, indices, batch_size, device, world, "profile", progress,
+        for end, _, x in rounds(dataset, indices, batch_size, device, world, "profile", progress,
                               start=start, workers=workers):
             if x is not None:
                 _profile_batch(model, x, benign, target, attack, strengths, importance,
                                votes_top_k, batch_size, acts, prof, counts,
-                               attack_labels_value)
+                               attack_labels_value, directions, crossed)
             running.save(end)
     running.save(end, force=True)
     running.finish()
@@ -239,14 +148,18 @@ def profile_neurons(
     for d in sums:
         for name in d:
             d[name] /= n
+    if means is not None:
+        prof.crossed = crossed / max(prof.n_correct, 1)
     return prof
 
 
 def _profile_batch(model: Model, x: torch.Tensor, benign: int, target: int, attack: Attack,
                    strengths: Sequence[float], importance: str, votes_top_k: int,
                    batch_size: int, acts: dict[str, torch.Tensor], prof: NeuronProfile,
-                   counts: torch.Tensor, attack_labels_value: int) -> None:
-    """Add one batch's images to the sums of pass 1."""
+                   counts: torch.Tensor, attack_labels_value: int,
+                   directions: list | None = None, crossed: torch.Tensor | None = None) -> None:
+    """Add one batch's images to the sums of pass 1 (and, with the class means'
+    ``directions``, where its correct images cross to ``crossed``)."""
     layers, device, k_all = prof.layers, x.device, len(strengths)
     b = x.shape[0]
     attack_labels = torch.full((b,), attack_labels_value, device=device)
@@ -267,6 +180,10 @@ def _profile_batch(model: Model, x: torch.Tensor, benign: int, target: int, atta
         hit = (pred == target) if attack.targeted else (pred != benign)
         counts[2 + k] += int((hit & correct).sum())
         recorded = [acts[name] for name in layers]
+        maxima = [a.detach().flatten(2).amax(2) for a in recorded]  # s per layer, [B, C]
+        if directions is not None and crossed is not None:
+            cross = crossing(margins(maxima, directions))[correct]  # type: ignore[index]
+            crossed[k] += crossed_counts(cross, len(layers))
         if importance == "attribution":
             grads_b = torch.autograd.grad(logits[:, benign].sum(), recorded, retain_graph=True)
             grads_t = torch.autograd.grad(logits[:, target].sum(), recorded, retain_graph=True)
@@ -274,8 +191,7 @@ def _profile_batch(model: Model, x: torch.Tensor, benign: int, target: int, atta
                 a = a.detach()
                 prof.importance_benign[name][k] += _positive_attribution(a, gb)
                 prof.importance_target[name][k] += _positive_attribution(a, gt)
-        for name, a in zip(layers, recorded):
-            s = a.detach().flatten(2).amax(2)  # [B, C]
+        for name, s in zip(layers, maxima):
             prof.activation[name][k] += s.double().sum(0).cpu()
             if importance == "votes":
                 top = s.topk(min(votes_top_k, s.shape[1]), dim=1).indices
@@ -285,7 +201,7 @@ def _profile_batch(model: Model, x: torch.Tensor, benign: int, target: int, atta
         if k == 0 and k_all > 1:
             adv = attacked(model, attack, x, attack_labels, strengths[1:], batch_size,
                            logits=logits, x_grad=x0).detach()
-        del logits, recorded
+        del logits, recorded, maxima
         acts.clear()
 
 
@@ -325,7 +241,7 @@ def profile_edges(
     counts = running.counts  # images, correct, hits with emphasized / random neurons masked
     end = start = running.resume()
     with frozen(model.module):
-        for end, x in _rounds(dataset, indices, batch_size, device, world, "edges", progress,
+        for end, _, x in rounds(dataset, indices, batch_size, device, world, "edges", progress,
                               start=start, workers=workers):
             if x is None:
                 running.save(end)

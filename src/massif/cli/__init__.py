@@ -4,10 +4,10 @@ and exit status 2, never a traceback (``terminal.py``).
 
 ``app.py`` holds the command group and the shared options; each sibling module adds commands to
 it: ``analysis`` (analyze, download-data, demo), ``pictures`` (visualize, examples), ``edit``,
-``serve``, ``report``.
+``serve``, ``report``, ``compare``.
 """
 
-from . import analysis, edit, pictures, report, serve  # noqa: F401  (each adds its commands to app)
+from . import analysis, compare, edit, pictures, report, serve  # noqa: F401  (add commands)
 from .app import app
 
 __all__ = ["app", "main"]

@@ -11,7 +11,8 @@ page                                   JSON twin
 ``/graphs/{key}/nodes/{id}``           ``/graphs/{key}/nodes/{id}.json``: one node, its edges
 =====================================  =====================================================
 
-plus ``POST /analyses`` (start or find an analysis), ``GET /analyses.json?benign=…`` and
+plus ``/compare`` and ``/compare.json`` (two analyses compared, ``compare_routes.py``),
+``POST /analyses`` (start or find an analysis), ``GET /analyses.json?benign=…`` and
 ``GET /analyses/{key}.json`` (its status and progress), ``POST /analyses/{key}/cancel``,
 ``/graphs/{key}/pictures.json`` and the PNGs ``/graphs/{key}/nodes/{id}/picture.png`` (feature
 visualization) and ``…/examples.png`` (dataset example strip), and the edit routes
@@ -42,6 +43,7 @@ from ..pictures.files import Kind, example_patches, picture_file
 from ..request import AnalysisRequest
 from ..schemas import Edge, ExamplePatch, Graph, Node, first_error
 from ..store import valid_key
+from .compare_routes import add_compare_routes
 from .edit_routes import add_edit_routes
 from .jobs import (
     ATTACKS,
@@ -398,4 +400,5 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
         return FileResponse(path, media_type="image/png")
 
     add_edit_routes(app, graph_entry, engine, defenses)
+    add_compare_routes(app, graph_entry, STATIC)
     return app

@@ -38,9 +38,10 @@ log = logging.getLogger("massif.server")
 
 AttackName = Literal["fgm", "fgsm", "pgd-l2", "pgd-linf"]
 ATTACKS: dict[str, float] = {"fgm": 3.5, "fgsm": 0.1, "pgd-l2": 3.5, "pgd-linf": 0.1}
-# Share of the whole run each progress stage stands for (profile: all strengths; edges: one).
-STAGE_SPAN = {"profile": (0.0, 0.6), "edges": (0.6, 0.8), "visualize": (0.8, 0.95),
-              "examples": (0.95, 1.0)}
+# Share of the whole run each progress stage stands for (means: one forward pass of two classes;
+# profile: all strengths; edges: one).
+STAGE_SPAN = {"means": (0.0, 0.04), "profile": (0.04, 0.6), "edges": (0.6, 0.8),
+              "visualize": (0.8, 0.95), "examples": (0.95, 1.0)}
 ClassRef = StrictInt | StrictStr
 
 

@@ -62,4 +62,6 @@ export function findAnalysis(params) {
   if (offline) return Promise.reject(new Error(NEEDS_SERVER));
   return request(`/analyses.json?${new URLSearchParams(params)}`);
 }
+export const getComparison = served((params) =>
+  request(`/compare.json?${new URLSearchParams(params)}`));
 export const startAnalysis = served((params) => request("/analyses", post(params)));

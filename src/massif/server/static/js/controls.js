@@ -84,7 +84,7 @@ export function createControls(store, { loadGraph }) {
     document.documentElement.dataset.job = status ? status.state : "";
     if (!running) return;
     $("progress").value = status.progress;
-    const stage = { profile: "profiling neurons", edges: "influence edges",
+    const stage = { means: "class means", profile: "profiling neurons", edges: "influence edges",
                     visualize: "feature visualizations", examples: "dataset examples" }[status.stage] ?? "queued";
     $("job-text").textContent = `${stage} ${Math.round(100 * status.progress)}% (computing on the server)`;
   }

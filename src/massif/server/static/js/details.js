@@ -59,6 +59,14 @@ export function createDetails(element, store) {
   const cardBox = document.createElement("div");
   element.append(summaryBox, cardBox);
 
+  function divergence(graph) {
+    const div = graph.metrics.divergence;
+    if (!div) return "none (not measured)";
+    const last = div.crossed.at(-1).at(-1);
+    return `${esc(graph.metrics.divergence_layer ?? "none")} at ε<sub>max</sub>
+      <span class="muted">(${formatPercent(last)} of attacked images end closer to ${esc(graph.target.name)})</span>`;
+  }
+
   function summary(graph) {
     const count = (g) => graph.nodes.filter((n) => n.group === g).length;
     const f = graph.metrics.faithfulness;
@@ -71,7 +79,7 @@ export function createDetails(element, store) {
         <dt>images</dt><dd>${graph.benign.n_images}</dd>
         <dt>clean accuracy</dt><dd>${formatPercent(graph.metrics.clean_accuracy)}</dd>
         <dt>ASR at ε<sub>max</sub></dt><dd>${formatPercent(graph.metrics.attack_success_rate.at(-1))}</dd>
-        <dt>divergence</dt><dd>${esc(graph.metrics.divergence_layer ?? "none")}</dd>
+        <dt>divergence</dt><dd>${divergence(graph)}</dd>
         <dt>nodes</dt><dd><span style="color:${COLORS.suppressed}">${count("suppressed")} suppressed</span>,
           <span style="color:${COLORS.shared}">${count("shared")} shared</span>,
           <span style="color:${COLORS.emphasized}">${count("emphasized")} emphasized</span></dd>

@@ -8,7 +8,7 @@
 // highlight and zooming restyle the graph itself.
 import { layout } from "./layout.js";
 import { edgeId, pathway, trace } from "./pathways.js";
-import { EDGE_COLORS, changeColor, flipped, nodeColor } from "./store.js";
+import { EDGE_COLORS, changeColor, divergenceAt, flipped, nodeColor } from "./store.js";
 
 export function createGraphView(svgElement, store) {
   const svg = d3.select(svgElement);
@@ -50,24 +50,31 @@ export function createGraphView(svgElement, store) {
     zoom.extent([[0, 0], [width, height]]).translateExtent([[0, 0], [width, height]]);
     const L = layout(graph, width, height);
     const positions = new Map(L.nodes.map((p) => [p.node.id, p]));
-    const divergence = graph.metrics.divergence_layer;
     const root = svg.append("g").attr("class", "zoom").attr("transform", transform);
     overlay = document.createElementNS("http://www.w3.org/2000/svg", "g");
     overlay.setAttribute("transform", transform);
     top.appendChild(overlay);
     pinsLayer = hoverLayer = null;
 
+    // Each row's label: the layer, how many attacked images have crossed to the target by it
+    // at the slider's strength (text and bar), and the divergence mark (set by applyStrength).
     const rows = root.append("g").attr("class", "rows");
-    rows.selectAll("rect").data(L.rows).join("rect")
-      .attr("class", (r) => `row-band${r.layer === divergence ? " divergence" : ""}`)
+    rows.selectAll("rect").data(L.rows).join("rect").attr("class", "row-band")
+      .attr("data-layer", (r) => r.layer)
       .attr("x", L.labelWidth).attr("width", width - L.labelWidth - 4)
       .attr("y", (r) => r.top + 2).attr("height", (r) => r.height - 4).attr("rx", 4);
-    rows.selectAll("text.row-label").data(L.rows).join("text")
-      .attr("class", (r) => `row-label${r.layer === divergence ? " divergence" : ""}`)
+    rows.selectAll("text.row-label").data(L.rows).join("text").attr("class", "row-label")
       .attr("x", L.labelWidth - 8).attr("y", (r) => r.y).text((r) => r.layer);
-    rows.selectAll("text.divergence-tag").data(L.rows.filter((r) => r.layer === divergence))
-      .join("text").attr("class", "divergence-tag")
-      .attr("x", L.labelWidth - 8).attr("y", (r) => r.y + 14).text("◆ divergence");
+    const barWidth = L.labelWidth - 16;
+    const crossed = rows.selectAll("g.crossed")
+      .data(graph.metrics.divergence ? L.rows.map((r, i) => ({ ...r, index: i })) : []).join("g")
+      .attr("class", "crossed").attr("data-layer", (r) => r.layer)
+      .attr("transform", (r) => `translate(8,${r.y + 9})`);
+    crossed.append("title").text(`attacked images (correct when clean) that are closer to ${graph.target.name}'s activations than to ${graph.benign.name}'s from this layer on, at the slider's strength`);
+    crossed.append("rect").attr("class", "crossed-track").attr("width", barWidth).attr("height", 3);
+    crossed.append("rect").attr("class", "crossed-bar").attr("height", 3).attr("width", 0);
+    crossed.append("text").attr("class", "crossed-text").attr("x", barWidth).attr("y", 10);
+    rows.append("text").attr("class", "divergence-tag").attr("x", L.labelWidth - 8);
 
     const link = d3.linkVertical().x((p) => p[0]).y((p) => p[1]);
     const edges = graph.edges.filter((e) => positions.has(e.source) && positions.has(e.target));
@@ -129,7 +136,7 @@ export function createGraphView(svgElement, store) {
     const nodeEls = new Map(), edgeEls = new Map();
     nodeSel.each(function (p) { nodeEls.set(p.node.id, this); });
     edgeSel.each(function (e) { edgeEls.set(edgeId(e), this); });
-    drawn = { graph, nodeSel, edgeSel, nodeEls, edgeEls, layout: L };
+    drawn = { graph, nodeSel, edgeSel, nodeEls, edgeEls, rows, crossed, barWidth, layout: L };
     highlighted = [];
     applyEdgeMode(); applyStrength(); applyMasked(); applyGreedy(); applyPathway(); applyPins();
     veil.style.left = `${L.labelWidth}px`;
@@ -161,10 +168,20 @@ export function createGraphView(svgElement, store) {
   function applyStrength() {
     if (!drawn) return;
     const { graph, strengthIndex } = store.get();
-    const eps = graph.attack.strengths[strengthIndex ?? graph.attack.strengths.length - 1];
+    const k = strengthIndex ?? graph.attack.strengths.length - 1;
+    const eps = graph.attack.strengths[k];
     drawn.nodeSel
       .classed("flipped", (p) => flipped(p.node, eps))
       .classed("unflipped", (p) => p.node.group !== "shared" && !flipped(p.node, eps));
+    const divergence = divergenceAt(graph, k);
+    const row = drawn.layout.rows.find((r) => r.layer === divergence);
+    drawn.rows.selectAll("rect.row-band, text.row-label").classed("divergence", (r) => r.layer === divergence);
+    drawn.rows.select("text.divergence-tag").attr("y", row ? row.y - 14 : -100)
+      .text(row ? "◆ divergence" : "");
+    const fractions = graph.metrics.divergence?.crossed[k] ?? [];
+    drawn.crossed.select("rect.crossed-bar").attr("width", (r) => drawn.barWidth * (fractions[r.index] ?? 0));
+    drawn.crossed.select("text.crossed-text").text((r) => `${Math.round(100 * (fractions[r.index] ?? 0))}% crossed`);
+    svgElement.dataset.divergence = divergence ?? "";
   }
 
   function applyMasked() {

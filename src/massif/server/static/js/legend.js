@@ -10,6 +10,12 @@ export const GROUPS_MEANING = "Groups come from attribution (importance toward a
   "on attacked images only, shared ones in both. An emphasized neuron can still lose activation " +
   "under attack: each neuron's card shows its activation change beside its importance.";
 
+export const DIVERGENCE_MEANING = "An attacked image has crossed at a layer when, from that layer " +
+  "on, its channel maxima are closer in angle to the target class's mean than to the benign " +
+  "class's. Beside each layer: the share of attacked images (correct when clean) crossed by it " +
+  "at the slider's strength. The divergence layer is where half of the images that cross have " +
+  "crossed.";
+
 export function createLegend(element, store) {
   const ramp = (c) => `linear-gradient(to right, ${c}, ${d3.interpolateLab(c, COLORS.shared)(BLEND)})`;
 
@@ -53,7 +59,7 @@ export function createLegend(element, store) {
       <span class="item"><span class="swatch" style="background:${COLORS.emphasized}"></span>emphasized: attacked graph only</span>
       <span class="item groups-meaning" tabindex="0" title="${GROUPS_MEANING}">what do the groups mean?</span>
       <span class="item"><span class="ramp" style="background:${ramp(COLORS.suppressed)}"></span><span class="ramp" style="background:${ramp(COLORS.emphasized)}"></span>more vulnerable: nearer the middle, more purple</span>
-      <span class="item"><span class="swatch" style="background:#fff4d6;border:1px solid #e0c070"></span>◆ divergence layer</span>
+      <span class="item" title="${DIVERGENCE_MEANING}"><span class="swatch" style="background:#fff4d6;border:1px solid #e0c070"></span>◆ divergence layer, <span class="swatch crossed-swatch"></span>% crossed</span>
       <span class="item"><span class="swatch" style="background:#ccc;opacity:.3"></span>not flipped at this strength</span>
       <span class="item"><span class="swatch" style="border:2px dashed #999"></span>no feature visualization yet</span>
       ${edges(state)}${pathwayNote(state)}`;

@@ -60,6 +60,8 @@ async function loadGraph(key, view = null) {
   $("saved").value = key;
   $("download-report").hidden = api.offline;
   $("download-report").href = `/graphs/${key}/report.html`;
+  $("compare-link").hidden = api.offline;
+  $("compare-link").href = `/compare?a=${encodeURIComponent(key)}`;
   $("node-ids").replaceChildren(...graph.nodes.map((n) => new Option(n.id)));
   syncInputs();
   writeUrl();

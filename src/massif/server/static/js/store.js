@@ -50,6 +50,14 @@ export function flipped(node, eps) {
 }
 
 // Text made safe to put into innerHTML (ids and names come from files and URLs).
+// The divergence layer at strength index k: the median crossing layer of the attacked images
+// that cross (docs/method.md, Divergence), from graph.json's `crossed[k]`; null when none does.
+export function divergenceAt(graph, k) {
+  const row = graph.metrics.divergence?.crossed[k];
+  if (!row || !(row.at(-1) > 0)) return null;
+  return graph.layers[row.findIndex((f) => f >= 0.5 * row.at(-1))];
+}
+
 export const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 export function formatPercent(x) { return x == null ? "–" : `${Math.round(100 * x)}%`; }

@@ -1,0 +1,115 @@
+"""The comparison page (/compare) in Chromium at 1280×800: what it draws is what
+``massif.compare`` computes, the URL names the view, and bad keys get a plain message."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import massif
+from massif.comparison import split
+from tests.helpers.browser import ARTIFACTS, graph_of, in_view
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def open_compare(page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector("body[data-compared]", timeout=30_000)
+
+
+def drawn_parts(page) -> dict[tuple[str, str, str], list[str]]:
+    """Each table cell's neuron ids: (layer, group, part) → ids."""
+    return page.evaluate("""() => {
+        const out = {};
+        for (const td of document.querySelectorAll('#neuron-table td[data-group]')) {
+          const layer = td.parentElement.dataset.layer;
+          out[`${layer}|${td.dataset.group}|${td.dataset.part}`] =
+            [...td.querySelectorAll('.chip')].map((c) => c.dataset.id);
+        }
+        return out; }""")
+
+
+def expected_parts(comparison) -> dict[str, list[str]]:
+    out = {}
+    for group in ("emphasized", "suppressed"):
+        parts = split(comparison, group)
+        for layer in comparison.layers:
+            for part in ("a", "both", "b"):
+                out[f"{layer}|{group}|{part}"] = [n.id for n in parts[part] if n.layer == layer]
+    return out
+
+
+def test_one_analysis_at_two_strengths(site, page):
+    key = site["default"]
+    graph = graph_of(site, key)
+    big_k = len(graph.attack.strengths) - 1
+    open_compare(page, f"{site['url']}/compare?a={key}")
+    # With B not given, B is A at a middle strength, and the URL says so.
+    middle = big_k // 2
+    assert page.evaluate("document.body.dataset.compared") == f"{key}@{big_k}|{key}@{middle}"
+    assert re.search(rf"[?&]b={key}&.*kb={middle}|kb={middle}.*b={key}", page.url), page.url
+    expected = massif.compare(graph, graph, None, graph.attack.strengths[middle], key, key)
+    assert drawn_parts(page) == expected_parts(expected)
+    # Something is emphasized at ε_max only (it flips between the two strengths).
+    assert any(ids for name, ids in expected_parts(expected).items()
+               if name.endswith("|emphasized|a"))
+    facts = page.locator("#side-b .facts").text_content()
+    assert f"{round(100 * expected.b.asr)}%" in facts
+    assert (expected.b.divergence_layer or "none") in facts
+    assert page.locator("#crossed-compare rect[data-layer]").count() == 2 * len(graph.layers)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "compare-1280x800.png"))
+
+    # Choosing another strength for A redraws the table and rewrites the URL; a reload keeps it.
+    page.select_option("#strength-a", "1")
+    page.wait_for_function(f"document.body.dataset.compared === '{key}@1|{key}@{middle}'")
+    assert "ka=1" in page.url
+    expected = massif.compare(graph, graph, graph.attack.strengths[1],
+                              graph.attack.strengths[middle], key, key)
+    assert drawn_parts(page) == expected_parts(expected)
+    page.reload()
+    page.wait_for_selector("body[data-compared]")
+    assert page.evaluate("document.body.dataset.compared") == f"{key}@1|{key}@{middle}"
+    assert page.locator("#strength-a").input_value() == "1"
+
+    # A chip opens the neuron in its analysis.
+    chip = page.locator("#neuron-table .chip").first
+    neuron = chip.get_attribute("data-id")
+    assert chip.get_attribute("href") == f"/graphs/{key}/nodes/{neuron}"
+
+
+def test_two_models_compare_only_attacks_and_crossings(site, page):
+    key = site["default"]
+    open_compare(page, f"{site['url']}/compare?a={key}&b=synthetic-8")
+    note = page.locator("#models-differ")
+    assert note.is_visible() and "models differ" in note.text_content()
+    assert in_view(page, "#models-differ")
+    assert not page.locator("#neuron-table").is_visible()
+    assert page.locator("#asr-compare path.asr-line").count() == 2
+
+
+def test_the_main_page_links_to_the_comparison(site, page):
+    key = site["default"]
+    page.goto(f"{site['url']}/graphs/{key}")
+    page.wait_for_selector("html[data-state=ready]")
+    link = page.locator("#compare-link")
+    assert link.is_visible() and in_view(page, "#compare-link")
+    link.click()
+    page.wait_for_selector("body[data-compared]")
+    assert page.evaluate("document.body.dataset.compared").startswith(f"{key}@")
+
+
+def test_an_unknown_analysis_is_named_in_words(site, browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    thrown: list[str] = []
+    page.on("pageerror", lambda e: thrown.append(str(e)))
+    try:
+        open_compare(page, f"{site['url']}/compare?a={site['default']}&b=no-such-analysis")
+        message = page.locator("#compare-error").text_content()
+        assert "no analysis 'no-such-analysis'" in message and in_view(page, "#compare-error")
+        assert not thrown
+    finally:
+        context.close()
