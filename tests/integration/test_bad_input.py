@@ -246,6 +246,18 @@ CLI_CASES: list[tuple[str, list[str], str | None]] = [
     ("report-out-is-a-folder", ["report", "{newer_version_json}", "-o", "{tmp}"], r"--out"),
     ("report-out-under-a-file", ["report", "{newer_version_json}", "-o", "{file}/r.html"],
      r"--out"),
+    # compare
+    ("compare-a-missing", ["compare", "{tmp}/nothing", "{tmp}/nothing"], r"no analysis"),
+    ("compare-b-garbage", ["compare", "{graph_json}", "{garbage_json}"], r"json|graph"),
+    ("compare-b-newer-version", ["compare", "{graph_json}", "{newer_version_json}"],
+     r"schema"),
+    ("compare-strength-above-max", ["compare", "{graph_json}@99", "{graph_json}"],
+     r"outside"),
+    ("compare-strength-negative", ["compare", "{graph_json}@-1", "{graph_json}"], r"outside"),
+    ("compare-strength-nan", ["compare", "{graph_json}@nan", "{graph_json}"], r"outside"),
+    ("compare-strength-not-a-number", ["compare", "{graph_json}@abc", "{graph_json}"],
+     r"strength"),
+    ("compare-most-0", ["compare", "{graph_json}", "{graph_json}", "--most", "0"], r"most"),
 ]
 
 # Run through the real console script (with a time limit: a serve that does not fail would
@@ -302,11 +314,13 @@ def cli_files(tmp_path_factory) -> dict[str, str]:
     (root / "wrong-types.json").write_text(json.dumps(graph_with_wrong_types()))
     good = json.loads(synthetic_graph(layers=2, per_layer=3).to_json(indent=None))
     (root / "newer-version.json").write_text(json.dumps({**good, "schema_version": 3}))
+    (root / "graph.json").write_text(json.dumps(good))
     return {"file": str(root / "plain.txt"), "garbage_pt": str(root / "garbage.pt"),
             "wrong_pt": str(root / "wrong.pt"), "corrupt_json": str(root / "corrupt.json"),
             "list_json": str(root / "list.json"), "garbage_json": str(root / "garbage.json"),
             "wrong_types_json": str(root / "wrong-types.json"),
             "newer_version_json": str(root / "newer-version.json"),
+            "graph_json": str(root / "graph.json"),
             "superscript_json": str(root / "superscript.json"),
             "tiny_data": str(root / "tiny-data")}
 
@@ -734,8 +748,30 @@ NODE_CASES = [
     case("no-such-route", "GET", "/no-such-page", statuses={404}),
 ]
 
+COMPARE_CASES = [
+    case("compare-a-missing", "GET", "/compare.json", params={"b": "{key}"}, statuses={422},
+         pattern="a: field required"),
+    case("compare-b-unknown", "GET", "/compare.json", params={"a": "{key}", "b": "nope"},
+         statuses={404}, pattern="no analysis 'nope'"),
+    case("compare-b-huge-key", "GET", "/compare.json", params={"a": "{key}", "b": "k" * 5000},
+         statuses={404, 414, 422}),
+    case("compare-ka-99", "GET", "/compare.json", params={"a": "{key}", "b": "{key}", "ka": "99"},
+         statuses={422}, pattern="ka is a strength index"),
+    case("compare-ka-minus-1", "GET", "/compare.json",
+         params={"a": "{key}", "b": "{key}", "ka": "-1"}, statuses={422}, pattern="ka"),
+    case("compare-kb-abc", "GET", "/compare.json",
+         params={"a": "{key}", "b": "{key}", "kb": "abc"}, statuses={422}, pattern="kb"),
+    case("compare-kb-20-digits", "GET", "/compare.json",
+         params={"a": "{key}", "b": "{key}", "kb": "9" * 20}, statuses={422}, pattern="kb"),
+    case("compare-damaged-b", "GET", "/compare.json",
+         params={"a": "{key}", "b": "damaged-a-list"}, statuses={422}, pattern="graph"),
+    case("compare-other-model", "GET", "/compare.json",
+         params={"a": "{key}", "b": "synthetic-small", "kb": "99"}, statuses={422},
+         pattern="kb"),
+]
+
 HTTP_CASES = [*LONG_KEY_CASES, *ODD_KEY_CASES, *ANALYSIS_CASES, *EDIT_CASES, *NODE_CASES,
-              *DAMAGED_CASES]
+              *DAMAGED_CASES, *COMPARE_CASES]
 
 
 @pytest.mark.parametrize("h", HTTP_CASES)
@@ -745,6 +781,8 @@ def test_http_refuses_bad_input_with_a_json_detail(server, sandbox, h):
         kw.update(h.make())
     kw = {k: v for k, v in kw.items() if v is not None}
     path = h.path.replace("{key}", server.key).replace("{other}", "synthetic-small")
+    if h.params:
+        kw["params"] = {k: v.replace("{key}", server.key) for k, v in h.params.items()}
     inputs = [path] + strings_in(kw.get("json")) + strings_in(kw.get("params") or {})
     if isinstance(kw.get("content"), bytes):
         inputs += strings_in(kw["content"])

@@ -258,6 +258,37 @@ def test_edit_json_answers_what_the_python_api_answers(client, planted_key):
     assert quick.adaptive_asr is None and quick.transfer_asr == result.transfer_asr
 
 
+def test_images_answer_what_the_python_api_answers(client, planted_key):
+    from massif.edit import Editor
+    from massif.one_image import Gallery, ImageDetail
+
+    graph = Graph.model_validate(client.get(f"/graphs/{planted_key}.json").json())
+    direct = Editor.from_graph(planted_model(), planted_data(), graph, device="cpu")
+    for k in (None, 0, 3):
+        r = client.post(f"/graphs/{planted_key}/images", json={"k": k})
+        assert r.status_code == 200, r.text
+        assert Gallery.model_validate(r.json()) == direct.gallery(k)
+    gallery = Gallery.model_validate(client.post(f"/graphs/{planted_key}/images",
+                                                 json={}).json())
+    assert gallery.n_correct == 6 and gallery.n_success == 6  # every (1, 0.2) flips at ε_max
+    assert gallery.names == {0: "benign", 1: "target"}
+    r = client.post(f"/graphs/{planted_key}/images/2", json={})
+    assert r.status_code == 200, r.text
+    detail = ImageDetail.model_validate(r.json())
+    assert detail == direct.image(2)
+    assert detail.crossing[0] is None and detail.crossing[-1] == "l1"  # tiny.py: identity layers
+    png = client.get(f"/graphs/{planted_key}/dataset/{detail.image}.png")
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+    for path, body, status, words in [
+            ("/images/6", {}, 422, "no image 6"), ("/images/-1", {}, 422, "no image -1"),
+            ("/images/abc", {}, 422, "position"), ("/images", {"k": 99}, 422, "strength index"),
+            ("/images", {"k": "1"}, 422, "k"), ("/images", {"k": True}, 422, "k"),
+            ("/images", {"k": 1, "x": 2}, 422, "x"), ("/dataset/999.png", None, 404, "999")]:
+        r = (client.get(f"/graphs/{planted_key}{path}") if body is None
+             else client.post(f"/graphs/{planted_key}{path}", json=body))
+        assert r.status_code == status and words in r.json()["detail"], (path, r.text)
+
+
 @pytest.mark.parametrize("mask, status, words", [
     ("l9:1", 422, "unknown layer"),
     ("l1:7", 422, "l1"),

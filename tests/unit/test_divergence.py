@@ -78,3 +78,39 @@ def test_a_graph_of_format_1_reads_without_a_divergence(graph, tmp_path):
     assert g.metrics.divergence is None and g.metrics.divergence_layer is None
     assert "older MASSIF" in g.warnings[-1]
     assert "divergence layer: none" in g.summary()
+
+
+def test_one_image_crosses_where_the_ladder_says(graph):
+    """The per-image view on the ladder: each image's predictions, its neurons' activations
+    and its crossing layer at every strength are known exactly."""
+    data = ladder_dataset(BENIGN_X0)
+    model = massif.load_model(Ladder(), layers=LAYERS, image_size=1, channels=2,
+                              class_names=data.class_names)
+    editor = massif.Editor.from_graph(model, data, graph, device="cpu", sample_size=0)
+    gallery = editor.gallery(2)  # ε = 0.3
+    assert [i.position for i in gallery.items] == list(range(6))
+    for item, a in zip(gallery.items, BENIGN_X0):
+        x0, x1 = max(a - 0.3, 0.0), 0.3
+        assert item.correct and item.attacked == (1 if 16 * x1 > x0 else 0)
+        assert item.success == (item.attacked == 1)
+    for position in (0, 4):
+        a = BENIGN_X0[position]
+        d = editor.image(position)
+        assert d.crossing == [LAYERS[c] if c < 4 else None
+                              for c in (expected_crossing(a, e) for e in STRENGTHS)]
+        for k, eps in enumerate(STRENGTHS):
+            x0, x1 = max(a - eps, 0.0), min(eps, 1.0)
+            for i, w in enumerate(Ladder.WEIGHTS):
+                lay = f"l{i + 1}"
+                if f"{lay}:1" in d.activations:
+                    assert d.activations[f"{lay}:1"][k] == pytest.approx(w * x1, abs=1e-6)
+                if f"{lay}:0" in d.activations:
+                    assert d.activations[f"{lay}:0"][k] == pytest.approx(x0, abs=1e-6)
+        # L∞: x1 moves by the whole ε, x0 by at most that
+        assert d.perturbation_norm == pytest.approx(list(STRENGTHS), abs=1e-6)
+        assert d.predictions[0].name == "benign"
+        assert all(p.startswith("data:image/png;base64,") for p in d.attacked_pictures)
+    with pytest.raises(massif.MassifError, match="no image 6"):
+        editor.image(6)
+    with pytest.raises(massif.MassifError, match="strength index"):
+        editor.gallery(9)

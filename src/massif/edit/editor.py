@@ -13,6 +13,8 @@ An ``Editor`` is built once per analysis (an ``AnalysisRequest``, or a saved gra
    the slow one; ``evaluate(..., adaptive=False)`` gives the rest at once, and the transfer
    numbers of the last few masks are remembered for the call that adds the adaptive ones.
 3. **Suggest a defense** (``Editor.suggest_defense``, see ``defense.py``).
+   **One image** (``Editor.gallery``, ``Editor.image``): the class's images through the
+   attack, one at a time (``one_image.py``).
 4. **Export** (``Editor.export``): the model's state dict plus the mask, fill values and layer
    paths in one ``torch.save`` file; ``masks.apply_mask(module, file)`` rebuilds the edited
    model from any ``nn.Module`` of the same architecture, outside MASSIF.
@@ -37,8 +39,10 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
+from .. import one_image
 from ..attacks import attack_label
 from ..errors import MassifError
+from ..one_image import Gallery, ImageDetail
 from ..request import AnalysisRequest, Resolved
 from ..schemas import Graph
 from .cache import AUTO
@@ -164,6 +168,7 @@ class Editor:
         self.paths, self.layer_channels = ses.paths, ses.layer_channels
         self.graph = graph
         self._memo: OrderedDict[tuple, Any] = OrderedDict()
+        self._means: Any = None  # both classes' mean channel maxima, for ``image``
 
     @classmethod
     def from_graph(cls, request: AnalysisRequest | Any, dataset: Any, graph: Graph,
@@ -290,6 +295,22 @@ class Editor:
                 after=zero + fresh.rates(fresh.adaptive)) if fresh else None,
             seconds=time.perf_counter() - t0,
         )
+
+    def gallery(self, strength_index: int | None = None) -> Gallery:
+        """Every image of the class with its prediction clean and attacked at strength
+        ``strength_index`` (default the largest); see ``one_image``."""
+        return one_image.gallery(self.session, strength_index)
+
+    def image(self, position: int, graph: Graph | None = None) -> ImageDetail:
+        """Image ``position`` of the class through the attack: predictions, the graph's
+        neurons' activations, margins and crossing layer at every strength, and its pictures
+        (``one_image``). ``graph``: the analysis's graph (default the one given when built)."""
+        graph = graph or self.graph
+        if graph is None:
+            raise MassifError("give the analysis's graph (Editor.from_graph, or graph=)")
+        if self._means is None and self.resolved.target_indices:
+            self._means = one_image.session_means(self.session)
+        return one_image.image(self.session, graph, self._means, position)
 
     def suggest_defense(self, budget: int, candidates: Sequence[str] | None = None,
                         graph: Graph | None = None, *, mode: Mode = "zero",

@@ -225,9 +225,12 @@ def picture_path(cache: Path, model_fingerprint: str, neuron_id: str) -> Path:
 
 
 def to_png(image: torch.Tensor, min_size: int = MIN_PICTURE) -> bytes:
-    """Encode ``[C, H, W]`` in [0, 1] as PNG, upscaled (nearest) to at least ``min_size``."""
+    """Encode ``[C, H, W]`` in [0, 1] as PNG, upscaled (nearest) to at least ``min_size``:
+    grey for 1 channel (and the mean of 2), RGB from the first 3 of 3 or more."""
     from PIL import Image
 
+    if image.shape[0] == 2:
+        image = image.mean(0, keepdim=True)
     factor = max(1, math.ceil(min_size / max(image.shape[-2:])))
     arr = (image.clamp(0, 1) * 255).round().to(torch.uint8)
     arr = arr.repeat_interleave(factor, 1).repeat_interleave(factor, 2)

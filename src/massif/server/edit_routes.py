@@ -14,6 +14,11 @@ link cannot set one off; see ``app.py``):
 * ``POST /graphs/{key}/defense`` ``{"budget": 5, "mode": "zero"}`` → ``jobs.DefenseStatus``: a
   defense search started as a job; ``GET /defenses/{id}.json`` its progress and, once done, its
   ``edit.DefenseResult``; ``POST /defenses/{id}/cancel`` stops it;
+* ``POST /graphs/{key}/images`` ``{"k": 3}`` → ``one_image.Gallery``: the class's images with
+  their clean and attacked predictions at strength index ``k``; ``POST
+  /graphs/{key}/images/{i}`` ``{}`` → ``one_image.ImageDetail``: image ``i`` through the attack
+  (the per-image view); ``GET /graphs/{key}/dataset/{index}.png``: a dataset image (the
+  gallery's thumbnails);
 * ``POST /graphs/{key}/edited-model.pt`` ``{"mask": [...], "mode": "zero"}``: the edited model
   as a file (made in memory: no temporary file).
 
@@ -33,7 +38,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from ..edit.masks import MAX_MASK
 from ..errors import MassifError, short
@@ -90,6 +95,12 @@ class ExportBody(BaseModel):
     mode: Mode = "zero"
 
 
+class GalleryBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    k: StrictInt | None = Field(None, description="strength index (default the largest)")
+
+
 class _Slot:
     """One editor and its lock (``editor`` is ``None`` until built)."""
 
@@ -104,6 +115,7 @@ def add_edit_routes(app: Any, graph_entry: Callable[[str], tuple[Graph, bytes]],
     from fastapi.responses import Response
 
     from ..edit import DefenseResult, Editor, EditResult
+    from ..one_image import Gallery, ImageDetail
     from .jobs import DefenseStatus
 
     slots: OrderedDict[str, _Slot] = OrderedDict()
@@ -164,6 +176,30 @@ def add_edit_routes(app: Any, graph_entry: Callable[[str], tuple[Graph, bytes]],
         full = use(key, False, lambda ed: len(ed.indices))
         return EditorInfo(n_images=full, preview_images=small,
                           seconds=time.perf_counter() - started)
+
+    @app.post("/graphs/{key}/images", response_model=Gallery)
+    def images(key: str, body: GalleryBody) -> Gallery:
+        return use(key, False, lambda ed: ed.gallery(body.k))
+
+    @app.post("/graphs/{key}/images/{position}", response_model=ImageDetail)
+    def one_image(key: str, position: int) -> ImageDetail:
+        graph, _ = graph_entry(key)
+        return use(key, False, lambda ed: ed.image(position, graph))
+
+    @app.get("/graphs/{key}/dataset/{index}.png", include_in_schema=False)
+    def dataset_image(key: str, index: int) -> Response:
+        """One image of the server's dataset (the gallery's thumbnails): a file read, no
+        model run, so a plain GET."""
+        from ..pictures.visualize import to_png
+
+        graph, _ = graph_entry(key)
+        check(key, graph)
+        if not 0 <= index < len(engine.dataset):
+            raise HTTPException(404, f"no image {short(index, 20)} in the dataset (it has "
+                                     f"{len(engine.dataset)})")
+        png = to_png(engine.dataset.load([index])[0], 56)
+        return Response(png, media_type="image/png",
+                        headers={"cache-control": "max-age=3600"})
 
     @app.post("/graphs/{key}/defense", response_model=DefenseStatus, status_code=202)
     def start_defense(key: str, body: DefenseBody) -> DefenseStatus:

@@ -62,6 +62,9 @@ export function findAnalysis(params) {
   if (offline) return Promise.reject(new Error(NEEDS_SERVER));
   return request(`/analyses.json?${new URLSearchParams(params)}`);
 }
+export const getGallery = served((key, k) => request(`/graphs/${key}/images`, post({ k })));
+export const getImage = served((key, position) => request(`/graphs/${key}/images/${position}`, post()));
+export const datasetImageUrl = (key, index) => `/graphs/${key}/dataset/${index}.png`;
 export const getComparison = served((params) =>
   request(`/compare.json?${new URLSearchParams(params)}`));
 export const startAnalysis = served((params) => request("/analyses", post(params)));

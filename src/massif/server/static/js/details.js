@@ -27,6 +27,7 @@ const CARD = `
     <span class="swatch" style="background:${COLORS.emphasized}"></span><span class="toward-t"></span></div>
   <h3>activation (class mean of the channel max)</h3>
   <svg id="activation-chart"></svg>
+  <p class="hint image-note" hidden></p>
   <h3>dataset examples</h3>
   <img class="examples zoomable" alt="dataset examples" title="click to enlarge">
   <div class="missing examples">no dataset examples yet</div>
@@ -101,6 +102,7 @@ export function createDetails(element, store) {
              importance: q("#importance-chart"), activation: q("#activation-chart"),
              examples: q("img.examples"), noExamples: q(".missing.examples"),
              incoming: q("ul.edges.incoming"), outgoing: q("ul.edges.outgoing"),
+             imageNote: q(".image-note"),
              width: Math.max(160, element.clientWidth - 24) };
     cardBox.addEventListener("click", (event) => {
       const id = event.target.closest("button.neuron")?.dataset.id;
@@ -149,8 +151,13 @@ export function createDetails(element, store) {
       { values: node.importance_benign, color: COLORS.suppressed, className: "importance-benign" },
       { values: node.importance_target, color: COLORS.emphasized, className: "importance-target" },
     ] });
-    lineChart(card.activation, { x: K, rule: eps, width: card.width, height: 90,
-      series: [{ values: node.activation, color: "#444", className: "activation" }] });
+    const own = store.get().imageDetail?.activations[node.id];
+    lineChart(card.activation, { x: K, rule: eps, width: card.width, height: 90, series: [
+      { values: node.activation, color: "#444", className: "activation" },
+      ...(own ? [{ values: own, color: "#e8862a", className: "image-activation" }] : []),
+    ] });
+    card.imageNote.hidden = !own;
+    if (own) card.imageNote.textContent = `orange: image #${store.get().imageDetail.position}`;
   }
 
   function render() {
@@ -167,6 +174,7 @@ export function createDetails(element, store) {
     const id = state.hover ?? state.pins.at(-1) ?? null;
     if (state.graph !== prev.graph) { if (state.graph) summary(state.graph); return render(); }
     if (state.pictures !== prev.pictures || id !== shown ||
-        (id != null && state.strengthIndex !== prev.strengthIndex)) render();
+        (id != null && (state.strengthIndex !== prev.strengthIndex ||
+                        state.imageDetail !== prev.imageDetail))) render();
   });
 }

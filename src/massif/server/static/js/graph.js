@@ -75,6 +75,7 @@ export function createGraphView(svgElement, store) {
     crossed.append("rect").attr("class", "crossed-bar").attr("height", 3).attr("width", 0);
     crossed.append("text").attr("class", "crossed-text").attr("x", barWidth).attr("y", 10);
     rows.append("text").attr("class", "divergence-tag").attr("x", L.labelWidth - 8);
+    rows.append("text").attr("class", "image-tag").attr("x", width - 12);
 
     const link = d3.linkVertical().x((p) => p[0]).y((p) => p[1]);
     const edges = graph.edges.filter((e) => positions.has(e.source) && positions.has(e.target));
@@ -103,6 +104,12 @@ export function createGraphView(svgElement, store) {
     const ring = s / 2 + 3;  // drawn on every node, shown for pathway and greedy nodes
     nodeSel.append("rect").attr("class", "ring").attr("x", -ring).attr("y", -ring)
       .attr("width", 2 * ring).attr("height", 2 * ring).attr("rx", Math.min(6, s / 5));
+    // One image's own activations (the images tab): clean and attacked bars along the bottom.
+    const bars = nodeSel.append("g").attr("class", "image-bars")
+      .attr("transform", `translate(${-s / 2 + 2},${s / 2 - 10})`);
+    bars.append("rect").attr("class", "bar-back").attr("width", s - 4).attr("height", 8);
+    bars.append("rect").attr("class", "bar-clean").attr("y", 1).attr("height", 3).attr("width", 0);
+    bars.append("rect").attr("class", "bar-attacked").attr("y", 4).attr("height", 3).attr("width", 0);
     const cross = s / 2 - 3;  // drawn on every node, shown only when it is masked
     nodeSel.append("path").attr("class", "cross")
       .attr("d", `M${-cross},${-cross}L${cross},${cross}M${cross},${-cross}L${-cross},${cross}`);
@@ -138,7 +145,7 @@ export function createGraphView(svgElement, store) {
     edgeSel.each(function (e) { edgeEls.set(edgeId(e), this); });
     drawn = { graph, nodeSel, edgeSel, nodeEls, edgeEls, rows, crossed, barWidth, layout: L };
     highlighted = [];
-    applyEdgeMode(); applyStrength(); applyMasked(); applyGreedy(); applyPathway(); applyPins();
+    applyEdgeMode(); applyStrength(); applyMasked(); applyGreedy(); applyPathway(); applyImage(); applyPins();
     veil.style.left = `${L.labelWidth}px`;
     svgElement.dataset.drawn = `${graph.nodes.length}`;
     svgElement.dataset.draws = String(+(svgElement.dataset.draws ?? 0) + 1);  // for the tests
@@ -182,6 +189,28 @@ export function createGraphView(svgElement, store) {
     drawn.crossed.select("rect.crossed-bar").attr("width", (r) => drawn.barWidth * (fractions[r.index] ?? 0));
     drawn.crossed.select("text.crossed-text").text((r) => `${Math.round(100 * (fractions[r.index] ?? 0))}% crossed`);
     svgElement.dataset.divergence = divergence ?? "";
+  }
+
+  // The selected image's activation on each node, clean and at the slider's strength, as a
+  // share of the largest of its own values and the class mean's (node.activation), and the
+  // layer where it crosses to the target class.
+  function applyImage() {
+    if (!drawn) return;
+    const { imageDetail: d, strengthIndex, graph } = store.get();
+    const k = strengthIndex ?? graph.attack.strengths.length - 1;
+    svg.classed("image-on", !!d);
+    const width = drawn.layout.size - 4;
+    if (d) {
+      const scale = (p) => Math.max(1e-12, ...(d.activations[p.node.id] ?? [0]), ...p.node.activation);
+      const bar = (p, i) => width * Math.max(0, (d.activations[p.node.id] ?? [])[i] ?? 0) / scale(p);
+      drawn.nodeSel.select("rect.bar-clean").attr("width", (p) => bar(p, 0));
+      drawn.nodeSel.select("rect.bar-attacked").attr("width", (p) => bar(p, k));
+    }
+    const crossing = d ? d.crossing[k] : null;
+    const row = drawn.layout.rows.find((r) => r.layer === crossing);
+    drawn.rows.select("text.image-tag").attr("y", row ? row.top + 16 : -100)
+      .text(row ? `◀ image #${d.position} crosses here` : "");
+    svgElement.dataset.image = d ? `${d.position}@${k}:${crossing ?? ""}` : "";
   }
 
   function applyMasked() {
@@ -291,6 +320,9 @@ export function createGraphView(svgElement, store) {
     if (state.strengthIndex !== prev.strengthIndex) { applyStrength(); restyled = true; }
     if (state.masked !== prev.masked) { applyMasked(); restyled = true; }
     if (state.greedy !== prev.greedy) { applyGreedy(); restyled = true; }
+    if (state.imageDetail !== prev.imageDetail || (state.imageDetail && state.strengthIndex !== prev.strengthIndex)) {
+      applyImage(); restyled = true;
+    }
     if (state.highlight !== prev.highlight || (state.highlight !== "none" && state.strengthIndex !== prev.strengthIndex)) {
       applyPathway(); restyled = true;
     }

@@ -11,6 +11,7 @@ import { checkRequest, createControls } from "./controls.js";
 import { createDetails } from "./details.js";
 import { createEdit } from "./edit.js";
 import { createGraphView } from "./graph.js";
+import { createImages } from "./images.js";
 import { createLegend } from "./legend.js";
 import { closeLightbox, setupLightbox } from "./lightbox.js";
 import { createStrength } from "./strength.js";
@@ -20,7 +21,8 @@ import { DEFAULTS, readView, viewUrl } from "./urlstate.js";
 const $ = (id) => document.getElementById(id);
 const store = createStore({ info: null, graph: null, key: null, pictures: null, hover: null,
                             pins: [], strengthIndex: null, ...DEFAULTS, editMode: false,
-                            masked: [], greedy: [] });
+                            masked: [], greedy: [], panel: "neuron", image: null,
+                            imageDetail: null });
 window.massif = { store };  // for the browser tests and the curious
 
 function attackChoice(graph) {
@@ -55,6 +57,13 @@ async function loadGraph(key, view = null) {
     pins: known(view.pins, "pinned"), masked: known(view.masked, "deleted"), edgeMode: view.edgeMode,
     highlight: view.highlight, trace: view.trace, maskMode: view.maskMode,
   } : { pins: [], masked: [] };
+  const image = view?.image ?? null;
+  if (image != null && image >= graph.benign.n_images) {
+    problems.push(`image=${image} is past this analysis's ${graph.benign.n_images} images (0 to ${graph.benign.n_images - 1}).`);
+  }
+  restored.image = image != null && image < graph.benign.n_images && !api.offline ? image : null;
+  restored.imageDetail = null;
+  restored.panel = restored.image != null ? "images" : "neuron";
   store.set({ graph, key, pictures, hover: null, strengthIndex, ...restored });
   controls.showError(problems.length ? problems.join(" ") : null);
   $("saved").value = key;
@@ -84,6 +93,7 @@ const graphView = createGraphView($("graph-svg"), store);
 createDetails($("card"), store);
 createStrength(store);
 createEdit(store);
+createImages(store);
 createLegend($("legend"), store);
 setupLightbox();
 for (const radio of document.querySelectorAll("#edge-mode input")) {
@@ -132,7 +142,7 @@ store.subscribe((state, prev) => {
   }
   if (state.key !== prev.key) closeLightbox();
   if (!state.key || prev.key !== state.key) return;
-  const viewChanged = ["pins", "masked", "strengthIndex", "edgeMode", "highlight", "trace", "maskMode"]
+  const viewChanged = ["pins", "masked", "strengthIndex", "edgeMode", "highlight", "trace", "maskMode", "image"]
     .some((f) => state[f] !== prev[f]);
   if (!viewChanged) return;
   clearTimeout(urlTimer);  // the slider moves many times a second: write the URL once it rests

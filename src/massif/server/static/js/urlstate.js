@@ -4,6 +4,7 @@
 // and in the query, each left out at its default:
 //   k=<strength index>  edges=benign|change  highlight=activated|changed|excited|inhibited
 //   trace=ancestors|descendants  pins=<id>,<id>  deleted=<id>,<id>  mode=mean
+//   image=<position of one of the class's images> (the images tab, that image shown)
 // A standalone report (one file, one analysis) keeps its own path and has only the query.
 export const DEFAULTS = { edgeMode: "attacked", highlight: "none", trace: "edges", maskMode: "zero" };
 const CHOICES = {
@@ -40,6 +41,12 @@ export function readView(location, reportKey = null) {
     if (CHOICES[field].includes(value)) view[field] = value;
     else view.problems.push(`${name}=${value.slice(0, 40)} is not one of ${CHOICES[field].join(", ")}.`);
   }
+  view.image = null;
+  if (q.has("image")) {
+    const i = Number(q.get("image"));
+    if (Number.isInteger(i) && i >= 0 && q.get("image").trim() !== "") view.image = i;
+    else view.problems.push(`image=${q.get("image").slice(0, 40)} is not an image number (0, 1, 2, …).`);
+  }
   if (q.has("k")) {
     const k = Number(q.get("k"));
     if (Number.isInteger(k) && k >= 0) view.strengthIndex = k;
@@ -61,6 +68,7 @@ export function viewUrl(state, reportPath = null) {
   }
   if (pins.length > 1 || (reportPath && pins.length)) q.set("pins", pins.join(","));
   if (masked.length) q.set("deleted", masked.join(","));
+  if (state.image != null) q.set("image", String(state.image));
   const query = q.toString().replaceAll("%2C", ",").replaceAll("%3A", ":");
   return query ? `${path}?${query}` : path;
 }
