@@ -7,8 +7,10 @@ has it compute the default analysis (Sneaker → Sandal) if the workspace lacks 
 minutes on 2 cores, pictures included), then opens the page at 1280×800 and 1920×1080 and
 saves (as 256-colour PNGs, to keep the repository small): the default view at both sizes; a
 hovered neuron with the "change" edge view and the "most changed" pathway at 1920×1080; three
-deleted neurons with their numbers, and the large view of a neuron's dataset examples, at
-1280×800.
+deleted neurons with their numbers, the large view of a neuron's dataset examples, one image's
+path (the images tab) and the comparison of the standard and the adversarially trained bundled
+models on the default pair (the latter computed here, 200 Sneakers, if the workspace lacks it),
+at 1280×800.
 """
 
 from __future__ import annotations
@@ -68,11 +70,26 @@ def main() -> int:
             status = get(f"{url}/analyses/{status['key']}.json")
         if status["state"] != "done":
             raise SystemExit(f"the default analysis failed: {status['error']}")
-        shoot(url, status["key"], out)
+        robust = robust_analysis(Path(args.workspace))
+        shoot(url, status["key"], robust, out)
     finally:
         server.terminate()
         server.wait(30)
     return 0
+
+
+def robust_analysis(workspace: Path) -> str:
+    """The default pair on ``bundled-robust`` (the same 200 Sneakers), saved in the workspace."""
+    import massif
+    from massif.store import Workspace
+
+    ws = Workspace(workspace)
+    request = massif.AnalysisRequest(model="bundled-robust", benign="Sneaker", target="Sandal",
+                                     max_images=200, device="cpu")
+    key = request.resolve().key
+    if not ws.has(key):
+        ws.save(massif.analyze(request), key)
+    return key
 
 
 def save(page, path: Path) -> None:
@@ -85,7 +102,7 @@ def save(page, path: Path) -> None:
     image.quantize(256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
 
 
-def shoot(url: str, key: str, out: Path) -> None:
+def shoot(url: str, key: str, robust: str, out: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     graph = get(f"{url}/graphs/{key}.json")
@@ -133,6 +150,22 @@ def shoot(url: str, key: str, out: Path) -> None:
         page.wait_for_selector("#lightbox ol.patches li")
         page.wait_for_timeout(300)
         save(page, out / "examples-1280x800.png")
+        page.close()
+
+        page = page_at(1280, 800, f"/graphs/{key}?k=3")
+        page.click("#tab-images")
+        page.wait_for_selector("#gallery .tile", timeout=120_000)
+        page.locator("#gallery .tile").first.click()
+        page.wait_for_selector("#image-detail .pics", timeout=120_000)
+        page.wait_for_timeout(500)
+        save(page, out / "image-1280x800.png")
+        page.close()
+
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(f"{url}/compare?a={key}&b={robust}")
+        page.wait_for_selector("body[data-compared]", timeout=60_000)
+        page.wait_for_timeout(300)
+        save(page, out / "compare-robust-1280x800.png")
         browser.close()
     print(f"screenshots written to {out}")
 

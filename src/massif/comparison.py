@@ -15,7 +15,15 @@ import math
 from pathlib import Path
 
 from .errors import MassifError
-from .schemas import ComparedNeuron, CompareSide, Comparison, Graph, Group, Node
+from .schemas import (
+    ComparedNeuron,
+    CompareSide,
+    Comparison,
+    Graph,
+    Group,
+    Node,
+    divergence_layer,
+)
 
 EPS = 1e-9
 GROUPS = ("emphasized", "suppressed")
@@ -41,8 +49,6 @@ def state(node: Node, eps: float) -> Group | None:
 
 
 def _side(graph: Graph, key: str, k: int) -> CompareSide:
-    from .analysis.divergence import divergence_layer
-
     eps = graph.attack.strengths[k]
     div = graph.metrics.divergence
     kind = "targeted" if graph.attack.targeted else "untargeted"
@@ -71,12 +77,13 @@ def compare(a: Graph, b: Graph, strength_a: float | None = None,
         in_a = {n.id: n for n in a.nodes}
         in_b = {n.id: n for n in b.nodes}
         order = {lay: i for i, lay in enumerate(layers)}
+        node = lambda i: in_a.get(i) or in_b[i]  # noqa: E731
         ids = sorted(set(in_a) | set(in_b),
-                     key=lambda i: (order[i.rsplit(":", 1)[0]], int(i.rsplit(":", 1)[1])))
+                     key=lambda i: (order[node(i).layer], node(i).channel))
         for nid in ids:
             na, nb = in_a.get(nid), in_b.get(nid)
             neurons.append(ComparedNeuron(
-                id=nid, layer=nid.rsplit(":", 1)[0],
+                id=nid, layer=node(nid).layer,
                 a=state(na, side_a.strength) if na else None,
                 b=state(nb, side_b.strength) if nb else None,
                 vulnerability_a=na.vulnerability if na else None,

@@ -3,7 +3,8 @@
 ``load_model(spec)`` understands three kinds of ``spec``:
 
 * ``bundled`` (the default): the small InceptionV1-style Fashion-MNIST net shipped with MASSIF,
-  layers ``mixed3a mixed3b mixed4a mixed4b mixed5a``.
+  layers ``mixed3a mixed3b mixed4a mixed4b mixed5a``; ``bundled-robust``: the same network
+  adversarially trained (PGD-L2, ``python -m massif.bundled.train --robust``).
 * ``torchvision:NAME``: any torchvision classifier, with ImageNet normalisation inside the wrapper
   and ImageNet class names. ``torchvision:googlenet`` is InceptionV1 with Summit's layer names
   (``mixed3a … mixed5b`` → ``inception3a … inception5b``). ``weights`` is ``DEFAULT`` (the
@@ -35,6 +36,7 @@ from .hooks import frozen, get_module
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 BUNDLED_WEIGHTS = Path(__file__).parent / "bundled" / "fashion_inception.pt"
+ROBUST_WEIGHTS = Path(__file__).parent / "bundled" / "fashion_inception_robust.pt"
 GOOGLENET_LAYERS = {
     f"mixed{k}": f"net.inception{k}"
     for k in ["3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b"]
@@ -138,7 +140,7 @@ def misfit(module: nn.Module, state: dict[str, torch.Tensor]) -> str:
     return "; ".join(parts) or "the tensors do not fit"
 
 
-def _bundled(weights: str | None = None
+def _bundled(weights: str | None = None, robust: bool = False
              ) -> tuple[nn.Module, dict[str, str], int, int, list[str], str]:
     from .bundled.net import LAYERS, FashionInception
     from .datasets import FASHION_CLASSES
@@ -147,12 +149,13 @@ def _bundled(weights: str | None = None
     if weights is not None:  # the user's own training of the bundled architecture
         _apply_weights(net, weights)
     else:
-        if not BUNDLED_WEIGHTS.is_file():
+        shipped = ROBUST_WEIGHTS if robust else BUNDLED_WEIGHTS
+        if not shipped.is_file():
             raise MassifError(
-                f"the bundled weights {BUNDLED_WEIGHTS} are missing; "
-                "rebuild them with `python -m massif.bundled.train`"
+                f"the bundled weights {shipped} are missing; rebuild them with "
+                f"`python -m massif.bundled.train{' --robust' if robust else ''}`"
             )
-        _apply_weights(net, BUNDLED_WEIGHTS)
+        _apply_weights(net, shipped)
     net = net.to(memory_format=torch.channels_last)
     return net, {n: n for n in LAYERS}, 28, 1, list(FASHION_CLASSES), "fashion-mnist"
 
@@ -258,9 +261,11 @@ def load_model(
     names: list[str] | None = None
     if isinstance(spec, nn.Module):
         module, layer_map, name = spec, {}, type(spec).__name__
-    elif spec in ("bundled", "", None):
-        module, layer_map, size, chans, names, default_dataset = _bundled(weights)
-        image_size, channels, name = image_size or size, channels or chans, "bundled"
+    elif spec in ("bundled", "bundled-robust", "", None):
+        robust = spec == "bundled-robust"
+        module, layer_map, size, chans, names, default_dataset = _bundled(weights, robust)
+        image_size, channels = image_size or size, channels or chans
+        name = "bundled-robust" if robust else "bundled"
     elif spec.startswith("torchvision:"):
         module, layer_map, names = _torchvision(spec.split(":", 1)[1], weights)
         image_size, channels, name = image_size or 224, channels or 3, spec
@@ -268,7 +273,8 @@ def load_model(
         module, layer_map, name = _from_file(spec, weights), {}, spec
     else:
         raise MassifError(
-            f"unknown model {spec!r}: use bundled, torchvision:NAME or path/to/file.py:factory"
+            f"unknown model {spec!r}: use bundled, bundled-robust, torchvision:NAME or "
+            "path/to/file.py:factory"
         )
     class_names = class_names or names or None
 

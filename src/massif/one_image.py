@@ -81,7 +81,10 @@ class ImageDetail(_Model):
         description="graph neuron id → its channel maximum on this image at each strength")
     margins: list[list[float]] = Field(
         description="[strength][layer]: cos to the target mean − cos to the benign mean")
-    crossing: list[str | None] = Field(description="the crossing layer at each strength")
+    crossing: list[str | None] = Field(
+        description="the crossing layer at each strength (all null when the dataset has no "
+        "images of the target class: see measured)")
+    measured: bool = Field(description="whether margins and crossings were measured")
     perturbation_norm: list[float] = Field(description="|x_k − x| in the attack's norm")
     clean_picture: str = Field(description="PNG data URI")
     attacked_pictures: list[str] = Field(description="PNG data URI per strength")
@@ -148,11 +151,16 @@ def image(session: Session, graph: Graph, means: ClassMeans | None, position: in
     if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position < n:
         raise MassifError(f"no image {str(position)[:20]} in this analysis: it has {n} images "
                           f"of {session.class_names[session.benign]} (0 to {n - 1})")
+    layers = list(graph.layers)  # the graph's, which the crossing is measured over
+    unknown = [lay for lay in layers if lay not in session.paths]
+    if unknown:
+        raise MassifError(f"the analysis's layers ({', '.join(layers)[:200]}) are not all "
+                          f"layers of this model ({', '.join(session.paths)[:200]})")
     big_k = len(session.strengths) - 1
     x = session.images[position : position + 1]
     xs = torch.cat([x] + [session.stored(k, position, position + 1) for k in range(1, big_k + 1)])
-    layers = list(session.paths)
-    with torch.no_grad(), frozen(session.net), record(session.net, session.paths) as acts:
+    paths = {lay: session.paths[lay] for lay in layers}
+    with torch.no_grad(), frozen(session.net), record(session.net, paths) as acts:
         probs = session.net(xs).softmax(1)
         maxima = [acts[lay].flatten(2).amax(2) for lay in layers]  # [K+1, C] per layer
     predictions = []
@@ -165,7 +173,7 @@ def image(session: Session, graph: Graph, means: ClassMeans | None, position: in
     activations = {node.id: maxima[where[node.layer]][:, node.channel].tolist()
                    for node in graph.nodes if node.layer in where}
     if means is not None:
-        m = margins(maxima, means.directions(xs.device))
+        m = margins(maxima, means.directions(xs.device, layers))
         cross = [layers[c] if c < len(layers) else None for c in crossing(m).tolist()]
         margin_rows = m.tolist()
     else:
@@ -176,6 +184,7 @@ def image(session: Session, graph: Graph, means: ClassMeans | None, position: in
     return ImageDetail(
         position=position, image=session.indices[position], strengths=session.strengths,
         predictions=predictions, activations=activations, margins=margin_rows, crossing=cross,
+        measured=means is not None,
         perturbation_norm=norms.tolist(), clean_picture=_uri(x[0]),
         attacked_pictures=[_uri(xk) for xk in xs],
         perturbation_pictures=[_uri(0.5 + (xk - x[0]) / (2 * scale)) for xk in xs])

@@ -1,10 +1,10 @@
 """Every JSON (and ``torch.save`` dict) MASSIF reads or writes, as pydantic models.
 
 * ``Graph``: the graph JSON contract (``graph.json``, schema_version 2; version 1 files are
-  read too, see ``Graph.parse_data``). A public interface: the
-  browser, notebooks and other tools read it. Change it only by bumping ``SCHEMA_VERSION`` and
-  documenting the change in ``docs/graph-json.md``. Fields may be added within a version (they
-  are declared here first); none may be removed or change meaning.
+  read too, see ``Graph.parse_data``). A public interface: the browser, notebooks and other
+  tools read it. Change it only by bumping ``SCHEMA_VERSION`` and documenting the change in
+  ``docs/graph-json.md``. Fields may be added within a version (they are declared here first);
+  none may be removed or change meaning.
 * ``Comparison``: two analyses compared (``massif compare``, ``/compare.json``).
 * ``ExamplesIndex``: ``examples/<model>-<dataset>/<layer>.json``, the dataset examples' index.
 * ``ExportHeader``: the fields of an edited model's file (``Editor.export``) besides its tensors.
@@ -16,10 +16,18 @@ file is refused with a message naming the field instead of being half-read.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from .errors import MassifError
 from .io import write_atomic
@@ -102,6 +110,16 @@ class Divergence(_Model):
     n_target_images: int = Field(description="clean target-class images in the target's mean")
 
 
+def divergence_layer(layers: Sequence[str], crossed: Sequence[float]) -> str | None:
+    """The median crossing layer among the images that cross, from one row of
+    ``Divergence.crossed``: the first layer where the share reaches half its last value; ``None``
+    when no image crosses (``analysis.divergence``)."""
+    if not crossed or crossed[-1] <= 0:
+        return None
+    half = 0.5 * crossed[-1]
+    return next(lay for lay, f in zip(layers, crossed) if f >= half)
+
+
 class Metrics(_Model):
     clean_accuracy: float
     attack_success_rate: list[float]
@@ -148,6 +166,30 @@ class Graph(_Model):
     edges: list[Edge]
     warnings: list[str] = Field(default_factory=list,
                                 description="why the graph may mean little, one line each")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Graph:
+        """Sizes that must agree: one value per strength, one crossed share per layer, node ids
+        ``layer:channel`` of listed layers (a hand-made file is told what is off)."""
+        k = len(self.attack.strengths)
+        if k < 1:
+            raise ValueError("attack.strengths is empty")
+        if len(self.metrics.attack_success_rate) != k:
+            raise ValueError(f"metrics.attack_success_rate has "
+                             f"{len(self.metrics.attack_success_rate)} values for {k} strengths")
+        div = self.metrics.divergence
+        if div is not None and (len(div.crossed) != k
+                                or any(len(row) != len(self.layers) for row in div.crossed)):
+            raise ValueError("metrics.divergence.crossed needs one row per strength and one "
+                             "value per layer")
+        layers = set(self.layers)
+        for n in self.nodes:
+            if n.layer not in layers or n.id != f"{n.layer}:{n.channel}":
+                raise ValueError(f"node {n.id[:60]!r} is not layer:channel of a listed layer")
+            if not len(n.importance_benign) == len(n.importance_target) == len(n.activation) == k:
+                raise ValueError(f"node {n.id[:60]!r} needs one value per strength ({k}) in "
+                                 "importance_benign, importance_target and activation")
+        return self
 
     def node(self, neuron_id: str) -> Node:
         for n in self.nodes:
@@ -236,7 +278,7 @@ class ComparedNeuron(_Model):
 
 
 class Comparison(_Model):
-    """Two analyses compared neuron by neuron (``compare.compare``). ``neurons`` is empty when
+    """Two analyses compared neuron by neuron (``comparison.compare``). ``neurons`` is empty when
     the models differ (their channels are different units)."""
 
     a: CompareSide
@@ -250,8 +292,8 @@ def _from_version_1(data: dict) -> dict:
     """A version 1 graph as version 2: the same but for the divergence layer, whose old rule
     (the first layer whose benign and attacked node sets differ by half) is dropped."""
     metrics = data.get("metrics")
-    if not isinstance(metrics, dict):
-        return data
+    if not isinstance(metrics, dict):  # damaged: validation says where
+        return {**data, "schema_version": SCHEMA_VERSION}
     warning = ("this graph was written by an older MASSIF (graph format 1), without the "
                "divergence measure; analyse the pair again to see where images cross")
     warnings = data.get("warnings", [])
@@ -263,6 +305,7 @@ def _from_version_1(data: dict) -> dict:
 def first_error(e: ValidationError) -> str:
     """The first of pydantic's errors as ``field.path: message`` (input not echoed)."""
     err = e.errors()[0]
+    err = {**err, "msg": str(err.get("msg", "")).removeprefix("Value error, ")}
     where = ".".join(str(p) for p in err.get("loc", ()))
     more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
     return f"{where}: {err.get('msg')}{more}" if where else f"{err.get('msg')}{more}"

@@ -251,6 +251,10 @@ CLI_CASES: list[tuple[str, list[str], str | None]] = [
     ("compare-b-garbage", ["compare", "{graph_json}", "{garbage_json}"], r"json|graph"),
     ("compare-b-newer-version", ["compare", "{graph_json}", "{newer_version_json}"],
      r"schema"),
+    ("compare-b-short-asr", ["compare", "{graph_json}", "{short_asr_json}"],
+     r"attack_success_rate has \d+ values for \d+ strengths"),
+    ("compare-b-crossed-misshapen", ["compare", "{graph_json}", "{bad_crossed_json}"],
+     r"divergence.crossed needs one row per strength"),
     ("compare-strength-above-max", ["compare", "{graph_json}@99", "{graph_json}"],
      r"outside"),
     ("compare-strength-negative", ["compare", "{graph_json}@-1", "{graph_json}"], r"outside"),
@@ -315,12 +319,20 @@ def cli_files(tmp_path_factory) -> dict[str, str]:
     good = json.loads(synthetic_graph(layers=2, per_layer=3).to_json(indent=None))
     (root / "newer-version.json").write_text(json.dumps({**good, "schema_version": 3}))
     (root / "graph.json").write_text(json.dumps(good))
+    short = json.loads(json.dumps(good))
+    short["metrics"]["attack_success_rate"].pop()
+    (root / "short-asr.json").write_text(json.dumps(short))
+    misshapen = json.loads(json.dumps(good))
+    misshapen["metrics"]["divergence"]["crossed"][0].append(0.5)
+    (root / "bad-crossed.json").write_text(json.dumps(misshapen))
     return {"file": str(root / "plain.txt"), "garbage_pt": str(root / "garbage.pt"),
             "wrong_pt": str(root / "wrong.pt"), "corrupt_json": str(root / "corrupt.json"),
             "list_json": str(root / "list.json"), "garbage_json": str(root / "garbage.json"),
             "wrong_types_json": str(root / "wrong-types.json"),
             "newer_version_json": str(root / "newer-version.json"),
             "graph_json": str(root / "graph.json"),
+            "short_asr_json": str(root / "short-asr.json"),
+            "bad_crossed_json": str(root / "bad-crossed.json"),
             "superscript_json": str(root / "superscript.json"),
             "tiny_data": str(root / "tiny-data")}
 

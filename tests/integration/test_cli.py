@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,7 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
-from massif.schemas import Graph
+import massif
+from massif.schemas import Comparison, Graph
 
 MASSIF = str(Path(sys.executable).parent / "massif")
 
@@ -109,6 +111,19 @@ def test_analyze_bundled_writes_a_valid_graph(tmp_path):
                 / f"{n.channel}.png").is_file()
         assert (cache / "examples" / f"{graph.model.fingerprint}-{graph.dataset.fingerprint}"
                 / n.layer / f"{n.channel}.png").is_file()
+
+    # massif compare: the run against itself at ε = 1 (two strengths of one analysis)
+    proc = run("compare", f"{out}@1.2", str(out))  # the largest strength up to 1.2: 1
+    assert proc.returncode == 0, proc.stderr
+    assert "at ε = 1, model bundled" in proc.stdout and "at ε = 3.5, model bundled" in proc.stdout
+    as_json = run("compare", f"{out}@1.2", str(out / "graph.json"), "--json")
+    c = Comparison.model_validate_json(as_json.stdout)
+    assert c == massif.compare(graph, graph, 1.0, None, "run", "run")
+    assert c.a.strength == 1.0 and c.same_model
+    moved = [n.id for n in c.neurons if n.b == "emphasized" and n.a != "emphasized"]
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("emphasized in B only"))
+    listed = re.findall(r"(\w+:\d+) \(", line)
+    assert moved and listed and set(listed) <= set(moved)
 
 
 def test_user_model_file_and_imagefolder(user_files, tmp_path):

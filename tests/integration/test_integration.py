@@ -60,6 +60,26 @@ def test_default_pair_is_a_real_attack_with_a_faithful_graph(default_graph):
         assert max(e.influence_benign, e.influence_attacked) > 0
 
 
+def test_readme_divergence_figures_are_the_default_analysis(default_graph):
+    """README quotes where the default pair's attacked Sneakers cross; they must be this run's."""
+    import re
+
+    from massif.schemas import divergence_layer
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    said = re.search(r"at ε = 3\.5, (\d+)% of the attacked Sneakers have crossed by `(\w+)`, "
+                     r"(\d+)% by `(\w+)` \(the divergence layer\) and all by `(\w+)`, while "
+                     r"at ε = 1 most cross only at `(\w+)`", " ".join(readme.split()))
+    assert said, "README's divergence sentence changed: update this test with it"
+    g = default_graph
+    crossed = dict(zip(g.layers, g.metrics.divergence.crossed[-1]))
+    assert round(100 * crossed[said[2]]) == int(said[1])
+    assert round(100 * crossed[said[4]]) == int(said[3]) and g.metrics.divergence_layer == said[4]
+    assert round(100 * crossed[said[5]]) == 100
+    k1 = g.attack.strengths.index(1.0)
+    assert divergence_layer(g.layers, g.metrics.divergence.crossed[k1]) == said[6]
+
+
 def test_emphasized_neurons_raise_the_target_logit_when_kept(bundled, default_graph):
     """Intervention: ablating the emphasized neurons lowers the target logit on attacked
     images, as the graph claims."""

@@ -14,7 +14,7 @@ Definitions (``docs/method.md``, "Divergence"), for each analysed layer ``l``:
   at ``ε_k`` has crossed at or before layer ``l`` (so it never decreases from layer to layer).
 * the class's **divergence layer**: the median crossing layer at ``ε_max`` among the images that
   cross, i.e. the first ``l`` with ``crossed[K][l] ≥ ½ crossed[K][last]``; none when no image
-  crosses.
+  crosses (``divergence_layer``, defined in ``schemas`` beside the ``Divergence`` it reads).
 
 The profile of attacked images (``profile.profile_neurons``) calls ``margins`` and
 ``crossing`` on each batch and adds ``crossed_counts`` to its running sums.
@@ -32,7 +32,11 @@ from ..datasets import Dataset
 from ..distributed import World
 from ..hooks import frozen, record
 from ..models import Model
+from ..schemas import divergence_layer  # the rule itself, torch-free for compare and the page
 from .streaming import Checkpoint, Progress, RunningSums, rounds
+
+__all__ = ["ClassMeans", "class_means", "crossed_counts", "crossing", "divergence_layer",
+           "margins"]
 
 
 @dataclass
@@ -45,11 +49,13 @@ class ClassMeans:
     n_benign: int
     n_target: int
 
-    def directions(self, device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """``(μ^b_l/|μ^b_l|, μ^t_l/|μ^t_l|)`` per layer, float32 on ``device`` (a zero mean
-        stays zero, so every cosine with it is 0)."""
+    def directions(self, device: torch.device, layers: Sequence[str] | None = None
+                   ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """``(μ^b_l/|μ^b_l|, μ^t_l/|μ^t_l|)`` for each of ``layers`` (default all), float32
+        on ``device`` (a zero mean stays zero, so every cosine with it is 0)."""
         unit = lambda v: F.normalize(v.float(), dim=0).to(device)  # noqa: E731
-        return [(unit(self.benign[lay]), unit(self.target[lay])) for lay in self.layers]
+        return [(unit(self.benign[lay]), unit(self.target[lay]))
+                for lay in (self.layers if layers is None else layers)]
 
 
 def class_means(model: Model, dataset: Dataset, benign_indices: Sequence[int],
@@ -113,9 +119,3 @@ def crossed_counts(cross: torch.Tensor, n_layers: int) -> torch.Tensor:
     return hist.cumsum(0).double()
 
 
-def divergence_layer(layers: Sequence[str], crossed_at_max: Sequence[float]) -> str | None:
-    """The median crossing layer at ``ε_max`` among the images that cross (module docstring)."""
-    if not crossed_at_max or crossed_at_max[-1] <= 0:
-        return None
-    half = 0.5 * crossed_at_max[-1]
-    return next(lay for lay, f in zip(layers, crossed_at_max) if f >= half)

@@ -5,8 +5,8 @@ Stages: resolve the ``AnalysisRequest`` (model, dataset, classes, attack, streng
 ``profile.profile_neurons`` (importance and activation of every neuron at every strength, ASR,
 where attacked images cross) → ``graph.select`` / ``graph.merged_nodes`` (groups,
 vulnerability) → ``profile.profile_edges`` (influence into the graph's nodes, faithfulness) →
-``graph.edges`` → a ``schemas.Graph``. A
-notebook user calls ``massif.analyze``; the CLI and the server's jobs call ``run``.
+``graph.edges`` → a ``schemas.Graph``. A notebook user calls ``massif.analyze``; the CLI and the
+server's jobs call ``run``.
 """
 
 from __future__ import annotations

@@ -76,7 +76,8 @@ def build_request(**fields: object) -> object:
     return AnalysisRequest(**fields)
 
 
-MODEL_OPTION = typer.Option("bundled", help="bundled, torchvision:NAME or "
+MODEL_OPTION = typer.Option("bundled", help="bundled, bundled-robust (the same net "
+                            "adversarially trained), torchvision:NAME or "
                             "path/to/file.py:factory.")
 WEIGHTS_OPTION = typer.Option(None, help="State-dict file (for the bundled model too); for "
                               "torchvision models also DEFAULT or none.")

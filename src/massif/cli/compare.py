@@ -11,8 +11,8 @@ from .app import app
 @app.command()
 def compare(
     a: str = typer.Argument(..., help="Analysis A: its graph.json or the folder holding it, "
-                            "optionally with @STRENGTH to compare it at that strength "
-                            "(runs/panda@1.5; default its largest)."),
+                            "optionally with @STRENGTH to compare it at its largest strength "
+                            "up to that (runs/panda@1.5; default its largest)."),
     b: str = typer.Argument(..., help="Analysis B, the same way (it may be A at another "
                             "strength)."),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),

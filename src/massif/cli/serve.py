@@ -32,7 +32,7 @@ def serve(
                              "about: the server has no authentication)."),
     port: int = typer.Option(8000, help="Port to listen on."),
     model: str = typer.Option("bundled", help="Model for new analyses: bundled, "
-                              "torchvision:NAME or path/to/file.py:factory."),
+                              "bundled-robust, torchvision:NAME or path/to/file.py:factory."),
     weights: Optional[str] = WEIGHTS_OPTION,
     data: Optional[str] = typer.Option(None, help="Dataset for new analyses (default: the "
                                        "model's own)."),

@@ -138,7 +138,7 @@ def add_edit_routes(app: Any, graph_entry: Callable[[str], tuple[Graph, bytes]],
             raise MassifError(f"analysis {key} was made with model {graph.model.name} "
                               f"({graph.model.fingerprint}); this server computes with "
                               f"{engine.model_name} ({engine.model_fingerprint}), so it cannot "
-                              "edit it")
+                              "edit it or replay its images")
         if graph.dataset.fingerprint != engine.dataset.fingerprint:
             raise MassifError(f"analysis {key} was made on dataset {graph.dataset.name}; this "
                               f"server has {engine.dataset_name}")

@@ -93,6 +93,7 @@ function neuronTable(c, pictures) {
   const body = $("neuron-table").querySelector("tbody");
   $("models-differ").hidden = c.same_model;
   $("neuron-table").hidden = !c.same_model;
+  $("neuron-hint").hidden = !c.same_model;
   if (!c.same_model) {
     $("models-differ").textContent = `The models differ (${c.a.model.name} ${c.a.model.fingerprint}, ${c.b.model.name} ${c.b.model.fingerprint}): their neurons are different units, so only the attacks and where images cross are compared.`;
     body.replaceChildren();
@@ -119,8 +120,12 @@ async function main() {
   const info = await getInfo();
   const view = readUrl();
   const keys = info.analyses.map((s) => s.key);
+  // Two saved analyses with the same label (an old format's and a new one's): add their keys.
+  const counts = new Map();
+  for (const s of info.analyses) counts.set(label(s), (counts.get(label(s)) ?? 0) + 1);
+  const name = (s) => (counts.get(label(s)) > 1 ? `${label(s)} · ${s.key}` : label(s));
   for (const side of ["a", "b"]) {
-    $(`pick-${side}`).replaceChildren(...info.analyses.map((s) => new Option(label(s), s.key)));
+    $(`pick-${side}`).replaceChildren(...info.analyses.map((s) => new Option(name(s), s.key)));
   }
   if (!view.a) view.a = keys[0];
   if (!view.a) { showError("no saved analyses in this workspace yet: analyse a pair on the main page first"); return; }

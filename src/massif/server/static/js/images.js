@@ -27,7 +27,7 @@ function tileClass(item) {
 export function createImages(store) {
   const galleries = new Map();  // "key|k" → Gallery
   const details = new Map();  // "key|position" → ImageDetail
-  let wanted = null, timer = null;
+  let wantedGallery = null, wantedImage = null, timer = null;  // the latest asked for
 
   function setPanel(panel) {
     $("tab-neuron").setAttribute("aria-selected", String(panel === "neuron"));
@@ -53,18 +53,18 @@ export function createImages(store) {
     if (!graph || panel !== "images") return;
     const k = strengthIndex ?? graph.attack.strengths.length - 1;
     const id = `${key}|${k}`;
-    wanted = id;
+    wantedGallery = id;
     let gallery = galleries.get(id);
     if (!gallery) {
       status("attacking the class on the server…");
       try {
         gallery = await api.getGallery(key, k);
       } catch (e) {
-        if (wanted === id) status(e.message);
+        if (wantedGallery === id) status(e.message);
         return;
       }
       galleries.set(id, gallery);
-      if (wanted !== id) return;
+      if (wantedGallery !== id) return;
     }
     const eps = formatNumber(gallery.strength);
     status(`${gallery.n_success} of ${gallery.n_correct} flipped at ε = ${eps}`);
@@ -84,20 +84,22 @@ export function createImages(store) {
     const { key, image } = store.get();
     if (image == null) return store.set({ imageDetail: null });
     const id = `${key}|${image}`;
-    wanted = `image ${id}`;
+    wantedImage = id;
     let detail = details.get(id);
     if (!detail) {
       $("image-detail").hidden = false;
-      $("image-detail").innerHTML = `<p class="hint">image #${image}: computing…</p>`;
+      $("image-detail").innerHTML = `<p class="hint">image #${image}: computing… (the first image of an analysis also averages both classes' activations, one pass over their images)</p>`;
       try {
         detail = await api.getImage(key, image);
       } catch (e) {
-        $("image-detail").innerHTML = `<p class="error">${esc(e.message)}</p>`;
+        if (wantedImage !== id) return;
+        store.set({ imageDetail: null });
+        $("image-detail").innerHTML = `<button type="button" class="close" title="back to the whole class">×</button><p class="error">${esc(e.message)}</p>`;
         return;
       }
       details.set(id, detail);
     }
-    if (store.get().image === image && store.get().key === key) store.set({ imageDetail: detail });
+    if (wantedImage === id) store.set({ imageDetail: detail });
   }
 
   function showDetail() {
@@ -124,7 +126,9 @@ export function createImages(store) {
       </div>
       <p class="verdict">${esc(clean.name)} ${formatPercent(clean.p)} → <b>${esc(now.name)} ${formatPercent(now.p)}</b>
         ${now.label === graph.target.index ? "" : `<span class="hint">(${esc(graph.target.name)} ${formatPercent(now.p_target)})</span>`}</p>
-      <p class="verdict crossing">${crosses ? `crosses to ${esc(graph.target.name)} at <b>${esc(crosses)}</b>` : `does not cross to ${esc(graph.target.name)}`} at this strength</p>
+      <p class="verdict crossing">${!d.measured ? `where it crosses is not measured: the dataset has no ${esc(graph.target.name)} images`
+        : crosses ? `crosses to ${esc(graph.target.name)} at <b>${esc(crosses)}</b> at this strength`
+        : `does not cross to ${esc(graph.target.name)} at this strength`}</p>
       <p class="hint">On the graph, under each neuron: its activation on this image, clean (grey) and attacked (orange).</p>`;
     $("image-detail").dataset.position = String(d.position);
     $("image-detail").dataset.crossing = crosses ?? "";

@@ -63,7 +63,7 @@ async function loadGraph(key, view = null) {
   }
   restored.image = image != null && image < graph.benign.n_images && !api.offline ? image : null;
   restored.imageDetail = null;
-  restored.panel = restored.image != null ? "images" : "neuron";
+  restored.panel = restored.image != null ? "images" : store.get().panel;
   store.set({ graph, key, pictures, hover: null, strengthIndex, ...restored });
   controls.showError(problems.length ? problems.join(" ") : null);
   $("saved").value = key;

@@ -49,7 +49,6 @@ export function flipped(node, eps) {
   return node.group !== "shared" && node.flip_strength != null && node.flip_strength <= eps + 1e-9;
 }
 
-// Text made safe to put into innerHTML (ids and names come from files and URLs).
 // The divergence layer at strength index k: the median crossing layer of the attacked images
 // that cross (docs/method.md, Divergence), from graph.json's `crossed[k]`; null when none does.
 export function divergenceAt(graph, k) {
@@ -58,6 +57,7 @@ export function divergenceAt(graph, k) {
   return graph.layers[row.findIndex((f) => f >= 0.5 * row.at(-1))];
 }
 
+// Text made safe to put into innerHTML (ids and names come from files and URLs).
 export const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 export function formatPercent(x) { return x == null ? "–" : `${Math.round(100 * x)}%`; }
