@@ -1,6 +1,6 @@
 """Compare two analyses: two strengths of one analysis, two attacks, two models on one pair.
 
-``compare(a, b)`` gives a ``schemas.Comparison``: each side's attack success, divergence and
+``compare(a, b)`` gives a ``Comparison``: each side's attack success, divergence and
 crossed shares at the strength compared, and, when both come from the same model (the same
 weights' fingerprint), every neuron of either graph with what it is in each: ``shared``, or
 ``suppressed`` / ``emphasized`` once it has flipped at that strength, else nothing. Neurons of
@@ -14,16 +14,55 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from .errors import MassifError
-from .schemas import (
-    ComparedNeuron,
-    CompareSide,
-    Comparison,
-    Graph,
-    Group,
-    Node,
-    divergence_layer,
-)
+from .schemas import Graph, Group, ModelRef, Node, divergence_layer
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CompareSide(_Model):
+    """One analysis of a comparison, at the strength it is compared at."""
+
+    key: str = Field(description="its workspace key (or its folder's name)")
+    label: str
+    model: ModelRef
+    strength: float
+    strength_index: int
+    clean_accuracy: float
+    asr: float = Field(description="attack success rate at this strength")
+    attack_success_rate: list[float]
+    strengths: list[float]
+    divergence_layer: str | None = Field(description="at this strength")
+    crossed: list[float] | None = Field(description="per layer, at this strength")
+    layers: list[str]
+
+
+class ComparedNeuron(_Model):
+    """A neuron in either graph and what it is in each at its strength: ``shared``, or
+    ``suppressed`` / ``emphasized`` once flipped (``flip_strength ≤ ε``), else ``None``."""
+
+    id: str
+    layer: str
+    a: Group | None
+    b: Group | None
+    vulnerability_a: float | None = None
+    vulnerability_b: float | None = None
+
+
+class Comparison(_Model):
+    """Two analyses compared neuron by neuron (``comparison.compare``). ``neurons`` is empty when
+    the models differ (their channels are different units)."""
+
+    a: CompareSide
+    b: CompareSide
+    same_model: bool
+    layers: list[str]
+    neurons: list[ComparedNeuron]
+
 
 EPS = 1e-9
 GROUPS = ("emphasized", "suppressed")

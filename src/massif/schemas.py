@@ -5,7 +5,6 @@
   tools read it. Change it only by bumping ``SCHEMA_VERSION`` and documenting the change in
   ``docs/graph-json.md``. Fields may be added within a version (they are declared here first);
   none may be removed or change meaning.
-* ``Comparison``: two analyses compared (``massif compare``, ``/compare.json``).
 * ``ExamplesIndex``: ``examples/<model>-<dataset>/<layer>.json``, the dataset examples' index.
 * ``ExportHeader``: the fields of an edited model's file (``Editor.export``) besides its tensors.
 
@@ -246,46 +245,6 @@ class Graph(_Model):
         """A short human summary, as printed at the end of ``massif analyze``."""
         return summary(self, most_vulnerable)
 
-
-
-class CompareSide(_Model):
-    """One analysis of a comparison, at the strength it is compared at."""
-
-    key: str = Field(description="its workspace key (or its folder's name)")
-    label: str
-    model: ModelRef
-    strength: float
-    strength_index: int
-    clean_accuracy: float
-    asr: float = Field(description="attack success rate at this strength")
-    attack_success_rate: list[float]
-    strengths: list[float]
-    divergence_layer: str | None = Field(description="at this strength")
-    crossed: list[float] | None = Field(description="per layer, at this strength")
-    layers: list[str]
-
-
-class ComparedNeuron(_Model):
-    """A neuron in either graph and what it is in each at its strength: ``shared``, or
-    ``suppressed`` / ``emphasized`` once flipped (``flip_strength ≤ ε``), else ``None``."""
-
-    id: str
-    layer: str
-    a: Group | None
-    b: Group | None
-    vulnerability_a: float | None = None
-    vulnerability_b: float | None = None
-
-
-class Comparison(_Model):
-    """Two analyses compared neuron by neuron (``comparison.compare``). ``neurons`` is empty when
-    the models differ (their channels are different units)."""
-
-    a: CompareSide
-    b: CompareSide
-    same_model: bool
-    layers: list[str]
-    neurons: list[ComparedNeuron]
 
 
 def _from_version_1(data: dict) -> dict:

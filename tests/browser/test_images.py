@@ -35,7 +35,7 @@ def test_gallery_click_shows_the_image_and_its_activations(site, page):
         assert want in cls.split(), (p, cls)
     status = page.locator("#gallery-status").text_content()
     assert f"{gallery.n_success} of {gallery.n_correct} flipped" in status
-    assert page.evaluate("document.querySelector('#gallery .tile img').naturalWidth") > 0
+    page.wait_for_function("document.querySelector('#gallery .tile img').naturalWidth > 0")
 
     # Click the first tile: the detail, in view; the nodes carry the image's activations.
     position = classes[0][0]

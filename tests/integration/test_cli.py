@@ -16,7 +16,8 @@ import torch
 from PIL import Image
 
 import massif
-from massif.schemas import Comparison, Graph
+from massif.comparison import Comparison
+from massif.schemas import Graph
 
 MASSIF = str(Path(sys.executable).parent / "massif")
 

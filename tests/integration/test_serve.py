@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 import massif
 from massif.schemas import Graph
 from massif.server import create_app
-from massif.server.app import NodeDetail, Pictures
+from massif.server.answers import NodeDetail, Pictures
 from massif.server.jobs import AnalysisStatus
 from massif.store import Workspace
 from tests.helpers.synthetic import live_server, synthetic_graph

@@ -11,7 +11,9 @@ Thread rules (the server runs request threads, one analysis worker and defense t
    model; every editor deep-copies that copy (which nobody runs) and owns the result.
 4. **Locks are per editor.** Edits of one analysis run one at a time under that editor's lock;
    other analyses, the preview editor and status requests never wait for it; a defense search
-   runs on a fork of the editor (its own model copy) and holds no lock while it runs.
+   runs on a fork of the editor (its own model copy) and holds no lock while it runs. The
+   per-image view (``/graphs/{key}/images``) runs on the editor's copy under the same lock; the
+   gallery's thumbnails only read the dataset.
 5. **Every long job reports progress and can be cancelled**: ``POST /analyses/{key}/cancel``,
    ``POST /defenses/{id}/cancel``; the job stops at its next batch.
 6. **Files**: written atomically (``io.write_atomic``, which never touches the umask);

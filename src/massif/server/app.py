@@ -35,14 +35,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from starlette.requests import Request  # at module level: FastAPI reads route annotations here
 
 from ..errors import MassifError, is_index, short
 from ..pictures.files import Kind, example_patches, picture_file
 from ..request import AnalysisRequest
-from ..schemas import Edge, ExamplePatch, Graph, Node, first_error
+from ..schemas import Graph, Node, first_error
 from ..store import valid_key
+from .answers import ClassInfo, Info, NodeDetail, Pictures, SavedAnalysis
 from .compare_routes import add_compare_routes
 from .edit_routes import add_edit_routes
 from .jobs import (
@@ -59,66 +60,6 @@ log = logging.getLogger("massif.server")
 MAX_BODY = 1 << 20  # bytes of a request body
 
 STATIC = Path(__file__).parent / "static"
-
-
-class ClassInfo(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    index: int
-    name: str
-
-
-class SavedAnalysis(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    key: str
-    benign: str
-    target: str
-    attack: str
-    targeted: bool
-    max_strength: float
-    model: str
-    same_model: bool = Field(description="made with the model this server computes with")
-
-
-class Info(BaseModel):
-    """``/index.json``: what the control panel offers."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str
-    model_fingerprint: str
-    dataset: str | None
-    can_analyze: bool
-    why_not: str | None = None
-    classes: list[ClassInfo]
-    attacks: list[str]
-    default_max_strength: dict[str, float]
-    default_request: PairChoice
-    analyses: list[SavedAnalysis]
-
-
-class NodeDetail(BaseModel):
-    """``/graphs/{key}/nodes/{id}.json``: a node, its edges and its pictures."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    key: str
-    node: Node
-    incoming: list[Edge]
-    outgoing: list[Edge]
-    picture: str | None
-    examples: str | None
-    examples_info: list[ExamplePatch] | None = None
-
-
-class Pictures(BaseModel):
-    """Which neurons of a graph have pictures: neuron id → URL."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    pictures: dict[str, str]
-    examples: dict[str, str]
 
 
 def attack_choice(graph: Graph) -> str:

@@ -1,6 +1,6 @@
 """Compare two saved analyses over HTTP (``comparison.compare``).
 
-* ``GET /compare.json?a=KEY&b=KEY[&ka=K][&kb=K]`` → ``schemas.Comparison``: analyses ``a`` and
+* ``GET /compare.json?a=KEY&b=KEY[&ka=K][&kb=K]`` → ``comparison.Comparison``: analyses ``a`` and
   ``b`` of the workspace at strength indices ``ka`` and ``kb`` (default: each one's largest);
   ``b`` may be ``a`` (two strengths of one analysis).
 * ``GET /compare?a=KEY[&b=KEY][&ka=K][&kb=K]``: the comparison page (``static/compare.html``),
@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..comparison import compare
-from ..schemas import Comparison, Graph
+from ..comparison import Comparison, compare
+from ..schemas import Graph
 
 
 def add_compare_routes(app: Any, graph_entry: Callable[[str], tuple[Graph, bytes]],
