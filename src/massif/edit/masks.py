@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 from pydantic import ValidationError
@@ -23,6 +25,50 @@ from ..errors import MassifError, did_you_mean, is_index, short
 from ..hooks import get_module, mask
 from ..io import writable_file, write_atomic
 from ..schemas import ExportHeader, first_error
+
+Mode = Literal["zero", "mean"]
+
+
+@dataclass(frozen=True)
+class Mask:
+    """Checked neurons to delete: ``channels`` (display layer → sorted channels) and ``mode``
+    (``zero``: the channel's output set to 0; ``mean``: to its mean over the clean benign
+    images). Build one with ``Session.parse``."""
+
+    channels: dict[str, list[int]]
+    mode: Mode = "zero"
+
+    @property
+    def ids(self) -> list[str]:
+        return mask_ids(self.channels)
+
+    @property
+    def key(self) -> tuple:
+        return (tuple(self.ids), self.mode)
+
+
+class Counts:
+    """Raw counts of one measurement: images and how many the model gets right, successes per
+    asked strength (``adaptive``, ``transfer``), the sample and how many it gets right."""
+
+    def __init__(self, n_strengths: int) -> None:
+        self.n_images = self.n_correct = self.n_sample = self.sample_correct = 0
+        self.adaptive = [0] * n_strengths
+        self.transfer = [0] * n_strengths
+        self.correct: list[torch.Tensor] = []  # per batch: classified benign when clean
+
+    def rates(self, hits: list[int]) -> list[float]:
+        """Successes per strength over the correctly classified images."""
+        return [h / self.n_correct if self.n_correct else 0.0 for h in hits]
+
+    @property
+    def accuracy(self) -> float:
+        return self.n_correct / self.n_images if self.n_images else 0.0
+
+    @property
+    def sample_accuracy(self) -> float:
+        return self.sample_correct / self.n_sample if self.n_sample else 0.0
+
 
 EXPORT_FORMAT = "massif-edited-model"
 EXPORT_VERSION = 1

@@ -34,8 +34,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
@@ -47,51 +46,9 @@ from ..hooks import frozen, mask, mask_rows, private_copy, record
 from ..memory import auto_batch_size
 from ..request import Resolved
 from .cache import AUTO, ActivationCache, Cached
-from .masks import mask_ids, parse_mask
+from .masks import Counts, Mask, Mode, parse_mask
 
-Mode = Literal["zero", "mean"]
 Progress = Callable[[str, int, int], None]
-
-
-@dataclass(frozen=True)
-class Mask:
-    """Checked neurons to delete: ``channels`` (display layer → sorted channels) and ``mode``
-    (``zero``: the channel's output set to 0; ``mean``: to its mean over the clean benign
-    images). Build one with ``Session.parse``."""
-
-    channels: dict[str, list[int]]
-    mode: Mode = "zero"
-
-    @property
-    def ids(self) -> list[str]:
-        return mask_ids(self.channels)
-
-    @property
-    def key(self) -> tuple:
-        return (tuple(self.ids), self.mode)
-
-
-class Counts:
-    """Raw counts of one measurement: images and how many the model gets right, successes per
-    asked strength (``adaptive``, ``transfer``), the sample and how many it gets right."""
-
-    def __init__(self, n_strengths: int) -> None:
-        self.n_images = self.n_correct = self.n_sample = self.sample_correct = 0
-        self.adaptive = [0] * n_strengths
-        self.transfer = [0] * n_strengths
-        self.correct: list[torch.Tensor] = []  # per batch: classified benign when clean
-
-    def rates(self, hits: list[int]) -> list[float]:
-        """Successes per strength over the correctly classified images."""
-        return [h / self.n_correct if self.n_correct else 0.0 for h in hits]
-
-    @property
-    def accuracy(self) -> float:
-        return self.n_correct / self.n_images if self.n_images else 0.0
-
-    @property
-    def sample_accuracy(self) -> float:
-        return self.sample_correct / self.n_sample if self.n_sample else 0.0
 
 
 class Session:

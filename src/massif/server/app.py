@@ -45,12 +45,12 @@ from ..schemas import Graph, Node, first_error
 from ..store import valid_key
 from .answers import ClassInfo, Info, NodeDetail, Pictures, SavedAnalysis
 from .compare_routes import add_compare_routes
+from .defense_jobs import DefenseJobs
 from .edit_routes import add_edit_routes
 from .jobs import (
     ATTACKS,
     AnalysisStatus,
     AttackName,
-    DefenseJobs,
     Engine,
     JobManager,
     PairChoice,

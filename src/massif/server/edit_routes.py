@@ -11,13 +11,14 @@ link cannot set one off; see ``app.py``):
   The page asks for the preview, then without the fresh attack, then with it;
 * ``POST /graphs/{key}/editor`` → ``EditorInfo``: build the editors now (the page asks as soon
   as it opens an analysis);
-* ``POST /graphs/{key}/defense`` ``{"budget": 5, "mode": "zero"}`` → ``jobs.DefenseStatus``: a
-  defense search started as a job; ``GET /defenses/{id}.json`` its progress and, once done, its
-  ``edit.DefenseResult``; ``POST /defenses/{id}/cancel`` stops it;
+* ``POST /graphs/{key}/defense`` ``{"budget": 5, "mode": "zero"}`` →
+  ``defense_jobs.DefenseStatus``: a defense search started as a job; ``GET
+  /defenses/{id}.json`` its progress and, once done, its ``edit.DefenseResult``; ``POST
+  /defenses/{id}/cancel`` stops it;
 * ``POST /graphs/{key}/images`` ``{"k": 3}`` → ``one_image.Gallery``: the class's images with
   their clean and attacked predictions at strength index ``k``; ``POST
-  /graphs/{key}/images/{i}`` ``{}`` → ``one_image.ImageDetail``: image ``i`` through the attack
-  (the per-image view); ``GET /graphs/{key}/dataset/{index}.png``: a dataset image (the
+  /graphs/{key}/images/{position}`` ``{}`` → ``one_image.ImageDetail``: that image through the
+  attack (the per-image view); ``GET /graphs/{key}/dataset/{index}.png``: a dataset image (the
   gallery's thumbnails);
 * ``POST /graphs/{key}/edited-model.pt`` ``{"mask": [...], "mode": "zero"}``: the edited model
   as a file (made in memory: no temporary file).
@@ -116,7 +117,7 @@ def add_edit_routes(app: Any, graph_entry: Callable[[str], tuple[Graph, bytes]],
 
     from ..edit import DefenseResult, Editor, EditResult
     from ..one_image import Gallery, ImageDetail
-    from .jobs import DefenseStatus
+    from .defense_jobs import DefenseStatus
 
     slots: OrderedDict[str, _Slot] = OrderedDict()
     slots_lock = threading.Lock()  # guards ``slots`` only, never held while computing
