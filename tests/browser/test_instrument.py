@@ -258,6 +258,19 @@ def test_tracing_pins_find_and_zoom(site, page):
     page.mouse.wheel(0, -400)
     page.wait_for_function("+document.querySelector('#graph-svg').dataset.zoom > 1.2")
     assert page.locator("#zoom-reset").is_visible()
+    # The layer names stay in their column, level with their (zoomed) rows.
+    page.wait_for_timeout(300)
+    heads = page.evaluate("""() => [...document.querySelectorAll('#graph-svg .row-head')].map(
+        (h) => {
+          const label = h.querySelector('.row-label').getBoundingClientRect();
+          const band = document.querySelector(
+            `#graph-svg .row-band[data-layer="${h.dataset.layer}"]`).getBoundingClientRect();
+          return [label.left, (label.top + label.bottom) / 2, (band.top + band.bottom) / 2];
+        })""")
+    left = page.locator("#graph-svg").bounding_box()["x"]
+    for x, y_label, y_band in heads:
+        assert left <= x < left + 100 and abs(y_label - y_band) < 3
+    assert any(box["y"] <= y <= box["y"] + box["height"] for _, y, _ in heads)
 
 
 def test_hover_stays_quick_when_tracing_ancestors_with_pins(site, page):

@@ -28,7 +28,13 @@ export function createGraphView(svgElement, store) {
       overlay?.setAttribute("transform", transform);
       resetZoom.hidden = transform.k === 1 && transform.x === 0 && transform.y === 0;
       svgElement.dataset.zoom = transform.k.toFixed(2);
+      placeHeads();
     });
+
+  // The row heads stay in their column and follow their rows up and down as the graph zooms.
+  function placeHeads() {
+    drawn?.heads.attr("transform", (r) => `translate(0,${transform.applyY(r.y)})`);
+  }
   svg.call(zoom);
   resetZoom.addEventListener("click", () => svg.transition().duration(200).call(zoom.transform, d3.zoomIdentity));
 
@@ -56,26 +62,28 @@ export function createGraphView(svgElement, store) {
     top.appendChild(overlay);
     pinsLayer = hoverLayer = null;
 
-    // Each row's label: the layer, how many attacked images have crossed to the target by it
-    // at the slider's strength (text and bar), and the divergence mark (set by applyStrength).
     const rows = root.append("g").attr("class", "rows");
     rows.selectAll("rect").data(L.rows).join("rect").attr("class", "row-band")
       .attr("data-layer", (r) => r.layer)
       .attr("x", L.labelWidth).attr("width", width - L.labelWidth - 4)
       .attr("y", (r) => r.top + 2).attr("height", (r) => r.height - 4).attr("rx", 4);
-    rows.selectAll("text.row-label").data(L.rows).join("text").attr("class", "row-label")
-      .attr("x", L.labelWidth - 8).attr("y", (r) => r.y).text((r) => r.layer);
+    rows.append("text").attr("class", "image-tag").attr("x", width - 12);
+    // Each row's head, in a column that does not zoom (placeHeads follows the rows): the layer,
+    // how many attacked images have crossed to the target by it at the slider's strength (text
+    // and bar), and the divergence mark (both set by applyStrength).
+    const headCol = svg.append("g").attr("class", "row-heads");
+    headCol.append("rect").attr("class", "label-column").attr("width", L.labelWidth).attr("height", height);
+    const heads = headCol.selectAll("g.row-head").data(L.rows.map((r, i) => ({ ...r, index: i })))
+      .join("g").attr("class", "row-head").attr("data-layer", (r) => r.layer);
+    heads.append("text").attr("class", "row-label").attr("x", L.labelWidth - 8).text((r) => r.layer);
+    heads.append("text").attr("class", "divergence-tag").attr("x", L.labelWidth - 8).attr("y", -14);
     const barWidth = L.labelWidth - 16;
-    const crossed = rows.selectAll("g.crossed")
-      .data(graph.metrics.divergence ? L.rows.map((r, i) => ({ ...r, index: i })) : []).join("g")
-      .attr("class", "crossed").attr("data-layer", (r) => r.layer)
-      .attr("transform", (r) => `translate(8,${r.y + 9})`);
+    const crossed = heads.filter(() => !!graph.metrics.divergence).append("g")
+      .attr("class", "crossed").attr("data-layer", (r) => r.layer).attr("transform", "translate(8,9)");
     crossed.append("title").text(`attacked images (correct when clean) that are closer to ${graph.target.name}'s activations than to ${graph.benign.name}'s from this layer on, at the slider's strength`);
     crossed.append("rect").attr("class", "crossed-track").attr("width", barWidth).attr("height", 3);
     crossed.append("rect").attr("class", "crossed-bar").attr("height", 3).attr("width", 0);
     crossed.append("text").attr("class", "crossed-text").attr("x", barWidth).attr("y", 10);
-    rows.append("text").attr("class", "divergence-tag").attr("x", L.labelWidth - 8);
-    rows.append("text").attr("class", "image-tag").attr("x", width - 12);
 
     const link = d3.linkVertical().x((p) => p[0]).y((p) => p[1]);
     const edges = graph.edges.filter((e) => positions.has(e.source) && positions.has(e.target));
@@ -143,7 +151,8 @@ export function createGraphView(svgElement, store) {
     const nodeEls = new Map(), edgeEls = new Map();
     nodeSel.each(function (p) { nodeEls.set(p.node.id, this); });
     edgeSel.each(function (e) { edgeEls.set(edgeId(e), this); });
-    drawn = { graph, nodeSel, edgeSel, nodeEls, edgeEls, rows, crossed, barWidth, layout: L };
+    drawn = { graph, nodeSel, edgeSel, nodeEls, edgeEls, rows, heads, crossed, barWidth, layout: L };
+    placeHeads();
     highlighted = [];
     applyEdgeMode(); applyStrength(); applyMasked(); applyGreedy(); applyPathway(); applyImage(); applyPins();
     veil.style.left = `${L.labelWidth}px`;
@@ -182,9 +191,9 @@ export function createGraphView(svgElement, store) {
       .classed("unflipped", (p) => p.node.group !== "shared" && !flipped(p.node, eps));
     const divergence = divergenceAt(graph, k);
     const row = drawn.layout.rows.find((r) => r.layer === divergence);
-    drawn.rows.selectAll("rect.row-band, text.row-label").classed("divergence", (r) => r.layer === divergence);
-    drawn.rows.select("text.divergence-tag").attr("y", row ? row.y - 14 : -100)
-      .text(row ? "◆ divergence" : "");
+    drawn.rows.selectAll("rect.row-band").classed("divergence", (r) => r.layer === divergence);
+    drawn.heads.select("text.row-label").classed("divergence", (r) => r.layer === divergence);
+    drawn.heads.select("text.divergence-tag").text((r) => (r.layer === divergence && row ? "◆ divergence" : ""));
     const fractions = graph.metrics.divergence?.crossed[k] ?? [];
     drawn.crossed.select("rect.crossed-bar").attr("width", (r) => drawn.barWidth * (fractions[r.index] ?? 0));
     drawn.crossed.select("text.crossed-text").text((r) => `${Math.round(100 * (fractions[r.index] ?? 0))}% crossed`);
