@@ -10,7 +10,8 @@ Three timings on the same images, interleaved in one run (so a noisy machine hur
   ``../shared/data``, tench → golf ball), FGM up to 3.5, 8 strengths (both passes, graph
   building included), at the default (memory-sized) batch unless ``--batch-size`` is given.
 * ``bare-same-work``: the same attack gradients, forward passes and backward passes written as
-  straight-line PyTorch with nothing around them (pass 1: one forward and two class backward
+  straight-line PyTorch with nothing around them (pass 0: a forward pass over both classes'
+  clean images for their mean channel maxima; pass 1: one forward and two class backward
   passes per strength plus the attack gradient; pass 2: influence backward passes for the same
   nodes, the attack at ε_max, and the six masked forward passes). ``massif / bare-same-work``
   is our overhead; the target is at most 1.15.
@@ -35,7 +36,8 @@ from massif.analysis.graph import random_masks
 from massif.datasets import FashionMNIST
 
 
-def bare_same_work(model, images, benign, target, strengths, node_map, masks, batch_size):
+def bare_same_work(model, images, benign, target, strengths, node_map, masks, batch_size,
+                   target_images):
     net, layers = model.module, model.layers
     store = {}
     handles = [net.get_submodule(p).register_forward_hook(
@@ -46,6 +48,14 @@ def bare_same_work(model, images, benign, target, strengths, node_map, masks, ba
             p.requires_grad_(False)
         net.eval()
         names = list(layers)
+        both = torch.cat([images, target_images])
+        sums = {n: 0.0 for n in names}
+        with torch.no_grad():  # pass 0: both classes' mean channel maxima
+            for start in range(0, len(both), batch_size):
+                net(both[start : start + batch_size])
+                for n in names:
+                    sums[n] = sums[n] + store[n].flatten(2).amax(2).sum(0)
+        units = [F.normalize(sums[n].float(), dim=0) for n in names]
         for start in range(0, len(images), batch_size):  # pass 1
             x = images[start : start + batch_size].clone().requires_grad_(True)
             labels = torch.full((len(x),), target, device=x.device)
@@ -56,10 +66,12 @@ def bare_same_work(model, images, benign, target, strengths, node_map, masks, ba
                 acts = [store[n] for n in names]
                 gb = torch.autograd.grad(z[:, benign].sum(), acts, retain_graph=True)
                 gt = torch.autograd.grad(z[:, target].sum(), acts, retain_graph=True)
-                for a, g1, g2 in zip(acts, gb, gt):
+                for a, g1, g2, u in zip(acts, gb, gt, units):
                     (a * g1).flatten(2).sum(2).clamp_min(0).sum(0)
                     (a * g2).flatten(2).sum(2).clamp_min(0).sum(0)
-                    a.flatten(2).amax(2).sum(0)
+                    s = a.detach().flatten(2).amax(2)
+                    s.sum(0)
+                    F.normalize(s, dim=1) @ u  # the margins' cosines (one mean here)
                 if k == 0:
                     (g,) = torch.autograd.grad(F.cross_entropy(z, labels, reduction="sum"), x)
                     g = -g
@@ -148,6 +160,7 @@ def measure(args, dev, request, resolved) -> None:
     batch_size = resolved.batch_size
     idx = resolved.indices
     images = resolved.dataset.load(idx).to(dev)
+    target_images = resolved.dataset.load(resolved.target_indices).to(dev)
     strengths = [3.5 * i / 7 for i in range(8)]
 
     def sync():
@@ -170,7 +183,8 @@ def measure(args, dev, request, resolved) -> None:
         sync()
         times["massif"].append(time.perf_counter() - t)
         t = time.perf_counter()
-        bare_same_work(model, images, benign, target, strengths, node_map, masks, batch_size)
+        bare_same_work(model, images, benign, target, strengths, node_map, masks, batch_size,
+                       target_images)
         sync()
         times["bare-same-work"].append(time.perf_counter() - t)
         t = time.perf_counter()

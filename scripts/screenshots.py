@@ -119,6 +119,7 @@ def shoot(url: str, key: str, robust: str, out: Path) -> None:
             page = browser.new_page(viewport={"width": width, "height": height})
             page.goto(url + path)
             page.wait_for_selector(f"html[data-{ready}=ready]", timeout=120_000)
+            page.wait_for_load_state("networkidle")  # every neuron's picture
             return page
 
         for width, height in SIZES:
