@@ -203,6 +203,9 @@ def _stop_cleanly(rank: int) -> None:
     job) → one error line, exit 2."""
 
     def handler(_sig: int, _frame: object) -> None:
+        from .terminal import quiet_sigterm
+
+        quiet_sigterm()  # a second SIGTERM while this one unwinds ends the process quietly
         raise MassifError(f"rank {rank}: stopped by SIGTERM (torchrun stops every process when "
                           "one fails; its report says which; a scheduler may have cancelled "
                           "the job); start the same command again to resume")

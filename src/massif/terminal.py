@@ -51,11 +51,27 @@ def say(message: str) -> None:
 
 
 def fail(message: str) -> None:
-    """Close the open progress bars (ending their line), print one error line, exit 2."""
+    """Close the open progress bars (ending their line), print one error line, exit 2.
+
+    From then on a SIGTERM (torchrun stopping the ranks of a failed run while this one shuts
+    down) ends the process at once with the same status: the line is said, and a second
+    message (or a traceback from inside interpreter shutdown) would only bury it."""
     while OPEN_BARS:
         OPEN_BARS.pop().close()
     typer.echo(f"massif: error: {message}", err=True)
+    quiet_sigterm()
     raise typer.Exit(2)
+
+
+def quiet_sigterm(status: int = 2) -> None:
+    """Let SIGTERM end the process at once with ``status`` (main thread only; else a no-op)."""
+    import os
+    import signal
+
+    try:
+        signal.signal(signal.SIGTERM, lambda _sig, _frame: os._exit(status))
+    except ValueError:  # not the main thread
+        pass
 
 
 def run_guarded(fn: Callable[[], object]) -> object:
