@@ -44,11 +44,15 @@ def frozen(model: nn.Module) -> Iterator[nn.Module]:
 
 
 @contextmanager
-def record(model: nn.Module, layers: Mapping[str, str]) -> Iterator[dict[str, torch.Tensor]]:
+def record(model: nn.Module, layers: Mapping[str, str],
+           parts: dict[str, list[torch.Tensor]] | None = None
+           ) -> Iterator[dict[str, torch.Tensor]]:
     """Record the outputs of ``layers`` (display name → module path) during forward passes.
 
     Yields a dict that each forward pass fills with ``{name: output}``; the tensors stay in the
-    autograd graph, so gradients with respect to them can be taken.
+    autograd graph, so gradients with respect to them can be taken. With ``parts``, also fills
+    ``parts[name]`` with the outputs of the layer's direct children during its latest call
+    (what ``concat_parts`` needs to find the branches an inception block concatenates).
     """
     store: dict[str, torch.Tensor] = {}
     handles = []
@@ -60,10 +64,48 @@ def record(model: nn.Module, layers: Mapping[str, str]) -> Iterator[dict[str, to
                 store[name] = out
 
             handles.append(module.register_forward_hook(hook))
+            if parts is None:
+                continue
+            parts[name] = []
+
+            def start(_m: nn.Module, _inp: object, name: str = name) -> None:
+                parts[name] = []  # type: ignore[index]
+
+            def child(_m: nn.Module, _inp: object, out: object, name: str = name) -> None:
+                if isinstance(out, torch.Tensor):
+                    parts[name].append(out)  # type: ignore[index]
+
+            handles.append(module.register_forward_pre_hook(start))
+            handles += [c.register_forward_hook(child) for c in module.children()]
         yield store
     finally:
         for h in handles:
             h.remove()
+
+
+def concat_parts(out: torch.Tensor, children: Sequence[torch.Tensor]
+                 ) -> list[tuple[int, torch.Tensor]] | None:
+    """When ``out`` is ``torch.cat`` of some of ``children`` along the channels, in order (an
+    inception block's branches): ``(first channel, tensor)`` for each; else ``None``.
+
+    Found through the autograd graph (the cat's inputs are these tensors' ``grad_fn``), so it
+    is exact, never a guess from shapes. A gradient taken from one branch's tensor instead of
+    ``out`` is the same number, without the backward passes through the other branches.
+    """
+    fn = out.grad_fn
+    if (fn is None or fn.name() != "CatBackward0"
+            or getattr(fn, "_saved_dim", None) not in (1, 1 - out.ndim)):
+        return None
+    known = [(t.grad_fn, t.output_nr, t) for t in children if t.grad_fn is not None]
+    found, offset = [], 0
+    for node, nr in fn.next_functions:
+        t = next((t for n, o, t in known if n is node and o == nr), None)
+        if t is None or t.ndim != out.ndim or t.shape[0] != out.shape[0] \
+                or t.shape[2:] != out.shape[2:]:
+            return None
+        found.append((offset, t))
+        offset += t.shape[1]
+    return found if offset == out.shape[1] else None
 
 
 @contextmanager

@@ -210,6 +210,8 @@ def _torchvision(name: str, weights: str | None) -> tuple[nn.Module, dict[str, s
                 "--weights none or a local state-dict file"
             ) from None
     layers = dict(GOOGLENET_LAYERS) if name == "googlenet" else {}
+    if name == "googlenet":  # on CPU its passes run about twice as fast in channels_last
+        net = net.to(memory_format=torch.channels_last)
     return Normalized(net, IMAGENET_MEAN, IMAGENET_STD), layers, categories
 
 

@@ -70,6 +70,42 @@ class SmallConv(nn.Module):
         return self.fc(self.c2(self.c1(x)).flatten(1))
 
 
+class Block(nn.Module):
+    """An inception-style block: three branches concatenated (2 + 3 + 2 channels); with
+    ``twisted``, the second branch passes through a ReLU outside its module before the cat."""
+
+    def __init__(self, cin: int, twisted: bool = False) -> None:
+        super().__init__()
+        self.twisted = twisted
+        self.one = nn.Conv2d(cin, 2, 1)
+        self.two = nn.Sequential(nn.Conv2d(cin, 3, 1), nn.ReLU(), nn.Conv2d(3, 3, 3, padding=1))
+        self.pool = nn.Sequential(nn.MaxPool2d(3, 1, 1), nn.Conv2d(cin, 2, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        two = self.two(x)
+        return torch.cat([self.one(x), two.relu() if self.twisted else two, self.pool(x)], 1)
+
+
+class Branchy(nn.Module):
+    """A random net on 1×8×8 images: ``c1`` (plain conv), ``b1`` and ``b2`` (``Block``s, the
+    second ``twisted``), a max pool between them, and a linear head."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.c1 = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU())
+        self.b1 = Block(4)
+        self.b2 = Block(7, twisted=True)
+        self.fc = nn.Linear(7 * 4 * 4, 3)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = nn.functional.max_pool2d(self.b1(self.c1(x)), 2)
+        return self.fc(self.b2(h).flatten(1))
+
+
 class Ladder(nn.Module):
     """Where attacked images cross to the target class, known by construction.
 

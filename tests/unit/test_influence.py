@@ -6,8 +6,8 @@ import massif
 from massif.analysis.profile import accumulate_influence, profile_neurons
 from massif.attacks import make_attack
 from massif.datasets import TensorDataset
-from massif.hooks import record
-from tests.helpers.tiny import SmallConv
+from massif.hooks import concat_parts, frozen, record
+from tests.helpers.tiny import Branchy, SmallConv
 
 
 def test_influence_matches_a_jacobian_oracle():
@@ -28,6 +28,67 @@ def test_influence_matches_a_jacobian_oracle():
                 lambda a: net.c2(a)[0, ch].amax(), a1)
             expected[row] += (a1 * jac).sum((0, 2, 3)).double()
     assert torch.allclose(sums["c2"], expected, atol=1e-5)
+
+
+def influence(net, layers, x, nodes, use_parts):
+    sums = {}
+    parts = {} if use_parts else None
+    with frozen(net), record(net, {lay: lay for lay in layers}, parts) as acts:
+        net(x.clone().requires_grad_(True))
+        for prev, lay in zip(layers, layers[1:]):
+            sums[lay] = torch.zeros(len(nodes.get(lay, [])), acts[prev].shape[1],
+                                    dtype=torch.float64)
+        found = {lay: concat_parts(acts[lay], parts[lay]) for lay in layers} if parts else {}
+        accumulate_influence(layers, acts, nodes, sums, parts)
+    return sums, found
+
+
+def test_branches_of_a_concatenating_layer_are_found_exactly():
+    net = Branchy(seed=4)
+    x = torch.rand(3, 1, 8, 8)
+    _, found = influence(net, ["c1", "b1", "b2"], x, {}, True)
+    assert found["c1"] is None  # a plain conv: nothing concatenated
+    assert [off for off, _ in found["b1"]] == [0, 2, 5]  # the three branches, in order
+    assert [t.shape[1] for _, t in found["b1"]] == [2, 3, 2]
+    assert found["b2"] is None  # one input of its cat is not a child's output
+
+
+def test_influence_from_the_branch_equals_the_whole_layer_to_the_bit():
+    torch.manual_seed(7)
+    net = Branchy(seed=6)
+    x = torch.rand(5, 1, 8, 8)
+    nodes = {"b1": [0, 1, 2, 4, 5, 6], "b2": [0, 3, 6]}
+    fast, _ = influence(net, ["c1", "b1", "b2"], x, nodes, True)
+    plain, _ = influence(net, ["c1", "b1", "b2"], x, nodes, False)
+    for lay in ("b1", "b2"):
+        assert torch.equal(fast[lay], plain[lay])
+        assert fast[lay].abs().sum() > 0
+    # and both equal a per-image Jacobian of the block (node b1:4 sits in the second branch)
+    a1 = net.c1(x).detach()
+    jac = torch.autograd.functional.jacobian(lambda a: net.b1(a)[:, 4].flatten(1).amax(1).sum(), a1)
+    assert torch.allclose(fast["b1"][3], (a1 * jac).sum((0, 2, 3)).double(), atol=1e-5)
+
+
+def test_influence_on_googlenet_blocks_is_unchanged_by_the_branch_shortcut():
+    model = massif.load_model("torchvision:googlenet", weights="none", image_size=64)
+    layers = list(model.layers)
+    x = torch.rand(2, 3, 64, 64)
+    nodes = {lay: [0, model.layer_channels[lay] // 2, model.layer_channels[lay] - 1]
+             for lay in layers}
+    net = model.module
+    sums = {}
+    for use_parts in (True, False):
+        parts = {} if use_parts else None
+        got = {lay: torch.zeros(3, model.layer_channels[prev], dtype=torch.float64)
+               for prev, lay in zip(layers, layers[1:])}
+        with frozen(net), record(net, model.layers, parts) as acts:
+            net(x.clone().requires_grad_(True))
+            if parts:
+                assert all(concat_parts(acts[lay], parts[lay]) for lay in layers)
+            accumulate_influence(layers, acts, nodes, got, parts)
+        sums[use_parts] = got
+    for lay in layers[1:]:
+        assert torch.equal(sums[True][lay], sums[False][lay])
 
 
 def test_importance_matches_a_per_image_oracle():

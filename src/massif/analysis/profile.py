@@ -20,7 +20,8 @@ both classes' clean images, ``divergence.class_means``):
    ``ε_max``, the influence of every channel ``j`` of the previous layer on node ``i``,
    ``Σ_positions a_{l-1,j} · ∂s_{l,i}/∂a_{l-1,j}`` (gradient × activation through whatever block
    joins the layers; one backward pass per node on CPU, one batched pass
-   (``is_grads_batched``) per 16 nodes on GPU, each stopping at the previous layer). The same pass
+   (``is_grads_batched``) per 16 nodes on GPU, each stopping at the previous layer, and each
+   starting from the node's own branch where the layer concatenates branches). The same pass
    runs the faithfulness check: the ``ε_max`` images through the model with the emphasized
    neurons masked, and with as many random neurons of the same layers masked.
 
@@ -39,7 +40,7 @@ from ..attacks import Attack, attack_direction
 from ..datasets import Dataset
 from ..distributed import World
 from ..errors import MassifError
-from ..hooks import frozen, mask, record
+from ..hooks import concat_parts, frozen, mask, record
 from ..models import Model
 from .divergence import ClassMeans, crossed_counts, crossing, margins
 from .streaming import Checkpoint, Progress, RunningSums, rounds
@@ -248,18 +249,21 @@ def profile_edges(
                 continue
             b = x.shape[0]
             labels = torch.full((b,), attack_value, device=device)
-            with record(model.module, model.layers) as acts:
+            parts: dict[str, list[torch.Tensor]] = {}
+            with record(model.module, model.layers, parts) as acts:
                 x0 = x.detach().requires_grad_(True)
                 logits = model.module(x0)
                 correct = logits.argmax(1) == benign
-                accumulate_influence(layers, acts, nodes, out.influence_benign)
+                accumulate_influence(layers, acts, nodes, out.influence_benign, parts)
                 adv = attacked(model, attack, x, labels, [max_strength], batch_size,
                                logits=logits, x_grad=x0)[0].detach()
                 acts.clear()
+                parts.clear()
                 del logits
                 model.module(adv.requires_grad_(True))
-                accumulate_influence(layers, acts, nodes, out.influence_attacked)
+                accumulate_influence(layers, acts, nodes, out.influence_attacked, parts)
                 acts.clear()
+                parts.clear()
             counts[0] += b
             counts[1] += int(correct.sum())
             with torch.no_grad():
@@ -282,26 +286,43 @@ def profile_edges(
 
 
 def accumulate_influence(layers: list[str], acts: dict[str, torch.Tensor],
-                          nodes: dict[str, list[int]], sums: dict[str, torch.Tensor]) -> None:
+                          nodes: dict[str, list[int]], sums: dict[str, torch.Tensor],
+                          parts: dict[str, list[torch.Tensor]] | None = None) -> None:
     """Add ``Σ_images Σ_positions a_{l-1} · ∂s_{l,i}/∂a_{l-1}`` for every node ``i`` of every
-    layer ``l`` to ``sums[l][row of i]``."""
+    layer ``l`` to ``sums[l][row of i]``.
+
+    With ``parts`` (``hooks.record``'s), a node of a layer that concatenates branches takes its
+    gradient from its own branch's tensor (``hooks.concat_parts``): the same numbers, without
+    the backward passes through the other branches (about a third of the cost on googlenet).
+    """
     for prev, name in zip(layers, layers[1:]):
         chans = nodes.get(name, [])
         if not chans:
             continue
         a_prev = acts[prev]
-        s = acts[name].flatten(2).amax(2)  # [B, C_l]
-        if not a_prev.is_cuda:  # on CPU a plain loop beats vmap's batched backward (2x)
-            for row, ch in enumerate(chans):
-                (g,) = torch.autograd.grad(s[:, ch].sum(), a_prev, retain_graph=True)
-                sums[name][row] += (a_prev.detach() * g).flatten(2).sum(2).double().sum(0).cpu()
-            continue
-        for start in range(0, len(chans), _NODE_CHUNK):
-            part = chans[start : start + _NODE_CHUNK]
-            rows = torch.arange(len(part))
-            onehot = torch.zeros(len(part), *s.shape, device=s.device, dtype=s.dtype)
-            onehot[rows, :, torch.tensor(part)] = 1.0
-            (g,) = torch.autograd.grad(s, a_prev, onehot, retain_graph=True,
-                                       is_grads_batched=True)  # [n, B, C', H, W]
-            contrib = (a_prev.detach().unsqueeze(0) * g).flatten(3).sum(3).double().sum(1)
-            sums[name][start : start + len(part)] += contrib.cpu()
+        split = (concat_parts(acts[name], parts.get(name, [])) if parts else None) \
+            or [(0, acts[name])]
+        rows_of: dict[int, list[int]] = {}
+        for row, ch in enumerate(chans):
+            rows_of.setdefault(max(i for i, (o, _) in enumerate(split) if o <= ch), []).append(row)
+        for i, rows in rows_of.items():
+            off, t = split[i]
+            if not a_prev.is_cuda:  # on CPU a plain loop beats vmap's batched backward (2x)
+                for row in rows:
+                    s = t[:, chans[row] - off].flatten(1).amax(1)
+                    (g,) = torch.autograd.grad(s.sum(), a_prev, retain_graph=True,
+                                               allow_unused=True)
+                    if g is not None:
+                        sums[name][row] += (a_prev.detach() * g).flatten(2).sum(2).double() \
+                            .sum(0).cpu()
+                continue
+            s = t.flatten(2).amax(2)  # [B, C of the part]
+            for start in range(0, len(rows), _NODE_CHUNK):
+                part = rows[start : start + _NODE_CHUNK]
+                onehot = torch.zeros(len(part), *s.shape, device=s.device, dtype=s.dtype)
+                onehot[torch.arange(len(part)), :, torch.tensor([chans[r] - off for r in part])] = 1
+                (g,) = torch.autograd.grad(s, a_prev, onehot, retain_graph=True,
+                                           is_grads_batched=True, allow_unused=True)
+                if g is not None:  # [n, B, C', H, W]
+                    contrib = (a_prev.detach().unsqueeze(0) * g).flatten(3).sum(3).double().sum(1)
+                    sums[name][torch.tensor(part)] += contrib.cpu()
