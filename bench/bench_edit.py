@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_edit.py [--device cpu|cuda] [--repeats 3] [--images N]
                                          [--budget 5] [--skip-pgd] [--skip-defense]
+                                         [--shortlist 8 [all ...]]
 
 On the bundled model, Sneaker → Sandal, 8 strengths up to 3.5, the class's 1,000 images and a
 1,000-image all-class sample (the page's default), masking ``mixed4a:12, mixed4b:3`` (and
@@ -15,8 +16,10 @@ other masks of the same layers, so no call is answered from the Editor's memory)
   for the FGM gradient, one forward per strength for the fresh attack and for the stored one,
   one forward over the sample). ``evaluate / bare`` below 1 is the prefix cache's gain;
 * the same for PGD (``pgd-l2``, 10 steps; one repeat: it is slow);
-* ``defense``: ``Editor.suggest_defense(budget)`` over the nodes of the pair's graph (the
-  analysis is timed separately and not counted).
+* ``defense``: ``Editor.suggest_defense(budget)`` over the nodes of the pair's graph on a fork
+  of the editor (as the server runs it): the time to the suggestion (the greedy path measured
+  on all images) and to the end (with its baselines), per ``--shortlist`` (the analysis is
+  timed separately and not counted).
 """
 
 from __future__ import annotations
@@ -116,6 +119,10 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=5, help="defense budget")
     ap.add_argument("--skip-pgd", action="store_true")
     ap.add_argument("--skip-defense", action="store_true")
+    ap.add_argument("--shortlist", nargs="+", default=[8],
+                    type=lambda v: v if v == "all" else int(v),
+                    help="candidates measured exactly per step (all: the plain greedy search, "
+                         "one run); several to compare")
     args = ap.parse_args()
     dev = torch.device(args.device)
     model = massif.load_model("bundled")
@@ -143,13 +150,23 @@ def main() -> None:
                                max_images=args.images, batch_size=args.batch_size)
         t_an = time.perf_counter() - t
         ed = Editor.from_graph(model, data, graph, device=dev, batch_size=args.batch_size)
-        t = time.perf_counter()
-        d = ed.suggest_defense(args.budget, graph=graph)
-        sync()
-        t_def = time.perf_counter() - t
-        print(f"defense, budget {args.budget}, {d.n_candidates} candidate neurons "
-              f"(analysis {t_an:.1f} s, not counted)")
-        print(f"  {'suggest_defense':<26} {t_def:8.2f} s")
+        print(f"defense, budget {args.budget}, {len(graph.nodes)} candidate neurons "
+              f"(analysis {t_an:.1f} s, not counted), on a fork of the editor as the server "
+              f"runs it; shortlists: {', '.join(map(str, args.shortlist))}")
+        for shortlist in args.shortlist:
+            first, whole = [], []
+            for _ in range(args.repeats if shortlist != "all" else 1):
+                fork = ed.fork()
+                t = time.perf_counter()
+                d = fork.suggest_defense(
+                    args.budget, graph=graph, shortlist=None if shortlist == "all" else shortlist,
+                    suggested=lambda _r, t=t: first.append(time.perf_counter() - t))
+                sync()
+                whole.append(time.perf_counter() - t)
+            picks = ",".join(d.greedy[-1].mask) if d.greedy else "—"
+            print(f"  shortlist {shortlist}: the suggestion after "
+                  f"{statistics.median(first):.2f} s, with its baselines "
+                  f"{statistics.median(whole):.2f} s (medians of {len(whole)}); picks {picks}")
         print(d.table())
 
 

@@ -389,6 +389,14 @@ def test_a_defense_lists_and_rings_its_picks_then_draws_three_curves_and_applies
     key = site["default"]
     open_page(page, site["url"] + f"/graphs/{key}")
     page.locator("#budget").fill("2")
+    page.evaluate("""() => {  // what the page shows each time the search's state changes
+      window.seen = [];
+      new MutationObserver(() => window.seen.push({
+        state: document.documentElement.dataset.defense,
+        curves: [...document.querySelectorAll('#defense-chart .curve')].map(c => c.classList[1]),
+        text: document.querySelector('#defense-status').textContent,
+      })).observe(document.documentElement, {attributes: true, attributeFilter: ['data-defense']});
+    }""")
     with page.expect_response(lambda r: r.url.endswith(f"/graphs/{key}/defense")
                               and r.request.method == "POST") as answer:
         page.locator("#defense").click()
@@ -402,7 +410,12 @@ def test_a_defense_lists_and_rings_its_picks_then_draws_three_curves_and_applies
     # The page drew the search's own result, as its job status on the server has it.
     status = httpx.get(f"{site['url']}/defenses/{job_id}.json", timeout=10).json()
     assert status["state"] == "done" and status["progress"] == 1
+    # The suggestion came first, drawn alone while its baselines were measured.
+    early = [s for s in page.evaluate("window.seen") if s["state"] == "suggested"]
+    assert early and early[0]["curves"] == ["greedy"]
+    assert "Measuring the baselines" in early[0]["text"]
     defense = status["result"]
+    assert defense["complete"]
     greedy = defense["greedy"][-1]["mask"] if defense["greedy"] else []
     assert status["picks"] == greedy and 1 <= len(greedy) <= 2
     assert page.locator("#defense-picks button.neuron").all_text_contents() == greedy

@@ -16,7 +16,9 @@ from massif.attacks import Attack
 from massif.edit import Editor, EditResult, apply_mask
 from massif.edit import cut as prefix
 from massif.edit.defense import emphasized_order
-from massif.hooks import mask
+from massif.edit.estimate import estimate_deletions
+from massif.edit.session import Mask
+from massif.hooks import frozen, mask
 from tests.helpers.tiny import Planted, planted_dataset
 
 STRENGTHS = [3.5 * i / 7 for i in range(8)]
@@ -426,6 +428,73 @@ def test_greedy_defense_beats_random_and_is_nested(bundled_pair):
         key=lambda n: (n.vulnerability, n.importance_target[-1])).id
     assert math.isclose(d.epsilon, 3.5)
     assert "greedy" in d.table() and last.added in d.table()
+
+
+@pytest.mark.parametrize("mode", ["zero", "mean"])
+def test_the_estimate_counts_what_measuring_counts(bundled_pair, mode):
+    _, graph, ed = bundled_pair
+    s = ed.session
+    for ids in ([], ["mixed4a:3", "mixed5a:7"]):
+        m = s.parse(ids, mode) if ids else Mask({}, mode)
+        est = estimate_deletions(s, m, 120, 150)
+        (got,) = s.measure_many([m], n_images=120, n_sample=150)
+        assert est.benign_accuracy == got.accuracy
+        assert est.accuracy == got.sample_accuracy
+        # the attack's direction is summed in another batch shape: a boundary image may differ
+        assert abs(est.asr - got.rates(got.adaptive)[0]) * got.n_correct <= 1
+        assert est.clean.shape == (120,) and est.sample.shape == (150,)
+
+
+def test_the_estimate_of_a_last_layer_deletion_is_exact_while_the_runner_up_stays(
+        bundled_pair):
+    # The logits are linear in mixed5a (global average, then fc): deleting one of its channels
+    # moves z_y − z_j by exactly the first-order estimate for every j, so the estimated margin
+    # (true class over runner-up) is the real one wherever the runner-up stays the same.
+    _, _, ed = bundled_pair
+    s = ed.session
+    est = estimate_deletions(s, Mask({}), 50, 300)
+    x, y = s.sample_images[:300], s.sample_labels[:300]
+    rows = torch.arange(300)
+
+    def runner_up(z):
+        other = z.clone()
+        other[rows, y] = float("-inf")
+        return other.argmax(1), z[rows, y] - other.amax(1)
+
+    with frozen(ed.net), torch.no_grad():  # eval mode: the net has dropout
+        before, margin = runner_up(ed.net(x))
+    assert torch.allclose(margin, est.sample, atol=1e-5)
+    moves = est.moves["mixed5a"][2]
+    for c in moves.abs().sum(0).argsort(descending=True)[:4].tolist():
+        with ed.edited([f"mixed5a:{c}"]) as net, torch.no_grad():
+            after, real = runner_up(net(x))
+        same = after == before
+        assert same.float().mean() > 0.5  # the comparison covers most images
+        assert moves[:, c].abs().max() > 0.1  # a deletion that moves the margins
+        assert torch.allclose(est.sample[same] + moves[same, c], real[same], atol=1e-4)
+
+
+def test_the_shortlist_finds_the_plain_search_picks_and_the_suggestion_comes_first(
+        bundled_pair):
+    _, graph, ed = bundled_pair
+    candidates = [n.id for n in graph.nodes if n.layer in ("mixed3b", "mixed4a", "mixed4b")]
+    early: list = []
+    kw = dict(candidates=candidates, graph=graph, random_draws=2, search_images=100)
+    short = ed.suggest_defense(2, shortlist=4, suggested=early.append, **kw)
+    plain = ed.suggest_defense(2, shortlist=None, **kw)
+    assert len(candidates) > 4 and short.shortlist == 4 and plain.shortlist is None
+    assert [s.added for s in short.greedy] == [s.added for s in plain.greedy]
+    assert short.greedy == plain.greedy and short.random == plain.random
+    # the suggestion, before its baselines: the same path and numbers, nothing else yet
+    (first,) = early
+    assert not first.complete and short.complete
+    assert first.greedy == short.greedy and first.before == short.before
+    assert first.random == [] and first.top_emphasized == []
+    # size 0 is the session's unedited measurement: what measuring the empty mask gives
+    (empty,) = ed.session.measure_many([Mask({})])
+    assert short.before.clean_accuracy == empty.sample_accuracy
+    assert short.before.clean_accuracy_benign == empty.accuracy
+    assert abs(short.before.adaptive_asr - empty.rates(empty.adaptive)[0]) * empty.n_correct <= 1
 
 
 def test_bundled_export_reloads_into_a_fresh_net(bundled_pair, tmp_path):

@@ -46,7 +46,7 @@ from ..one_image import Gallery, ImageDetail
 from ..request import AnalysisRequest, Resolved
 from ..schemas import Graph
 from .cache import AUTO
-from .defense import DefenseResult, suggest_defense
+from .defense import SHORTLIST, DefenseResult, suggest_defense
 from .masks import export_edited
 from .session import Mask, Session
 
@@ -315,14 +315,17 @@ class Editor:
     def suggest_defense(self, budget: int, candidates: Sequence[str] | None = None,
                         graph: Graph | None = None, *, mode: Mode = "zero",
                         random_draws: int = 5, seed: int = 0, search_images: int | None = 256,
-                        progress: Progress | None = None,
+                        shortlist: int | None = SHORTLIST, progress: Progress | None = None,
                         cancelled: Callable[[], bool] | None = None,
-                        found: Callable[[list[str]], None] | None = None) -> DefenseResult:
+                        found: Callable[[list[str]], None] | None = None,
+                        suggested: Callable[[DefenseResult], None] | None = None
+                        ) -> DefenseResult:
         """A greedy defense of at most ``budget`` neurons (see ``defense.suggest_defense``)."""
         return suggest_defense(self.session, budget, candidates, graph or self.graph,
                                mode=mode, random_draws=random_draws, seed=seed,
-                               search_images=search_images, progress=progress,
-                               cancelled=cancelled, found=found)
+                               search_images=search_images, shortlist=shortlist,
+                               progress=progress,
+                               cancelled=cancelled, found=found, suggested=suggested)
 
     def export(self, neurons: Sequence[str] | str, path: str | Path | io.BytesIO,
                mode: Mode = "zero") -> Path | io.BytesIO:

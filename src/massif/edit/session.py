@@ -187,7 +187,8 @@ class Session:
 
     # ------------------------------------------------------------------ measuring
 
-    def _hit(self, pred: torch.Tensor) -> torch.Tensor:
+    def hit(self, pred: torch.Tensor) -> torch.Tensor:
+        """Which predictions are attack successes: the target (targeted), else not benign."""
         return pred == self.target if self.attack.targeted else pred != self.benign
 
     def stored(self, k: int, s: int, e: int) -> torch.Tensor:
@@ -197,9 +198,10 @@ class Session:
                                               [self.strengths[k]])[0]
         return self._adv[k - 1][s:e]  # type: ignore[index]
 
-    def _fresh(self, net: nn.Module, x: torch.Tensor, labels: torch.Tensor,
-               direction: torch.Tensor | None, eps: list[float]) -> torch.Tensor:
-        """A fresh attack through ``net`` at ``eps``: ``[K, B, ...]``."""
+    def attack_images(self, net: nn.Module, x: torch.Tensor, labels: torch.Tensor,
+                      direction: torch.Tensor | None, eps: list[float]) -> torch.Tensor:
+        """A fresh attack on ``x`` through ``net`` at ``eps``: ``[K, B, ...]``. FGM/FGSM
+        build it from ``direction`` (``attack_direction`` through ``net``); PGD runs."""
         from ..analysis.profile import attacked
 
         if direction is not None:
@@ -256,7 +258,7 @@ class Session:
                 # Whole batches (successes counted among the correct images only): a subset's
                 # new batch size would make oneDNN build new kernels, costing more than it saves.
                 if adaptive:
-                    adv = self._fresh(net, x, labels_all[s:e], direction, eps)
+                    adv = self.attack_images(net, x, labels_all[s:e], direction, eps)
                     self._count(net, lambda j: [adv[j]], ok, out.adaptive)  # noqa: B023
                 if transfer:
                     if cached:
@@ -279,11 +281,12 @@ class Session:
 
     def measure_many(self, masks: Sequence[Mask], *, ks: Sequence[int] | None = None,
                      n_images: int | None = None, n_sample: int | None = None,
-                     cancelled: Callable[[], bool] | None = None) -> list[Counts]:
+                     cancelled: Callable[[], bool] | None = None,
+                     new_cut: bool = True) -> list[Counts]:
         """``measure(m, transfer=False)`` for every mask in ``masks``, several masks sharing
         each forward and backward pass (one block of rows per mask; see ``hooks.mask_rows``).
         ``cancelled()`` is asked between batches; when it answers true, ``Cancelled`` is
-        raised."""
+        raised. ``new_cut`` as in ``measure`` (here the cut serves the sample only)."""
         ks = [len(self.strengths) - 1] if ks is None else list(ks)
         eps = [self.strengths[k] for k in ks]
         bs = self.batch_size
@@ -293,7 +296,7 @@ class Session:
         per = max(1, self.max_rows // max(1, min(bs, max(n, 1))))
         results: list[Counts] = []
         layers = {self.paths[lay] for m in masks for lay in m.channels}
-        cached = self.cut_for(layers, True)
+        cached = self.cut_for(layers, new_cut)
         for g0 in range(0, len(masks), per):
             group = list(masks[g0 : g0 + per])
             results += self._measure_group(group, ks, eps, n, mm, cached, cancelled)
@@ -335,10 +338,10 @@ class Session:
                     out.n_correct += int(okg[i].sum())
                 if not ks or not bool(ok.any()):
                     continue
-                adv = self._fresh(net, x, labels, direction, eps)
+                adv = self.attack_images(net, x, labels, direction, eps)
                 with torch.inference_mode():
                     for j in range(len(ks)):
-                        hits = (self._hit(net(adv[j]).argmax(1)) & ok).view(g, b).sum(1)
+                        hits = (self.hit(net(adv[j]).argmax(1)) & ok).view(g, b).sum(1)
                         for i, out in enumerate(outs):
                             out.adaptive[j] += int(hits[i])
             with torch.inference_mode():
@@ -362,7 +365,7 @@ class Session:
                hits: list[int]) -> None:
         with torch.inference_mode():
             for j in range(len(hits)):
-                hits[j] += int((self._hit(run(*inputs(j)).argmax(1)) & correct).sum())
+                hits[j] += int((self.hit(run(*inputs(j)).argmax(1)) & correct).sum())
 
     # ------------------------------------------------------------------ the cut (cache.py)
 

@@ -19,7 +19,8 @@ log = logging.getLogger("massif.server")
 
 class DefenseStatus(BaseModel):
     """A defense search: ``queued``, ``running`` (progress in [0, 1]), ``done`` (with its
-    ``result``), ``error`` or ``cancelled``."""
+    ``result``), ``error`` or ``cancelled``. ``result`` comes before the end: the suggestion
+    with ``complete`` false while its baselines are measured (and kept if cancelled then)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -82,6 +83,10 @@ class DefenseJobs:
             with self._lock:
                 job.picks = list(picks)
 
+        def suggested(result: Any) -> None:  # the suggestion, before its baselines
+            with self._lock:
+                job.result = result
+
         def work() -> None:
             from ..edit.session import Cancelled as Stopped
 
@@ -90,10 +95,11 @@ class DefenseJobs:
             try:
                 result = editor.suggest_defense(budget, graph=graph, mode=mode,
                                                 progress=progress,
-                                                cancelled=job.cancel.is_set, found=found)
+                                                cancelled=job.cancel.is_set, found=found,
+                                                suggested=suggested)
                 state, error = "done", None
-            except Stopped:
-                result, state, error = None, "cancelled", None
+            except Stopped:  # a suggestion found before the stop is kept
+                result, state, error = job.result, "cancelled", None
             except MassifError as e:
                 result, state, error = None, "error", str(e)
             except Exception as e:  # a bug: one line in the log and to the page

@@ -228,7 +228,7 @@ export function createEdit(store) {
     $("defense-chart").replaceChildren();
     showPicks([], false);
     $("defense").disabled = true;  // a double click would start two searches
-    let mine = null;
+    let mine = null, drawn = false;
     try {
       let job = await api.startDefense(key, budget, maskMode);
       if (store.get().key !== key) {  // another analysis opened while this one started
@@ -243,12 +243,19 @@ export function createEdit(store) {
         job = await api.getDefense(job.id);
         if (search !== mine) return;
         showSearch(job);
+        // The suggestion comes first; its baselines follow while the search job goes on.
+        if (job.state === "running" && job.result && !drawn) {
+          drawn = true;
+          drawDefense(job.result);
+          document.documentElement.dataset.defense = "suggested";
+        }
       }
       if (job.state === "done") {
         endSearch("ready", "");
         drawDefense(job.result);
       } else if (job.state === "cancelled") {
         endSearch("cancelled", "cancelled");
+        if (job.result) drawDefense(job.result);
       } else {
         endSearch("error", job.error || "the defense search failed");
       }
@@ -278,14 +285,15 @@ export function createEdit(store) {
       { name: "greedy", color: COLORS.greedy, points: [d.before, ...d.greedy] },
       { name: "emphasized", color: COLORS.emphasized, points: [d.before, ...d.top_emphasized] },
       { name: "random", color: COLORS.random, points: [d.before, ...d.random] },
-    ];
+    ].filter((c) => c.name === "greedy" || d.complete);
     const all = curves.flatMap((c) => c.points);
     const x = d3.scaleLinear().domain(d3.extent(all, (p) => p.clean_accuracy)).nice()
       .range([m.left, width - m.right]);
     const y = d3.scaleLinear().domain([0, d3.max(all, (p) => p.adaptive_asr) || 1]).nice()
       .range([height - m.bottom, m.top]);
+    const [lo, hi] = x.domain();  // a narrow range needs a decimal to tell its ticks apart
     svg.append("g").attr("class", "axis").attr("transform", `translate(0,${height - m.bottom})`)
-      .call(d3.axisBottom(x).ticks(3).tickFormat(d3.format(".0%")));
+      .call(d3.axisBottom(x).ticks(3).tickFormat(d3.format(hi - lo < 0.05 ? ".1%" : ".0%")));
     svg.append("g").attr("class", "axis").attr("transform", `translate(${m.left},0)`)
       .call(d3.axisLeft(y).ticks(4).tickFormat(d3.format(".0%")));
     svg.append("text").attr("class", "axis-title x").attr("x", width - m.right)
@@ -304,10 +312,14 @@ export function createEdit(store) {
           `clean ${formatPercent(p.clean_accuracy)}`);
     }
     const last = d.greedy.at(-1);
+    const baselines = d.complete
+      ? `, <span style="color:${COLORS.emphasized}">top emphasized</span>, ` +
+        `<span style="color:${COLORS.random}">random</span> (mean of ${d.random_draws})`
+      : "";
     $("defense-status").innerHTML =
-      `<span style="color:${COLORS.greedy}">greedy</span>, <span style="color:${COLORS.emphasized}">top emphasized</span>, ` +
-      `<span style="color:${COLORS.random}">random</span> (mean of ${d.random_draws}) · adaptive ASR at ` +
+      `<span style="color:${COLORS.greedy}">greedy</span>${baselines} · adaptive ASR at ` +
       `ε = ${+d.epsilon.toPrecision(3)} against clean accuracy, ${d.seconds.toFixed(1)} s.` +
+      (d.complete ? "" : " <span class=\"pending\">Measuring the baselines (random, top emphasized)…</span>") +
       (d.stopped ? ` Stopped early: ${d.stopped}.` : "") +
       (last ? ` <button type="button" id="defense-apply">delete the ${last.mask.length} greedy picks</button>` : "");
     $("defense-apply")?.addEventListener("click", () => store.set({ masked: [...last.mask] }));
