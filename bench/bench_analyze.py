@@ -13,7 +13,8 @@ Three timings on the same images, interleaved in one run (so a noisy machine hur
   straight-line PyTorch with nothing around them (pass 0: a forward pass over both classes'
   clean images for their mean channel maxima; pass 1: one forward and two class backward
   passes per strength plus the attack gradient; pass 2: influence backward passes for the same
-  nodes, the attack at ε_max, and the six masked forward passes). ``massif / bare-same-work``
+  nodes, each from the node's own branch of its inception block, the attack at ε_max, and the
+  six masked forward passes). ``massif / bare-same-work``
   is our overhead; the target is at most 1.15.
 * ``bare-attack-only``: just the attack gradient and one forward pass per strength (what
   measuring the ASR alone costs), for scale.
@@ -42,6 +43,15 @@ def bare_same_work(model, images, benign, target, strengths, node_map, masks, ba
     store = {}
     handles = [net.get_submodule(p).register_forward_hook(
         lambda m, i, o, n=n: store.__setitem__(n, o)) for n, p in layers.items()]
+    # Both models' layers concatenate their children's outputs in order (inception blocks):
+    # an influence pass starts from the node's own branch, as massif's does.
+    branches: dict[str, list] = {}
+    for n, p in layers.items():
+        block = net.get_submodule(p)
+        handles.append(block.register_forward_pre_hook(
+            lambda m, i, n=n: branches.__setitem__(n, [])))
+        handles += [child.register_forward_hook(lambda m, i, o, n=n: branches[n].append(o))
+                    for child in block.children()]
     mask_handles = []
     try:
         for p in net.parameters():
@@ -90,10 +100,14 @@ def bare_same_work(model, images, benign, target, strengths, node_map, masks, ba
                     adv = (x.detach() + strengths[-1] * unit).clamp(0, 1)
                     net(adv.clone().requires_grad_(True))
                 for prev, lay in zip(names, names[1:]):
-                    s = store[lay].flatten(2).amax(2)
                     for ch in node_map.get(lay, []):
-                        (g,) = torch.autograd.grad(s[:, ch].sum(), store[prev],
-                                                   retain_graph=True)
+                        off = 0
+                        for part in branches[lay]:
+                            if ch < off + part.shape[1]:
+                                break
+                            off += part.shape[1]
+                        s = part[:, ch - off].flatten(1).amax(1)
+                        (g,) = torch.autograd.grad(s.sum(), store[prev], retain_graph=True)
                         (store[prev] * g).flatten(2).sum(2).sum(0)
             with torch.no_grad():
                 for m in masks:

@@ -3,6 +3,7 @@
 * ``editor.Editor``: the public verbs (``evaluate``, ``suggest_defense``, ``export``);
 * ``session.Session``: the measuring core (the class's images, the stored attack, a private
   model copy) with a public ``measure`` / ``measure_many`` that the defense search uses;
+* ``estimate``: what deleting each neuron would do, to first order (the defense's shortlist);
 * ``defense``: the greedy defense and its baselines; ``masks``: neuron ids, the export file and
   ``apply_mask``; ``cut``: run a model from a layer on (torch.fx).
 """
