@@ -72,8 +72,8 @@ def record(model: nn.Module, layers: Mapping[str, str],
                 parts[name] = []  # type: ignore[index]
 
             def child(_m: nn.Module, _inp: object, out: object, name: str = name) -> None:
-                if isinstance(out, torch.Tensor):
-                    parts[name].append(out)  # type: ignore[index]
+                if isinstance(out, torch.Tensor):  # (a child also run elsewhere: kept apart)
+                    parts.setdefault(name, []).append(out)  # type: ignore[union-attr]
 
             handles.append(module.register_forward_pre_hook(start))
             handles += [c.register_forward_hook(child) for c in module.children()]
@@ -92,7 +92,7 @@ def concat_parts(out: torch.Tensor, children: Sequence[torch.Tensor]
     is exact, never a guess from shapes. A gradient taken from one branch's tensor instead of
     ``out`` is the same number, without the backward passes through the other branches.
     """
-    fn = out.grad_fn
+    fn = out.grad_fn  # (``_saved_dim``: what autograd keeps of the cat; without it, no match)
     if (fn is None or fn.name() != "CatBackward0"
             or getattr(fn, "_saved_dim", None) not in (1, 1 - out.ndim)):
         return None

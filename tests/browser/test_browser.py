@@ -25,6 +25,7 @@ from tests.helpers.browser import (
     graph_counts,
     graph_of,
     hover_times,
+    in_view,
     open_page,
 )
 from tests.helpers.synthetic import live_server
@@ -390,7 +391,7 @@ def start_defense(page: Page, key: str, budget: int) -> dict:
 def test_a_defense_search_shows_progress_and_can_be_cancelled(site, page):
     key = site["default"]
     open_page(page, site["url"] + f"/graphs/{key}")
-    job = start_defense(page, key, 20)  # minutes of work: it is still running when cancelled
+    job = start_defense(page, key, 20)  # 20 steps: it is still searching when cancelled
     assert job["state"] in ("queued", "running") and job["result"] is None
     page.wait_for_selector("html[data-defense=busy]")
     page.wait_for_selector("#defense-progress", state="visible")
@@ -408,6 +409,25 @@ def test_a_defense_search_shows_progress_and_can_be_cancelled(site, page):
     assert page.locator("#defense-chart > *").count() == 0
     status = httpx.get(f"{site['url']}/defenses/{job['id']}.json", timeout=10).json()
     assert status["state"] == "cancelled" and status["result"] is None
+
+
+def test_a_defense_cancelled_during_its_baselines_keeps_its_suggestion(site, page):
+    key = site["default"]
+    open_page(page, site["url"] + f"/graphs/{key}")
+    page.locator("#budget").fill("3")
+    page.locator("#defense").click()
+    page.wait_for_selector("html[data-defense=suggested]", timeout=120_000)
+    assert "Measuring the baselines" in page.locator("#defense-status").text_content()
+    page.locator("#defense-cancel").click()
+    page.wait_for_selector("html[data-defense=cancelled]", timeout=30_000)
+    text = page.locator("#defense-status").text_content()
+    assert "Cancelled before the baselines were measured" in text
+    assert "Measuring" not in text
+    curves = page.evaluate("[...document.querySelectorAll('#defense-chart .curve')]"
+                           ".map(c => c.classList[1])")
+    assert curves == ["greedy"]
+    assert page.locator("#defense-apply").is_visible()
+    assert in_view(page, "#defense-status")
 
 
 def test_warnings_are_shown_in_view_above_the_summary(site, page):

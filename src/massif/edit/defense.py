@@ -18,11 +18,14 @@
    gains some) counts as costing ``COST_FLOOR`` (half a point), so it wins over a dearer one of
    the same size.
 
-   * **Shortlist** (``shortlist``, default 8): one pass (``estimate.estimate_deletions``)
-     measures ``M`` exactly and estimates, to first order, the three numbers with each
-     candidate deleted too; the ``shortlist`` best candidates by that estimated score (ties:
-     the larger estimated drop, then the first) are then measured exactly.
-     ``shortlist=None`` measures every candidate exactly (the plain greedy search).
+   * **Shortlist** (``shortlist``, default 8): when more candidates are left, one pass
+     (``estimate.estimate_deletions``: forward and backward over the clean search images,
+     their attacked versions and the search sample) estimates, to first order, the three
+     numbers with each candidate deleted too; the ``shortlist`` best candidates by that
+     estimated score (ties: the larger estimated drop, then the first) are then measured
+     exactly. ``shortlist=None`` measures every candidate exactly (the plain greedy search).
+     ``a(M)`` and the rest are the last pick's measured numbers (at the start, those of the
+     empty mask, counted by the first estimate, or measured when there is none).
    * Add the best by the exactly measured score (ties: the larger drop, then the first
      candidate). Stop at ``budget`` neurons, when the ASR on the search set is 0, or when no
      measured candidate lowers it (``stopped`` says why; the path is then shorter than the
@@ -42,13 +45,14 @@
    * ``top_emphasized``: the graph's emphasized neurons, most vulnerable first (ties: the larger
      importance toward the target at ``ε_max``), the first ``n`` (none without a graph).
 
-Cost: a step costs the estimate (three forward and backward passes over the search images and
-as many sample images) and, for each shortlisted candidate, a forward and backward pass over the
-search images, one attacked forward pass and one over the sample; PGD multiplies the attack part
-by its steps. Masks are measured many at a time (``Session.measure_many``: one block of rows per
-mask in each batch), which on a small model on a GPU runs several times faster than one at a
-time. Measuring a mask on all images costs about as much as four search candidates, so on the
-CPU the baselines (``random_draws + 1`` masks per size) are most of the time.
+Cost: a step costs the estimate (forward and backward passes over the search images, their
+attacked versions and the search sample) and, for each shortlisted candidate, a forward and
+backward pass over the search images, one attacked forward pass and one over the sample; PGD
+multiplies the attack part by its steps. Masks are measured many at a time
+(``Session.measure_many``: one block of rows per mask in each batch), which on a small model on
+a GPU runs several times faster than one at a time. Measuring a mask on all images costs about
+as much as four search candidates, so on the CPU the baselines (``random_draws + 1`` masks per
+size) are most of the time.
 
 Built on the session's public measuring API only; ``cancelled()`` is asked between batches.
 """
@@ -228,11 +232,12 @@ def suggest_defense(session: Session, budget: int, candidates: Sequence[str] | N
         """Adaptive ASR at ε_max, clean accuracy on the sample and on the benign class."""
         parsed = [session.parse(ids, mode) if ids else Mask({}, mode) for ids in masks]
         out = []
-        for start in range(0, len(parsed), 8):  # progress between slices
+        step = 8 if session.device.type == "cpu" else 32  # a GPU batch holds many masks
+        for start in range(0, len(parsed), step):  # progress between slices
             # An existing cut serves the sample; building one (a pass over every image at
             # every strength) cost more than it saved here (default pair: 8.6 s against 7.0 s
             # to the suggestion, medians of 3).
-            part = session.measure_many(parsed[start : start + 8], n_images=n_images,
+            part = session.measure_many(parsed[start : start + step], n_images=n_images,
                                         n_sample=n_sample, cancelled=cancelled, new_cut=False)
             out += [(c.rates(c.adaptive)[0], c.sample_accuracy, c.accuracy) for c in part]
             advance(len(part) * (weight if n_images is None else 1))
@@ -247,26 +252,39 @@ def suggest_defense(session: Session, budget: int, candidates: Sequence[str] | N
     path: list[str] = []
     searched: list[tuple[str, float, float, float]] = []
     stopped = None
+    # a(M), c(M), c_b(M): measured like the candidates (the previous step's pick, and at the
+    # start the empty mask; with a shortlist the first estimate counts them)
+    base: tuple[float, float, float] | None = None
+    if shortlist is None:
+        (base,) = points([[]], s_img, s_smp)
     while len(path) < budget:
         if cancelled is not None and cancelled():
             raise Cancelled()
-        est = estimate_deletions(session, session.parse(path, mode) if path else Mask({}, mode),
-                                 s_img, s_smp)
-        advance(2)
-        asr, acc, acc_b = est.asr, est.accuracy, est.benign_accuracy
+        tried = [c for c in pool if c not in path and not session.deletes_whole_layer(path + [c])]
+        cut_short = shortlist is not None and len(tried) > shortlist
+        est = None
+        if cut_short or base is None:
+            est = estimate_deletions(session, session.parse(path, mode) if path
+                                     else Mask({}, mode), s_img, s_smp)
+            advance(2)
+        if base is None:
+            assert est is not None
+            base = (est.asr, est.accuracy, est.benign_accuracy)
+        asr, acc, acc_b = base
         if asr <= 0.0:
             stopped = "the attack no longer succeeds at ε_max on the search images"
             break
-        tried = [c for c in pool if c not in path and not session.deletes_whole_layer(path + [c])]
         if not tried:
             stopped = "no candidate neurons left"
             break
-        if shortlist is not None and len(tried) > shortlist:
+        if cut_short:
+            assert est is not None and shortlist is not None
             guess = {}
             for cand in tried:
                 lay, _, ch = cand.rpartition(":")
                 a, c, cb = est.predict(lay, int(ch))
-                guess[cand] = (score_of(asr - a, acc - c, acc_b - cb), asr - a)
+                guess[cand] = (score_of(est.asr - a, est.accuracy - c, est.benign_accuracy - cb),
+                               est.asr - a)
             tried = sorted(tried, key=lambda c: (-guess[c][0], -guess[c][1],
                                                  pool.index(c)))[:shortlist]
         total += len(tried) - per_step  # a short pool or a short last list
@@ -279,12 +297,12 @@ def suggest_defense(session: Session, budget: int, candidates: Sequence[str] | N
                 best = key
         assert best is not None
         if best[1] <= 0.0:
-            stopped = ("no remaining candidate lowers the adaptive ASR" if shortlist is None
-                       or len(tried) < shortlist else
-                       f"none of the {len(tried)} most promising candidates lowers the "
-                       "adaptive ASR")
+            stopped = (f"none of the {len(tried)} most promising candidates lowers the "
+                       "adaptive ASR" if cut_short else
+                       "no remaining candidate lowers the adaptive ASR")
             break
         score, _, _, cand, asr, acc, acc_b = best
+        base = (asr, acc, acc_b)
         path.append(cand)
         searched.append((cand, score, asr, acc))
         if found:

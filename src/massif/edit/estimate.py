@@ -18,8 +18,8 @@ The pass also counts the mask's own numbers exactly (``asr``, ``accuracy``,
 ``l`` (setting ``a_{l,c}`` to 0, or to its benign mean ``μ_c`` in mode ``mean``) moves each
 margin by about ``Δ = −Σ_positions (a_{l,c} − fill)·∂margin/∂a_{l,c}`` (attribution patching:
 a first-order Taylor step, the attack held fixed), and ``predict(l, c)`` counts the three
-numbers again with the moved margins. It costs three forward and backward passes for all
-neurons at once, where measuring one deletion exactly costs about one; it is only an estimate (a
+numbers again with the moved margins. It costs about three forward and backward passes for
+all neurons at once, where measuring one deletion exactly costs about one; it is only an estimate (a
 deletion early in the network, or one the adaptive attack routes around, can be far off), so
 the search measures its shortlist exactly.
 """

@@ -32,7 +32,7 @@ class DefenseStatus(BaseModel):
     progress: float = 0.0
     error: str | None = None
     picks: list[str] = Field(default_factory=list)  # the greedy picks so far, in order
-    result: Any = None  # edit.DefenseResult once done
+    result: Any = None  # edit.DefenseResult: the suggestion first (complete false), then all
 
 
 @dataclass(kw_only=True)

@@ -13,7 +13,8 @@ link cannot set one off; see ``app.py``):
   as it opens an analysis);
 * ``POST /graphs/{key}/defense`` ``{"budget": 5, "mode": "zero"}`` →
   ``defense_jobs.DefenseStatus``: a defense search started as a job; ``GET
-  /defenses/{id}.json`` its progress and, once done, its ``edit.DefenseResult``; ``POST
+  /defenses/{id}.json`` its progress and its ``edit.DefenseResult`` (the suggestion first,
+  ``complete`` false while the baselines are measured); ``POST
   /defenses/{id}/cancel`` stops it;
 * ``POST /graphs/{key}/images`` ``{"k": 3}`` → ``one_image.Gallery``: the class's images with
   their clean and attacked predictions at strength index ``k``; ``POST

@@ -255,7 +255,7 @@ export function createEdit(store) {
         drawDefense(job.result);
       } else if (job.state === "cancelled") {
         endSearch("cancelled", "cancelled");
-        if (job.result) drawDefense(job.result);
+        if (job.result) drawDefense(job.result, true);  // the suggestion came before the stop
       } else {
         endSearch("error", job.error || "the defense search failed");
       }
@@ -276,7 +276,7 @@ export function createEdit(store) {
     }
   }
 
-  function drawDefense(d) {
+  function drawDefense(d, cancelled = false) {
     showPicks(d.greedy.length ? d.greedy.at(-1).mask : [], true);
     const svg = d3.select("#defense-chart");
     const width = chartWidth(), height = 170, m = { top: 10, right: 12, bottom: 32, left: 46 };
@@ -319,7 +319,8 @@ export function createEdit(store) {
     $("defense-status").innerHTML =
       `<span style="color:${COLORS.greedy}">greedy</span>${baselines} · adaptive ASR at ` +
       `ε = ${+d.epsilon.toPrecision(3)} against clean accuracy, ${d.seconds.toFixed(1)} s.` +
-      (d.complete ? "" : " <span class=\"pending\">Measuring the baselines (random, top emphasized)…</span>") +
+      (d.complete ? "" : cancelled ? " Cancelled before the baselines were measured."
+        : " <span class=\"pending\">Measuring the baselines (random, top emphasized)…</span>") +
       (d.stopped ? ` Stopped early: ${d.stopped}.` : "") +
       (last ? ` <button type="button" id="defense-apply">delete the ${last.mask.length} greedy picks</button>` : "");
     $("defense-apply")?.addEventListener("click", () => store.set({ masked: [...last.mask] }));
