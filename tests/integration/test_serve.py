@@ -485,3 +485,45 @@ def test_massif_serve_on_a_port_in_use_gives_one_line(tmp_path):
         f"massif: error: port {port} on 127.0.0.1 is already in use; stop the other server "
         "or choose another port with --port"]
     assert "Traceback" not in r.stderr + r.stdout
+
+
+def openmp_workers() -> int:
+    """This process's threads that Python did not start (OpenMP's workers, here)."""
+    return len(os.listdir("/proc/self/task")) - threading.active_count()
+
+
+@pytest.mark.skipif(torch.get_num_threads() < 2, reason="one CPU thread: torch makes no "
+                    "OpenMP teams, so there is nothing to leave behind")
+def test_no_thread_keeps_an_openmp_team_once_the_server_is_idle(tmp_path):
+    """Every thread that runs torch keeps OpenMP workers while it lives, and idle ones slow the
+    others down (``massif.threads``). After an analysis, an editor build, edits and a defense
+    search, the server's threads hold none: those that ran torch have ended."""
+    app = create_app(tmp_path / "ws", "bundled", device="cpu", max_images=64, batch_size=64,
+                     pictures=False)
+    with live_server(app) as url:
+        idle = openmp_workers()  # the test runner's own team (if any), nothing of the server
+        status = httpx.post(f"{url}/analyses", json={"benign": "Sneaker", "target": "Sandal"},
+                            timeout=30).json()
+        deadline = time.monotonic() + 90
+        while status["state"] not in ("done", "error") and time.monotonic() < deadline:
+            time.sleep(0.2)
+            status = httpx.get(f"{url}/analyses/{status['key']}.json", timeout=10).json()
+        assert status["state"] == "done", status
+        key = status["key"]
+        assert httpx.post(f"{url}/graphs/{key}/editor", json={}, timeout=60).status_code == 200
+        graph = Graph.model_validate(httpx.get(f"{url}{status['graph']}", timeout=10).json())
+        edit = httpx.post(f"{url}/graphs/{key}/edit", json={"mask": [graph.nodes[0].id]},
+                          timeout=60)
+        assert edit.status_code == 200, edit.text
+        job = httpx.post(f"{url}/graphs/{key}/defense", json={"budget": 1}, timeout=30).json()
+        while job["state"] in ("queued", "running") and time.monotonic() < deadline:
+            time.sleep(0.2)
+            job = httpx.get(f"{url}/defenses/{job['id']}.json", timeout=10).json()
+        assert job["state"] == "done", job
+        # A thread's OpenMP workers leave shortly after it ends; a request pool's idle thread
+        # (that would keep them for 10 s) must not be what ran torch.
+        settle = time.monotonic() + 5
+        while openmp_workers() > idle and time.monotonic() < settle:
+            time.sleep(0.1)
+        assert openmp_workers() <= idle
+        assert not [t.name for t in threading.enumerate() if t.name == "massif-analyses"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -152,9 +152,8 @@ def demo(
     """The embedded default: Sneaker -> Sandal, targeted FGM up to 3.5, on the bundled model."""
 
     def work() -> None:
-        from ..analysis import run
         from ..io import make_dir
-        from ..store import Workspace
+        from ..threads import in_own_thread
 
         one_process("demo")
         check_port(port)
@@ -165,6 +164,18 @@ def demo(
             from ..server import bind
 
             sock = bind("127.0.0.1", port)  # a port in use is reported before any work
+        # torch runs in a thread that ends with it, never in the thread that serves (threads.py)
+        app_ = in_own_thread(prepare, cache_dir, sock is not None, name="massif-demo")
+        if sock is not None:
+            from ..server import run as serve_app
+
+            serve_app(app_, "127.0.0.1", port, sock)
+
+    def prepare(cache_dir: Path, serving: bool) -> Any:
+        """The default analysis (saved, or run and saved), its pictures, and the app."""
+        from ..analysis import run
+        from ..store import Workspace
+
         ws = Workspace(workspace)
         resolved = build_request(benign=DEFAULT_BENIGN, target=DEFAULT_TARGET,
                                  attack="fgm").resolve()
@@ -179,12 +190,10 @@ def demo(
         made_pictures(resolved.model, graph, resolved.dataset, "auto", None, cache_dir)
         typer.echo(graph.summary())
         typer.echo(f"\nwrote {ws.graph_path(key)}")
-        if sock is None:
-            return
+        if not serving:
+            return None
         from ..server import create_app
-        from ..server import run as serve_app
 
-        serve_app(create_app(workspace, resolved.model, resolved.dataset), "127.0.0.1", port,
-                  sock)
+        return create_app(workspace, resolved.model, resolved.dataset)
 
     run_guarded(work)

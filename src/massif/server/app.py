@@ -93,6 +93,7 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
     from ..pictures import DEFAULT_STEPS, cache_root, make_graph_pictures
     from ..request import resolve_device
     from ..store import Workspace
+    from ..threads import in_own_thread
 
     if request is None:
         request = AnalysisRequest(benign=0, target=None, model=model, data=dataset,
@@ -103,8 +104,9 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
     resolve_device(request.device)  # a bad device is refused before serving
     ws = Workspace(Path(workspace))
     picture_root = cache_root(cache)
-    engine = Engine.load(request, cache=picture_root, pictures=pictures,
-                         picture_steps=picture_steps)
+    # torch runs only in threads that end with their work (``massif.threads``)
+    engine = in_own_thread(Engine.load, request, cache=picture_root, pictures=pictures,
+                           picture_steps=picture_steps, name="massif-load")
 
     def make_pictures(graph: Graph, progress: Any) -> None:
         """Feature visualizations and dataset examples for ``graph``'s neurons, made only where

@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from ..edit.masks import MAX_MASK
 from ..errors import MassifError, short
 from ..schemas import Graph
+from ..threads import in_own_thread
 
 KEEP = 4  # editors kept in memory (a full one and a preview one per analysis)
 PREVIEW_IMAGES = 250  # images (of the class, and of the all-class sample) behind a preview
@@ -157,10 +158,13 @@ def add_edit_routes(app: Any, graph_entry: Callable[[str], tuple[Graph, bytes]],
         graph, _ = graph_entry(key)
         preview = preview and graph.benign.n_images > PREVIEW_IMAGES
         slot = slot_of(f"{key} preview" if preview else key)
-        with slot.lock:
+        def run() -> Any:
             if slot.editor is None:
                 slot.editor = build(key, graph, preview)
             return fn(slot.editor)
+
+        with slot.lock:  # torch runs in a thread that ends with it (``massif.threads``)
+            return in_own_thread(run, name="massif-edit")
 
     @app.post("/graphs/{key}/edit", response_model=EditResult)
     def edit(key: str, body: EditBody) -> EditResult:

@@ -9,7 +9,8 @@
 2. **Analyses** (``JobManager``): a request is turned into its workspace key before anything
    runs. If the workspace has it, it is done; if a job for the key is queued or running, the
    caller gets that job (two browsers share one computation); else a job is queued. One worker
-   thread runs analyses in order (the only thread that runs or moves the live model): it calls
+   thread runs analyses in order (the only thread that runs or moves the live model; it ends
+   when the queue is empty, see ``massif.threads``, and the next job starts another): it calls
    ``analysis.run`` with a progress callback, makes the pictures the graph's neurons lack, and
    saves the graph atomically. The checkpoint folder is the graph's folder, so a server killed
    mid-analysis resumes it when asked again. ``cancel(key)`` stops a job at its next batch.
@@ -230,7 +231,7 @@ class JobManager:
                 self._next_id += 1
                 self.jobs[key] = job
                 self._queue.put(job)
-                if self._worker is None or not self._worker.is_alive():
+                if self._worker is None or not self._worker.is_alive():  # ends when idle
                     self._worker = threading.Thread(target=self._work, name="massif-analyses",
                                                     daemon=True)
                     self._worker.start()
@@ -252,8 +253,13 @@ class JobManager:
         return self.status(key)
 
     def _work(self) -> None:
-        while True:
-            job = self._queue.get()
+        while True:  # ends when the queue is empty, and its OpenMP team with it (threads.py)
+            with self._lock:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    self._worker = None
+                    return
             self._run(job)
 
     def _run(self, job: Job) -> None:
