@@ -384,6 +384,27 @@ def test_batched_masks_equal_one_mask_at_a_time(bundled_pair):
         assert abs(a.adaptive[0] - b.adaptive[0]) <= 1  # float summation order at a boundary
 
 
+def test_images_the_masks_share_run_the_part_before_them_once_with_the_same_numbers(
+        bundled_pair):
+    """Without a cached cut, ``measure_many`` runs the sample (and, for PGD, the clean images)
+    through the layers before the masked ones once per batch and the rest once per mask
+    (``ActivationCache.split``): the counts are those of the whole model run per mask."""
+    _, _, ed = bundled_pair
+    masks = [["mixed4a:1"], ["mixed4b:3", "mixed5a:7"], ["mixed4a:5"]]
+    split, whole = ed.fork().session, ed.fork().session
+    whole.cache.cache_bytes = 0  # no cut of any kind: the whole model for every row
+    parsed = [[ses.parse(ids) for ids in masks] for ses in (split, whole)]
+    cut = split.cache.split({split.paths["mixed4a"], split.paths["mixed4b"]}, split.images[:8])
+    assert cut is not None and cut.path == split.paths["mixed3b"]
+    assert whole.cache.split({whole.paths["mixed4a"]}, whole.images[:8]) is None
+    got, want = (ses.measure_many(ps, n_images=100, n_sample=300, new_cut=False)
+                 for ses, ps in zip((split, whole), parsed))
+    assert split.cache.cached is None  # nothing was cached: the split keeps no activations
+    for a, b in zip(got, want):
+        assert abs(a.sample_correct - b.sample_correct) <= 1  # float order at a boundary
+        assert (a.n_correct, a.adaptive) == (b.n_correct, b.adaptive)
+
+
 def test_defense_can_be_cancelled(bundled_pair):
     from massif.edit.session import Cancelled
 

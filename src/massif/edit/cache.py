@@ -4,6 +4,8 @@ Deleting neurons of layer ``L`` leaves everything computed before ``L`` unchange
 clean benign images, the stored attack and the all-class sample a ``Session`` keeps the
 activations at a cut before the earliest masked layer and runs only the rest of the model. One
 cut is cached at a time (at most ``cache_bytes``); a mask that needs an earlier one moves it.
+``split`` gives a checked cut without activations, for images many masks share in one batch
+(``Session.measure_many``'s sample): the prefix runs once, the suffix once per mask.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class ActivationCache:
                  cache_bytes: int) -> None:
         self.net, self.fx_graph, self.paths, self.cache_bytes = net, fx_graph, paths, cache_bytes
         self.cached: Cached | None = None
+        self.cuts: dict[str, Cut] = {}  # checked cuts by path (no activations)
         self.bad_cuts: set[str] = set()
 
     def for_net(self, net: nn.Module) -> ActivationCache:
@@ -57,7 +60,24 @@ class ActivationCache:
         cover them. ``session`` gives the images (``images``, ``stored``, ``sample_images``)."""
         if self.cached is not None and self.cached.cut.covers(masked):
             return self.cached
-        if not masked or not new_cut or self.cache_bytes <= 0:
+        if not new_cut:
+            return None
+        while True:
+            c = self.split(masked, session.images[:8])
+            if c is None:
+                return None
+            with frozen(self.net):
+                built = self._fill(c, session)
+            if built is not None:
+                self.cached = built
+                return built
+            self.bad_cuts.add(c.path)  # too big to keep: try an earlier cut
+
+    def split(self, masked: set[str], probe: torch.Tensor) -> Cut | None:
+        """The latest cut whose suffix runs every layer in ``masked``, checked on ``probe``
+        (a few images), with no activations kept: a caller runs its prefix once for images
+        that many masks share and its suffix once per mask. ``None`` if there is none."""
+        if not masked or self.cache_bytes <= 0:
             return None
         if self.fx_graph == AUTO:
             with frozen(self.net):
@@ -67,20 +87,16 @@ class ActivationCache:
         for path in reversed(self.paths):
             if path in self.bad_cuts:
                 continue
-            c = cut(self.net, self.fx_graph, path, self.paths)
+            c = self.cuts.get(path)
             if c is None:
-                self.bad_cuts.add(path)
-                continue
-            if not c.covers(masked):
-                continue
-            with frozen(self.net):
-                ok = check(c, self.net, session.images[:8])
-                built = self._fill(c, session) if ok else None
-            if built is None:
-                self.bad_cuts.add(path)
-                continue
-            self.cached = built
-            return built
+                c = cut(self.net, self.fx_graph, path, self.paths)
+                with frozen(self.net):
+                    if c is None or not check(c, self.net, probe):
+                        self.bad_cuts.add(path)
+                        continue
+                self.cuts[path] = c
+            if c.covers(masked):
+                return c
         return None
 
     @torch.inference_mode()

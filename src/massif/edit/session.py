@@ -310,8 +310,18 @@ class Session:
         net, atk, bs = self.net, self.attack, self.batch_size
         paths = [self.module_paths(m) for m in group]
         fills = [self.fills(m) for m in group]
-        run = cached.cut.suffix if cached and cached.cut.covers(
-            {p for ps in paths for p in ps}) else None
+        masked = {p for ps in paths for p in ps}
+        run = cached.cut.suffix if cached and cached.cut.covers(masked) else None
+        # images every mask sees unchanged: the part before the masked layers once, the rest
+        # once per mask (``cache.ActivationCache.split``)
+        split = self.cache.split(masked, self.images[:8]) if run is None else None
+
+        def clean_logits(images: torch.Tensor) -> torch.Tensor:
+            if split is None:
+                return net(images.repeat(g, *([1] * (images.ndim - 1))))
+            # cat, not repeat: it keeps the activations' memory format (channels_last)
+            return split.suffix(*[torch.cat([t] * g) for t in split.prefix(images)])
+
         with frozen(net), mask_rows(net, paths, fills):
             for s in range(0, n, bs):
                 if cancelled is not None and cancelled():
@@ -330,7 +340,7 @@ class Session:
                     del logits, x0
                 else:
                     with torch.inference_mode():
-                        ok = net(x).argmax(1) == self.benign
+                        ok = clean_logits(self.images[s:e]).argmax(1) == self.benign
                 okg = ok.view(g, b)
                 for i, out in enumerate(outs):
                     out.correct.append(okg[i])
@@ -351,8 +361,7 @@ class Session:
                         inp = [t[s:e].repeat(g, *([1] * (t.ndim - 1))) for t in cached.sample]
                         pred = run(*inp).argmax(1)
                     else:
-                        part = self.sample_images[s:e]
-                        pred = net(part.repeat(g, *([1] * (part.ndim - 1)))).argmax(1)
+                        pred = clean_logits(self.sample_images[s:e]).argmax(1)
                     right = (pred.view(g, e - s) == self.sample_labels[s:e]).sum(1)
                     for i, out in enumerate(outs):
                         out.sample_correct += int(right[i])
