@@ -26,7 +26,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -80,11 +80,12 @@ class Dataset:
     def load_chunks(self, chunks: Sequence[Sequence[int]], workers: int = 0
                     ) -> Iterator[torch.Tensor | None]:
         """Each chunk's images in order (``None`` for an empty chunk), the next ones loading
-        while the caller computes: in one background thread (``workers=0``), or in ``workers``
-        processes of a torch ``DataLoader`` (each loads whole chunks; JPEG decoding then runs
-        beside the model instead of between its batches). A dataset held in memory loads in
-        the caller's thread: a copy is quicker than the contention a second thread's tensor
-        work brings (measured: the bundled model's neuron pass took 25% longer with it)."""
+        while the caller computes: in a background thread per chunk (``workers=0``), or in
+        ``workers`` processes of a torch ``DataLoader`` (each loads whole chunks; JPEG decoding
+        then runs beside the model instead of between its batches). A dataset held in memory
+        loads in the caller's thread: a copy is quicker than the contention a second thread's
+        tensor work brings (measured with one long-lived loader thread: the bundled model's
+        neuron pass took 25% longer with it)."""
         todo = [list(c) for c in chunks if len(c)]
         if self.in_memory and workers == 0:
             loaded: Iterator[torch.Tensor] = (self.load(c) for c in todo)
@@ -120,15 +121,22 @@ class _Chunks(torch.utils.data.Dataset):
 
 
 def _prefetched(dataset: Dataset, chunks: list[list[int]]) -> Iterator[torch.Tensor]:
-    if not chunks:
-        return
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(dataset.load, chunks[0])
-        for i in range(len(chunks)):
-            images = future.result()
-            if i + 1 < len(chunks):
-                future = pool.submit(dataset.load, chunks[i + 1])
-            yield images
+    """The chunks, each loaded in a thread of its own while the caller computes on the one
+    before. The thread ends with its chunk: a loader thread that lived on would keep an idle
+    OpenMP team, which slows every operator of the computing thread (``massif.threads``)."""
+
+    def start(chunk: list[int]) -> Future[torch.Tensor]:
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="massif-load")
+        future = pool.submit(dataset.load, chunk)
+        pool.shutdown(wait=False)  # its thread ends once the chunk is loaded
+        return future
+
+    future = start(chunks[0]) if chunks else None
+    for i in range(len(chunks)):
+        assert future is not None
+        images = future.result()
+        future = start(chunks[i + 1]) if i + 1 < len(chunks) else None
+        yield images
 
 
 def resolve_class(name_or_index: str | int, class_names: Sequence[str]) -> int:

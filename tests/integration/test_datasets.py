@@ -5,8 +5,10 @@ from __future__ import annotations
 import functools
 import gzip
 import http.server
+import os
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -140,3 +142,28 @@ def test_worker_processes_load_the_same_chunks_and_pass_errors_whole(tmp_path):
         list(data.load_chunks(chunks, workers=2))
     assert str(err.value).startswith("cannot read image") and "5.png" in str(err.value)
     assert "Traceback" not in str(err.value)
+
+
+@pytest.mark.skipif(torch.get_num_threads() < 2, reason="one CPU thread: torch makes no "
+                    "OpenMP teams, so there is nothing to leave behind")
+def test_a_folder_loads_each_chunk_in_a_thread_that_ends_with_it(tmp_path):
+    """While the caller computes on a chunk, the thread that loaded the next one has ended, and
+    its OpenMP workers with it (``massif.threads``: idle teams slow the caller's operators)."""
+    g = torch.Generator().manual_seed(0)
+    (tmp_path / "a").mkdir()
+    for i in range(12):
+        arr = (torch.rand(64, 64, 3, generator=g) * 255).to(torch.uint8).numpy()
+        Image.fromarray(arr).save(tmp_path / "a" / f"{i}.png")
+    data = ImageFolder(tmp_path, 64, 3)  # a chunk of 4 is 49,152 values: operators go parallel
+
+    def openmp_workers() -> int:
+        return len(os.listdir("/proc/self/task")) - threading.active_count()
+
+    torch.ones(1 << 16).add_(1)  # this thread's own team, if it has none yet
+    idle = openmp_workers()
+    seen = []
+    for images in data.load_chunks([[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]):
+        time.sleep(1.0)  # "compute": the next chunk is loaded meanwhile, its thread gone
+        seen.append(openmp_workers())
+        assert images is not None and images.shape == (4, 3, 64, 64)
+    assert max(seen) <= idle, seen
