@@ -121,7 +121,7 @@ def bench_attack(attack: str, model, data, args, sync, repeats: int) -> dict[str
     return out
 
 
-def defense_over_http(budget: int, repeats: int) -> None:
+def defense_over_http(budget: int, repeats: int, device: str) -> None:
     """``--serve``: the defense search as the page runs it, in a ``massif serve`` process."""
     import httpx
 
@@ -132,7 +132,7 @@ def defense_over_http(budget: int, repeats: int) -> None:
     with tempfile.TemporaryDirectory(prefix="massif-bench-") as tmp:
         server = subprocess.Popen(
             [str(Path(sys.executable).parent / "massif"), "serve", f"{tmp}/ws", "--port",
-             str(port), "--no-pictures", "--device", "cpu", "--cache", f"{tmp}/cache"],
+             str(port), "--no-pictures", "--device", device, "--cache", f"{tmp}/cache"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 120
@@ -146,11 +146,13 @@ def defense_over_http(budget: int, repeats: int) -> None:
                     time.sleep(0.2)
             status = httpx.post(f"{url}/analyses", json={"benign": "Sneaker",
                                                          "target": "Sandal"}, timeout=30).json()
-            while status["state"] not in ("done", "error"):
+            while status["state"] in ("queued", "running") and time.monotonic() < deadline + 300:
                 time.sleep(0.5)
                 status = httpx.get(f"{url}/analyses/{status['key']}.json", timeout=10).json()
+            if status["state"] != "done":
+                raise SystemExit(f"the analysis did not finish: {status}")
             key = status["key"]
-            httpx.post(f"{url}/graphs/{key}/editor", json={}, timeout=120)
+            httpx.post(f"{url}/graphs/{key}/editor", json={}, timeout=120).raise_for_status()
             first, whole = [], []
             for _ in range(repeats):
                 t = time.perf_counter()
@@ -162,6 +164,8 @@ def defense_over_http(budget: int, repeats: int) -> None:
                     job = httpx.get(f"{url}/defenses/{job['id']}.json", timeout=10).json()
                     if seen is None and job["result"] is not None:
                         seen = time.perf_counter() - t
+                if job["state"] != "done":
+                    raise SystemExit(f"the defense search did not finish: {job['error']}")
                 whole.append(time.perf_counter() - t)
                 first.append(seen if seen is not None else whole[-1])
             print(f"defense over HTTP (massif serve, budget {budget}, default pair): the "
@@ -198,7 +202,7 @@ def main() -> None:
                          "one run); several to compare")
     args = ap.parse_args()
     if args.serve:
-        defense_over_http(args.budget, args.repeats)
+        defense_over_http(args.budget, args.repeats, args.device)
         return
     dev = torch.device(args.device)
     model = massif.load_model("bundled")

@@ -26,13 +26,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .errors import MassifError, did_you_mean, is_index, short
+from .threads import in_background
 
 FASHION_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -124,18 +125,11 @@ def _prefetched(dataset: Dataset, chunks: list[list[int]]) -> Iterator[torch.Ten
     """The chunks, each loaded in a thread of its own while the caller computes on the one
     before. The thread ends with its chunk: a loader thread that lived on would keep an idle
     OpenMP team, which slows every operator of the computing thread (``massif.threads``)."""
-
-    def start(chunk: list[int]) -> Future[torch.Tensor]:
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="massif-load")
-        future = pool.submit(dataset.load, chunk)
-        pool.shutdown(wait=False)  # its thread ends once the chunk is loaded
-        return future
-
-    future = start(chunks[0]) if chunks else None
-    for i in range(len(chunks)):
-        assert future is not None
-        images = future.result()
-        future = start(chunks[i + 1]) if i + 1 < len(chunks) else None
+    futures = (in_background(lambda c=c: dataset.load(c), "massif-load") for c in chunks)
+    pending = next(futures, None)
+    while pending is not None:
+        images = pending.result()
+        pending = next(futures, None)  # the next chunk loads while the caller computes
         yield images
 
 

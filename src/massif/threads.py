@@ -1,4 +1,4 @@
-"""Run torch work in a thread that ends with it: ``in_own_thread(fn, *args)``.
+"""Run torch work in a thread that ends with it: ``in_own_thread`` and ``in_background``.
 
 Why. A thread that runs torch's CPU operators keeps a team of OpenMP worker threads for as long
 as it lives. GNU OpenMP (libgomp, which PyTorch's Linux wheels ship) lets idle workers spin for a
@@ -10,34 +10,54 @@ took 12.0 s from a server thread after the main thread had run torch, against 8.
 other team was alive (one process, one run each).
 
 So a long-lived thread (the main thread that serves, an HTTP request pool's threads, the
-analysis worker between jobs) never runs torch itself: the work goes to a thread made for it,
-whose team ends with it. Starting one costs well under a millisecond.
+analysis worker between jobs, a data loader) never runs torch itself: the work goes to a thread
+made for it, whose team ends with it. Starting one costs well under a millisecond.
 """
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from concurrent.futures import Future
+from typing import TypeVar
 
 T = TypeVar("T")
 
 
-def in_own_thread(fn: Callable[..., T], *args: Any, name: str = "massif-compute",
-                  **kwargs: Any) -> T:
-    """``fn(*args, **kwargs)`` run in a new thread; waits for it and returns its result or
-    raises its exception. The thread is a daemon, so Ctrl+C in the caller ends the process."""
-    box: dict[str, Any] = {}
+def _start(fn: Callable[[], T], name: str) -> tuple[Future[T], threading.Thread]:
+    future: Future[T] = Future()
 
     def body() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
         try:
-            box["value"] = fn(*args, **kwargs)
-        except BaseException as e:  # handed to the caller, re-raised there
-            box["error"] = e
+            future.set_result(fn())
+        except BaseException as e:  # handed to whoever waits on the future
+            future.set_exception(e)
 
-    worker = threading.Thread(target=body, name=name, daemon=True)
-    worker.start()
-    worker.join()
-    if "error" in box:
-        raise box.pop("error")
-    return box["value"]
+    thread = threading.Thread(target=body, name=name, daemon=True)
+    thread.start()
+    return future, thread
+
+
+def in_background(fn: Callable[[], T], name: str = "massif-compute") -> Future[T]:
+    """Start ``fn()`` in a new daemon thread; its result (or exception) arrives in the
+    returned future, and the thread ends with it."""
+    return _start(fn, name)[0]
+
+
+def in_own_thread(fn: Callable[[], T], name: str = "massif-compute") -> T:
+    """``fn()`` run in a new thread; waits for it and returns its result or raises its
+    exception. Ctrl+C while waiting is passed on to that thread (it stops at its next Python
+    step, as it would have in the caller's thread), then raised here."""
+    future, thread = _start(fn, name)
+    try:
+        thread.join()
+    except KeyboardInterrupt:
+        if thread.ident is not None:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident),
+                                                       ctypes.py_object(KeyboardInterrupt))
+        thread.join()
+        raise
+    return future.result()

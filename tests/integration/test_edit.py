@@ -403,6 +403,16 @@ def test_images_the_masks_share_run_the_part_before_them_once_with_the_same_numb
     for a, b in zip(got, want):
         assert abs(a.sample_correct - b.sample_correct) <= 1  # float order at a boundary
         assert (a.n_correct, a.adaptive) == (b.n_correct, b.adaptive)
+    # The layer before the cut sees each sample image once with the split, once per mask without.
+    for ses, ps, per_image in ((split, parsed[0], 1), (whole, parsed[1], len(masks))):
+        rows: list[int] = []
+        handle = ses.net.get_submodule(ses.paths["mixed3b"]).register_forward_hook(
+            lambda _m, _i, o, rows=rows: rows.append(o.shape[0]))
+        try:
+            ses.measure_many(ps, n_images=0, n_sample=300, new_cut=False)
+        finally:
+            handle.remove()
+        assert sum(rows) == 300 * per_image
 
 
 def test_defense_can_be_cancelled(bundled_pair):

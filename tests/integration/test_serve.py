@@ -25,6 +25,7 @@ from massif.server import bind, create_app
 from massif.server.answers import NodeDetail, Pictures
 from massif.server.jobs import AnalysisStatus
 from massif.store import Workspace
+from massif.threads import in_own_thread
 from tests.helpers.synthetic import live_server, synthetic_graph
 from tests.helpers.tiny import CLASSES, Planted, planted_dataset
 
@@ -501,7 +502,13 @@ def test_no_thread_keeps_an_openmp_team_once_the_server_is_idle(tmp_path):
     app = create_app(tmp_path / "ws", "bundled", device="cpu", max_images=64, batch_size=64,
                      pictures=False)
     with live_server(app) as url:
-        idle = openmp_workers()  # the test runner's own team (if any), nothing of the server
+        # the test runner's own team (if any), once the loading thread's workers have left
+        idle, deadline = openmp_workers(), time.monotonic() + 5
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            if openmp_workers() == idle:
+                break
+            idle = openmp_workers()
         status = httpx.post(f"{url}/analyses", json={"benign": "Sneaker", "target": "Sandal"},
                             timeout=30).json()
         deadline = time.monotonic() + 90
@@ -553,4 +560,5 @@ def test_accepted_connections_send_at_once():
         await server.wait_closed()
         return seen[0]
 
-    assert asyncio.run(main()) != 0
+    # a loop of its own, in a thread of its own (the test runner's thread may hold one)
+    assert in_own_thread(lambda: asyncio.run(main())) != 0

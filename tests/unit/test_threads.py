@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+import time
 
 import pytest
 
@@ -17,7 +20,7 @@ def test_the_result_comes_back_from_a_thread_that_then_ends():
         seen.append(threading.current_thread())
         return a + b
 
-    assert in_own_thread(work, 2, b=3, name="massif-test") == 5
+    assert in_own_thread(lambda: work(2, b=3), "massif-test") == 5
     assert seen[0] is not threading.current_thread() and seen[0].name == "massif-test"
     assert not seen[0].is_alive()
 
@@ -28,3 +31,27 @@ def test_the_error_is_raised_in_the_caller_as_it_was():
 
     with pytest.raises(MassifError, match="Sneakr"):
         in_own_thread(work)
+
+
+def test_ctrl_c_while_waiting_stops_the_work_too():
+    """Ctrl+C reaches the waiting caller, and the work stops as it would have in the caller's
+    own thread (a daemon thread left running would go on writing after the command ended)."""
+    started, stopped = threading.Event(), threading.Event()
+
+    def work() -> None:
+        started.set()
+        try:
+            while True:
+                time.sleep(0.01)
+        finally:
+            stopped.set()
+
+    def press_ctrl_c() -> None:
+        started.wait(10)
+        time.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=press_ctrl_c, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        in_own_thread(work)
+    assert stopped.wait(5)

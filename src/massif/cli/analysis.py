@@ -165,7 +165,7 @@ def demo(
 
             sock = bind("127.0.0.1", port)  # a port in use is reported before any work
         # torch runs in a thread that ends with it, never in the thread that serves (threads.py)
-        app_ = in_own_thread(prepare, cache_dir, sock is not None, name="massif-demo")
+        app_ = in_own_thread(lambda: prepare(cache_dir, sock is not None), "massif-demo")
         if sock is not None:
             from ..server import run as serve_app
 

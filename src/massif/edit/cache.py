@@ -10,7 +10,7 @@ cut is cached at a time (at most ``cache_bytes``); a mask that needs an earlier 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,13 +45,15 @@ class ActivationCache:
                  cache_bytes: int) -> None:
         self.net, self.fx_graph, self.paths, self.cache_bytes = net, fx_graph, paths, cache_bytes
         self.cached: Cached | None = None
-        self.cuts: dict[str, Cut] = {}  # checked cuts by path (no activations)
-        self.bad_cuts: set[str] = set()
+        self._cuts: dict[str, Cut] = {}  # cuts built so far, by path (no activations)
+        self._checked: set[str] = set()  # of those, the ones checked against the model
+        self.bad_cuts: set[str] = set()  # paths where the model cannot be cut
+        self.too_big: set[str] = set()  # paths whose activations do not fit ``cache_bytes``
 
     def for_net(self, net: nn.Module) -> ActivationCache:
         """An empty cache of the same kind for another copy of the model."""
         twin = ActivationCache(net, self.fx_graph, self.paths, self.cache_bytes)
-        twin.bad_cuts = set(self.bad_cuts)
+        twin.bad_cuts, twin.too_big = set(self.bad_cuts), set(self.too_big)
         return twin
 
     def covering(self, masked: set[str], new_cut: bool, session: Any) -> Cached | None:
@@ -63,7 +65,7 @@ class ActivationCache:
         if not new_cut:
             return None
         while True:
-            c = self.split(masked, session.images[:8])
+            c = self.split(masked, session.images[:8], skip=self.too_big)
             if c is None:
                 return None
             with frozen(self.net):
@@ -71,12 +73,14 @@ class ActivationCache:
             if built is not None:
                 self.cached = built
                 return built
-            self.bad_cuts.add(c.path)  # too big to keep: try an earlier cut
+            self.too_big.add(c.path)  # its activations would not fit: try an earlier cut
 
-    def split(self, masked: set[str], probe: torch.Tensor) -> Cut | None:
-        """The latest cut whose suffix runs every layer in ``masked``, checked on ``probe``
-        (a few images), with no activations kept: a caller runs its prefix once for images
-        that many masks share and its suffix once per mask. ``None`` if there is none."""
+    def split(self, masked: set[str], probe: torch.Tensor,
+              skip: Collection[str] = ()) -> Cut | None:
+        """The latest cut whose suffix runs every layer in ``masked`` (none at a path in
+        ``skip``), checked on ``probe`` (a few images), with no activations kept: a caller runs
+        its prefix once for images that many masks share and its suffix once per mask.
+        ``None`` if there is none, or if ``cache_bytes`` is 0 (no cut of any kind)."""
         if not masked or self.cache_bytes <= 0:
             return None
         if self.fx_graph == AUTO:
@@ -85,18 +89,24 @@ class ActivationCache:
         if self.fx_graph is None:
             return None
         for path in reversed(self.paths):
-            if path in self.bad_cuts:
+            if path in self.bad_cuts or path in skip:
                 continue
-            c = self.cuts.get(path)
+            c = self._cuts.get(path)
             if c is None:
                 c = cut(self.net, self.fx_graph, path, self.paths)
+                if c is None:
+                    self.bad_cuts.add(path)
+                    continue
+                self._cuts[path] = c
+            if not c.covers(masked):
+                continue
+            if path not in self._checked:  # checked once, when first needed
                 with frozen(self.net):
-                    if c is None or not check(c, self.net, probe):
+                    if not check(c, self.net, probe):
                         self.bad_cuts.add(path)
                         continue
-                self.cuts[path] = c
-            if c.covers(masked):
-                return c
+                self._checked.add(path)
+            return c
         return None
 
     @torch.inference_mode()

@@ -22,7 +22,10 @@ A ``Session`` is built once per analysis (benign class ``b``, target ``t``, atta
    a success is ``t`` (targeted) or anything but ``b`` (untargeted).
 4. **Many masks at once** (``measure_many``): the adaptive numbers and the sample's accuracy of
    several masks in one forward and backward pass, the batch made of one block of rows per
-   mask (``hooks.mask_rows``). The defense search measures its candidates this way.
+   mask (``hooks.mask_rows``). The defense search measures its candidates this way. Images
+   every mask sees unchanged (the sample; for PGD also the clean images) run from the cached
+   cut when it covers the masks, else through the layers before the masked ones once per batch
+   and the rest once per mask (``cache.ActivationCache.split``, which keeps no activations).
 
 Thread rule: a ``Session`` is used by one thread at a time (its copy carries the mask hooks
 while it measures). ``fork()`` gives another session over the same (read-only) images with its
@@ -286,7 +289,8 @@ class Session:
         """``measure(m, transfer=False)`` for every mask in ``masks``, several masks sharing
         each forward and backward pass (one block of rows per mask; see ``hooks.mask_rows``).
         ``cancelled()`` is asked between batches; when it answers true, ``Cancelled`` is
-        raised. ``new_cut`` as in ``measure`` (here the cut serves the sample only)."""
+        raised. ``new_cut`` as in ``measure`` (here the cut serves the sample, and for PGD the
+        clean images; see the module docstring, step 4)."""
         ks = [len(self.strengths) - 1] if ks is None else list(ks)
         eps = [self.strengths[k] for k in ks]
         bs = self.batch_size
@@ -312,15 +316,18 @@ class Session:
         fills = [self.fills(m) for m in group]
         masked = {p for ps in paths for p in ps}
         run = cached.cut.suffix if cached and cached.cut.covers(masked) else None
-        # images every mask sees unchanged: the part before the masked layers once, the rest
-        # once per mask (``cache.ActivationCache.split``)
         split = self.cache.split(masked, self.images[:8]) if run is None else None
 
-        def clean_logits(images: torch.Tensor) -> torch.Tensor:
-            if split is None:
-                return net(images.repeat(g, *([1] * (images.ndim - 1))))
-            # cat, not repeat: it keeps the activations' memory format (channels_last)
-            return split.suffix(*[torch.cat([t] * g) for t in split.prefix(images)])
+        def shared(images: torch.Tensor, at_cut: list[torch.Tensor]) -> torch.Tensor:
+            """Logits, one block of rows per mask, of images every mask sees unchanged: from
+            the cached cut's activations ``at_cut``, else through the split's prefix once and
+            its suffix per mask, else through the whole model per mask (module docstring).
+            ``cat``, not ``repeat``: it keeps the activations' memory format (channels_last)."""
+            if run is not None:
+                return run(*[torch.cat([t] * g) for t in at_cut])
+            if split is not None:
+                return split.suffix(*[torch.cat([t] * g) for t in split.prefix(images)])
+            return net(images.repeat(g, *([1] * (images.ndim - 1))))
 
         with frozen(net), mask_rows(net, paths, fills):
             for s in range(0, n, bs):
@@ -340,7 +347,8 @@ class Session:
                     del logits, x0
                 else:
                     with torch.inference_mode():
-                        ok = clean_logits(self.images[s:e]).argmax(1) == self.benign
+                        at_cut = [t[s:e] for t in cached.x] if run is not None else []
+                        ok = shared(self.images[s:e], at_cut).argmax(1) == self.benign
                 okg = ok.view(g, b)
                 for i, out in enumerate(outs):
                     out.correct.append(okg[i])
@@ -357,11 +365,8 @@ class Session:
             with torch.inference_mode():
                 for s in range(0, mm, bs):
                     e = min(s + bs, mm)
-                    if run is not None:
-                        inp = [t[s:e].repeat(g, *([1] * (t.ndim - 1))) for t in cached.sample]
-                        pred = run(*inp).argmax(1)
-                    else:
-                        pred = clean_logits(self.sample_images[s:e]).argmax(1)
+                    at_cut = [t[s:e] for t in cached.sample] if run is not None else []
+                    pred = shared(self.sample_images[s:e], at_cut).argmax(1)
                     right = (pred.view(g, e - s) == self.sample_labels[s:e]).sum(1)
                     for i, out in enumerate(outs):
                         out.sample_correct += int(right[i])

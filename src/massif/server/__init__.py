@@ -19,8 +19,9 @@ Thread rules (the server runs request threads, one analysis worker and defense t
 6. **Files**: written atomically (``io.write_atomic``, which never touches the umask);
    responses are built in memory (no temporary files).
 7. **Torch runs only in threads that end with their work** (``massif.threads``): the model is
-   loaded in a thread of its own, each edit request's work runs in one made for it, the
-   analysis worker ends when its queue is empty and each defense search has its own thread.
+   loaded in a thread of its own; each request's torch work (edits, images, thumbnails,
+   resolving a request's classes) runs in one made for it; the analysis worker ends when its
+   queue is empty; each defense search has its own thread.
    Every thread that ran torch keeps an OpenMP team while it lives, and idle teams make the
    others' operators wait for sleeping workers (about 1.3× slower on 2 cores).
 8. **Logging** goes through ``logging`` (logger ``massif.server``), one line per event; a bug in

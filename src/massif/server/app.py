@@ -105,8 +105,8 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
     ws = Workspace(Path(workspace))
     picture_root = cache_root(cache)
     # torch runs only in threads that end with their work (``massif.threads``)
-    engine = in_own_thread(Engine.load, request, cache=picture_root, pictures=pictures,
-                           picture_steps=picture_steps, name="massif-load")
+    engine = in_own_thread(lambda: Engine.load(request, cache=picture_root, pictures=pictures,
+                                               picture_steps=picture_steps), "massif-load")
 
     def make_pictures(graph: Graph, progress: Any) -> None:
         """Feature visualizations and dataset examples for ``graph``'s neurons, made only where

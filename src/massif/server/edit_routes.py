@@ -158,13 +158,14 @@ def add_edit_routes(app: Any, graph_entry: Callable[[str], tuple[Graph, bytes]],
         graph, _ = graph_entry(key)
         preview = preview and graph.benign.n_images > PREVIEW_IMAGES
         slot = slot_of(f"{key} preview" if preview else key)
-        def run() -> Any:
+
+        def with_editor() -> Any:
             if slot.editor is None:
                 slot.editor = build(key, graph, preview)
             return fn(slot.editor)
 
         with slot.lock:  # torch runs in a thread that ends with it (``massif.threads``)
-            return in_own_thread(run, name="massif-edit")
+            return in_own_thread(with_editor, "massif-edit")
 
     @app.post("/graphs/{key}/edit", response_model=EditResult)
     def edit(key: str, body: EditBody) -> EditResult:
@@ -203,7 +204,7 @@ def add_edit_routes(app: Any, graph_entry: Callable[[str], tuple[Graph, bytes]],
         if not 0 <= index < len(engine.dataset):
             raise HTTPException(404, f"no image {short(index, 20)} in the dataset (it has "
                                      f"{len(engine.dataset)})")
-        png = to_png(engine.dataset.load([index])[0], 56)
+        png = in_own_thread(lambda: to_png(engine.dataset.load([index])[0], 56), "massif-png")
         return Response(png, media_type="image/png",
                         headers={"cache-control": "max-age=3600"})
 

@@ -153,7 +153,11 @@ class Engine:
                                  max_strength=choice.max_strength)
 
     def resolve(self, choice: PairChoice) -> Resolved:
-        return self.request(choice).resolve()
+        """The request for ``choice``, resolved (in a thread of its own: finding a class's
+        images scans the labels, which goes parallel on a big dataset; ``massif.threads``)."""
+        from ..threads import in_own_thread
+
+        return in_own_thread(lambda: self.request(choice).resolve(), "massif-resolve")
 
     def editor_net(self) -> Any:
         """A fresh private copy of the start-up snapshot, for one editor to own."""
@@ -258,7 +262,8 @@ class JobManager:
                 try:
                     job = self._queue.get_nowait()
                 except queue.Empty:
-                    self._worker = None
+                    if self._worker is threading.current_thread():
+                        self._worker = None
                     return
             self._run(job)
 
