@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import nn
@@ -106,6 +107,42 @@ def concat_parts(out: torch.Tensor, children: Sequence[torch.Tensor]
         found.append((offset, t))
         offset += t.shape[1]
     return found if offset == out.shape[1] else None
+
+
+# Autograd nodes that never mix channels: channel ``c`` of their output depends on channel ``c``
+# of their first input alone (any other input is a parameter: batch norm's weight and bias).
+_CHANNELWISE = frozenset({
+    "ReluBackward0", "ReluBackward1", "HardtanhBackward0", "LeakyReluBackward0",
+    "EluBackward0", "SiluBackward0", "GeluBackward0", "HardswishBackward0",
+    "HardsigmoidBackward0", "SigmoidBackward0", "TanhBackward0",
+    "NativeBatchNormBackward0", "CudnnBatchNormBackward0", "MiopenBatchNormBackward0",
+    "NativeBatchNormLegitNoTrainingBackward0",
+    "MaxPool2DWithIndicesBackward0", "AvgPool2DBackward0", "AdaptiveAvgPool2DBackward0",
+    "AdaptiveMaxPool2DBackward0",
+})
+
+
+def source_conv(t: torch.Tensor) -> Any | None:
+    """The autograd node of the 2-d convolution whose output channel ``c`` alone makes channel
+    ``c`` of ``t``, through steps that never mix channels (activations, batch norm, pooling:
+    googlenet's ``BasicConv2d``); ``None`` if ``t`` is not made that way.
+
+    Found through the autograd graph like ``concat_parts``: only a plain convolution (one group,
+    not transposed) whose saved input and weight autograd still holds is returned, so a caller can
+    take the backward pass through it for a few output channels alone
+    (``torch.nn.grad.conv2d_input`` with their filters).
+    """
+    fn = t.grad_fn
+    while fn is not None and fn.name() in _CHANNELWISE:
+        fn = fn.next_functions[0][0]
+    if fn is None or fn.name() != "ConvolutionBackward0":
+        return None
+    try:
+        plain = (not fn._saved_transposed and fn._saved_groups == 1
+                 and fn._saved_weight.ndim == 4 and fn._saved_input.ndim == 4)
+    except (AttributeError, RuntimeError):  # not saved, or changed in place since
+        return None
+    return fn if plain else None
 
 
 @contextmanager

@@ -6,7 +6,7 @@ import massif
 from massif.analysis.profile import accumulate_influence, profile_neurons
 from massif.attacks import make_attack
 from massif.datasets import TensorDataset
-from massif.hooks import concat_parts, frozen, record
+from massif.hooks import concat_parts, frozen, record, source_conv
 from tests.helpers.tiny import Branchy, SmallConv
 
 
@@ -30,7 +30,7 @@ def test_influence_matches_a_jacobian_oracle():
     assert torch.allclose(sums["c2"], expected, atol=1e-5)
 
 
-def influence(net, layers, x, nodes, use_parts):
+def influence(net, layers, x, nodes, use_parts, batch_nodes=None):
     sums = {}
     parts = {} if use_parts else None
     with frozen(net), record(net, {lay: lay for lay in layers}, parts) as acts:
@@ -39,7 +39,7 @@ def influence(net, layers, x, nodes, use_parts):
             sums[lay] = torch.zeros(len(nodes.get(lay, [])), acts[prev].shape[1],
                                     dtype=torch.float64)
         found = {lay: concat_parts(acts[lay], parts[lay]) for lay in layers} if parts else {}
-        accumulate_influence(layers, acts, nodes, sums, parts)
+        accumulate_influence(layers, acts, nodes, sums, parts, batch_nodes=batch_nodes)
     return sums, found
 
 
@@ -89,6 +89,37 @@ def test_influence_on_googlenet_blocks_is_unchanged_by_the_branch_shortcut():
         sums[use_parts] = got
     for lay in layers[1:]:
         assert torch.equal(sums[True][lay], sums[False][lay])
+        assert sums[True][lay].abs().sum() > 0
+
+
+def test_googlenet_branches_go_through_their_last_convolution_alone():
+    # every branch of every block ends in conv → batch norm → ReLU (torchvision's BasicConv2d),
+    # so the shortcut of accumulate_influence applies to every node of the test above
+    model = massif.load_model("torchvision:googlenet", weights="none", image_size=64)
+    net, parts = model.module, {}
+    with frozen(net), record(net, model.layers, parts) as acts:
+        net(torch.rand(1, 3, 64, 64).requires_grad_(True))
+        for lay in model.layers:
+            branches = concat_parts(acts[lay], parts[lay])
+            convs = [source_conv(t) for _, t in branches]
+            assert all(c is not None for c in convs)
+            assert [c._saved_weight.shape[0] for c in convs] == [t.shape[1] for _, t in branches]
+        assert source_conv(acts["mixed3a"]) is None  # the block's output: a cat of four
+
+
+def test_batched_backward_passes_equal_the_loop():
+    # the GPU's way (several nodes per backward pass), run on the CPU against the CPU's loop,
+    # both through a branch's last convolution and from a whole layer's output
+    torch.manual_seed(3)
+    net = Branchy(seed=9)
+    x = torch.rand(4, 1, 8, 8)
+    nodes = {"b1": [0, 1, 2, 3, 4, 5, 6], "b2": [1, 2, 5, 6]}
+    for use_parts in (True, False):
+        loop, _ = influence(net, ["c1", "b1", "b2"], x, nodes, use_parts)
+        batched, _ = influence(net, ["c1", "b1", "b2"], x, nodes, use_parts, batch_nodes=3)
+        for lay in ("b1", "b2"):
+            assert torch.allclose(batched[lay], loop[lay], rtol=1e-6, atol=1e-9)
+            assert loop[lay].abs().sum() > 0
 
 
 def test_importance_matches_a_per_image_oracle():
@@ -116,3 +147,47 @@ def test_importance_matches_a_per_image_oracle():
         assert torch.allclose(prof.importance_target[lay], whole.importance_target[lay],
                               atol=1e-6)
         assert torch.allclose(prof.activation[lay], whole.activation[lay], atol=1e-6)
+
+
+class Chain(torch.nn.Module):
+    def __init__(self, conv, *after):
+        super().__init__()
+        self.conv, self.after = conv, torch.nn.Sequential(*after)
+
+    def forward(self, x):
+        return self.after(self.conv(x))
+
+
+class Skip(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x):
+        return torch.relu(self.conv(x) + x)
+
+
+def test_source_convolution_only_where_no_step_mixes_channels():
+    def chain(conv, *after):
+        return Chain(conv, *after), conv
+
+    one_by_one = torch.nn.Conv2d(4, 4, 1)
+    cases = {  # label: (net, the convolution to find or None)
+        "conv, batch norm, ReLU": chain(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4),
+                                        torch.nn.ReLU(True)),
+        "conv, ReLU6, max pool": chain(torch.nn.Conv2d(3, 4, 1), torch.nn.ReLU6(),
+                                       torch.nn.MaxPool2d(2)),
+        "conv alone": chain(torch.nn.Conv2d(3, 4, 3)),
+        "the last of two convs": (Chain(torch.nn.Conv2d(3, 4, 3), one_by_one), one_by_one),
+        "softmax over channels": (Chain(torch.nn.Conv2d(3, 4, 3), torch.nn.Softmax(1)), None),
+        "a residual sum": (Skip(), None),
+        "grouped conv": (Chain(torch.nn.Conv2d(4, 4, 3, groups=2)), None),
+        "transposed conv": (Chain(torch.nn.ConvTranspose2d(3, 4, 3)), None),
+    }
+    for label, (net, conv) in cases.items():
+        with frozen(net):
+            x = torch.rand(2, net.conv.in_channels, 8, 8).requires_grad_(True)
+            node = source_conv(net(x))
+            assert (node is None) == (conv is None), label
+            if conv is not None:
+                assert torch.equal(node._saved_weight, conv.weight), label
