@@ -54,7 +54,11 @@ class Normalized(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.net((x - self.mean) / self.std)
-        return out.logits if hasattr(out, "logits") else out
+        # googlenet in train mode gives a named tuple, Hugging Face models a dict-like output;
+        # the isinstance keeps torch.fx's proxies (which have every attribute) out
+        if isinstance(out, (tuple, dict)) and hasattr(out, "logits"):
+            return out.logits
+        return out
 
 
 @dataclass

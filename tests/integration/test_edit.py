@@ -294,6 +294,38 @@ def test_the_cut_carries_skip_connections_and_fires_mask_hooks():
         assert not torch.allclose(cut.suffix(*parts), Skip().eval()(x), atol=1e-3)
 
 
+def test_a_cut_before_a_layer_runs_it_in_the_suffix_with_its_mask():
+    net = Skip().eval()
+    x = torch.rand(5, 1, 6, 6, generator=torch.Generator().manual_seed(3))
+    graph = prefix.trace(net, ["a", "b", "c"])
+    cut = prefix.cut(net, graph, "b", ["a", "b", "c"], before=True)
+    assert cut.before and cut.after == {"b", "c"} and cut.covers({"b", "c"})
+    assert not cut.covers({"a"})
+    parts = cut.prefix(x)
+    assert len(parts) == 1  # a's output: b's input and the skip are one value
+    assert torch.equal(parts[0], net.a(x))
+    assert prefix.check(cut, net, x)
+    with torch.no_grad(), mask(net, {"b": [0, 3]}):
+        masked = net(x)
+        assert torch.allclose(cut.suffix(*parts), masked, atol=1e-6)
+    assert not torch.allclose(masked, net(x), atol=1e-3)
+
+
+def test_googlenet_cuts_before_and_after_every_layer():
+    # googlenet's wrapper once traced to ``out.logits`` (an fx proxy has every attribute), so
+    # no cut of it ever checked and its editor always ran the whole model
+    model = massif.load_model("torchvision:googlenet", weights="none", image_size=64)
+    net, paths = model.module.eval(), list(model.layers.values())
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(4))
+    graph = prefix.trace(net, paths)
+    assert graph is not None
+    for path in paths:
+        for before in (False, True):
+            cut = prefix.cut(net, graph, path, paths, before=before)
+            assert cut is not None and prefix.check(cut, net, x), (path, before)
+            assert cut.only_input == before  # a chain of blocks: each reads the one before
+
+
 def test_an_untraceable_model_runs_whole():
     class Branchy(Skip):
         def forward(self, x):

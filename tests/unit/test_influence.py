@@ -1,12 +1,13 @@
 """Influence and importance against independent computations on a random conv net."""
 
+import pytest
 import torch
 
 import massif
-from massif.analysis.profile import accumulate_influence, profile_neurons
+from massif.analysis.profile import accumulate_influence, attacked, profile_edges, profile_neurons
 from massif.attacks import make_attack
 from massif.datasets import TensorDataset
-from massif.hooks import concat_parts, frozen, record, source_conv
+from massif.hooks import concat_parts, frozen, mask, record, source_conv
 from tests.helpers.tiny import Branchy, SmallConv
 
 
@@ -147,6 +148,71 @@ def test_importance_matches_a_per_image_oracle():
         assert torch.allclose(prof.importance_target[lay], whole.importance_target[lay],
                               atol=1e-6)
         assert torch.allclose(prof.activation[lay], whole.activation[lay], atol=1e-6)
+
+
+class SkipBranchy(Branchy):
+    """Branchy with the image's mean added to b1's output: b1's input is not all the rest
+    of the model reads, so a cut before b1 must carry the image along."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.b1(self.c1(x)) + x.mean((1, 2, 3)).view(-1, 1, 1, 1)
+        return self.fc(self.b2(torch.nn.functional.max_pool2d(h, 2)).flatten(1))
+
+
+@pytest.mark.parametrize("kind", [Branchy, SkipBranchy])
+def test_faithfulness_check_equals_masking_the_whole_model_image_by_image(kind):
+    # b1 and b2 masked: the check runs only the images the model gets right, and c1 (before
+    # the earliest masked layer) not once per mask: with Branchy not at all (b1's input comes
+    # from the pass that recorded the attacked images), with SkipBranchy once per batch (the
+    # cut's first half). The counts must be the plain ones.
+    torch.manual_seed(11)
+    net = kind(seed=15).eval()
+    images = torch.rand(40, 1, 8, 8) ** torch.linspace(0.2, 5, 40).view(-1, 1, 1, 1)
+    with torch.no_grad():
+        benign = int(net(images).argmax(1).mode().values)  # the class it gets right most
+    model = massif.load_model(net, layers=["c1", "b1", "b2"], image_size=8, channels=1,
+                              class_names=["a", "b", "c"])
+    data = TensorDataset(images, [benign] * 40, ["a", "b", "c"])
+    target, attack, eps = (benign + 1) % 3, make_attack("fgm"), 1.5
+    emphasized = {"b1": [1, 4], "b2": [0, 5]}
+    draws = [{"b1": [0, 6], "b2": [2, 3]}, {"b1": [2, 5], "b2": [1, 6]}]
+    calls = {"c1": 0, "b1": 0}
+    hooks = [getattr(net, name).register_forward_hook(
+        lambda *_, name=name: calls.__setitem__(name, calls[name] + 1)) for name in calls]
+    runs = {}
+    for fx_graph in (None, "auto"):
+        calls.update(c1=0, b1=0)
+        runs[fx_graph] = profile_edges(model, data, list(range(40)), benign, target, attack,
+                                       eps, {"b1": [0], "b2": [0]}, emphasized, draws,
+                                       batch_size=16, fx_graph=fx_graph), dict(calls)
+    for h in hooks:
+        h.remove()
+    (plain, plain_calls), (cut, cut_calls) = runs[None], runs["auto"]
+    # the oracle: each image alone through the whole model, masked with hooks.mask
+    hits = {"emphasized": 0, "random": 0.0}
+    n_correct = 0
+    for i in range(40):
+        xi = images[i : i + 1]
+        with torch.no_grad():
+            if int(net(xi).argmax(1)) != benign:
+                continue
+        n_correct += 1
+        adv = attacked(model, attack, xi, torch.tensor([target]), [eps], 1)[0].detach()
+        with torch.no_grad():
+            for group, masks in (("emphasized", [emphasized]), ("random", draws)):
+                for m in masks:
+                    with mask(net, m):
+                        hit = int(net(adv).argmax(1)) == target
+                    hits[group] += hit / len(masks)
+    assert 0 < n_correct < 40
+    for got in (plain, cut):
+        assert got.masked_emphasized_asr == pytest.approx(hits["emphasized"] / n_correct)
+        assert got.masked_random_asr == pytest.approx(hits["random"] / n_correct)
+    assert hits["emphasized"] != hits["random"]  # the masks matter here
+    # 3 batches, 3 masks; checking the cut once runs its two halves and the whole model once
+    assert cut_calls["b1"] == plain_calls["b1"] + 2  # every mask still runs the masked layer
+    per_batch = 0 if kind is Branchy else 1
+    assert cut_calls["c1"] == plain_calls["c1"] - 3 * (3 - per_batch) + 2
 
 
 class Chain(torch.nn.Module):

@@ -66,14 +66,20 @@ def analyze(request: AnalysisRequest | Any = "bundled", dataset: Any = None, *,
 
 
 def run(r: Resolved, *, progress: Progress | None = None,
-        resume_dir: str | Path | None = None, world: World | None = None) -> Graph:
+        resume_dir: str | Path | None = None, world: World | None = None,
+        fx_graph: Any = "auto") -> Graph:
     """The analysis of a resolved request (see ``analyze``). The model is put on the request's
     device for the run and back where it was afterwards.
 
     With a ``world`` of several processes (``distributed.start`` under torchrun), every rank
     calls ``run`` with the same request: each profiles its share of the images, the sums are
     added over the ranks, and every rank returns the same graph; only rank 0 touches
-    ``resume_dir``."""
+    ``resume_dir``.
+
+    ``fx_graph``: the model traced by ``edit.cut.trace`` (or ``None``), for the faithfulness
+    check to run the layers before the masked ones once; by default traced here, which patches
+    torch process-wide for a moment: a caller with other threads running models passes one.
+    """
     world = world or World()
     model, dataset, atk, b, t = r.model, r.dataset, r.attack, r.benign, r.target
     values, names, indices = r.strengths, r.class_names, r.indices
@@ -108,7 +114,8 @@ def run(r: Resolved, *, progress: Progress | None = None,
         ckpt2 = Checkpoint(folder / f".{r.key}.edges.pt" if folder else None, key2)
         infl = profile_edges(model, dataset, indices, b, t, atk, values[-1], node_map,
                              emphasized, draws, batch_size=batch, progress=progress,
-                             checkpoint=ckpt2, world=world, workers=workers)
+                             checkpoint=ckpt2, world=world, workers=workers,
+                             fx_graph=fx_graph)
     finally:
         model.to(home)
     if world.main:

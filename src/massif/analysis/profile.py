@@ -32,7 +32,8 @@ saved (atomically) every few seconds, and a rerun of the same request resumes wh
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +43,7 @@ from ..attacks import Attack, attack_direction
 from ..datasets import Dataset
 from ..distributed import World
 from ..errors import MassifError
-from ..hooks import concat_parts, frozen, mask, record, source_conv
+from ..hooks import concat_parts, frozen, get_module, mask, record, source_conv
 from ..models import Model
 from .divergence import ClassMeans, crossed_counts, crossing, margins
 from .streaming import Checkpoint, Progress, RunningSums, rounds
@@ -222,9 +223,16 @@ def profile_edges(
     emphasized: dict[str, list[int]], random_masks: list[dict[str, list[int]]],
     batch_size: int = 256, progress: Progress | None = None,
     checkpoint: Checkpoint | None = None, world: World | None = None, workers: int = 0,
+    fx_graph: Any = "auto",
 ) -> EdgeProfile:
     """Pass 2 (see the module docstring): influence into ``nodes`` and the faithfulness check.
-    Resumable like pass 1 through ``checkpoint``, shared over a ``world`` like pass 1."""
+    Resumable like pass 1 through ``checkpoint``, shared over a ``world`` like pass 1.
+
+    The faithfulness check runs only the images the model gets right (the others cannot count
+    as successes), and, where ``fx_graph`` allows (``edit.cut``: the model traced with its
+    layers as leaves; ``"auto"``: traced here, which patches torch process-wide for a moment;
+    ``None``: never), the layers before the earliest masked one once per batch for all the
+    masks."""
     world = world or World()
     layers = list(model.layers)
     device = model.device
@@ -236,10 +244,13 @@ def profile_edges(
     to_paths = lambda m: {model.layers[lay]: ch for lay, ch in m.items() if ch}  # noqa: E731
     attack_value = target if attack.targeted else benign
 
-    def success(logits: torch.Tensor, correct: torch.Tensor) -> int:
+    def successes(logits: torch.Tensor) -> int:
         pred = logits.argmax(1)
-        hit = (pred == target) if attack.targeted else (pred != benign)
-        return int((hit & correct).sum())
+        return int(((pred == target) if attack.targeted else (pred != benign)).sum())
+
+    under_masks = _UnderMasks(
+        model, [to_paths(emphasized), *(to_paths(draw) for draw in random_masks)], fx_graph)
+    first_input: list[torch.Tensor] = []  # what the earliest masked layer gets, on ``adv``
 
     running = RunningSums(4, {"influence_benign": out.influence_benign,
                               "influence_attacked": out.influence_attacked}, checkpoint, world)
@@ -264,18 +275,19 @@ def profile_edges(
                 acts.clear()
                 parts.clear()
                 del logits
-                model.module(adv.requires_grad_(True))
+                with _first_input(model.module, under_masks.first, first_input):
+                    model.module(adv.requires_grad_(True))
                 accumulate_influence(layers, acts, nodes, out.influence_attacked, parts)
                 acts.clear()
                 parts.clear()
             counts[0] += b
             counts[1] += int(correct.sum())
-            with torch.no_grad():
-                with mask(model.module, to_paths(emphasized)):
-                    counts[2] += success(model.module(adv), correct)
-                for draw in random_masks:
-                    with mask(model.module, to_paths(draw)):
-                        counts[3] += success(model.module(adv), correct) / len(random_masks)
+            if correct.any():
+                given = first_input.pop()[correct] if first_input else None
+                first, *others = under_masks.logits(adv[correct], given)
+                counts[2] += successes(first)
+                if others:
+                    counts[3] += sum(successes(z) for z in others) / len(others)
             running.save(end)
     running.save(end, force=True)
     running.finish()
@@ -287,6 +299,69 @@ def profile_edges(
     out.masked_emphasized_asr = float(counts[2]) / n_correct if n_correct else 0.0
     out.masked_random_asr = float(counts[3]) / n_correct if n_correct else 0.0
     return out
+
+
+class _UnderMasks:
+    """The model's logits on some images under each of ``masks`` (module path → channels).
+
+    Where it can, it runs the layers before the earliest masked one (``first``) once for all the
+    masks: through the cut of the model just before that layer (``edit.cut``, built and checked
+    on the first images it gets), or from ``first``'s input itself when the caller has it and
+    the cut shows that input is all the rest reads; else the whole model once per mask."""
+
+    def __init__(self, model: Model, masks: list[dict[str, list[int]]], fx_graph: Any) -> None:
+        self.model, self.masks, self.fx_graph = model, masks, fx_graph
+        self.masked = {path for m in masks for path, chans in m.items() if len(chans)}
+        self.paths = list(model.layers.values())
+        self.first = next((p for p in self.paths if p in self.masked), None)
+        self.cut: Any = None
+        self.built = self.first is None or fx_graph is None
+
+    def _build(self, probe: torch.Tensor) -> Any:
+        from ..edit.cut import check, cut, trace
+
+        net = self.model.module
+        graph = trace(net, self.paths) if self.fx_graph == "auto" else self.fx_graph
+        c = cut(net, graph, self.first, self.paths, before=True) if graph is not None else None
+        return c if c is not None and c.covers(self.masked) and check(c, net, probe) else None
+
+    @torch.no_grad()
+    def logits(self, images: torch.Tensor, first_input: torch.Tensor | None = None
+               ) -> list[torch.Tensor]:
+        if not self.built:
+            self.cut, self.built = self._build(images[:4]), True
+        c, net = self.cut, self.model.module
+        if c is None:
+            inputs, rest = (images,), net
+        else:
+            use = c.only_input and first_input is not None
+            inputs, rest = ((first_input,) if use else c.prefix(images)), c.suffix
+        out = []
+        for m in self.masks:
+            with mask(net, m):
+                out.append(rest(*inputs))
+        return out
+
+
+@contextmanager
+def _first_input(net: torch.nn.Module, path: str | None, store: list[torch.Tensor]
+                 ) -> Iterator[None]:
+    """Append the (detached) positional input of the module at ``path`` to ``store`` during a
+    forward pass, when it takes exactly one tensor."""
+    if path is None:
+        yield
+        return
+
+    def hook(_m: torch.nn.Module, args: tuple) -> None:
+        store.clear()
+        if len(args) == 1 and isinstance(args[0], torch.Tensor):
+            store.append(args[0].detach())
+
+    handle = get_module(net, path).register_forward_pre_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 def accumulate_influence(layers: list[str], acts: dict[str, torch.Tensor],

@@ -55,19 +55,26 @@ def trace(net: nn.Module, paths: list[str]) -> fx.Graph | None:
 
 @dataclass
 class Cut:
-    """A model split after the layer at module path ``path``."""
+    """A model split after the layer at module path ``path`` (``before``: just before it)."""
 
     path: str
     prefix: fx.GraphModule  # images → tuple of boundary tensors
     suffix: fx.GraphModule  # *boundary tensors → logits
     after: frozenset[str]  # analysable layers (module paths) computed in the suffix
+    before: bool = False
+    # the prefix returns the one positional input of ``path``'s call and nothing else, so a
+    # caller that has that input (from a forward hook) can skip the prefix
+    only_input: bool = False
 
     def covers(self, masked: set[str]) -> bool:
         return masked <= self.after
 
 
-def cut(net: nn.Module, graph: fx.Graph, path: str, layer_paths: list[str]) -> Cut | None:
-    """Split ``graph`` after the call of ``path`` (step 2), or ``None`` if it cannot be."""
+def cut(net: nn.Module, graph: fx.Graph, path: str, layer_paths: list[str],
+        before: bool = False) -> Cut | None:
+    """Split ``graph`` after the call of ``path`` (step 2), or ``None`` if it cannot be. With
+    ``before``, the call of ``path`` runs in the suffix too: the prefix returns its inputs (and
+    whatever else the rest reads), so a mask on ``path`` itself can use the cut."""
     nodes = list(graph.nodes)
     calls = [n for n in nodes if n.op == "call_module" and n.target == path]
     if len(calls) != 1:
@@ -79,7 +86,7 @@ def cut(net: nn.Module, graph: fx.Graph, path: str, layer_paths: list[str]) -> C
         inputs = n.all_input_nodes
         if n.op == "placeholder" or any(a in dependent for a in inputs):
             dependent.add(n)
-        if any(a is p or a in suffix for a in inputs):
+        if (before and n is p) or any(a is p or a in suffix for a in inputs):
             suffix.add(n)
     output = next(n for n in nodes if n.op == "output")
     if output not in suffix or sum(n.op == "placeholder" for n in nodes) != 1:
@@ -112,17 +119,18 @@ def cut(net: nn.Module, graph: fx.Graph, path: str, layer_paths: list[str]) -> C
             modules.append(gm)
     except Exception:  # an unusual graph: no cut
         return None
-    return Cut(path, modules[0], modules[1], after)
+    only_input = before and boundary == [p.args[0]] and len(p.args) == 1 and not p.kwargs
+    return Cut(path, modules[0], modules[1], after, before, only_input)
 
 
 @torch.no_grad()
 def check(cut_: Cut, net: nn.Module, x: torch.Tensor) -> bool:
     """Step 4: does the cut reproduce the model on ``x``, with tensors batched like ``x``?"""
-    try:
-        parts = cut_.prefix(x)
+    try:  # (``forward``, not a call: fx prints a traceback of any failure of a call)
+        parts = cut_.prefix.forward(x)
         if not all(isinstance(t, torch.Tensor) and t.shape[:1] == x.shape[:1] for t in parts):
             return False
-        got, want = cut_.suffix(*parts), net(x)
+        got, want = cut_.suffix.forward(*parts), net(x)
     except Exception:
         return False
     return (isinstance(got, torch.Tensor) and got.shape == want.shape

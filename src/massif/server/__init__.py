@@ -3,7 +3,8 @@
 Thread rules (the server runs request threads, one analysis worker and defense threads):
 
 1. **Nothing patches torch process-wide while threads run.** The only such call, torch.fx's
-   tracer (``edit.cut.trace``), runs once in ``jobs.Engine.load``, before the server serves.
+   tracer (``edit.cut.trace``), runs once in ``jobs.Engine.load``, before the server serves;
+   editors and analyses get that graph.
 2. **The live model belongs to the analysis worker.** Only that one thread runs, hooks or moves
    the loaded model (analyses and their pictures, one at a time). Request threads read its
    name, fingerprint and layer table, never its module.

@@ -290,7 +290,8 @@ class JobManager:
         started = time.perf_counter()
         try:
             graph = run(job.resolved, progress=progress,
-                        resume_dir=self.workspace.graph_path(job.key).parent)
+                        resume_dir=self.workspace.graph_path(job.key).parent,
+                        fx_graph=self.engine.fx_graph)  # never traced here: rule 1
             try:
                 self.make_pictures(graph, progress)
             except (MassifError, OSError) as e:  # the graph is still worth showing
