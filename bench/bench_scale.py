@@ -1,6 +1,6 @@
 """googlenet at 224 px on real images: throughput per pass, peak memory, one process vs torchrun.
 
-    .venv/bin/python bench/bench_scale.py [--images 48] [--data DIR] [--device cpu]
+    .venv/bin/python bench/bench_scale.py [--images 36] [--data DIR] [--device cpu] [--passes-only]
 
 Without ``--data`` the 1,000 Imagenette images of ``../shared/data`` are unpacked into a
 temporary folder (tench → golf ball, ImageNet's class index, random weights: ``--weights
@@ -9,7 +9,10 @@ the weights). Three runs, one after the other (nothing else should run meanwhile
 
 1. ``massif.analyze`` in this process, with the default (memory-sized) batch: images/s of the
    neuron pass and of the edge pass (from the progress callbacks), their ratio, the batch size
-   chosen, and this process's peak resident memory;
+   chosen, and this process's peak resident memory. Twice: with the random weights as they are
+   (they get almost no image right, so the faithfulness check, which runs only the images the
+   model gets right, has almost nothing to do) and with the benign class's output bias raised
+   until every image is classified as it (the check's worst case; trained weights lie between);
 2. ``massif analyze`` in one process with one thread, in one process with the default threads,
    and ``torchrun --standalone --nproc-per-node 2 -m massif analyze`` (gloo, one thread each):
    wall time of each, and whether the two-process graph.json equals the one-thread one
@@ -19,6 +22,8 @@ the weights). Three runs, one after the other (nothing else should run meanwhile
 3. feature visualizations at 224 px: ``render`` of ``--viz-neurons`` neurons for
    ``--viz-steps`` steps in memory-sized batches: neuron-steps per second, and what a whole
    graph (136 neurons, 512 steps) would take at that rate.
+
+``--passes-only`` stops after the first step.
 """
 
 from __future__ import annotations
@@ -74,6 +79,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--viz-neurons", type=int, default=12)
     ap.add_argument("--viz-steps", type=int, default=16)
+    ap.add_argument("--passes-only", action="store_true",
+                    help="only the pass rates (step 1), not torchrun or the visualizations")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="massif-bench-scale-") as tmp_name:
         tmp = Path(tmp_name)
@@ -84,28 +91,30 @@ def main() -> None:
                   "--device", args.device]
 
         # 1. In this process: per-pass throughput and peak memory.
+        model = massif.load_model("torchvision:googlenet", weights="none")
         request = massif.AnalysisRequest(
-            model="torchvision:googlenet", weights="none", data=data,
-            class_index=args.class_index, benign="tench", target="golf ball",
-            max_images=args.images, device=args.device)
+            model=model, data=data, class_index=args.class_index, benign="tench",
+            target="golf ball", max_images=args.images, device=args.device)
         resolved = request.resolve()
-        marks: dict[str, list[float]] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if done == 0 or done == total:
-                marks.setdefault(stage, []).append(time.perf_counter())
-
-        run(resolved, progress=progress)
-        seconds = {s: t[-1] - t[0] for s, t in marks.items()}
         n = len(resolved.indices)
-        peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         threads = torch.get_num_threads()
         print(f"googlenet, 224 px, {n} images of tench, 8 strengths, {args.device} "
               f"({threads} threads), batch {resolved.batch_size} (memory-sized)")
-        print(f"  neuron pass  {n / seconds['profile']:6.2f} images/s")
-        print(f"  edge pass    {n / seconds['edges']:6.2f} images/s")
-        print(f"  edge / neuron pass time = {seconds['edges'] / seconds['profile']:.2f}")
+        for label in ("random weights", "every image correct"):
+            if label == "every image correct":
+                with torch.no_grad():  # the fc layer's bias for tench: every image is tench
+                    model.module.net.fc.bias[resolved.benign] += 30.0
+            seconds, graph = passes(resolved)
+            print(f"  {label} (clean accuracy {graph.metrics.clean_accuracy:.0%}):")
+            print(f"    neuron pass  {n / seconds['profile']:6.2f} images/s")
+            print(f"    edge pass    {n / seconds['edges']:6.2f} images/s")
+            print(f"    edge / neuron pass time = {seconds['edges'] / seconds['profile']:.2f}")
+        with torch.no_grad():
+            model.module.net.fc.bias[resolved.benign] -= 30.0
+        peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         print(f"  peak memory of this process: {peak_gb:.2f} GB")
+        if args.passes_only:
+            return
 
         # 2. One process against two (torchrun, gloo, one thread each).
         walls = {}
@@ -141,6 +150,18 @@ def main() -> None:
               f"in batches of {batch}: {rate:.1f} neuron-steps/s = "
               f"{rate / 512:.3f} neurons/s at 512 steps; a 136-neuron graph would take "
               f"{136 * 512 / rate / 60:.0f} min")
+
+
+def passes(resolved: massif.request.Resolved) -> tuple[dict[str, float], massif.Graph]:
+    """Seconds of each pass of one analysis (from the progress callbacks) and its graph."""
+    marks: dict[str, list[float]] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if done == 0 or done == total:
+            marks.setdefault(stage, []).append(time.perf_counter())
+
+    graph = run(resolved, progress=progress)
+    return {s: t[-1] - t[0] for s, t in marks.items()}, graph
 
 
 def graph_nodes(folder: Path) -> list:

@@ -329,7 +329,7 @@ class _UnderMasks:
     def logits(self, images: torch.Tensor, first_input: torch.Tensor | None = None
                ) -> list[torch.Tensor]:
         if not self.built:
-            self.cut, self.built = self._build(images[:4]), True
+            self.cut, self.built = self._build(images[:2]), True
         c, net = self.cut, self.model.module
         if c is None:
             inputs, rest = (images,), net
