@@ -11,8 +11,9 @@ the weights). Three runs, one after the other (nothing else should run meanwhile
    neuron pass and of the edge pass (from the progress callbacks), their ratio, the batch size
    chosen, and this process's peak resident memory. Twice: with the random weights as they are
    (they get almost no image right, so the faithfulness check, which runs only the images the
-   model gets right, has almost nothing to do) and with the benign class's output bias raised
-   until every image is classified as it (the check's worst case; trained weights lie between);
+   model gets right, has almost nothing to do) and with 30 added to the benign class's output
+   bias, so every image is classified as it (the check's worst case; trained weights lie
+   between);
 2. ``massif analyze`` in one process with one thread, in one process with the default threads,
    and ``torchrun --standalone --nproc-per-node 2 -m massif analyze`` (gloo, one thread each):
    wall time of each, and whether the two-process graph.json equals the one-thread one

@@ -111,10 +111,12 @@ def concat_parts(out: torch.Tensor, children: Sequence[torch.Tensor]
 
 # Autograd nodes that never mix channels: channel ``c`` of their output depends on channel ``c``
 # of their first input alone (any other input is a parameter: batch norm's weight and bias).
+# (``...Backward1``: the in-place forms.)
 _CHANNELWISE = frozenset({
-    "ReluBackward0", "ReluBackward1", "HardtanhBackward0", "LeakyReluBackward0",
-    "EluBackward0", "SiluBackward0", "GeluBackward0", "HardswishBackward0",
-    "HardsigmoidBackward0", "SigmoidBackward0", "TanhBackward0",
+    "ReluBackward0", "ReluBackward1", "HardtanhBackward0", "HardtanhBackward1",
+    "LeakyReluBackward0", "LeakyReluBackward1", "EluBackward0", "EluBackward1",
+    "SiluBackward0", "GeluBackward0", "HardswishBackward0", "HardsigmoidBackward0",
+    "SigmoidBackward0", "TanhBackward0",
     "NativeBatchNormBackward0", "CudnnBatchNormBackward0", "MiopenBatchNormBackward0",
     "NativeBatchNormLegitNoTrainingBackward0",
     "MaxPool2DWithIndicesBackward0", "AvgPool2DBackward0", "AdaptiveAvgPool2DBackward0",
@@ -122,20 +124,24 @@ _CHANNELWISE = frozenset({
 })
 
 
-def source_conv(t: torch.Tensor) -> Any | None:
+def source_conv(t: torch.Tensor, after: torch.Tensor | None = None) -> Any | None:
     """The autograd node of the 2-d convolution whose output channel ``c`` alone makes channel
     ``c`` of ``t``, through steps that never mix channels (activations, batch norm, pooling:
-    googlenet's ``BasicConv2d``); ``None`` if ``t`` is not made that way.
+    googlenet's ``BasicConv2d``), computed from ``after`` (a tensor that comes before ``t``);
+    ``None`` if ``t`` is not made that way, or if the convolution makes ``after`` itself or
+    comes before it (layers ``conv1``, ``bn1``: ``bn1``'s channels come from ``conv1``, whose
+    output is ``after``).
 
     Found through the autograd graph like ``concat_parts``: only a plain convolution (one group,
     not transposed) whose saved input and weight autograd still holds is returned, so a caller can
     take the backward pass through it for a few output channels alone
     (``torch.nn.grad.conv2d_input`` with their filters).
     """
-    fn = t.grad_fn
-    while fn is not None and fn.name() in _CHANNELWISE:
-        fn = fn.next_functions[0][0]
-    if fn is None or fn.name() != "ConvolutionBackward0":
+    stop = (after.grad_fn, after.output_nr) if after is not None else None
+    fn, nr = t.grad_fn, t.output_nr
+    while fn is not None and (fn, nr) != stop and fn.name() in _CHANNELWISE:
+        fn, nr = fn.next_functions[0]
+    if fn is None or (fn, nr) == stop or fn.name() != "ConvolutionBackward0":
         return None
     try:
         plain = (not fn._saved_transposed and fn._saved_groups == 1
@@ -143,6 +149,26 @@ def source_conv(t: torch.Tensor) -> Any | None:
     except (AttributeError, RuntimeError):  # not saved, or changed in place since
         return None
     return fn if plain else None
+
+
+@contextmanager
+def module_input(model: nn.Module, path: str,
+                 store: list[tuple[torch.Tensor, int]]) -> Iterator[None]:
+    """During forward passes, keep in ``store`` the one positional input of the module at
+    ``path`` (detached) and its version (``store`` holds only the latest call's; nothing when
+    the module takes anything else). A caller uses the tensor only while its version is the
+    same: an in-place step (the module's own ``ReLU(inplace=True)``) changes it."""
+
+    def hook(_m: nn.Module, args: tuple) -> None:
+        store.clear()
+        if len(args) == 1 and isinstance(args[0], torch.Tensor):
+            store.append((args[0].detach(), args[0]._version))
+
+    handle = get_module(model, path).register_forward_pre_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 @contextmanager

@@ -54,9 +54,9 @@ class Normalized(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.net((x - self.mean) / self.std)
-        # googlenet in train mode gives a named tuple, Hugging Face models a dict-like output;
-        # the isinstance keeps torch.fx's proxies (which have every attribute) out
-        if isinstance(out, (tuple, dict)) and hasattr(out, "logits"):
+        # googlenet and inception_v3 in train mode give a named tuple; the isinstance keeps
+        # torch.fx's proxies (which have every attribute) out
+        if isinstance(out, tuple) and hasattr(out, "logits"):
             return out.logits
         return out
 

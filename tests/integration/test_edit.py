@@ -301,14 +301,40 @@ def test_a_cut_before_a_layer_runs_it_in_the_suffix_with_its_mask():
     cut = prefix.cut(net, graph, "b", ["a", "b", "c"], before=True)
     assert cut.before and cut.after == {"b", "c"} and cut.covers({"b", "c"})
     assert not cut.covers({"a"})
+    assert cut.only_input  # a's output: b's input and the skip are one value
     parts = cut.prefix(x)
-    assert len(parts) == 1  # a's output: b's input and the skip are one value
+    assert len(parts) == 1
     assert torch.equal(parts[0], net.a(x))
     assert prefix.check(cut, net, x)
     with torch.no_grad(), mask(net, {"b": [0, 3]}):
         masked = net(x)
         assert torch.allclose(cut.suffix(*parts), masked, atol=1e-6)
     assert not torch.allclose(masked, net(x), atol=1e-3)
+    before_c = prefix.cut(net, graph, "c", ["a", "b", "c"], before=True)
+    assert not before_c.only_input and len(before_c.prefix(x)) == 2  # c's input and the skip
+    assert prefix.check(before_c, net, x)
+
+
+def test_a_cut_whose_rest_changes_its_input_in_place_is_refused():
+    # the first layer after the cut is an in-place LeakyReLU: the second mask run on the same
+    # prefix outputs would see them changed, so the cut must not be used
+    class InPlace(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Conv2d(1, 3, 3)
+            self.b = nn.LeakyReLU(0.1, inplace=True)
+            self.c = nn.Conv2d(3, 2, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.c(self.b(self.a(x))).mean((2, 3))
+
+    net = InPlace().eval()
+    x = torch.rand(3, 1, 7, 7) - 0.5
+    graph = prefix.trace(net, ["a", "b", "c"])
+    for path, before in (("b", True), ("a", False)):
+        cut = prefix.cut(net, graph, path, ["a", "b", "c"], before=before)
+        assert cut is not None and not prefix.check(cut, net, x)
+    assert prefix.check(prefix.cut(net, graph, "b", ["a", "b", "c"]), net, x)  # after b: fine
 
 
 def test_googlenet_cuts_before_and_after_every_layer():

@@ -4,12 +4,12 @@ import pytest
 import torch
 
 from massif.errors import MassifError
-from massif.hooks import frozen, mask, record
+from massif.hooks import frozen, mask, module_input, record
 from tests.helpers.tiny import SmallConv
 
 
 def hook_count(model):
-    return sum(len(m._forward_hooks) for m in model.modules())
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
 
 
 def test_record_returns_layer_outputs_and_removes_hooks():
@@ -34,6 +34,27 @@ def test_nothing_leaks_after_an_exception():
     assert hook_count(model) == 0
     assert model.training
     assert [p.requires_grad for p in model.parameters()] == flags
+
+
+def test_module_input_keeps_the_input_and_notices_in_place_changes():
+    for inplace in (False, True):
+        net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.LeakyReLU(0.1, inplace))
+        x = torch.rand(2, 1, 5, 5) - 0.5
+        kept = []
+        with pytest.raises(RuntimeError, match="boom"):
+            with module_input(net, "1", kept):
+                net(x)
+                assert hook_count(net) == 1
+                raise RuntimeError("boom")
+        assert hook_count(net) == 0
+        (t, version), = kept
+        assert not t.requires_grad
+        if inplace:  # the LeakyReLU changed its own input after it was kept
+            assert t._version != version
+            assert torch.equal(t, net(x))
+        else:
+            assert t._version == version
+            assert torch.equal(t, net[0](x))
 
 
 def test_mask_zeroes_exactly_the_given_channels():

@@ -23,8 +23,10 @@ both classes' clean images, ``divergence.class_means``):
    (``is_grads_batched``) per 16 nodes on GPU, each stopping at the previous layer, each
    starting from the node's own branch where the layer concatenates branches, and going
    through the branch's last convolution with the node's filter alone). The same pass
-   runs the faithfulness check: the ``ε_max`` images through the model with the emphasized
-   neurons masked, and with as many random neurons of the same layers masked.
+   runs the faithfulness check: the ``ε_max`` images the model gets right on clean, through the
+   model with the emphasized neurons masked, and with as many random neurons of the same layers
+   masked; the layers before the earliest masked one run once for all the masks (or not at all:
+   that layer's input is kept from the pass that recorded the ``ε_max`` images).
 
 All sums are float64 on the CPU; means are taken at the end. With a ``Checkpoint`` the sums are
 saved (atomically) every few seconds, and a rerun of the same request resumes where it stopped.
@@ -32,8 +34,9 @@ saved (atomically) every few seconds, and a rerun of the same request resumes wh
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import functools
+from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,14 +46,12 @@ from ..attacks import Attack, attack_direction
 from ..datasets import Dataset
 from ..distributed import World
 from ..errors import MassifError
-from ..hooks import concat_parts, frozen, get_module, mask, record, source_conv
+from ..hooks import concat_parts, frozen, mask, module_input, record, source_conv
 from ..models import Model
 from .divergence import ClassMeans, crossed_counts, crossing, margins
 from .streaming import Checkpoint, Progress, RunningSums, rounds
 
 _NODE_CHUNK = 16  # nodes whose influence is taken in one batched backward pass
-# autograd.grad from and to an autograd node (``GradientEdge`` as outputs and inputs): torch ≥ 2.4
-_GRAD_AT_NODES = tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 4)
 
 
 @dataclass
@@ -250,7 +251,7 @@ def profile_edges(
 
     under_masks = _UnderMasks(
         model, [to_paths(emphasized), *(to_paths(draw) for draw in random_masks)], fx_graph)
-    first_input: list[torch.Tensor] = []  # what the earliest masked layer gets, on ``adv``
+    first_input: list[tuple[torch.Tensor, int]] = []  # its input on ``adv``, and version
 
     running = RunningSums(4, {"influence_benign": out.influence_benign,
                               "influence_attacked": out.influence_attacked}, checkpoint, world)
@@ -275,7 +276,8 @@ def profile_edges(
                 acts.clear()
                 parts.clear()
                 del logits
-                with _first_input(model.module, under_masks.first, first_input):
+                with module_input(model.module, under_masks.first, first_input) \
+                        if under_masks.first else nullcontext():
                     model.module(adv.requires_grad_(True))
                 accumulate_influence(layers, acts, nodes, out.influence_attacked, parts)
                 acts.clear()
@@ -283,9 +285,9 @@ def profile_edges(
             counts[0] += b
             counts[1] += int(correct.sum())
             if correct.any():
-                given = first_input.pop()[correct] if first_input else None
-                first, *others = under_masks.logits(adv[correct], given)
-                counts[2] += successes(first)
+                under_masks.build(adv[:2])
+                emph, *others = under_masks.logits(adv, correct, first_input)
+                counts[2] += successes(emph)
                 if others:
                     counts[3] += sum(successes(z) for z in others) / len(others)
             running.save(end)
@@ -306,8 +308,9 @@ class _UnderMasks:
 
     Where it can, it runs the layers before the earliest masked one (``first``) once for all the
     masks: through the cut of the model just before that layer (``edit.cut``, built and checked
-    on the first images it gets), or from ``first``'s input itself when the caller has it and
-    the cut shows that input is all the rest reads; else the whole model once per mask."""
+    by ``build``), or from ``first``'s input itself when the caller kept it
+    (``hooks.module_input``) and the cut shows that input is all the rest reads; else the whole
+    model once per mask."""
 
     def __init__(self, model: Model, masks: list[dict[str, list[int]]], fx_graph: Any) -> None:
         self.model, self.masks, self.fx_graph = model, masks, fx_graph
@@ -317,51 +320,36 @@ class _UnderMasks:
         self.cut: Any = None
         self.built = self.first is None or fx_graph is None
 
-    def _build(self, probe: torch.Tensor) -> Any:
+    def build(self, probe: torch.Tensor) -> None:
+        """Find and check the cut (once; ``probe``: a few images)."""
+        if self.built:
+            return
         from ..edit.cut import check, cut, trace
 
-        net = self.model.module
-        graph = trace(net, self.paths) if self.fx_graph == "auto" else self.fx_graph
+        net, self.built = self.model.module, True
+        auto = self.fx_graph == "auto"  # (``edit.cache.AUTO``)
+        graph = trace(net, self.paths) if auto else self.fx_graph
         c = cut(net, graph, self.first, self.paths, before=True) if graph is not None else None
-        return c if c is not None and c.covers(self.masked) and check(c, net, probe) else None
+        if c is not None and c.covers(self.masked) and check(c, net, probe):
+            self.cut = c
 
     @torch.no_grad()
-    def logits(self, images: torch.Tensor, first_input: torch.Tensor | None = None
-               ) -> list[torch.Tensor]:
-        if not self.built:
-            self.cut, self.built = self._build(images[:2]), True
+    def logits(self, images: torch.Tensor, rows: torch.Tensor,
+               kept: list[tuple[torch.Tensor, int]]) -> list[torch.Tensor]:
+        """The logits of ``images[rows]`` under each mask; ``kept``: ``[(first's input on
+        images, its version then)]`` or ``[]``."""
         c, net = self.cut, self.model.module
         if c is None:
-            inputs, rest = (images,), net
+            inputs, rest = (images[rows],), net
+        elif c.only_input and kept and kept[0][0]._version == kept[0][1]:
+            inputs, rest = (kept[0][0][rows],), c.suffix
         else:
-            use = c.only_input and first_input is not None
-            inputs, rest = ((first_input,) if use else c.prefix(images)), c.suffix
+            inputs, rest = c.prefix(images[rows]), c.suffix
         out = []
         for m in self.masks:
             with mask(net, m):
                 out.append(rest(*inputs))
         return out
-
-
-@contextmanager
-def _first_input(net: torch.nn.Module, path: str | None, store: list[torch.Tensor]
-                 ) -> Iterator[None]:
-    """Append the (detached) positional input of the module at ``path`` to ``store`` during a
-    forward pass, when it takes exactly one tensor."""
-    if path is None:
-        yield
-        return
-
-    def hook(_m: torch.nn.Module, args: tuple) -> None:
-        store.clear()
-        if len(args) == 1 and isinstance(args[0], torch.Tensor):
-            store.append(args[0].detach())
-
-    handle = get_module(net, path).register_forward_pre_hook(hook)
-    try:
-        yield
-    finally:
-        handle.remove()
 
 
 def accumulate_influence(layers: list[str], acts: dict[str, torch.Tensor],
@@ -399,7 +387,7 @@ def accumulate_influence(layers: list[str], acts: dict[str, torch.Tensor],
         for i, rows in rows_of.items():
             off, t = split[i]
             local = [chans[r] - off for r in rows]
-            conv, at_conv = _at_source_conv(t, local)
+            conv, at_conv = _at_source_conv(t, local, a_prev)
             for start in range(0, len(rows), chunk):
                 some = slice(start, start + chunk)
                 if conv is not None:
@@ -411,12 +399,35 @@ def accumulate_influence(layers: list[str], acts: dict[str, torch.Tensor],
                     sums[name][torch.tensor(rows[some])] += contrib.cpu()
 
 
-def _at_source_conv(t: torch.Tensor, chans: list[int]) -> tuple[Any, torch.Tensor | None]:
+@functools.cache
+def _grad_at_nodes() -> bool:
+    """Can this torch take gradients from and at an autograd node (``GradientEdge`` as
+    ``autograd.grad``'s outputs and inputs, batched too)? torch 2.4 and later can; tried once on
+    a tiny convolution."""
+    graph = getattr(torch.autograd, "graph", None)
+    edge = getattr(graph, "GradientEdge", None)
+    if edge is None or not hasattr(graph, "get_gradient_edge"):
+        return False
+    try:
+        x = torch.ones(1, 1, 3, 3, requires_grad=True)
+        y = torch.nn.functional.conv2d(x * 2, torch.ones(1, 1, 1, 1))
+        (at_y,) = torch.autograd.grad(y.relu().sum(), edge(y.grad_fn, 0), retain_graph=True)
+        node, nr = y.grad_fn.next_functions[0]
+        (one,) = torch.autograd.grad(edge(node, nr), x, at_y, retain_graph=True)
+        (two,) = torch.autograd.grad(edge(node, nr), x, torch.stack([at_y, at_y]),
+                                     is_grads_batched=True)
+    except (TypeError, RuntimeError, AttributeError):
+        return False
+    return bool((one == 2).all() and (two == 2).all())
+
+
+def _at_source_conv(t: torch.Tensor, chans: list[int], a_prev: torch.Tensor
+                    ) -> tuple[Any, torch.Tensor | None]:
     """``t``'s source convolution (``hooks.source_conv``) and the gradient of ``Σ_{c ∈ chans}
     s_c`` at its output; channel ``c`` of that gradient is ``∂s_c/∂(its output)``, since no step
-    after it mixes channels. ``(None, None)`` where there is no such convolution, or where this
-    torch cannot take gradients at an autograd node (torch < 2.4)."""
-    conv = source_conv(t) if _GRAD_AT_NODES else None
+    after it mixes channels. ``(None, None)`` where there is no such convolution after
+    ``a_prev``, or where this torch cannot take gradients at autograd nodes."""
+    conv = source_conv(t, after=a_prev) if _grad_at_nodes() else None
     if conv is None:
         return None, None
     s = t[:, chans].flatten(2).amax(2).sum()

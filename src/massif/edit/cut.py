@@ -9,11 +9,14 @@ the activations at a cut before the earliest masked layer and runs only the rest
    are ``P``'s output and any other input-dependent value it reads (a skip connection around
    ``P``). The *prefix* graph returns those inputs; the suffix graph takes them and returns
    the logits. Values that do not depend on the input (weights, constants) are recomputed.
+   A cut *before* ``P`` (``before=True``) runs ``P`` itself in the suffix too, so a mask on
+   ``P`` can use it; the analysis's faithfulness check cuts before the earliest masked layer.
 3. Both graphs call the model's own module objects, so hooks on them (``hooks.mask``) fire as
    in the whole model. A mask may use the cut only if all its layers run in the suffix.
 4. A cut is used only once ``suffix(prefix(x))`` has been checked to equal ``model(x)`` on a
-   few images. A model ``torch.fx`` cannot trace (data-dependent control flow, say) simply runs
-   whole every time: the cut is an optimisation, never needed for a correct answer.
+   few images, leaving the prefix's outputs unchanged (the suffix runs many times on them).
+   A model ``torch.fx`` cannot trace (data-dependent control flow, say) simply runs whole
+   every time: the cut is an optimisation, never needed for a correct answer.
 
 Thread rule: ``trace`` runs torch.fx's symbolic tracer, which swaps ``nn.Module.__call__`` for
 the whole process while it runs, so a forward pass in another thread at that moment breaks.
@@ -125,13 +128,18 @@ def cut(net: nn.Module, graph: fx.Graph, path: str, layer_paths: list[str],
 
 @torch.no_grad()
 def check(cut_: Cut, net: nn.Module, x: torch.Tensor) -> bool:
-    """Step 4: does the cut reproduce the model on ``x``, with tensors batched like ``x``?"""
+    """Step 4: does the cut reproduce the model on ``x``, with tensors batched like ``x``, and
+    leave the prefix's outputs as they were?"""
     try:  # (``forward``, not a call: fx prints a traceback of any failure of a call)
         parts = cut_.prefix.forward(x)
         if not all(isinstance(t, torch.Tensor) and t.shape[:1] == x.shape[:1] for t in parts):
             return False
+        versions = [t._version for t in parts]
         got, want = cut_.suffix.forward(*parts), net(x)
     except Exception:
         return False
+    # a suffix that changes its inputs in place (an in-place activation first) would feed the
+    # next mask changed values: callers run it many times on the same prefix outputs
     return (isinstance(got, torch.Tensor) and got.shape == want.shape
+            and [t._version for t in parts] == versions
             and torch.allclose(got, want, rtol=1e-4, atol=1e-5))
