@@ -57,6 +57,10 @@ def analyze(request: AnalysisRequest | Any = "bundled", dataset: Any = None, *,
     With ``resume_dir``, running sums are saved there after the first batch and then every few
     seconds, so a killed run of the same request resumes where it stopped; the files are removed
     once the graph is built.
+
+    The model is traced with ``torch.fx`` once (for the faithfulness check's cut), which
+    patches torch process-wide for a moment: where other threads run models at the same time,
+    call ``run(request.resolve(), fx_graph=None)`` (or with a graph traced beforehand) instead.
     """
     if not isinstance(request, AnalysisRequest):
         request = AnalysisRequest(model=request, data=dataset, **fields)
