@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import threading
 from collections.abc import Callable
+from concurrent import futures
 from concurrent.futures import Future
 from typing import TypeVar
 
@@ -50,14 +51,25 @@ def in_background(fn: Callable[[], T], name: str = "massif-compute") -> Future[T
 def in_own_thread(fn: Callable[[], T], name: str = "massif-compute") -> T:
     """``fn()`` run in a new thread; waits for it and returns its result or raises its
     exception. Ctrl+C while waiting is passed on to that thread (it stops at its next Python
-    step, as it would have in the caller's thread), then raised here."""
+    step, as it would have in the caller's thread), then raised here once it has stopped.
+
+    The wait wakes every 0.1 s: the kernel may hand Ctrl+C's signal to any thread of the
+    process, and Python runs its handler in the main thread only when that thread next
+    executes, which an untimed wait would never let it do (seen in the suite, where servers'
+    threads live beside the test). It waits on the result, not ``Thread.join``: a join that
+    Ctrl+C interrupts marks the thread as ended while it still runs, so a
+    second join returns at once (seen on CPython 3.11)."""
     future, thread = _start(fn, name)
     try:
-        thread.join()
+        while not future.done():
+            futures.wait([future], timeout=0.1)
     except KeyboardInterrupt:
         if thread.ident is not None:
             ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident),
                                                        ctypes.py_object(KeyboardInterrupt))
+        while not future.done():
+            futures.wait([future], timeout=0.1)
         thread.join()
         raise
+    thread.join()
     return future.result()

@@ -55,3 +55,32 @@ def test_ctrl_c_while_waiting_stops_the_work_too():
     with pytest.raises(KeyboardInterrupt):
         in_own_thread(work)
     assert stopped.wait(5)
+
+
+def test_ctrl_c_that_the_kernel_gives_another_thread_still_stops_the_work():
+    """The kernel may hand a process's SIGINT to any of its threads; Python then runs the handler
+    in the main thread only when that thread next executes. Here the signal goes to a helper
+    thread on purpose: the wait must still notice it and stop the work (which would otherwise
+    run on to its 5 s deadline and end by itself)."""
+    started, how = threading.Event(), []
+
+    def work() -> None:
+        started.set()
+        deadline = time.monotonic() + 5
+        try:
+            while time.monotonic() < deadline:
+                time.sleep(0.01)
+            how.append("ran to its deadline")
+        except KeyboardInterrupt:
+            how.append("stopped")
+            raise
+
+    def press_ctrl_c_here() -> None:
+        started.wait(10)
+        time.sleep(0.1)
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+
+    threading.Thread(target=press_ctrl_c_here, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        in_own_thread(work)
+    assert how == ["stopped"]
