@@ -57,8 +57,8 @@ def in_own_thread(fn: Callable[[], T], name: str = "massif-compute") -> T:
     process, and Python runs its handler in the main thread only when that thread next
     executes, which an untimed wait would never let it do (seen in the suite, where servers'
     threads live beside the test). It waits on the result, not ``Thread.join``: a join that
-    Ctrl+C interrupts marks the thread as ended while it still runs, so a
-    second join returns at once (seen on CPython 3.11)."""
+    Ctrl+C interrupts marks the thread as ended while it still runs, so a second join returns
+    at once (seen on CPython 3.11)."""
     future, thread = _start(fn, name)
     try:
         while not future.done():
