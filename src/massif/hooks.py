@@ -124,21 +124,33 @@ _CHANNELWISE = frozenset({
 })
 
 
-def source_conv(t: torch.Tensor, after: torch.Tensor | None = None) -> Any | None:
+# Of those, the ones that are also positively homogeneous and piecewise linear (f(λa) = λf(a)):
+# for them ``Σ a · ∂(g · f(a))/∂a = g · f(a)`` channel by channel (Euler's theorem).
+_HOMOGENEOUS = frozenset({
+    "ReluBackward0", "ReluBackward1", "MaxPool2DWithIndicesBackward0", "AvgPool2DBackward0",
+    "AdaptiveAvgPool2DBackward0", "AdaptiveMaxPool2DBackward0",
+})
+
+Edge = tuple[Any, int]  # an autograd node and which of its outputs: a tensor's place in a graph
+
+
+def edge_of(t: torch.Tensor) -> Edge:
+    """``t``'s place in the autograd graph (the node that made it and which output it is)."""
+    return (t.grad_fn, t.output_nr)
+
+
+def conv_behind(edge: Edge, stop: Edge | None = None) -> Any | None:
     """The autograd node of the 2-d convolution whose output channel ``c`` alone makes channel
-    ``c`` of ``t``, through steps that never mix channels (activations, batch norm, pooling:
-    googlenet's ``BasicConv2d``), computed from ``after`` (a tensor that comes before ``t``);
-    ``None`` if ``t`` is not made that way, or if the convolution makes ``after`` itself or
-    comes before it (layers ``conv1``, ``bn1``: ``bn1``'s channels come from ``conv1``, whose
-    output is ``after``).
+    ``c`` of the tensor at ``edge``, through steps that never mix channels (activations, batch
+    norm, pooling: googlenet's ``BasicConv2d``); ``None`` if there is none, or if the walk back
+    reaches ``stop`` first (or the convolution's output is at ``stop``).
 
     Found through the autograd graph like ``concat_parts``: only a plain convolution (one group,
     not transposed) whose saved input and weight autograd still holds is returned, so a caller can
     take the backward pass through it for a few output channels alone
     (``torch.nn.grad.conv2d_input`` with their filters).
     """
-    stop = (after.grad_fn, after.output_nr) if after is not None else None
-    fn, nr = t.grad_fn, t.output_nr
+    fn, nr = edge
     while fn is not None and (fn, nr) != stop and fn.name() in _CHANNELWISE:
         fn, nr = fn.next_functions[0]
     if fn is None or (fn, nr) == stop or fn.name() != "ConvolutionBackward0":
@@ -149,6 +161,25 @@ def source_conv(t: torch.Tensor, after: torch.Tensor | None = None) -> Any | Non
     except (AttributeError, RuntimeError):  # not saved, or changed in place since
         return None
     return fn if plain else None
+
+
+def source_conv(t: torch.Tensor, after: torch.Tensor | None = None) -> Any | None:
+    """``conv_behind`` for tensor ``t``, stopping at tensor ``after`` (a tensor that comes
+    before ``t``): for layers ``conv1``, ``bn1``, ``bn1``'s channels come from ``conv1``, whose
+    output is ``after``, so there is no convolution between them."""
+    return conv_behind(edge_of(t), edge_of(after) if after is not None else None)
+
+
+def homogeneous_path(edge: Edge, to: Edge) -> bool:
+    """Is the tensor at ``edge`` made from the tensor at ``to`` by channel-wise, positively
+    homogeneous, piecewise linear steps alone (ReLU, max and average pooling; none at all when
+    the edges are equal)? Then ``Σ a · ∂s/∂a`` over the tensor ``a`` at ``to`` equals
+    ``Σ x · ∂s/∂x`` over the tensor ``x`` at ``edge``, channel by channel, for any ``s`` that
+    depends on ``a`` only through ``x``."""
+    fn, nr = edge
+    while fn is not None and (fn, nr) != to and fn.name() in _HOMOGENEOUS:
+        fn, nr = fn.next_functions[0]
+    return fn is not None and (fn, nr) == to
 
 
 @contextmanager

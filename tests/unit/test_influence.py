@@ -110,8 +110,9 @@ def test_googlenet_branches_go_through_their_last_convolution_alone():
 
 class Stem(torch.nn.Module):
     """A ResNet-like stem recorded layer by layer (conv1, bn1, an in-place ReLU, a pool), then
-    a branch ending in a strided, dilated conv (reached through a 1×1 reduce) and a strided
-    conv reading the block's output directly: odd sizes, so output sizes are ambiguous."""
+    a branch ending in a strided, dilated conv (reached through a max pool and a 1×1 reduce)
+    and a strided conv reading an average pool of the block's output: odd sizes, so output
+    sizes are ambiguous."""
 
     def __init__(self, seed: int) -> None:
         super().__init__()
@@ -119,15 +120,16 @@ class Stem(torch.nn.Module):
         nn = torch.nn
         self.conv1, self.bn1 = nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4)
         self.relu, self.pool = nn.ReLU(inplace=True), nn.MaxPool2d(2)
-        self.block = nn.Sequential(nn.Conv2d(4, 6, 1), nn.ReLU(),
-                                   nn.Conv2d(6, 5, 3, stride=2, dilation=2, padding=1),
+        self.block = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1), nn.Conv2d(4, 6, 1),
+                                   nn.ReLU(), nn.Conv2d(6, 5, 3, stride=2, dilation=2, padding=1),
                                    nn.BatchNorm2d(5), nn.ReLU())
-        self.head = nn.Sequential(nn.Conv2d(5, 4, 3, stride=2, padding=1), nn.Tanh())
+        self.head = nn.Sequential(nn.AvgPool2d(3, stride=1, padding=1),
+                                  nn.Conv2d(5, 4, 3, stride=2, padding=1), nn.Tanh())
         self.fc = nn.Linear(4 * 2 * 2, 3)
         with torch.no_grad():
             for p in self.parameters():
                 p.copy_(torch.randn(p.shape, generator=g) * 0.5)
-            for bn in (self.bn1, self.block[3]):
+            for bn in (self.bn1, self.block[4]):
                 bn.running_mean.copy_(torch.randn(bn.num_features, generator=g) * 0.1)
                 bn.running_var.copy_(torch.rand(bn.num_features, generator=g) + 0.5)
 

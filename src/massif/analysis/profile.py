@@ -46,7 +46,17 @@ from ..attacks import Attack, attack_direction
 from ..datasets import Dataset
 from ..distributed import World
 from ..errors import MassifError
-from ..hooks import concat_parts, frozen, mask, module_input, record, source_conv
+from ..hooks import (
+    concat_parts,
+    conv_behind,
+    edge_of,
+    frozen,
+    homogeneous_path,
+    mask,
+    module_input,
+    record,
+    source_conv,
+)
 from ..models import Model
 from .divergence import ClassMeans, crossed_counts, crossing, margins
 from .streaming import Checkpoint, Progress, RunningSums, rounds
@@ -391,11 +401,13 @@ def accumulate_influence(layers: list[str], acts: dict[str, torch.Tensor],
             for start in range(0, len(rows), chunk):
                 some = slice(start, start + chunk)
                 if conv is not None:
-                    g = _through_conv(conv, at_conv, local[some], a_prev)
+                    found = _through_conv(conv, at_conv, local[some], a_prev)
                 else:
                     g = _from_output(t, local[some], a_prev)
-                if g is not None:  # [n, B, C', ...]
-                    contrib = (a_prev.detach().unsqueeze(0) * g).flatten(3).sum(3).double().sum(1)
+                    found = None if g is None else (g, a_prev)
+                if found is not None:  # g: [n, B, C', ...]
+                    g, base = found
+                    contrib = (base.detach().unsqueeze(0) * g).flatten(3).sum(3).double().sum(1)
                     sums[name][torch.tensor(rows[some])] += contrib.cpu()
 
 
@@ -436,25 +448,38 @@ def _at_source_conv(t: torch.Tensor, chans: list[int], a_prev: torch.Tensor
 
 
 def _through_conv(conv: Any, at_conv: torch.Tensor, chans: list[int], a_prev: torch.Tensor
-                  ) -> torch.Tensor | None:
-    """``∂s_c/∂a_prev`` for each ``c`` in ``chans`` (``[n, B, ...]``): through ``conv`` with the
-    filters of ``chans`` alone (one grouped transposed convolution), then back to ``a_prev``."""
+                  ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(g, base)`` with ``Σ_positions base · g[i]`` the influence of ``a_prev`` on channel
+    ``chans[i]`` (``g``: ``[n, B, ...]``): through ``conv`` with the filters of ``chans`` alone
+    (one grouped transposed convolution), then back towards ``a_prev``.
+
+    The way back stops early where the rest of it is channel-wise and homogeneous
+    (``hooks.homogeneous_path``: a max pool between blocks, a branch's pool): there
+    ``Σ a_prev · ∂s/∂a_prev = Σ x · ∂s/∂x`` for the tensor ``x`` reached, so ``base`` is ``x``
+    and no backward pass goes through the pool. That holds at ``conv``'s input, or at the input
+    of the convolution that makes it (a branch's 1×1 reduction)."""
     x, w, n = conv._saved_input, conv._saved_weight, len(chans)
     b, c_in = x.shape[:2]
     g = torch.nn.grad.conv2d_input((b, n * c_in, *x.shape[2:]), w[chans], at_conv[:, chans],
                                    conv._saved_stride, conv._saved_padding,
                                    conv._saved_dilation, n)
     g = g.view(b, n, c_in, *x.shape[2:]).transpose(0, 1)
-    node, nr = conv.next_functions[0]
-    if node is None:
+    at_x = conv.next_functions[0]
+    if at_x[0] is None:
         return None
-    own = torch.autograd.graph.get_gradient_edge(a_prev)
-    if node is own.node and nr == own.output_nr:  # the convolution reads a_prev itself
-        return g
-    edge = torch.autograd.graph.GradientEdge(node, nr)
-    (out,) = torch.autograd.grad(edge, a_prev, g[0] if n == 1 else g, retain_graph=True,
+    own = edge_of(a_prev) if a_prev.grad_fn is not None else None
+    if own is not None and homogeneous_path(at_x, own):
+        return g, x
+    edge = torch.autograd.graph.GradientEdge(*at_x)
+    reduce = conv_behind(at_x, stop=own) if own is not None else None
+    if reduce is not None and homogeneous_path(reduce.next_functions[0], own):
+        to, base = torch.autograd.graph.GradientEdge(*reduce.next_functions[0]), \
+            reduce._saved_input
+    else:
+        to, base = a_prev, a_prev
+    (out,) = torch.autograd.grad(edge, to, g[0] if n == 1 else g, retain_graph=True,
                                  allow_unused=True, is_grads_batched=n > 1)
-    return None if out is None else (out.unsqueeze(0) if n == 1 else out)
+    return None if out is None else ((out.unsqueeze(0) if n == 1 else out), base)
 
 
 def _from_output(t: torch.Tensor, chans: list[int], a_prev: torch.Tensor
