@@ -21,8 +21,9 @@ both classes' clean images, ``divergence.class_means``):
    ``Σ_positions a_{l-1,j} · ∂s_{l,i}/∂a_{l-1,j}`` (gradient × activation through whatever block
    joins the layers; one backward pass per node on CPU, one batched pass
    (``is_grads_batched``) per 16 nodes on GPU, each stopping at the previous layer, each
-   starting from the node's own branch where the layer concatenates branches, and going
-   through the branch's last convolution with the node's filter alone). The same pass
+   starting from the node's own branch where the layer concatenates branches, going through
+   the branch's last convolution with the node's filter alone, and stopping before a pool
+   between that convolution and the previous layer). The same pass
    runs the faithfulness check: the ``ε_max`` images the model gets right on clean, through the
    model with the emphasized neurons masked, and with as many random neurons of the same layers
    masked; the layers before the earliest masked one run once for all the masks (or not at all:
@@ -369,7 +370,8 @@ def accumulate_influence(layers: list[str], acts: dict[str, torch.Tensor],
     """Add ``Σ_images Σ_positions a_{l-1} · ∂s_{l,i}/∂a_{l-1}`` for every node ``i`` of every
     layer ``l`` to ``sums[l][row of i]``.
 
-    Two shortcuts give the same numbers as one backward pass per node from the layer's output:
+    Three shortcuts give the same numbers as one backward pass per node from the layer's
+    output:
 
     - with ``parts`` (``hooks.record``'s), a node of a layer that concatenates branches takes its
       gradient from its own branch's tensor (``hooks.concat_parts``), without the backward
@@ -378,7 +380,10 @@ def accumulate_influence(layers: list[str], acts: dict[str, torch.Tensor],
       channels (``hooks.source_conv``: a branch's last conv, batch norm and ReLU), one backward
       pass per branch reaches that convolution's output for all its nodes at once, and each node
       goes through the convolution with its own filter alone, then on to ``a_{l-1}`` (about half
-      the remaining cost on googlenet).
+      the remaining cost on googlenet);
+    - that way back stops at a pool (or ReLU) between the convolution and ``a_{l-1}``: over such
+      channel-wise, homogeneous steps ``Σ a · ∂s/∂a`` is the same sum over their output
+      (``_through_conv``; about half the remaining cost again).
 
     ``batch_nodes``: nodes per backward pass (``is_grads_batched``). By default one on CPU, where
     a loop beats the batched pass 2×, and 16 on GPU.
