@@ -15,11 +15,11 @@ Three timings on the same images, interleaved in one run (so a noisy machine hur
   passes per strength plus the attack gradient; pass 2: influence backward passes for the same
   nodes, each from the node's own branch of its inception block, the attack at ε_max, and the
   six masked forward passes). ``massif / bare-same-work`` was our overhead; the target is at
-  most 1.15. massif's edge pass now takes three exact shortcuts this straight-line version
-  does not (each node through its branch's last convolution with its own filter alone, the
-  masked passes only on the images the model gets right and from the earliest masked layer
-  on), so it does less work than this: the ratio no longer isolates the overhead (it is lower
-  than massif against the same shortcuts written bare would be).
+  most 1.15. massif's edge pass now takes exact shortcuts this straight-line version does not
+  (each node through its branch's last convolution with its own filter alone and no backward
+  pass through pools, the masked passes only on the images the model gets right and from the
+  earliest masked layer on), so it does less work than this: the ratio no longer isolates the
+  overhead (it is lower than massif against the same shortcuts written bare would be).
 * ``bare-attack-only``: just the attack gradient and one forward pass per strength (what
   measuring the ASR alone costs), for scale.
 """

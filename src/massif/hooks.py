@@ -127,8 +127,9 @@ _CHANNELWISE = frozenset({
 # Of those, the ones that are also positively homogeneous and piecewise linear (f(λa) = λf(a)):
 # for them ``Σ a · ∂(g · f(a))/∂a = g · f(a)`` channel by channel (Euler's theorem).
 _HOMOGENEOUS = frozenset({
-    "ReluBackward0", "ReluBackward1", "MaxPool2DWithIndicesBackward0", "AvgPool2DBackward0",
-    "AdaptiveAvgPool2DBackward0", "AdaptiveMaxPool2DBackward0",
+    "ReluBackward0", "ReluBackward1", "LeakyReluBackward0", "LeakyReluBackward1",
+    "MaxPool2DWithIndicesBackward0", "AvgPool2DBackward0", "AdaptiveAvgPool2DBackward0",
+    "AdaptiveMaxPool2DBackward0",
 })
 
 Edge = tuple[Any, int]  # an autograd node and which of its outputs: a tensor's place in a graph

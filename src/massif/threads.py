@@ -35,7 +35,8 @@ def _start(fn: Callable[[], T], name: str) -> tuple[Future[T], threading.Thread]
         try:
             future.set_result(fn())
         except BaseException as e:  # handed to whoever waits on the future
-            future.set_exception(e)
+            if not future.done():  # (Ctrl+C passed on just after the result was set)
+                future.set_exception(e)
 
     thread = threading.Thread(target=body, name=name, daemon=True)
     thread.start()
@@ -64,10 +65,10 @@ def in_own_thread(fn: Callable[[], T], name: str = "massif-compute") -> T:
         while not future.done():
             futures.wait([future], timeout=0.1)
     except KeyboardInterrupt:
-        if thread.ident is not None:
+        if not future.done() and thread.is_alive() and thread.ident is not None:
             ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident),
                                                        ctypes.py_object(KeyboardInterrupt))
-        while not future.done():
+        while not future.done() and thread.is_alive():  # (a second Ctrl+C leaves it running)
             futures.wait([future], timeout=0.1)
         thread.join()
         raise
