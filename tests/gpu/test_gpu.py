@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import massif
-from massif.analysis.profile import accumulate_influence
+from massif.analysis.influence import accumulate_influence
 from massif.hooks import record
 from tests.helpers.tiny import SmallConv
 

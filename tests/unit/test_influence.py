@@ -4,7 +4,8 @@ import pytest
 import torch
 
 import massif
-from massif.analysis.profile import accumulate_influence, attacked, profile_edges, profile_neurons
+from massif.analysis.influence import accumulate_influence
+from massif.analysis.profile import attacked, profile_edges, profile_neurons
 from massif.attacks import make_attack
 from massif.datasets import TensorDataset
 from massif.hooks import concat_parts, edge_of, frozen, homogeneous_path, mask, record, source_conv

@@ -1,5 +1,6 @@
-"""The analysis: ``profile`` (streaming per-neuron statistics) → ``graph`` (benign, attacked and
-merged graphs) → ``pipeline`` (the whole analysis of one request as one call)."""
+"""The analysis: ``profile`` (streaming per-neuron statistics; ``influence``: the edge pass's
+backward passes) → ``graph`` (benign, attacked and merged graphs) → ``pipeline`` (the whole
+analysis of one request as one call)."""
 
 from .pipeline import analyze, run
 
