@@ -43,35 +43,14 @@ def ctrl_c_raises():
     signal.signal(signal.SIGINT, old)
 
 
-def test_ctrl_c_while_waiting_stops_the_work_too(ctrl_c_raises):
+@pytest.mark.parametrize("to", ["the process", "a helper thread"])
+def test_ctrl_c_while_waiting_stops_the_work_too(ctrl_c_raises, to):
     """Ctrl+C reaches the waiting caller, and the work stops as it would have in the caller's
-    own thread (a daemon thread left running would go on writing after the command ended)."""
-    started, stopped = threading.Event(), threading.Event()
+    own thread (a daemon thread left running would go on writing after the command ended).
 
-    def work() -> None:
-        started.set()
-        try:
-            while True:
-                time.sleep(0.01)
-        finally:
-            stopped.set()
-
-    def press_ctrl_c() -> None:
-        started.wait(10)
-        time.sleep(0.1)
-        os.kill(os.getpid(), signal.SIGINT)
-
-    threading.Thread(target=press_ctrl_c, daemon=True).start()
-    with pytest.raises(KeyboardInterrupt):
-        in_own_thread(work)
-    assert stopped.wait(5)
-
-
-def test_ctrl_c_that_the_kernel_gives_another_thread_still_stops_the_work(ctrl_c_raises):
-    """The kernel may hand a process's SIGINT to any of its threads; Python then runs the handler
-    in the main thread only when that thread next executes. Here the signal goes to a helper
-    thread on purpose: the wait must still notice it and stop the work (which would otherwise
-    run on to its 30 s deadline and end by itself)."""
+    The kernel may hand a process's SIGINT to any of its threads; Python then runs the handler
+    in the main thread only when that thread next executes. Sent to a helper thread on purpose,
+    the wait must still notice it (the work would otherwise run on to its 30 s deadline)."""
     started, how = threading.Event(), []
 
     def work() -> None:
@@ -85,12 +64,15 @@ def test_ctrl_c_that_the_kernel_gives_another_thread_still_stops_the_work(ctrl_c
             how.append("stopped")
             raise
 
-    def press_ctrl_c_here() -> None:
+    def press_ctrl_c() -> None:
         started.wait(10)
         time.sleep(0.1)
-        signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+        if to == "the process":
+            os.kill(os.getpid(), signal.SIGINT)
+        else:
+            signal.pthread_kill(threading.get_ident(), signal.SIGINT)
 
-    threading.Thread(target=press_ctrl_c_here, daemon=True).start()
+    threading.Thread(target=press_ctrl_c, daemon=True).start()
     with pytest.raises(KeyboardInterrupt):
         in_own_thread(work)
     assert how == ["stopped"]
