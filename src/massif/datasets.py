@@ -88,6 +88,7 @@ class Dataset:
         tensor work brings (measured with one long-lived loader thread: the bundled model's
         neuron pass took 25% longer with it)."""
         todo = [list(c) for c in chunks if len(c)]
+        loader = None
         if self.in_memory and workers == 0:
             loaded: Iterator[torch.Tensor] = (self.load(c) for c in todo)
         elif workers > 0 and len(todo) > 1:
@@ -98,11 +99,17 @@ class Dataset:
             loaded = iter(loader)
         else:
             loaded = _prefetched(self, todo)
-        for c in chunks:
-            images = next(loaded) if len(c) else None
-            if isinstance(images, MassifError):
-                raise images
-            yield images
+        try:
+            for c in chunks:
+                images = next(loaded) if len(c) else None
+                if isinstance(images, MassifError):
+                    raise images
+                yield images
+        finally:
+            # Ends a DataLoader's workers now, on an error or an early stop too: a traceback
+            # that kept this frame would keep them until exit, when they are killed and leave
+            # their temp folders (multiprocessing's pymp-*) behind.
+            loaded = loader = None  # type: ignore[assignment]
 
 
 class _Chunks(torch.utils.data.Dataset):

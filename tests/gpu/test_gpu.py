@@ -66,7 +66,8 @@ def test_two_gpus_through_nccl_write_the_one_gpu_graph(tmp_path):
                    capture_output=True, timeout=600)
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                     "--nproc-per-node=2", "-m", "massif", *args, "--out", str(tmp_path / "two")],
-                   check=True, capture_output=True, timeout=600, env=dict(os.environ))
+                   check=True, capture_output=True, timeout=600,
+                   env={**os.environ, "TMPDIR": str(tmp_path)})  # torchrun's log folder
     one = json.loads((tmp_path / "one" / "graph.json").read_text())
     two = json.loads((tmp_path / "two" / "graph.json").read_text())
     # two GPUs batch differently, and cuDNN's kernels depend on the batch: same nodes, close

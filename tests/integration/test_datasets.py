@@ -7,6 +7,7 @@ import gzip
 import http.server
 import os
 import shutil
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -119,17 +120,26 @@ def test_write_atomic_keeps_the_old_file_when_writing_fails(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["graph.json"]
 
 
-def test_worker_processes_load_the_same_chunks_and_pass_errors_whole(tmp_path):
+def pymp(tmp: Path) -> list[str]:
+    """multiprocessing's temp folders in ``tmp`` (torch's fixed-name caches left aside)."""
+    return [p.name for p in tmp.iterdir() if p.name.startswith("pymp-")]
+
+
+def test_worker_processes_load_the_same_chunks_and_pass_errors_whole(tmp_path, monkeypatch):
     """``load_chunks(..., workers=2)`` (a DataLoader with worker processes) yields what the
     background thread yields, in order, ``None`` for an empty chunk; a bad image in a worker is
-    the same one-line error, without the worker's traceback."""
+    the same one-line error, without the worker's traceback. The workers end with the error or
+    an early stop: killed at exit instead, they would leave their temp folders behind."""
+    tmp, root = tmp_path / "tmp", tmp_path / "images"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))  # the forked workers' temp folder
     g = torch.Generator().manual_seed(0)
     for c in ("a", "b"):
-        (tmp_path / c).mkdir()
+        (root / c).mkdir(parents=True)
         for i in range(6):
             arr = (torch.rand(10, 12, 3, generator=g) * 255).to(torch.uint8).numpy()
-            Image.fromarray(arr).save(tmp_path / c / f"{i}.png")
-    data = ImageFolder(tmp_path, 8, 3)
+            Image.fromarray(arr).save(root / c / f"{i}.png")
+    data = ImageFolder(root, 8, 3)
     chunks = [[0, 1, 2], [], [3, 4, 5, 6, 7], [11], [8, 9]]
     alone = list(data.load_chunks(chunks, workers=0))
     pooled = list(data.load_chunks(chunks, workers=2))
@@ -137,11 +147,17 @@ def test_worker_processes_load_the_same_chunks_and_pass_errors_whole(tmp_path):
     for a, b in zip(alone, pooled):
         assert (a is None and b is None) or torch.equal(a, b)
     assert torch.equal(pooled[3], data.load([11]))
-    (tmp_path / "b" / "5.png").write_bytes(b"not a png")
+    running = data.load_chunks(chunks, workers=2)
+    next(running)
+    assert pymp(tmp)  # a worker's, while it lives
+    running.close()
+    assert not pymp(tmp)
+    (root / "b" / "5.png").write_bytes(b"not a png")
     with pytest.raises(MassifError) as err:
         list(data.load_chunks(chunks, workers=2))
     assert str(err.value).startswith("cannot read image") and "5.png" in str(err.value)
     assert "Traceback" not in str(err.value)
+    assert not pymp(tmp)  # though the traceback keeps the generator's frame
 
 
 @pytest.mark.skipif(torch.get_num_threads() < 2, reason="one CPU thread: torch makes no "

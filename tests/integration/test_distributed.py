@@ -30,9 +30,12 @@ def torchrun(n: int, args: list[str]) -> list[str]:
             f"--nproc-per-node={n}", "-m", "massif", *args]
 
 
-def env(**extra: str) -> dict[str, str]:
+def env(tmp: Path, **extra: str) -> dict[str, str]:
+    """One thread a process; temp files in ``tmp/tmp`` (torchrun leaves its log folder there,
+    torchelastic_*, whatever the run does)."""
+    (tmp / "tmp").mkdir(exist_ok=True)
     e = dict(os.environ)
-    e.update({"OMP_NUM_THREADS": "1", **extra})
+    e.update({"OMP_NUM_THREADS": "1", "TMPDIR": str(tmp / "tmp"), **extra})
     return e
 
 
@@ -63,7 +66,7 @@ def one_process(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One process's graph.json, its pictures in ``../cache``."""
     root = tmp_path_factory.mktemp("one")
     subprocess.run([MASSIF, *COMMON, "--out", str(root / "run"), "--cache", str(root / "cache")],
-                   check=True, capture_output=True, timeout=600, env=env())
+                   check=True, capture_output=True, timeout=600, env=env(root))
     return root / "run" / "graph.json"
 
 
@@ -76,7 +79,7 @@ def test_two_processes_write_the_one_process_graph_and_pictures(one_process, tmp
     out, cache = tmp_path / "two", tmp_path / "cache"
     done = subprocess.run(torchrun(2, [*COMMON, "--out", str(out), "--cache", str(cache),
                                        "--workers", "2"]),
-                          capture_output=True, text=True, timeout=600, env=env())
+                          capture_output=True, text=True, timeout=600, env=env(tmp_path))
     assert done.returncode == 0, done.stderr[-2000:]
     assert_same_graph(one_process, out / "graph.json")
     assert done.stdout.count("wrote ") == 1  # rank 0 alone reports and writes
@@ -124,7 +127,7 @@ def test_a_killed_rank_stops_every_rank_and_the_run_resumes(one_process, tmp_pat
     out = tmp_path / "killed"
     args = [*NO_PICTURES, "--batch-size", "16", "--out", str(out)]
     proc = subprocess.Popen(torchrun(2, args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env(MASSIF_CHECKPOINT_SECONDS="0"))
+                            text=True, env=env(tmp_path, MASSIF_CHECKPOINT_SECONDS="0"))
     try:
         deadline = time.monotonic() + 120
         while not list(out.glob(".*.profile.pt")):  # a checkpoint: the run is under way
@@ -144,7 +147,7 @@ def test_a_killed_rank_stops_every_rank_and_the_run_resumes(one_process, tmp_pat
     assert not (out / "graph.json").exists()
     # Resumed in another world size (one process) from rank 0's checkpoint: the same graph.
     done = subprocess.run([MASSIF, *args], capture_output=True, text=True, timeout=300,
-                          env=env())
+                          env=env(tmp_path))
     assert done.returncode == 0, done.stderr[-2000:]
     first = re.search(r"profile neurons[^|]*\|[^|]*\| *(\d+)/300", done.stderr)
     assert first and int(first.group(1)) > 0, done.stderr[:500]  # resumed, not started over
@@ -154,7 +157,7 @@ def test_a_killed_rank_stops_every_rank_and_the_run_resumes(one_process, tmp_pat
 @pytest.mark.parametrize("command", ["serve", "demo", "edit"])
 def test_commands_that_do_not_share_their_work_refuse_torchrun(command, tmp_path):
     done = subprocess.run([MASSIF, command], capture_output=True, text=True, timeout=60,
-                          cwd=tmp_path, env=env(WORLD_SIZE="2", RANK="0"))
+                          cwd=tmp_path, env=env(tmp_path, WORLD_SIZE="2", RANK="0"))
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         f"massif: error: massif {command} runs in one process; start it without torchrun "
@@ -169,7 +172,8 @@ def test_commands_that_do_not_share_their_work_refuse_torchrun(command, tmp_path
 ])
 def test_a_broken_torchrun_environment_is_one_line(variables, message, tmp_path):
     done = subprocess.run([MASSIF, *NO_PICTURES, "--out", str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=120, env=env(**variables))
+                          capture_output=True, text=True, timeout=120,
+                          env=env(tmp_path, **variables))
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("massif: error: ") and message in lines[0]
@@ -183,7 +187,7 @@ def test_examples_and_visualize_share_their_work_under_torchrun(tmp_path):
         args = ["examples", "--layers", "mixed3a", "--examples-images", "2000", "--device",
                 "cpu", "--cache", str(cache)]
         cmd = torchrun(n, args) if n > 1 else [MASSIF, *args]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env())
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env(tmp_path))
         assert done.returncode == 0, done.stderr[-2000:]
         assert done.stdout.count("dataset examples of") == 1
         assert "a sample of 2000 of its 10000 images" in done.stdout
@@ -194,7 +198,7 @@ def test_examples_and_visualize_share_their_work_under_torchrun(tmp_path):
     done = subprocess.run(torchrun(2, ["visualize", "--neurons", "mixed3a:1,mixed3a:2,mixed4a:3",
                                        "--steps", "8", "--device", "cpu", "--cache",
                                        str(tmp_path / "viz")]),
-                          capture_output=True, text=True, timeout=300, env=env())
+                          capture_output=True, text=True, timeout=300, env=env(tmp_path))
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("3 feature visualizations") == 1
     assert len(list((tmp_path / "viz").rglob("*.png"))) == 3
