@@ -10,16 +10,15 @@ Three timings on the same images, interleaved in one run (so a noisy machine hur
   ``../shared/data``, tench → golf ball), FGM up to 3.5, 8 strengths (both passes, graph
   building included), at the default (memory-sized) batch unless ``--batch-size`` is given.
 * ``bare-same-work``: the same attack gradients, forward passes and backward passes written as
-  straight-line PyTorch with nothing around them (pass 0: a forward pass over both classes'
-  clean images for their mean channel maxima; pass 1: one forward and two class backward
-  passes per strength plus the attack gradient; pass 2: influence backward passes for the same
-  nodes, each from the node's own branch of its inception block, the attack at ε_max, and the
-  six masked forward passes). ``massif / bare-same-work`` was our overhead; the target is at
-  most 1.15. massif's edge pass now takes exact shortcuts this straight-line version does not
-  (each node through its branch's last convolution with its own filter alone and no backward
-  pass through pools, the masked passes only on the images the model gets right and from the
-  earliest masked layer on), so it does less work than this: the ratio no longer isolates the
-  overhead (it is lower than massif against the same shortcuts written bare would be).
+  straight-line PyTorch for these two models, with nothing around them (pass 0: a forward pass
+  over both classes' clean images for their mean channel maxima; pass 1: one forward and two
+  class backward passes per strength plus the attack gradient; pass 2, on the clean images and
+  on the attack at ε_max: for each branch of each inception block one backward pass to its last
+  convolution's output, then each node through that convolution with its own filter alone and
+  through the branch's 1×1 reduction where there is one, never through a pool; then the six
+  masked forward passes on the images the model gets right, from the first masked layer's
+  input on). These are the exact shortcuts massif's edge pass finds in the autograd graph, so
+  ``massif / bare-same-work`` is our overhead; the target is at most 1.15.
 * ``bare-attack-only``: just the attack gradient and one forward pass per strength (what
   measuring the ASR alone costs), for scale.
 """
@@ -27,6 +26,7 @@ Three timings on the same images, interleaved in one run (so a noisy machine hur
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import tempfile
 import time
@@ -35,6 +35,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.graph import get_gradient_edge
 
 import massif
 from massif.analysis.graph import random_masks
@@ -47,86 +48,156 @@ def bare_same_work(model, images, benign, target, strengths, node_map, masks, ba
     store = {}
     handles = [net.get_submodule(p).register_forward_hook(
         lambda m, i, o, n=n: store.__setitem__(n, o)) for n, p in layers.items()]
-    # Both models' layers concatenate their children's outputs in order (inception blocks):
-    # an influence pass starts from the node's own branch, as massif's does.
-    branches: dict[str, list] = {}
-    for n, p in layers.items():
-        block = net.get_submodule(p)
-        handles.append(block.register_forward_pre_hook(
-            lambda m, i, n=n: branches.__setitem__(n, [])))
-        handles += [child.register_forward_hook(lambda m, i, o, n=n: branches[n].append(o))
-                    for child in block.children()]
     mask_handles = []
     try:
         for p in net.parameters():
             p.requires_grad_(False)
         net.eval()
         names = list(layers)
-        both = torch.cat([images, target_images])
-        sums = {n: 0.0 for n in names}
-        with torch.no_grad():  # pass 0: both classes' mean channel maxima
-            for start in range(0, len(both), batch_size):
-                net(both[start : start + batch_size])
-                for n in names:
-                    sums[n] = sums[n] + store[n].flatten(2).amax(2).sum(0)
-        units = [F.normalize(sums[n].float(), dim=0) for n in names]
-        for start in range(0, len(images), batch_size):  # pass 1
-            x = images[start : start + batch_size].clone().requires_grad_(True)
-            labels = torch.full((len(x),), target, device=x.device)
-            adv = None
-            for k, eps in enumerate(strengths):
-                xk = x if k == 0 else adv[k - 1].clone().requires_grad_(True)
-                z = net(xk)
-                acts = [store[n] for n in names]
-                gb = torch.autograd.grad(z[:, benign].sum(), acts, retain_graph=True)
-                gt = torch.autograd.grad(z[:, target].sum(), acts, retain_graph=True)
-                for a, g1, g2, u in zip(acts, gb, gt, units):
-                    (a * g1).flatten(2).sum(2).clamp_min(0).sum(0)
-                    (a * g2).flatten(2).sum(2).clamp_min(0).sum(0)
-                    s = a.detach().flatten(2).amax(2)
-                    s.sum(0)
-                    F.normalize(s, dim=1) @ u  # the margins' cosines (one mean here)
-                if k == 0:
-                    (g,) = torch.autograd.grad(F.cross_entropy(z, labels, reduction="sum"), x)
-                    g = -g
-                    unit = g / (g.flatten(1).norm(dim=1).view(-1, 1, 1, 1) + 1e-10)
-                    eps_t = torch.tensor(strengths[1:], device=x.device).view(-1, 1, 1, 1, 1)
-                    adv = (x.detach() + eps_t * unit).clamp(0, 1)
+        units = pass0(net, names, store, torch.cat([images, target_images]), batch_size)
+        pass1(net, names, store, units, images, benign, target, strengths, batch_size)
+        branches, handles2 = branch_convs(net, layers)
+        handles += handles2
+        first = next(n for n in names if any(n in m for m in masks))
+        kept = {}
+        handles.append(net.get_submodule(layers[first]).register_forward_pre_hook(
+            lambda m, i: kept.__setitem__("x", i[0])))
         for start in range(0, len(images), batch_size):  # pass 2
             x = images[start : start + batch_size].clone().requires_grad_(True)
             labels = torch.full((len(x),), target, device=x.device)
             z = net(x)
-            for xi in (x, None):
-                if xi is None:
-                    (g,) = torch.autograd.grad(F.cross_entropy(z, labels, reduction="sum"), x,
-                                               retain_graph=True)
-                    unit = -g / (g.flatten(1).norm(dim=1).view(-1, 1, 1, 1) + 1e-10)
-                    adv = (x.detach() + strengths[-1] * unit).clamp(0, 1)
-                    net(adv.clone().requires_grad_(True))
-                for prev, lay in zip(names, names[1:]):
-                    for ch in node_map.get(lay, []):
-                        off = 0
-                        for part in branches[lay]:
-                            if ch < off + part.shape[1]:
-                                break
-                            off += part.shape[1]
-                        s = part[:, ch - off].flatten(1).amax(1)
-                        (g,) = torch.autograd.grad(s.sum(), store[prev], retain_graph=True)
-                        (store[prev] * g).flatten(2).sum(2).sum(0)
-            with torch.no_grad():
+            correct = z.argmax(1) == benign
+            influence(names, store, branches, node_map)
+            (g,) = torch.autograd.grad(F.cross_entropy(z, labels, reduction="sum"), x)
+            unit = -g / (g.flatten(1).norm(dim=1).view(-1, 1, 1, 1) + 1e-10)
+            adv = (x.detach() + strengths[-1] * unit).clamp(0, 1)
+            net(adv.clone().requires_grad_(True))
+            influence(names, store, branches, node_map)
+            if not correct.any():
+                continue
+            with torch.no_grad():  # the masked passes: right images, from the first masked layer
+                h = kept["x"].detach()[correct]
                 for m in masks:
                     for lay, chans in m.items():
                         keep = torch.ones(model.layer_channels[lay], device=x.device)
                         keep[chans] = 0
                         mask_handles.append(net.get_submodule(layers[lay]).register_forward_hook(
                             lambda mod, i, o, k=keep: o * k.view(1, -1, 1, 1)))
-                    net(adv).argmax(1)
-                    for h in mask_handles:
-                        h.remove()
+                    run_from(net, layers[first], h).argmax(1)
+                    for hd in mask_handles:
+                        hd.remove()
                     mask_handles.clear()
     finally:
         for h in handles + mask_handles:
             h.remove()
+
+
+def pass0(net, names, store, both, batch_size):
+    """Both classes' mean channel maxima."""
+    sums = {n: 0.0 for n in names}
+    with torch.no_grad():
+        for start in range(0, len(both), batch_size):
+            net(both[start : start + batch_size])
+            for n in names:
+                sums[n] = sums[n] + store[n].flatten(2).amax(2).sum(0)
+    return [F.normalize(sums[n].float(), dim=0) for n in names]
+
+
+def pass1(net, names, store, units, images, benign, target, strengths, batch_size):
+    """One forward and two class backward passes per strength, and the attack."""
+    for start in range(0, len(images), batch_size):
+        x = images[start : start + batch_size].clone().requires_grad_(True)
+        labels = torch.full((len(x),), target, device=x.device)
+        adv = None
+        for k, _ in enumerate(strengths):
+            xk = x if k == 0 else adv[k - 1].clone().requires_grad_(True)
+            z = net(xk)
+            acts = [store[n] for n in names]
+            gb = torch.autograd.grad(z[:, benign].sum(), acts, retain_graph=True)
+            gt = torch.autograd.grad(z[:, target].sum(), acts, retain_graph=True)
+            for a, g1, g2, u in zip(acts, gb, gt, units):
+                (a * g1).flatten(2).sum(2).clamp_min(0).sum(0)
+                (a * g2).flatten(2).sum(2).clamp_min(0).sum(0)
+                s = a.detach().flatten(2).amax(2)
+                s.sum(0)
+                F.normalize(s, dim=1) @ u  # the margins' cosines (one mean here)
+            if k == 0:
+                (g,) = torch.autograd.grad(F.cross_entropy(z, labels, reduction="sum"), x)
+                g = -g
+                unit = g / (g.flatten(1).norm(dim=1).view(-1, 1, 1, 1) + 1e-10)
+                eps_t = torch.tensor(strengths[1:], device=x.device).view(-1, 1, 1, 1, 1)
+                adv = (x.detach() + eps_t * unit).clamp(0, 1)
+
+
+def branch_convs(net, layers):
+    """Both models' layers concatenate branches, each ``[pool] [reduce conv] conv`` with
+    channel-wise steps after each conv. Per layer and branch: a record of the branch's output,
+    its last conv's input and the gradient edge of its output, and its reduce conv's input."""
+    out, handles = {}, []
+    for n, p in list(layers.items())[1:]:
+        out[n] = []
+        for branch in net.get_submodule(p).children():
+            convs = [m for m in branch.modules() if isinstance(m, torch.nn.Conv2d)]
+            rec = {"conv": convs[-1], "reduce": len(convs) > 1}
+            handles.append(branch.register_forward_hook(
+                lambda m, i, o, r=rec: r.__setitem__("out", o)))
+            handles.append(convs[-1].register_forward_hook(functools.partial(_keep_conv, rec)))
+            if rec["reduce"]:
+                handles.append(convs[0].register_forward_hook(
+                    lambda m, i, o, r=rec: r.__setitem__("base", i[0])))
+            out[n].append(rec)
+    return out, handles
+
+
+def _keep_conv(rec, module, inputs, output):
+    if output.requires_grad:  # its input, and its output's place in the autograd graph (an
+        rec["x"], rec["edge"] = inputs[0], get_gradient_edge(output)  # in-place ReLU follows)
+
+
+def influence(names, store, branches, node_map):
+    """Each node's influence from the layer before: one backward pass per branch to its last
+    conv's output, then each node through that conv with its own filter alone, and through the
+    reduce conv where there is one; pools on the way are skipped (Euler's identity)."""
+    sums = {}
+    for prev, lay in zip(names, names[1:]):
+        chans = node_map.get(lay, [])
+        sums[lay] = {}
+        off = 0
+        for rec in branches[lay]:
+            width = rec["out"].shape[1]
+            own = [c - off for c in chans if off <= c < off + width]
+            off += width
+            if not own:
+                continue
+            s = rec["out"][:, own].flatten(2).amax(2).sum()
+            (at_conv,) = torch.autograd.grad(s, rec["edge"], retain_graph=True)
+            conv, x = rec["conv"], rec["x"]
+            for c in own:
+                g = torch.nn.grad.conv2d_input(x.shape, conv.weight[c : c + 1],
+                                               at_conv[:, c : c + 1], conv.stride,
+                                               conv.padding, conv.dilation)
+                base = x
+                if rec["reduce"]:
+                    (g,) = torch.autograd.grad(x, rec["base"], g, retain_graph=True)
+                    base = rec["base"]
+                sums[lay][c + off - width] = (base.detach() * g).flatten(2).sum(2).double().sum(0)
+    return sums
+
+
+def run_from(net, path, h):
+    """The model from the module at ``path`` on, given its input (both models run their
+    children in order; the head pools and flattens)."""
+    parent, _, name = path.rpartition(".")
+    parent_module = net.get_submodule(parent) if parent else net
+    started = False
+    for n, m in parent_module.named_children():
+        started = started or n == name
+        if not started or n.startswith("aux"):
+            continue
+        if n in ("dropout", "fc") and h.ndim == 4:
+            h = F.adaptive_avg_pool2d(h, 1).flatten(1)
+        h = m(h)
+    return h
 
 
 def bare_attack_only(model, images, target, strengths, batch_size):

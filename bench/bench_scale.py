@@ -13,9 +13,10 @@ the weights). Three runs, one after the other (nothing else should run meanwhile
    (they get almost no image right, so the faithfulness check, which runs only the images the
    model gets right, has almost nothing to do) and with 30 added to the benign class's output
    bias, so every image is classified as it (the check's worst case; trained weights lie
-   between);
+   between). On CUDA also the peak GPU memory PyTorch allocated;
 2. ``massif analyze`` in one process with one thread, in one process with the default threads,
-   and ``torchrun --standalone --nproc-per-node 2 -m massif analyze`` (gloo, one thread each):
+   and ``torchrun --standalone --nproc-per-node 2 -m massif analyze`` (gloo, one thread each;
+   on CUDA nccl, only where there are two GPUs):
    wall time of each, and whether the two-process graph.json equals the one-thread one
    (largest relative difference of any number; within 1e-6 is required). The comparison is at
    equal threads per process: a different thread count sums a convolution in another order,
@@ -92,6 +93,9 @@ def main() -> None:
                   "--device", args.device]
 
         # 1. In this process: per-pass throughput and peak memory.
+        cuda = torch.device(args.device).type == "cuda"
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
         model = massif.load_model("torchvision:googlenet", weights="none")
         request = massif.AnalysisRequest(
             model=model, data=data, class_index=args.class_index, benign="tench",
@@ -114,30 +118,42 @@ def main() -> None:
             model.module.net.fc.bias[resolved.benign] -= 30.0
         peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         print(f"  peak memory of this process: {peak_gb:.2f} GB")
+        if cuda:
+            print(f"  peak GPU memory (PyTorch's tensors): "
+                  f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GB of "
+                  f"{torch.cuda.get_device_properties(0).total_memory / 2**30:.0f} GB")
         if args.passes_only:
             return
 
         # 2. One process against two (torchrun, gloo, one thread each).
+        # On CUDA the two processes need a GPU each (nccl): with one GPU only the one-process
+        # runs are timed, and step 3 reads their graph.
+        two = not cuda or torch.cuda.device_count() >= 2
         walls = {}
         for label, cmd, env in (
             ("one process, 1 thread", [MASSIF, *common, "--out", str(tmp / "one")],
              {"OMP_NUM_THREADS": "1"}),
             ("one process, default threads", [MASSIF, *common, "--out", str(tmp / "default")],
              {}),
-            ("torchrun, 2 processes x 1 thread",
-             [sys.executable, "-m", "torch.distributed.run", "--standalone",
-              "--nproc-per-node=2", "-m", "massif", *common, "--out", str(tmp / "two")],
-             {"OMP_NUM_THREADS": "1"}),
+            *([("torchrun, 2 processes x 1 thread",
+                [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                 "--nproc-per-node=2", "--log-dir", str(tmp / "torchrun-logs"), "-m", "massif",
+                 *common, "--out", str(tmp / "two")],
+                {"OMP_NUM_THREADS": "1"})] if two else []),
         ):
             t = time.perf_counter()
             subprocess.run(cmd, check=True, capture_output=True, env={**os.environ, **env})
             walls[label] = time.perf_counter() - t
             print(f"  {label:<34} {walls[label]:7.1f} s wall (model loading included)")
-        a = json.loads((tmp / "one" / "graph.json").read_text())
-        b = json.loads((tmp / "two" / "graph.json").read_text())
-        worst = worst_difference(a, b)
-        print(f"  graph.json one vs two processes (1 thread each): largest relative difference "
-              f"{worst:.1e} ({'equal' if worst <= 1e-6 else 'DIFFERENT'})")
+        if two:
+            a = json.loads((tmp / "one" / "graph.json").read_text())
+            b = json.loads((tmp / "two" / "graph.json").read_text())
+            worst = worst_difference(a, b)
+            print(f"  graph.json one vs two processes (1 thread each): largest relative "
+                  f"difference {worst:.1e} ({'equal' if worst <= 1e-6 else 'DIFFERENT'}; on "
+                  "GPUs, TF32 and cuDNN's batch-dependent kernels differ by more)")
+        else:
+            print("  torchrun, 2 processes: skipped (nccl needs a GPU per process; one here)")
 
         # 3. Feature visualizations at 224 px.
         neurons = [n.id for n in graph_nodes(tmp / "one")][: args.viz_neurons]
@@ -145,6 +161,8 @@ def main() -> None:
         batch = picture_batch(model, model.image_size)
         t = time.perf_counter()
         render(model, neurons, steps=args.viz_steps)
+        if cuda:
+            torch.cuda.synchronize()
         dt = time.perf_counter() - t
         rate = len(neurons) * args.viz_steps / dt
         print(f"  feature visualizations, 224 px: {len(neurons)} neurons x {args.viz_steps} steps "

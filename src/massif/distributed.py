@@ -95,6 +95,16 @@ class World:
         self._call(torch.distributed.broadcast, t, 0)
         return int(t.cpu()[0])
 
+    def smallest(self, value: int) -> int:
+        """The smallest of the ranks' integers, on every rank (a batch size each rank sized
+        to its own GPU's free memory: the rounds need one size, and it must fit every GPU)."""
+        if self.size == 1:
+            return value
+        t = torch.tensor([float(value)], dtype=torch.float64)
+        t = t.to(self.device) if self.device is not None else t
+        self._call(torch.distributed.all_reduce, t, torch.distributed.ReduceOp.MIN)
+        return int(t.cpu()[0])
+
     def share_object(self, obj: object) -> object:
         """Rank 0's picklable object, on every rank."""
         if self.size == 1:
@@ -158,7 +168,8 @@ def start(device: torch.device) -> World:
     if "RANK" not in os.environ:
         raise MassifError("WORLD_SIZE is set but RANK is not: start the command with torchrun")
     rank, size = _env_int("RANK", 0), _env_int("WORLD_SIZE", 1)
-    local = _env_int("LOCAL_RANK", 0)
+    cuda = device.type == "cuda"
+    local = _local_gpu() if cuda else _env_int("LOCAL_RANK", 0)
     try:
         seconds = float(os.environ.get("MASSIF_DIST_TIMEOUT", "1800"))
     except ValueError:
@@ -166,7 +177,8 @@ def start(device: torch.device) -> World:
     if not 0 < seconds < 1e7:
         raise MassifError("MASSIF_DIST_TIMEOUT must be a number of seconds, not "
                           f"{os.environ['MASSIF_DIST_TIMEOUT'][:40]!r}")
-    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.set_device(local)  # before nccl starts: its context on this GPU alone
     if not dist.is_initialized():
         timeout = timedelta(seconds=seconds)
         try:
@@ -177,7 +189,6 @@ def start(device: torch.device) -> World:
                               f"{str(e).splitlines()[0][:200]}") from None
     _stop_cleanly(rank)
     if cuda:
-        torch.cuda.set_device(local)
         return World(rank, size, torch.device("cuda", local))
     return World(rank, size)
 
@@ -186,8 +197,21 @@ def local_device(device: torch.device) -> torch.device:
     """The device this process computes on: under torchrun with CUDA, its own GPU
     (``LOCAL_RANK``; a ``cuda:N`` given to every rank would put them all on one GPU)."""
     if device.type == "cuda" and launched():
-        return torch.device("cuda", _env_int("LOCAL_RANK", 0))
+        return torch.device("cuda", _local_gpu())
     return device
+
+
+def _local_gpu() -> int:
+    """``LOCAL_RANK``, the GPU this process takes, checked against the GPUs it sees (before it
+    joins the others: a rank that cannot start must not leave them waiting)."""
+    local, count = _env_int("LOCAL_RANK", 0), torch.cuda.device_count()
+    if not 0 <= local < count:
+        raise MassifError(
+            f"LOCAL_RANK is {local} but this process sees {count} GPU(s): start at most "
+            f"{count} process(es) per machine (torchrun --nproc-per-node {count}); each takes "
+            "the GPU its LOCAL_RANK names (a scheduler that gives each task one GPU of its own "
+            "wants one process per task)")
+    return local
 
 
 def stop() -> None:

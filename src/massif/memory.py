@@ -14,7 +14,8 @@ image of the batch (--batch-size 4 against 16), and its leaf modules output 30 M
 (the autograd graph's saved tensors, the gradients of every analysed layer at once, and the
 CPU convolutions' work buffers). The budget is ``$MASSIF_MEMORY_BUDGET`` (in GB) when set; else
 1.5 GB on the CPU (googlenet then runs batches of 12 and peaks near 2.3 GB, about 0.8 GB of which
-is PyTorch and the model), or 60% of the GPU memory free at the start on CUDA. An explicit
+is PyTorch and the model), or on CUDA 60% of the GPU memory free at the start (counting what
+PyTorch holds cached but unused as free). An explicit
 ``--batch-size`` always wins.
 """
 
@@ -71,6 +72,10 @@ def budget_bytes(device: torch.device) -> int:
         return int(gb * 2**30)
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
+        # memory this process's caching allocator holds but does not use is free to it too
+        # (the driver counts it as taken): a second analysis in the server, or the pictures
+        # after an analysis, would be sized on what the first left cached
+        free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
         return int(free * GPU_SHARE)
     return int(CPU_BUDGET_GB * 2**30)
 

@@ -123,11 +123,13 @@ def gallery(session: Session, k: int | None = None) -> Gallery:
             ap, al = adv.max(1)
             correct = cl == session.benign
             hit = (al == session.target) if session.attack.targeted else (al != session.benign)
-            for j in range(e - s):
+            # one copy to the CPU per batch (per element, each would wait for the GPU)
+            rows = zip(cl.tolist(), cp.tolist(), al.tolist(), ap.tolist(), correct.tolist(),
+                       (correct & hit).tolist())
+            for j, (c, c_p, a, a_p, ok, won) in enumerate(rows):
                 items.append(GalleryItem(
-                    position=s + j, image=session.indices[s + j], clean=int(cl[j]),
-                    clean_p=float(cp[j]), attacked=int(al[j]), attacked_p=float(ap[j]),
-                    correct=bool(correct[j]), success=bool(correct[j] and hit[j])))
+                    position=s + j, image=session.indices[s + j], clean=c, clean_p=c_p,
+                    attacked=a, attacked_p=a_p, correct=ok, success=won))
     seen = sorted({i.clean for i in items} | {i.attacked for i in items})
     return Gallery(strength_index=k, strength=session.strengths[k],
                    names={c: session.class_names[c] for c in seen},

@@ -11,7 +11,17 @@ from tests.helpers.tiny import SmallConv
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
 
-def test_batched_influence_on_gpu_equals_the_cpu_loop():
+@pytest.fixture
+def no_tf32():
+    """cuDNN's convolutions in full float32: its TF32 ones (PyTorch's default on Ampere and
+    later) round to about 5e-4."""
+    before = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32 = before
+
+
+def test_batched_influence_on_gpu_equals_the_cpu_loop(no_tf32):
     torch.manual_seed(0)
     x = torch.rand(6, 1, 8, 8)
     nodes = {"c2": [0, 2, 4]}
@@ -46,6 +56,7 @@ def test_the_batch_is_sized_to_the_gpu_memory():
 
     model = massif.load_model("torchvision:googlenet", weights="none")
     free, _ = torch.cuda.mem_get_info()
+    free += torch.cuda.memory_reserved() - torch.cuda.memory_allocated()  # cached, unused
     batch = auto_batch_size(model.module, (3, 224, 224), 8, torch.device("cuda"))
     per_image = 4 * 30 * 2**20  # about 4 × googlenet's 30 MB of leaf outputs
     assert 1 <= batch <= 1024
@@ -77,3 +88,26 @@ def test_two_gpus_through_nccl_write_the_one_gpu_graph(tmp_path):
         assert a["group"] == b["group"]
         assert a["importance_target"] == pytest.approx(b["importance_target"], rel=1e-3,
                                                        abs=1e-5)
+
+
+def test_a_rank_without_a_gpu_of_its_own_is_one_line(tmp_path):
+    """``LOCAL_RANK`` beyond the GPUs the process sees (more processes than GPUs): one error
+    line before joining the others, not CUDA's "invalid device ordinal" traceback."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    count = torch.cuda.device_count()
+    env = {**os.environ, "WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": str(count)}
+    done = subprocess.run([str(Path(sys.executable).parent / "massif"), "analyze",
+                           "--max-images", "10", "--no-pictures", "--device", "cuda", "--out",
+                           str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"massif: error: LOCAL_RANK is {count} but this process sees {count} GPU(s): start at "
+        f"most {count} process(es) per machine (torchrun --nproc-per-node {count}); each takes "
+        "the GPU its LOCAL_RANK names (a scheduler that gives each task one GPU of its own "
+        "wants one process per task)"]
+    assert not (tmp_path / "out").exists()

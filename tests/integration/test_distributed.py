@@ -154,6 +154,29 @@ def test_a_killed_rank_stops_every_rank_and_the_run_resumes(one_process, tmp_pat
     assert_same_graph(one_process, out / "graph.json")
 
 
+def _batch_sizes(rank: int, tmp: str) -> None:
+    """One of two gloo processes: its own batch size ``20 - 7 · rank``, then what the ranks
+    agree on, written to ``tmp/<rank>``."""
+    import torch.distributed as dist
+
+    from massif.distributed import World
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp}/store", rank=rank, world_size=2)
+    try:
+        world, mine = World(rank, 2), 20 - 7 * rank
+        Path(tmp, str(rank)).write_text(f"{world.smallest(mine)} {world.share(mine)}")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_every_rank_runs_the_smallest_batch_size(tmp_path):
+    """Each GPU sizes its batch to its own free memory; the rounds need one size, which must
+    fit every GPU: the smallest (rank 0's would not fit a fuller GPU)."""
+    torch.multiprocessing.start_processes(_batch_sizes, args=(str(tmp_path),), nprocs=2,
+                                          start_method="spawn")
+    assert [(tmp_path / r).read_text() for r in ("0", "1")] == ["13 20", "13 20"]
+
+
 @pytest.mark.parametrize("command", ["serve", "demo", "edit"])
 def test_commands_that_do_not_share_their_work_refuse_torchrun(command, tmp_path):
     done = subprocess.run([MASSIF, command], capture_output=True, text=True, timeout=60,

@@ -274,7 +274,7 @@ def ensure_pictures(
     batch = render_kwargs.pop("batch_size", None)
     size = int(render_kwargs.get("size") or model.image_size)  # type: ignore[call-overload]
     batch = int(batch) if batch is not None else picture_batch(model, size)  # type: ignore[call-overload]
-    batch = world.share(batch)  # one round size for all ranks
+    batch = world.smallest(batch)  # one round size for all ranks, that fits every one
     before = 0
     for end, chunk in world.rounds(missing, batch):
 
