@@ -73,12 +73,13 @@ def test_two_gpus_through_nccl_write_the_one_gpu_graph(tmp_path):
 
     args = ["analyze", "--max-images", "300", "--no-pictures", "--device", "cuda"]
     massif_cli = str(Path(sys.executable).parent / "massif")
+    # full float32 (no TF32 rounding) in both runs; torchrun's log folder in tmp_path
+    env = {**os.environ, "NVIDIA_TF32_OVERRIDE": "0", "TMPDIR": str(tmp_path)}
     subprocess.run([massif_cli, *args, "--out", str(tmp_path / "one")], check=True,
-                   capture_output=True, timeout=600)
+                   capture_output=True, timeout=600, env=env)
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                     "--nproc-per-node=2", "-m", "massif", *args, "--out", str(tmp_path / "two")],
-                   check=True, capture_output=True, timeout=600,
-                   env={**os.environ, "TMPDIR": str(tmp_path)})  # torchrun's log folder
+                   check=True, capture_output=True, timeout=600, env=env)
     one = json.loads((tmp_path / "one" / "graph.json").read_text())
     two = json.loads((tmp_path / "two" / "graph.json").read_text())
     # two GPUs batch differently, and cuDNN's kernels depend on the batch: same nodes, close
