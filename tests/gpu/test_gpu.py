@@ -112,3 +112,17 @@ def test_a_rank_without_a_gpu_of_its_own_is_one_line(tmp_path):
         "the GPU its LOCAL_RANK names (a scheduler that gives each task one GPU of its own "
         "wants one process per task)"]
     assert not (tmp_path / "out").exists()
+
+
+def test_dataset_examples_on_gpu_are_the_cpu_ones(no_tf32):
+    """The top-k merge runs on the GPU there: the same images, the same values."""
+    from massif.datasets import FashionMNIST
+    from massif.pictures.examples import top_examples
+
+    data = FashionMNIST("test")
+    tops = [top_examples(massif.load_model("bundled").to(dev), data, ["mixed3a"], k=5,
+                         batch_size=64, indices=range(300))["mixed3a"] for dev in ("cpu", "cuda")]
+    cpu, gpu = tops
+    assert gpu.values.device.type == "cpu"
+    assert torch.allclose(cpu.values, gpu.values, rtol=1e-4, atol=1e-6)
+    assert (cpu.images == gpu.images).float().mean() > 0.95  # near-ties may swap
