@@ -39,3 +39,19 @@ def did_you_mean(word: str, choices: Iterable[str], what: str) -> MassifError:
         shown = ", ".join(choices[:12]) + (", ..." if len(choices) > 12 else "")
         hint = f"choose from: {shown}"
     return MassifError(f"unknown {what} {short(word)}; {hint}")
+
+
+def out_of_memory(error: BaseException) -> str | None:
+    """One line for an allocation that failed (torch's ``OutOfMemoryError`` on a GPU, its CPU
+    allocator's ``RuntimeError``), saying what to change; ``None`` for any other error."""
+    first = (str(error).splitlines() or [""])[0]
+    if type(error).__name__ == "OutOfMemoryError":
+        where = "GPU memory"
+    elif isinstance(error, (RuntimeError, MemoryError)) and (
+            "can't allocate memory" in first or isinstance(error, MemoryError)):
+        where = "memory"
+    else:
+        return None
+    return (f"out of {where} ({first[:160]}): pass a smaller --batch-size, or set "
+            "MASSIF_MEMORY_BUDGET (GB) to what this machine can spare; a run with --out "
+            "resumes from its last checkpoint")

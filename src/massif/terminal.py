@@ -75,8 +75,9 @@ def quiet_sigterm(status: int = 2) -> None:
 
 
 def run_guarded(fn: Callable[[], object]) -> object:
-    """Run ``fn``; a ``MassifError`` becomes one line on stderr and exit status 2."""
-    from .errors import MassifError
+    """Run ``fn``; a ``MassifError``, an ``OSError`` (the disk) or an allocation the machine
+    could not make becomes one line on stderr and exit status 2."""
+    from .errors import MassifError, out_of_memory
 
     try:
         return fn()
@@ -85,6 +86,11 @@ def run_guarded(fn: Callable[[], object]) -> object:
     except OSError as e:  # the disk, not the input: a full disk, a folder that went away
         where = f" ({e.filename})" if e.filename else ""
         fail(f"{e.strerror or type(e).__name__}{where}")
+    except (RuntimeError, MemoryError) as e:  # an allocation too big for the machine
+        message = out_of_memory(e)
+        if message is None:
+            raise
+        fail(message)
     except KeyboardInterrupt:
         typer.echo("massif: interrupted", err=True)
         raise typer.Exit(130) from None

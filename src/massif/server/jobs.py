@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from ..errors import MassifError
+from ..errors import MassifError, out_of_memory
 from ..request import MAX_STRENGTH, MIN_STRENGTH, AnalysisRequest, Resolved, class_space
 from ..store import Workspace
 
@@ -303,9 +303,16 @@ class JobManager:
         except MassifError as e:
             state, error = "error", str(e)
         except Exception as e:  # a bug: keep the server alive, tell the page in one line
-            log.error("analysis %s failed: %s: %s", job.key, type(e).__name__, e,
-                      exc_info=log.isEnabledFor(logging.DEBUG))
-            state, error = "error", f"{type(e).__name__}: {str(e)[:200]}"
+            state, error = "error", out_of_memory(e)
+            if error is None:
+                log.error("analysis %s failed: %s: %s", job.key, type(e).__name__, e,
+                          exc_info=log.isEnabledFor(logging.DEBUG))
+                error = f"{type(e).__name__}: {str(e)[:200]}"
+            else:
+                import torch
+
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()  # what the failed batch held, for the next job
         with self._lock:
             job.state, job.error = state, error
             job.progress = 1.0 if state == "done" else 0.0
