@@ -21,6 +21,7 @@ fingerprint of its weights (for caching).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import sys
@@ -103,15 +104,25 @@ def fingerprint(module: nn.Module, extra: str = "") -> str:
 
 def _load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
+    if path.is_dir():
+        raise MassifError(f"weights {path} is a folder, not a file of weights")
     if not path.is_file():
         raise MassifError(f"weights file {path} does not exist")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds for a corrupt or foreign file
-        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
         if "weights_only" in str(e) or "Weights only load failed" in str(e):
             first = "not a plain state dict of tensors (MASSIF loads with weights_only=True)"
+        else:  # pickle's own words can be a bare number or key: say what the file is not
+            first = f"not a PyTorch weights file ({type(e).__name__}: {first})"
         raise MassifError(f"cannot load weights {path}: {first}") from None
+    if isinstance(state, dict) and isinstance(state.get("format"), str) \
+            and state["format"].startswith("massif-edited"):
+        raise MassifError(
+            f"{path} is an edited model written by massif edit --export; --weights would drop "
+            f"its {len(state.get('mask') or [])} deleted neurons: give the original weights, "
+            "or load the edited model in Python with massif.apply_mask")
     for key in ("state_dict", "model_state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -232,7 +243,7 @@ def _from_file(spec: str, weights: str | None) -> nn.Module:
         module = importlib.util.module_from_spec(loader_spec)
         sys.modules[mod_name] = module
         loader_spec.loader.exec_module(module)
-    except Exception as e:
+    except (Exception, SystemExit) as e:  # a script's sys.exit() too: the file is not a module
         raise MassifError(f"cannot import {path}: {type(e).__name__}: {e}") from None
     factory = getattr(module, factory_name, None)
     if factory is None or not callable(factory):
@@ -240,7 +251,7 @@ def _from_file(spec: str, weights: str | None) -> nn.Module:
         raise did_you_mean(factory_name, found, f"factory in {path}")
     try:
         net = factory()
-    except Exception as e:
+    except (Exception, SystemExit) as e:
         raise MassifError(f"{spec}() failed: {type(e).__name__}: {e}") from None
     if not isinstance(net, nn.Module):
         raise MassifError(f"{spec}() returned {type(net).__name__}, not a torch nn.Module")
@@ -259,9 +270,10 @@ def load_model(
 ) -> Model:
     """Load a model by ``spec`` (see the module docstring) or wrap a given ``nn.Module``.
 
-    ``layers`` (names from ``named_modules()``, or the model's own layer names, input side first)
-    overrides the default layer list. ``image_size`` and ``channels`` default to the model's own
-    (bundled: 28 and 1; torchvision: 224 and 3) and are otherwise required for a probe pass.
+    ``layers`` (names from ``named_modules()``, or the model's own layer names, in any order:
+    they are put in the order the forward pass runs them) overrides the default layer list.
+    ``image_size`` and ``channels`` default to the model's own (bundled: 28 and 1;
+    torchvision: 224 and 3) and are otherwise required for a probe pass.
     """
     default_dataset = None
     names: list[str] | None = None
@@ -297,6 +309,12 @@ def load_model(
             else:
                 raise did_you_mean(lay, list(dict.fromkeys([*layer_map, *all_paths])),
                                    "layer")
+        named = {}
+        for lay, path in chosen.items():
+            if path in named:
+                raise MassifError(f"layers {named[path]} and {lay} are the same module "
+                                  f"({path}); name it once")
+            named[path] = lay
         layer_map = chosen
 
     model = Model(module=module, name=name, layers=layer_map, image_size=image_size or 0,
@@ -311,7 +329,9 @@ def probe(model: Model) -> None:
     """One forward pass on a blank image: checks the input shape and measures each layer.
 
     Fills ``model.layer_channels``; picks default layers (top-level children with 4-D outputs,
-    each run once) when none were given; infers ``channels`` (3, else 1) when unknown.
+    each run once) when none were given; orders the layers as the forward pass runs them
+    (input side first, whatever order they were named or registered in); infers ``channels``
+    (3, else 1) when unknown.
     """
     if not model.image_size:
         raise MassifError(f"model {model.name}: give --image-size (the input's height = width)")
@@ -320,22 +340,24 @@ def probe(model: Model) -> None:
     candidates = (
         {n: n for n, _ in model.module.named_children()} if auto else dict(model.layers)
     )
-    last_error: Exception | None = None
+    first_error: Exception | None = None
     for c in channel_options:
         calls: dict[str, list[torch.Size]] = {name: [] for name in candidates}
-        handles = []
-        for name, path in candidates.items():
-            mod = get_module(model.module, path)
-            handles.append(mod.register_forward_hook(
-                lambda _m, _i, out, name=name: calls[name].append(
-                    out.shape if isinstance(out, torch.Tensor) else None)
-            ))
+        order: list[str] = []  # as the forward pass first runs them
+
+        def hook(_m: nn.Module, _i: object, out: object, name: str) -> None:
+            if not calls[name]:
+                order.append(name)
+            calls[name].append(out.shape if isinstance(out, torch.Tensor) else None)
+
+        handles = [get_module(model.module, path).register_forward_hook(
+            functools.partial(hook, name=name)) for name, path in candidates.items()]
         try:
             with frozen(model.module), torch.no_grad():
                 x = torch.zeros(1, c, model.image_size, model.image_size, device=model.device)
                 out = model.module(x)
-        except Exception as e:
-            last_error = e
+        except Exception as e:  # the usual channel count's error says most (not "expected
+            first_error = first_error or e  # 3 channels" from the 1-channel retry)
             continue
         finally:
             for h in handles:
@@ -350,8 +372,9 @@ def probe(model: Model) -> None:
         elif len(model.class_names) != n_classes:
             raise MassifError(f"model {model.name} has {n_classes} outputs but "
                               f"{len(model.class_names)} class names")
-        chosen = {}
-        for name, shapes in calls.items():
+        chosen = {}  # input side first, in whatever order they were named or registered
+        for name in [*order, *(n for n in calls if n not in order)]:
+            shapes = calls[name]
             ok = len(shapes) == 1 and shapes[0] is not None and len(shapes[0]) == 4
             if ok:
                 chosen[name] = candidates[name]
@@ -371,5 +394,6 @@ def probe(model: Model) -> None:
     shape = f"[B, {'/'.join(map(str, channel_options))}, {model.image_size}, {model.image_size}]"
     raise MassifError(
         f"model {model.name} fails on input {shape}: "
-        f"{type(last_error).__name__}: {str(last_error).splitlines()[0] if last_error else ''}"
+        f"{type(first_error).__name__}: "
+        f"{(str(first_error).splitlines() or [''])[0] if first_error else ''}"
     )

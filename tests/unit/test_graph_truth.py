@@ -63,6 +63,13 @@ def test_warnings_say_when_a_graph_means_little(graph):
     assert graph_warnings(0.97, 0.78, 979, "Sneaker", 3.5) == []
     low = graph_warnings(0.3, 0.05, 300, "tench", 3.5)
     assert len(low) == 2 and "30% of the tench images" in low[0] and "ε = 3.5" in low[1]
+    # the faithfulness check: emphasized neurons masked must do better than random ones
+    assert graph_warnings(0.97, 0.78, 979, "Sneaker", 3.5, masked=(0.0, 0.87, 33)) == []
+    (unfaithful,) = graph_warnings(0.97, 0.78, 979, "Sneaker", 3.5, masked=(0.9, 0.8, 33))
+    assert unfaithful.startswith("masking the 33 emphasized neurons leaves the attack at 90% "
+                                 "(with as many random ones 80%)")
+    assert graph_warnings(0.97, 0.05, 979, "Sneaker", 3.5, masked=(0.9, 0.8, 33))[0].startswith(
+        "the attack succeeds on only 5%")  # nothing to check when the attack hardly works
     assert "warning: only 6 images" in graph.summary()
 
 

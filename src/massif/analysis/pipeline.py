@@ -153,7 +153,9 @@ def run(r: Resolved, *, progress: Progress | None = None,
         nodes=nodes,
         edges=edges(prof.layers, nodes, infl, opts.edges_per_node),
         warnings=graph_warnings(prof.clean_accuracy, prof.attack_success_rate[-1],
-                                prof.n_correct, names[b], values[-1]),
+                                prof.n_correct, names[b], values[-1],
+                                masked=(infl.masked_emphasized_asr, infl.masked_random_asr,
+                                        sum(len(v) for v in emphasized.values()))),
     )
 
 
@@ -163,8 +165,11 @@ MIN_CORRECT = 20  # fewer correctly classified images make every rate coarse
 
 
 def graph_warnings(clean_accuracy: float, asr_max: float, n_correct: int, benign: str,
-                   eps_max: float) -> list[str]:
-    """Why a graph may mean little (shown in the summary, ``graph.json`` and on the page)."""
+                   eps_max: float, masked: tuple[float, float, int] | None = None
+                   ) -> list[str]:
+    """Why a graph may mean little (shown in the summary, ``graph.json`` and on the page).
+    ``masked``: the faithfulness check's ASR at ε_max with the emphasized neurons masked, with
+    as many random ones, and how many."""
     out = []
     if clean_accuracy < MIN_ACCURACY:
         out.append(f"the model classifies only {clean_accuracy:.0%} of the {benign} images "
@@ -177,4 +182,10 @@ def graph_warnings(clean_accuracy: float, asr_max: float, n_correct: int, benign
         out.append(f"the attack succeeds on only {asr_max:.0%} of the images at "
                    f"ε = {eps_max:g}: there is little to explain (try a larger "
                    "--max-strength or another attack)")
+    elif masked is not None and masked[2] and n_correct >= MIN_CORRECT \
+            and masked[0] >= masked[1]:
+        out.append(f"masking the {masked[2]} emphasized neurons leaves the attack at "
+                   f"{masked[0]:.0%} (with as many random ones {masked[1]:.0%}): the graph has "
+                   "not found what the attack relies on (use more images of the class, or "
+                   "more --nodes-per-layer)")
     return out

@@ -52,8 +52,9 @@ def analyze(
     model: str = MODEL_OPTION,
     weights: Optional[str] = WEIGHTS_OPTION,
     data: Optional[str] = DATA_OPTION,
-    layers: Optional[str] = typer.Option(None, help="Comma-separated layers, input side "
-                                         "first (module names from named_modules())."),
+    layers: Optional[str] = typer.Option(None, help="Comma-separated layers (module names "
+                                         "from named_modules()), in any order: they are "
+                                         "analysed in the order the forward pass runs them."),
     image_size: Optional[int] = IMAGE_SIZE_OPTION,
     class_index: Optional[str] = CLASS_INDEX_OPTION,
     nodes_per_layer: int = typer.Option(8, help="Top N neurons per layer in each graph."),
@@ -132,11 +133,13 @@ def download_data(
     dataset-fashion-mnist package)."""
 
     def work() -> None:
-        from ..datasets import download_fashion_mnist
-        from ..io import make_dir
+        from ..datasets import check_url, download_fashion_mnist
+        from ..io import writable_dir
 
-        if dest is not None:
-            make_dir(dest, "--dest")
+        if url is not None:
+            check_url(url, "--url")
+        if dest is not None:  # checked now; the download makes it, and removes it if it fails
+            writable_dir(dest, "--dest")
         path = download_fashion_mnist(dest, url)
         typer.echo(f"Fashion-MNIST is in {path}")
 

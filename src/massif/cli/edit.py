@@ -27,9 +27,13 @@ from .app import (
     one_process,
 )
 
+_GRAPH_SETS = ("benign", "target", "attack", "untargeted", "max_strength", "steps",
+               "max_images")
+
 
 @app.command()
 def edit(
+    ctx: typer.Context,
     mask: Optional[str] = typer.Option(None, help="Comma-separated neuron ids to delete, e.g. "
                                        "mixed4a:12,mixed4b:3."),
     mode: str = typer.Option("zero", help="zero (the channel's output set to 0) or mean (to "
@@ -52,8 +56,9 @@ def edit(
     model: str = MODEL_OPTION,
     weights: Optional[str] = WEIGHTS_OPTION,
     data: Optional[str] = DATA_OPTION,
-    layers: Optional[str] = typer.Option(None, help="Comma-separated layers, input side "
-                                         "first."),
+    layers: Optional[str] = typer.Option(None, help="Comma-separated layers, in any "
+                                         "order: they are analysed in the order the forward "
+                                         "pass runs them."),
     image_size: Optional[int] = IMAGE_SIZE_OPTION,
     class_index: Optional[str] = CLASS_INDEX_OPTION,
     max_images: Optional[int] = MAX_IMAGES_OPTION,
@@ -81,6 +86,12 @@ def edit(
             fail(f"--defense must be 1 to {MAX_BUDGET} (neurons to delete), not {defense}")
         if export is not None:
             writable_file(export, "--export")
+        if graph_file is not None:  # the graph names these; a different one would be ignored
+            given = [f"--{name.replace('_', '-')}" for name in _GRAPH_SETS
+                     if getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"]
+            if given:
+                fail(f"--graph sets the pair, attack, strengths and image count; drop "
+                     f"{', '.join(given)} (or --graph)")
         resolve_device(device)
         req = build_request(
             benign=benign, target=target, model=model, data=data, weights=weights,

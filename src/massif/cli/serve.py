@@ -36,8 +36,9 @@ def serve(
     weights: Optional[str] = WEIGHTS_OPTION,
     data: Optional[str] = typer.Option(None, help="Dataset for new analyses (default: the "
                                        "model's own)."),
-    layers: Optional[str] = typer.Option(None, help="Comma-separated layers, input side "
-                                         "first."),
+    layers: Optional[str] = typer.Option(None, help="Comma-separated layers, in any "
+                                         "order: they are analysed in the order the forward "
+                                         "pass runs them."),
     image_size: Optional[int] = IMAGE_SIZE_OPTION,
     class_index: Optional[str] = CLASS_INDEX_OPTION,
     max_images: Optional[int] = typer.Option(None, help="Use at most this many images of "

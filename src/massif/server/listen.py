@@ -8,7 +8,7 @@ import socket
 import sys
 from typing import Any
 
-from ..errors import MassifError
+from ..errors import MassifError, short
 
 log = logging.getLogger("massif.server")
 DEFAULT_HOST = "127.0.0.1"
@@ -30,7 +30,9 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as e:
-        raise MassifError(f"cannot serve on host {host!r}: {e.strerror}") from None
+        raise MassifError(f"cannot serve on host {short(host)}: {e.strerror}") from None
+    except UnicodeError:  # the name cannot be a host name (an empty or 64+ character label)
+        raise MassifError(f"cannot serve on host {short(host)}: not a valid host name") from None
     family, _, _, _, address = infos[0]
     # Named TCP, so asyncio sets TCP_NODELAY on every accepted connection (it checks the
     # protocol); with 0, Nagle's algorithm held each response's body back for the client's
