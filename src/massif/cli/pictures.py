@@ -28,7 +28,7 @@ def visualize(
     neurons: Optional[str] = typer.Option(None, help="Comma-separated neuron ids "
                                           "(layer:channel, e.g. mixed4a:12)."),
     layers: Optional[str] = typer.Option(None, help="Comma-separated layers: every channel "
-                                         "of each (default, without --neurons: the model's "
+                                         "of each, instead of --neurons (default: the model's "
                                          "analysed layers)."),
     model: str = MODEL_OPTION,
     weights: Optional[str] = WEIGHTS_OPTION,
@@ -49,6 +49,9 @@ def visualize(
 
         if not 1 <= steps <= 100_000:
             fail("--steps must be 1 to 100000")
+        if neurons and layers:  # --layers would only narrow the model's layers under them
+            fail("give --neurons (these neurons) or --layers (every channel of these layers), "
+                 "not both")
         dev = resolve_device(device)
         world = start(dev)  # under torchrun the processes share the neurons; rank 0 writes
         try:
