@@ -16,7 +16,8 @@ from pathlib import Path
 
 from .errors import MassifError, short
 
-__all__ = ["make_dir", "short", "slug", "writable_dir", "writable_file", "write_atomic"]
+__all__ = ["create_temp", "error_naming", "make_dir", "short", "slug", "usable_dir",
+           "writable_dir", "writable_file", "write_atomic"]
 
 
 def slug(text: str) -> str:
@@ -25,21 +26,44 @@ def slug(text: str) -> str:
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
-    """Write ``data`` to ``path`` so that a reader (or a crash) never sees half a file."""
+    """Write ``data`` to ``path`` so that a reader (or a crash) never sees half a file.
+
+    An error names ``path``, never the temporary file (which is gone by then): that is the file
+    the user asked for."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.part"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    fd, tmp = create_temp(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise error_naming(e, path) from None
         raise
     return path
+
+
+def create_temp(path: str | Path) -> tuple[int, Path]:
+    """A new empty temporary file beside ``path`` (``.<name>.<random>.part``, so a crash leaves
+    no file that looks finished), open for writing: its descriptor and its path. Its mode is
+    ``0o666`` less the umask, what ``open()`` gives a new file (``mkstemp``'s ``0o600`` would
+    stay on the file once renamed). An error names ``path``."""
+    path = Path(path)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.part"
+    try:
+        return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+    except OSError as e:
+        raise error_naming(e, path) from None
+
+
+def error_naming(error: OSError, path: str | Path) -> OSError:
+    """``error`` again, naming ``path`` (what the user asked for) instead of a temporary file:
+    the one-line message (``terminal.run_guarded``) shows the error's file name."""
+    return OSError(error.errno, error.strerror or str(error), str(path))
 
 
 def _os_reason(e: OSError) -> str:
@@ -53,6 +77,24 @@ def writable_dir(path: str | Path, what: str) -> Path:
     one-line ``MassifError`` naming ``what`` (``--out``, ``--cache``, ...) otherwise.
     """
     path = Path(path)
+    probe = _existing_ancestor(path, what)
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise MassifError(f"{what} {path}: cannot write in {probe} (permission denied)")
+    return path
+
+
+def usable_dir(path: str | Path, what: str) -> Path:
+    """Check, before any work, that ``path`` is a folder or could be one (it is no file, nor
+    under one), for a folder that is only read from: a read-only one is fine, and a missing
+    one is simply empty. Same messages as ``writable_dir``."""
+    path = Path(path)
+    _existing_ancestor(path, what)
+    return path
+
+
+def _existing_ancestor(path: Path, what: str) -> Path:
+    """The nearest existing folder of ``path`` (itself included); a one-line ``MassifError``
+    when that is a file or ``path`` a broken link."""
     probe = path
     while not probe.exists():
         if probe.is_symlink():  # a dangling link
@@ -65,9 +107,7 @@ def writable_dir(path: str | Path, what: str) -> Path:
         if probe == path:
             raise MassifError(f"{what} {path} is a file, not a folder")
         raise MassifError(f"{what} {path}: {probe} is a file, not a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise MassifError(f"{what} {path}: cannot write in {probe} (permission denied)")
-    return path
+    return probe
 
 
 def writable_file(path: str | Path, what: str) -> Path:

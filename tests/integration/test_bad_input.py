@@ -138,6 +138,10 @@ CLI_CASES: list[tuple[str, list[str], str | None]] = [
     ("visualize-cache-is-a-file", [*VISUALIZE, "--cache", "{file}"], r"--cache"),
     ("examples-cache-is-a-file", [*EXAMPLES, "--cache", "{file}"], r"--cache"),
     ("download-data-dest-is-a-file", ["download-data", "--dest", "{file}"], r"--dest"),
+    ("download-data-url-not-a-url", ["download-data", "--dest", "{tmp}/d", "--url", "notaurl"],
+     r"--url 'notaurl' is not a URL"),
+    ("download-data-url-no-colon", ["download-data", "--dest", "{tmp}/d", "--url", "ftp//bad"],
+     r"--url 'ftp//bad' is not a URL"),
     # numbers out of range
     ("analyze-max-images-0", [*ANALYZE, "--max-images", "0"], r"max.images"),
     ("analyze-max-images-minus-1", [*ANALYZE, "--max-images", "-1"], r"max.images"),
@@ -189,6 +193,11 @@ CLI_CASES: list[tuple[str, list[str], str | None]] = [
     ("analyze-weights-missing", [*ANALYZE, "--weights", "{tmp}/missing.pt"], r"missing\.pt"),
     ("analyze-weights-garbage", [*ANALYZE, "--weights", "{garbage_pt}"], r"weights"),
     ("analyze-weights-wrong-shape", [*ANALYZE, "--weights", "{wrong_pt}"], r"weights"),
+    ("analyze-weights-a-folder", [*ANALYZE, "--weights", "{tmp}"], r"is a folder"),
+    ("analyze-weights-an-edited-model", [*ANALYZE, "--weights", "{edited_pt}"],
+     r"edited model written by massif edit --export; --weights would drop its 1 deleted"),
+    ("analyze-model-file-exits", [*ANALYZE, "--model", "{exits_py}:build"],
+     r"cannot import .*SystemExit: 3"),
     ("analyze-class-index-missing", [*ANALYZE, "--class-index", "{tmp}/missing.json"],
      r"class index"),
     ("analyze-class-index-corrupt", [*ANALYZE, "--class-index", "{corrupt_json}"],
@@ -220,6 +229,9 @@ CLI_CASES: list[tuple[str, list[str], str | None]] = [
     ("edit-graph-a-list", [*EDIT, "--mask", "mixed4a:1", "--graph", "{list_json}"], r"graph"),
     ("edit-graph-wrong-field-types", [*EDIT, "--mask", "mixed4a:1", "--graph",
                                       "{wrong_types_json}"], r"graph"),
+    ("edit-graph-and-the-options-it-sets", [*EDIT, "--mask", "mixed4a:1", "--graph",
+                                            "{graph_json}", "--benign", "Trouser"],
+     r"--graph sets the pair.*drop --benign, --steps, --max-images"),
     ("edit-graph-schema-newer-version", [*EDIT, "--mask", "mixed4a:1", "--graph",
                                      "{newer_version_json}"], r"schema_version"),
     # visualize, examples
@@ -246,6 +258,14 @@ CLI_CASES: list[tuple[str, list[str], str | None]] = [
     ("report-out-is-a-folder", ["report", "{newer_version_json}", "-o", "{tmp}"], r"--out"),
     ("report-out-under-a-file", ["report", "{newer_version_json}", "-o", "{file}/r.html"],
      r"--out"),
+    ("report-cache-is-a-file", ["report", "{graph_json}", "-o", "{tmp}/r.html", "--cache",
+                                "{file}"], r"--cache .* is a file, not a folder"),
+    ("report-cache-under-a-file", ["report", "{graph_json}", "-o", "{tmp}/r.html", "--cache",
+                                   "{file}/c"], r"--cache .*: .* is a file, not a folder"),
+    # the file asked for, not the temporary one that could not be made beside it (as root,
+    # /sys accepts the check that the folder is writable, then refuses the file)
+    ("report-out-in-sys", ["report", "{graph_json}", "-o", "/sys/massif-x.html"],
+     r"/sys/massif-x\.html\b"),
     # compare
     ("compare-a-missing", ["compare", "{tmp}/nothing", "{tmp}/nothing"], r"no analysis"),
     ("compare-b-garbage", ["compare", "{graph_json}", "{garbage_json}"], r"json|graph"),
@@ -271,6 +291,8 @@ REAL_CASES: list[tuple[str, list[str], str | None]] = [
      r"workspace"),
     ("serve-max-images-minus-1", ["serve", "{tmp}/ws", "--port", "0", "--device", "cpu",
                                   "--max-images", "-1"], r"max images"),
+    ("serve-host-not-a-host-name", ["serve", "{tmp}/ws", "--host", "not..a..host", "--port",
+                                    "0", "--device", "cpu"], r"not a valid host name"),
     ("serve-port-70000", ["serve", "{tmp}/ws", "--port", "70000", "--device", "cpu"],
      r"--port"),
     ("demo-port-70000", ["demo", "--workspace", "{tmp}/ws", "--port", "70000"], r"--port"),
@@ -286,7 +308,8 @@ FAST_CASES = {  # must be refused before any analysis work (no model loaded)
     "edit-defense-0", "edit-defense-100000", "edit-neither-mask-nor-defense",
     "report-run-missing", "report-run-garbage", "report-run-wrong-types",
     "report-run-newer-version",
-    "report-out-is-a-folder", "report-out-under-a-file",
+    "report-out-is-a-folder", "report-out-under-a-file", "report-cache-is-a-file",
+    "report-cache-under-a-file", "download-data-url-not-a-url", "download-data-url-no-colon",
 }
 FAST_SECONDS = 5.0
 CASE_SECONDS = 60.0
@@ -316,6 +339,10 @@ def cli_files(tmp_path_factory) -> dict[str, str]:
             Image.new("L", (28, 28), color=20 * i + 5 * j).save(root / "tiny-data" / name
                                                                 / f"{j}.png")
     (root / "wrong-types.json").write_text(json.dumps(graph_with_wrong_types()))
+    torch.save({"format": "massif-edited-model", "mask": ["mixed4a:1"],  # edit --export's
+                "state_dict": massif.load_model("bundled").module.state_dict()},
+               root / "edited.pt")
+    (root / "exits.py").write_text("import sys\nsys.exit(3)\n")
     good = json.loads(synthetic_graph(layers=2, per_layer=3).to_json(indent=None))
     (root / "newer-version.json").write_text(json.dumps({**good, "schema_version": 3}))
     (root / "graph.json").write_text(json.dumps(good))
@@ -334,7 +361,8 @@ def cli_files(tmp_path_factory) -> dict[str, str]:
             "short_asr_json": str(root / "short-asr.json"),
             "bad_crossed_json": str(root / "bad-crossed.json"),
             "superscript_json": str(root / "superscript.json"),
-            "tiny_data": str(root / "tiny-data")}
+            "tiny_data": str(root / "tiny-data"), "edited_pt": str(root / "edited.pt"),
+            "exits_py": str(root / "exits.py")}
 
 
 def fill(args: list[str], files: dict[str, str], tmp: Path) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
 import http.server
@@ -10,12 +11,15 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
+from typer.testing import CliRunner
 
+from massif.cli import app as cli_app
 from massif.datasets import (
     FASHION_FILES,
     FashionMNIST,
@@ -53,33 +57,88 @@ def test_unknown_class_suggests():
         resolve_class("12", ["a", "b"])
 
 
-def test_download_from_a_local_mirror_over_http(tmp_path, monkeypatch):
-    """The real download code against a real HTTP server on 127.0.0.1 serving the files."""
-    mirror = tmp_path / "mirror"
-    mirror.mkdir()
-    for pair in FASHION_FILES.values():
-        for name in pair:
-            shutil.copy(DEBIAN / name, mirror / name)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(mirror))
+@contextlib.contextmanager
+def serving(folder: Path) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 serving ``folder``: its URL, while in the block."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
     handler.log_message = lambda *a: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/"
-        dest = download_fashion_mnist(tmp_path / "cache", url)
-        monkeypatch.setenv("MASSIF_FASHION_MNIST", str(dest))
-        assert FashionMNIST("test").fingerprint == FashionMNIST("test", root=DEBIAN).fingerprint
-        assert not list(dest.glob("*.part"))
-        # a corrupt file on the mirror is refused and leaves nothing behind
-        (dest / FASHION_FILES["test"][0]).unlink()
-        (mirror / FASHION_FILES["test"][0]).write_bytes(gzip.compress(b"not idx"))
-        with pytest.raises(MassifError, match="corrupt"):
-            download_fashion_mnist(dest, url)
-        assert not (dest / FASHION_FILES["test"][0]).exists()
-        assert not list(dest.glob("*.part"))
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
     finally:
         server.shutdown()
+        server.server_close()
+
+
+def test_download_from_a_local_mirror_over_http(tmp_path, monkeypatch):
+    """The real download code against a real HTTP server on 127.0.0.1 serving the files. They
+    get the mode of any new file (0o666 less the umask), not a temporary file's 0o600."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for pair in FASHION_FILES.values():
+        for name in pair:
+            shutil.copy(DEBIAN / name, mirror / name)
+    with serving(mirror) as url:
+        old_umask = os.umask(0o027)
+        try:
+            dest = download_fashion_mnist(tmp_path / "cache", url)
+        finally:
+            os.umask(old_umask)
+        assert {p.name: p.stat().st_mode & 0o777 for p in dest.iterdir()} == {
+            name: 0o640 for pair in FASHION_FILES.values() for name in pair}
+        monkeypatch.setenv("MASSIF_FASHION_MNIST", str(dest))
+        assert FashionMNIST("test").fingerprint == FashionMNIST("test", root=DEBIAN).fingerprint
+        # a corrupt file on the mirror is refused, by its own name, and leaves nothing behind
+        (dest / FASHION_FILES["test"][0]).unlink()
+        (mirror / FASHION_FILES["test"][0]).write_bytes(gzip.compress(b"not idx"))
+        with pytest.raises(MassifError) as err:
+            download_fashion_mnist(dest, url)
+        assert str(err.value).startswith(
+            f"corrupt Fashion-MNIST file {FASHION_FILES['test'][0]} (downloaded from {url}): ")
+        assert ".part" not in str(err.value)
+        assert sorted(p.name for p in dest.iterdir()) == sorted(
+            n for pair in FASHION_FILES.values() for n in pair if n != FASHION_FILES["test"][0])
+
+
+def test_a_failed_download_removes_only_the_folders_it_made_for_nothing(tmp_path):
+    """Nothing fetched: the folders the download made go again; one file fetched: it stays
+    (the next run starts from it); a folder that was there before stays in any case."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    with serving(mirror) as url:
+        with pytest.raises(MassifError, match="could not download .*404"):
+            download_fashion_mnist(tmp_path / "new" / "deeper", url)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["mirror"]
+        (tmp_path / "there").mkdir()
+        with pytest.raises(MassifError, match="could not download"):
+            download_fashion_mnist(tmp_path / "there", url)
+        assert (tmp_path / "there").is_dir() and not list((tmp_path / "there").iterdir())
+        first = FASHION_FILES["train"][0]
+        shutil.copy(DEBIAN / first, mirror / first)
+        with pytest.raises(MassifError, match="could not download"):
+            download_fashion_mnist(tmp_path / "new" / "deeper", url)
+        assert [p.name for p in (tmp_path / "new" / "deeper").iterdir()] == [first]
+
+
+@pytest.mark.parametrize("url", ["notaurl", "ftp//bad", "http://", "http://host:99999/",
+                                 "http://[::1/", "mailto:someone@example.org", "http://a b/"])
+def test_a_malformed_url_is_refused_in_one_line_before_anything_is_made(tmp_path, url):
+    result = CliRunner().invoke(cli_app, ["download-data", "--dest", str(tmp_path / "d" / "e"),
+                                          "--url", url])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        f"massif: error: --url {url!r} is not a URL to download from; give one like "
+        "https://host/folder/ (http, https, ftp or file)"]
+    assert not result.stdout and not list(tmp_path.iterdir())
+
+
+def test_a_malformed_url_from_the_environment_is_named_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("MASSIF_FASHION_MNIST_URL", "notaurl")
+    with pytest.raises(MassifError, match=r"^\$MASSIF_FASHION_MNIST_URL 'notaurl' is not a URL"):
+        download_fashion_mnist(tmp_path / "d")
+    assert not list(tmp_path.iterdir())
 
 
 def test_missing_fashion_mnist_says_how_to_get_it(tmp_path, monkeypatch):
@@ -118,6 +177,17 @@ def test_write_atomic_keeps_the_old_file_when_writing_fails(tmp_path):
         write_atomic(path, Boom("new"))
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["graph.json"]
+
+
+def test_write_atomic_names_the_file_asked_for_and_leaves_no_temporary_file(tmp_path):
+    """The rename fails (the target is a folder that is not empty): the error names the
+    target, the path the user gave, never the temporary file, which is gone."""
+    target = tmp_path / "report.html"
+    (target / "inside").mkdir(parents=True)
+    with pytest.raises(OSError) as err:
+        write_atomic(target, "<html>")
+    assert err.value.filename == str(target) and err.value.strerror
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
 
 
 def pymp(tmp: Path) -> list[str]:

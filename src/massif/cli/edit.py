@@ -86,12 +86,6 @@ def edit(
             fail(f"--defense must be 1 to {MAX_BUDGET} (neurons to delete), not {defense}")
         if export is not None:
             writable_file(export, "--export")
-        if graph_file is not None:  # the graph names these; a different one would be ignored
-            given = [f"--{name.replace('_', '-')}" for name in _GRAPH_SETS
-                     if getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"]
-            if given:
-                fail(f"--graph sets the pair, attack, strengths and image count; drop "
-                     f"{', '.join(given)} (or --graph)")
         resolve_device(device)
         req = build_request(
             benign=benign, target=target, model=model, data=data, weights=weights,
@@ -99,6 +93,12 @@ def edit(
             targeted=not untargeted, max_strength=max_strength, steps=steps,
             max_images=max_images, batch_size=batch_size, device=device)
         graph = Graph.load(graph_file) if graph_file else None
+        if graph_file is not None:  # the graph names these; a different one would be ignored
+            given = [f"--{name.replace('_', '-')}" for name in _GRAPH_SETS
+                     if getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"]
+            if given:
+                fail(f"--graph sets the pair, attack, strengths and image count; drop "
+                     f"{', '.join(given)} (or --graph)")
         ids = [s.strip() for s in (mask or "").split(",") if s.strip()]
         if graph is not None:
             resolved = Editor.graph_request(req, None, graph).resolve()

@@ -23,10 +23,13 @@ def report(
     that opens from disk with no server and no network."""
 
     def work() -> None:
-        from ..io import writable_file
+        from ..io import usable_dir, writable_file
+        from ..pictures import cache_root
         from ..report import write_report
 
         writable_file(out, "--out")
+        # read, never written: a read-only cache is fine, a file is refused (as by the others)
+        usable_dir(cache_root(cache), "--cache" if cache is not None else "the cache folder")
         path, counts = write_report(run, out, cache=cache)
         size = path.stat().st_size / 1e6
         missing = counts["nodes"] - counts["pictures"]
