@@ -238,21 +238,31 @@ def _from_file(spec: str, weights: str | None) -> nn.Module:
     if not path.is_file():
         raise MassifError(f"model file {path} does not exist")
     mod_name = f"massif_user_model_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]}"
+    # The file's folder is importable while it loads and builds the model, as for
+    # ``python file.py``: a model file may import its neighbours (``from net import Net``).
+    folder = str(path.resolve().parent)
+    added = folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)
     try:
-        loader_spec = importlib.util.spec_from_file_location(mod_name, path)
-        module = importlib.util.module_from_spec(loader_spec)
-        sys.modules[mod_name] = module
-        loader_spec.loader.exec_module(module)
-    except (Exception, SystemExit) as e:  # a script's sys.exit() too: the file is not a module
-        raise MassifError(f"cannot import {path}: {type(e).__name__}: {e}") from None
-    factory = getattr(module, factory_name, None)
-    if factory is None or not callable(factory):
-        found = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
-        raise did_you_mean(factory_name, found, f"factory in {path}")
-    try:
-        net = factory()
-    except (Exception, SystemExit) as e:
-        raise MassifError(f"{spec}() failed: {type(e).__name__}: {e}") from None
+        try:
+            loader_spec = importlib.util.spec_from_file_location(mod_name, path)
+            module = importlib.util.module_from_spec(loader_spec)
+            sys.modules[mod_name] = module
+            loader_spec.loader.exec_module(module)
+        except (Exception, SystemExit) as e:  # a script's sys.exit() too: not a module
+            raise MassifError(f"cannot import {path}: {type(e).__name__}: {e}") from None
+        factory = getattr(module, factory_name, None)
+        if factory is None or not callable(factory):
+            found = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
+            raise did_you_mean(factory_name, found, f"factory in {path}")
+        try:
+            net = factory()
+        except (Exception, SystemExit) as e:
+            raise MassifError(f"{spec}() failed: {type(e).__name__}: {e}") from None
+    finally:
+        if added:
+            sys.path.remove(folder)
     if not isinstance(net, nn.Module):
         raise MassifError(f"{spec}() returned {type(net).__name__}, not a torch nn.Module")
     if weights:

@@ -56,3 +56,21 @@ def test_the_first_channel_count_tried_gives_the_error():
         massif.load_model(RegisteredOutOfOrder(), image_size=64)
     assert "[B, 3/1, 64, 64]" in str(err.value) and "channels" not in str(err.value).split(
         ": ", 1)[1]
+
+
+def test_a_model_file_imports_its_neighbours(tmp_path):
+    """``from net import Net`` in the model file works, as for ``python file.py``; the folder
+    is not left on ``sys.path``."""
+    import sys
+
+    (tmp_path / "net.py").write_text(
+        "from torch import nn\n\n"
+        "class Net(nn.Sequential):\n"
+        "    def __init__(self):\n"
+        "        super().__init__(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), "
+        "nn.Linear(4 * 6 * 6, 3))\n")
+    (tmp_path / "factory.py").write_text("from net import Net\n\n\ndef build():\n"
+                                         "    return Net()\n")
+    model = massif.load_model(f"{tmp_path}/factory.py:build", image_size=8)
+    assert list(model.layers) == ["0", "1"] and model.channels == 1
+    assert str(tmp_path) not in sys.path

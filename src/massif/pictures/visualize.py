@@ -276,6 +276,8 @@ def ensure_pictures(
     batch = int(batch) if batch is not None else picture_batch(model, size)  # type: ignore[call-overload]
     batch = world.smallest(batch)  # one round size for all ranks, that fits every one
     before = 0
+    if progress and missing:
+        progress("visualize", 0, len(missing))  # the bar shows before the first batch ends
     for end, chunk in world.rounds(missing, batch):
 
         def report(stage: str, done: int, _total: int, before: int = before, end: int = end
