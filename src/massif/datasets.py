@@ -102,8 +102,11 @@ class Dataset:
             loaded = _prefetched(self, todo)
         try:
             for c in chunks:
-                images = next(loaded) if len(c) else None
-                if isinstance(images, MassifError):
+                try:
+                    images = next(loaded) if len(c) else None
+                except Exception as e:  # a DataLoader's own (a worker died): its traceback
+                    raise e.with_traceback(None) from None  # would keep the iterator alive
+                if isinstance(images, Exception):
                     raise images
                 yield images
         finally:
@@ -122,11 +125,11 @@ class _Chunks(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.chunks)
 
-    def __getitem__(self, i: int) -> torch.Tensor | MassifError:
+    def __getitem__(self, i: int) -> torch.Tensor | Exception:
         try:
             return self.dataset.load(self.chunks[i])
-        except MassifError as e:  # passed back whole: a DataLoader would add its traceback
-            return e
+        except Exception as e:  # passed back whole (an OSError keeps its errno and file): a
+            return e  # DataLoader would raise a copy holding its traceback text and iterator
 
 
 def _prefetched(dataset: Dataset, chunks: list[list[int]]) -> Iterator[torch.Tensor]:

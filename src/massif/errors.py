@@ -41,17 +41,25 @@ def did_you_mean(word: str, choices: Iterable[str], what: str) -> MassifError:
     return MassifError(f"unknown {what} {short(word)}; {hint}")
 
 
-def out_of_memory(error: BaseException) -> str | None:
-    """One line for an allocation that failed (torch's ``OutOfMemoryError`` on a GPU, its CPU
-    allocator's ``RuntimeError``), saying what to change; ``None`` for any other error."""
-    first = (str(error).splitlines() or [""])[0]
-    if type(error).__name__ == "OutOfMemoryError":
-        where = "GPU memory"
-    elif isinstance(error, (RuntimeError, MemoryError)) and (
-            "can't allocate memory" in first or isinstance(error, MemoryError)):
+CLI_MEMORY_ADVICE = ("pass a smaller --batch-size where the command takes one, or set "
+                     "MASSIF_MEMORY_BUDGET (GB) to what this machine can spare; a run with "
+                     "--out resumes from its last checkpoint")
+SERVER_MEMORY_ADVICE = ("start the server with a smaller --batch-size, or with "
+                        "MASSIF_MEMORY_BUDGET (GB) set to what this machine can spare")
+
+
+def out_of_memory(error: BaseException, advice: str = CLI_MEMORY_ADVICE) -> str | None:
+    """One line for an allocation that failed (torch's ``OutOfMemoryError``, CUDA's "out of
+    memory" ``RuntimeError``, the CPU allocator's, ``MemoryError``), ending with ``advice``;
+    ``None`` for any other error."""
+    first = (str(error).splitlines() or [""])[0] or type(error).__name__
+    gpu = "CUDA" in first or "GPU" in first
+    if type(error).__name__ == "OutOfMemoryError" or (
+            isinstance(error, RuntimeError) and "out of memory" in first.lower()):
+        where = "GPU memory" if gpu or type(error).__name__ == "OutOfMemoryError" else "memory"
+    elif isinstance(error, MemoryError) or (
+            isinstance(error, RuntimeError) and "can't allocate memory" in first):
         where = "memory"
     else:
         return None
-    return (f"out of {where} ({first[:160]}): pass a smaller --batch-size, or set "
-            "MASSIF_MEMORY_BUDGET (GB) to what this machine can spare; a run with --out "
-            "resumes from its last checkpoint")
+    return f"out of {where} ({first[:160]}): {advice}"

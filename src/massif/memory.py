@@ -80,6 +80,13 @@ def budget_bytes(device: torch.device) -> int:
     return int(CPU_BUDGET_GB * 2**30)
 
 
+def release_cached() -> None:
+    """Hand the memory PyTorch holds cached on the GPU back (after an allocation failed: a
+    server's next request then starts with it free)."""
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def auto_batch_size(module: nn.Module, image_shape: tuple[int, ...], n_strengths: int,
                     device: torch.device) -> int:
     """The largest batch (at most 256 on the CPU, 1024 on CUDA) that fits the budget."""

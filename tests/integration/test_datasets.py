@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import gzip
 import http.server
@@ -228,6 +229,20 @@ def test_worker_processes_load_the_same_chunks_and_pass_errors_whole(tmp_path, m
     assert str(err.value).startswith("cannot read image") and "5.png" in str(err.value)
     assert "Traceback" not in str(err.value)
     assert not pymp(tmp)  # though the traceback keeps the generator's frame
+    # any other error of a worker's load comes back whole too (errno and file kept)
+    with pytest.raises(OSError) as err:
+        list(FailingDisk(root, 8, 3).load_chunks(chunks, workers=2))
+    assert (err.value.errno, err.value.filename) == (errno.EIO, "disk")
+    assert not pymp(tmp)
+
+
+class FailingDisk(ImageFolder):
+    """A folder whose disk fails under image 11 (a user's dataset may raise anything)."""
+
+    def load(self, indices):
+        if 11 in indices:
+            raise OSError(errno.EIO, "Input/output error", "disk")
+        return super().load(indices)
 
 
 @pytest.mark.skipif(torch.get_num_threads() < 2, reason="one CPU thread: torch makes no "

@@ -1,6 +1,5 @@
 """Feature visualization: known answers on hand-set filters, the real bundled model, the cache."""
 
-import time
 
 import numpy as np
 import pytest
@@ -143,16 +142,14 @@ def test_ensure_pictures_caches_per_model_and_neuron(bundled, tmp_path):
     mtimes = {p: p.stat().st_mtime_ns for p in paths.values()}
 
     calls.clear()
-    t = time.perf_counter()
     again = ensure_pictures(bundled, ["mixed3a:4", "mixed5a:2"], tmp_path, steps=8,
                             progress=lambda *a: calls.append(a))
-    assert time.perf_counter() - t < 0.5
-    assert again == paths and calls == []
+    assert again == paths and calls == []  # nothing rendered, nothing rewritten:
     assert {p: p.stat().st_mtime_ns for p in paths.values()} == mtimes
 
     more = ensure_pictures(bundled, ["mixed5a:2", "mixed4b:7"], tmp_path, steps=8,
                            progress=lambda *a: calls.append(a))
-    assert calls == [("visualize", 1, 1)]  # only the missing neuron was rendered
+    assert calls == [("visualize", 0, 1), ("visualize", 1, 1)]  # only the missing neuron
     assert paths["mixed5a:2"].stat().st_mtime_ns == mtimes[paths["mixed5a:2"]]
     assert more["mixed4b:7"].is_file()
     assert not list(tmp_path.rglob("*.part"))

@@ -21,6 +21,10 @@ def test_failed_allocations_are_recognised_and_nothing_else():
     assert cpu is not None and cpu.startswith("out of memory (") and "--batch-size" in cpu
     gpu = out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"))
     assert gpu is not None and gpu.startswith("out of GPU memory (CUDA out of memory.")
+    assert out_of_memory(RuntimeError("CUDA error: out of memory")).startswith(
+        "out of GPU memory (CUDA error: out of memory)")
+    assert out_of_memory(MemoryError()).startswith("out of memory (MemoryError): pass")
+    assert out_of_memory(MemoryError(), "restart it").endswith("): restart it")
     assert out_of_memory(RuntimeError("shapes cannot be multiplied")) is None
     assert out_of_memory(ValueError("can't allocate memory")) is None
 

@@ -183,7 +183,7 @@ def graph_warnings(clean_accuracy: float, asr_max: float, n_correct: int, benign
                    f"ε = {eps_max:g}: there is little to explain (try a larger "
                    "--max-strength or another attack)")
     elif masked is not None and masked[2] and n_correct >= MIN_CORRECT \
-            and masked[0] >= masked[1]:
+            and masked[0] >= masked[1] > 0:
         out.append(f"masking the {masked[2]} emphasized neurons leaves the attack at "
                    f"{masked[0]:.0%} (with as many random ones {masked[1]:.0%}): the graph has "
                    "not found what the attack relies on (use more images of the class, or "

@@ -39,8 +39,11 @@ def edit(
     mode: str = typer.Option("zero", help="zero (the channel's output set to 0) or mean (to "
                              "its mean over the clean benign images)."),
     graph_file: Optional[Path] = typer.Option(None, "--graph", help="A graph.json: its pair, "
-                                              "attack and strengths (and, for --defense, its "
-                                              "neurons) instead of the options below."),
+                                              "attack, strengths and image count (and, for "
+                                              "--defense, its neurons) instead of --benign, "
+                                              "--target, --attack, --untargeted, "
+                                              "--max-strength, --steps and --max-images, which "
+                                              "it refuses."),
     defense: Optional[int] = typer.Option(None, help="Suggest a defense: greedily delete up to "
                                           "this many (1 to 64) of the graph's neurons, "
                                           "compared with random and top emphasized ones."),

@@ -38,7 +38,8 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.requests import Request  # at module level: FastAPI reads route annotations here
 
-from ..errors import MassifError, is_index, short
+from ..errors import SERVER_MEMORY_ADVICE, MassifError, is_index, out_of_memory, short
+from ..memory import release_cached
 from ..pictures.files import Kind, example_patches, picture_file
 from ..request import AnalysisRequest
 from ..schemas import Graph, Node, first_error
@@ -161,9 +162,13 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
         try:
             return await call_next(request_)
         except Exception as e:  # a bug: one line in the log, a JSON 500 to the client
-            log.error("%s %s failed: %s: %s", request_.method, request_.url.path,
-                      type(e).__name__, e, exc_info=log.isEnabledFor(logging.DEBUG))
-            return error(500, f"internal error ({type(e).__name__}); see the server's log")
+            no_memory = out_of_memory(e, SERVER_MEMORY_ADVICE)
+            if no_memory is None:
+                log.error("%s %s failed: %s: %s", request_.method, request_.url.path,
+                          type(e).__name__, e, exc_info=log.isEnabledFor(logging.DEBUG))
+                return error(500, f"internal error ({type(e).__name__}); see the server's log")
+        release_cached()  # no memory left for this request: free the cache, say so (503)
+        return error(503, no_memory)
 
     @app.exception_handler(MassifError)
     async def _massif_error(_request: Request, exc: MassifError) -> JSONResponse:

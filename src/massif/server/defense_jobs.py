@@ -11,7 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import MassifError
+from ..errors import SERVER_MEMORY_ADVICE, MassifError, out_of_memory
+from ..memory import release_cached
 from .jobs import JobState
 
 log = logging.getLogger("massif.server")
@@ -102,10 +103,14 @@ class DefenseJobs:
                 result, state, error = job.result, "cancelled", None
             except MassifError as e:
                 result, state, error = None, "error", str(e)
-            except Exception as e:  # a bug: one line in the log and to the page
-                log.error("defense search %s failed: %s: %s", job.id, type(e).__name__, e,
-                          exc_info=log.isEnabledFor(logging.DEBUG))
-                result, state, error = None, "error", f"{type(e).__name__}: {str(e)[:200]}"
+            except Exception as e:  # a bug (or no memory left): one line in the log, the page
+                result, state, error = None, "error", out_of_memory(e, SERVER_MEMORY_ADVICE)
+                if error is None:
+                    log.error("defense search %s failed: %s: %s", job.id, type(e).__name__, e,
+                              exc_info=log.isEnabledFor(logging.DEBUG))
+                    error = f"{type(e).__name__}: {str(e)[:200]}"
+            if error is not None and error.startswith("out of "):
+                release_cached()  # after the except: its traceback held the tensors
             with self._lock:
                 job.state, job.error, job.result = state, error, result
                 job.progress = 1.0 if state == "done" else job.progress

@@ -31,7 +31,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from ..errors import MassifError, out_of_memory
+from ..errors import SERVER_MEMORY_ADVICE, MassifError, out_of_memory
+from ..memory import release_cached
 from ..request import MAX_STRENGTH, MIN_STRENGTH, AnalysisRequest, Resolved, class_space
 from ..store import Workspace
 
@@ -303,16 +304,13 @@ class JobManager:
         except MassifError as e:
             state, error = "error", str(e)
         except Exception as e:  # a bug: keep the server alive, tell the page in one line
-            state, error = "error", out_of_memory(e)
+            state, error = "error", out_of_memory(e, SERVER_MEMORY_ADVICE)
             if error is None:
                 log.error("analysis %s failed: %s: %s", job.key, type(e).__name__, e,
                           exc_info=log.isEnabledFor(logging.DEBUG))
                 error = f"{type(e).__name__}: {str(e)[:200]}"
-            else:
-                import torch
-
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()  # what the failed batch held, for the next job
+        if error is not None and error.startswith("out of "):
+            release_cached()  # here, not in the except: its traceback holds the batch
         with self._lock:
             job.state, job.error = state, error
             job.progress = 1.0 if state == "done" else 0.0
