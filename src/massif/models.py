@@ -75,6 +75,7 @@ class Model:
     default_dataset: str | None = None
     layer_channels: dict[str, int] = field(default_factory=dict)
     fingerprint: str = ""
+    named_layers: bool = False  # layers given, not the model's own: part of an analysis's key
 
     @property
     def layer_names(self) -> list[str]:
@@ -332,6 +333,7 @@ def load_model(
                   default_dataset=default_dataset)
     probe(model)
     model.fingerprint = fingerprint(module, name)
+    model.named_layers = bool(layers)
     return model
 
 

@@ -203,7 +203,8 @@ class Resolved:
             self._key = analysis_key(
                 self.model.fingerprint, self.dataset.fingerprint, self.benign, self.target,
                 self.attack_info.model_dump(), self.params.model_dump(),
-                self.class_names[self.benign], self.class_names[self.target])
+                self.class_names[self.benign], self.class_names[self.target],
+                layers=list(self.model.layers.values()) if self.model.named_layers else None)
         return self._key
 
     @property
@@ -232,12 +233,16 @@ class Resolved:
 
 
 def analysis_key(model_fp: str, dataset_fp: str, benign: int, target: int,
-                 attack: dict, params: dict, benign_name: str = "", target_name: str = "") -> str:
-    """A stable folder name: ``<benign>-<target>-<attack>-<hash>`` (see ``Resolved.key``)."""
-    blob = json.dumps(
-        {"model": model_fp, "dataset": dataset_fp, "benign": benign, "target": target,
-         "attack": attack, "params": params, "format": SCHEMA_VERSION}, sort_keys=True,
-    )
+                 attack: dict, params: dict, benign_name: str = "", target_name: str = "",
+                 layers: list[str] | None = None) -> str:
+    """A stable folder name: ``<benign>-<target>-<attack>-<hash>`` (see ``Resolved.key``).
+    ``layers``: the module paths analysed when they are not the model's own (``--layers``; the
+    model's own leave the hash as it was)."""
+    fields = {"model": model_fp, "dataset": dataset_fp, "benign": benign, "target": target,
+              "attack": attack, "params": params, "format": SCHEMA_VERSION}
+    if layers:
+        fields["layers"] = layers
+    blob = json.dumps(fields, sort_keys=True)
     digest = hashlib.sha256(blob.encode()).hexdigest()[:12]
     return (f"{slug(benign_name or str(benign))[:40]}-{slug(target_name or str(target))[:40]}-"
             f"{slug(str(attack.get('name', 'attack')))}-{digest}")

@@ -74,3 +74,18 @@ def test_a_model_file_imports_its_neighbours(tmp_path):
     model = massif.load_model(f"{tmp_path}/factory.py:build", image_size=8)
     assert list(model.layers) == ["0", "1"] and model.channels == 1
     assert str(tmp_path) not in sys.path
+
+
+def test_named_layers_are_part_of_the_analysis_key():
+    """Another layer list is another analysis (its checkpoint and saved graph are not this
+    one's); the model's own layers keep the key they always had."""
+    from massif.request import analysis_key
+
+    base = {"benign": "Sneaker", "target": "Sandal", "max_images": 10}
+    own = massif.AnalysisRequest(**base).resolve()
+    some = massif.AnalysisRequest(layers="mixed3a,mixed4a", **base).resolve().key
+    other = massif.AnalysisRequest(layers="mixed3a,mixed5a", **base).resolve().key
+    assert len({own.key, some, other}) == 3
+    assert own.key == analysis_key(own.model.fingerprint, own.dataset.fingerprint, own.benign,
+                                   own.target, own.attack_info.model_dump(),
+                                   own.params.model_dump(), "Sneaker", "Sandal")
