@@ -121,6 +121,14 @@ def writable_file(path: str | Path, what: str) -> Path:
     if path.name in ("", ".", ".."):
         raise MassifError(f"{what} {path}: give a file name")
     writable_dir(path.parent, what)
+    if path.parent.is_dir():  # try it: permissions do not tell for read-only or special
+        try:  # file systems (root passes os.access on /sys, then cannot create a file there)
+            fd, tmp = create_temp(path)
+        except OSError as e:
+            raise MassifError(f"{what} {path}: cannot write in {path.parent} "
+                              f"({_os_reason(e)})") from None
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -133,6 +133,8 @@ CLI_CASES: list[tuple[str, list[str], str | None]] = [
     ("analyze-cache-under-a-file", [*ANALYZE, "--pictures", "--cache", "{file}/c"], r"--cache"),
     ("edit-export-under-a-file", [*EDIT, "--mask", "mixed4a:1", "--export", "{file}/x.pt"],
      r"--export"),
+    ("edit-export-in-sys", [*EDIT, "--mask", "mixed4a:1", "--export", "/sys/massif-x.pt"],
+     r"--export /sys/massif-x\.pt: cannot write in /sys"),
     ("edit-export-is-a-folder", [*EDIT, "--mask", "mixed4a:1", "--export", "{tmp}"],
      r"--export"),
     ("visualize-cache-is-a-file", [*VISUALIZE, "--cache", "{file}"], r"--cache"),
@@ -302,6 +304,7 @@ REAL_CASES: list[tuple[str, list[str], str | None]] = [
 ]
 
 FAST_CASES = {  # must be refused before any analysis work (no model loaded)
+    "edit-export-in-sys",  # (root may create files where permissions say no)
     "analyze-cache-is-a-file", "analyze-cache-under-a-file", "analyze-out-is-a-file",
     "analyze-out-under-a-file", "analyze-out-in-proc", "edit-export-under-a-file",
     "visualize-cache-is-a-file", "examples-cache-is-a-file", "edit-mode-half",
