@@ -105,7 +105,9 @@ class Dataset:
                 try:
                     images = next(loaded) if len(c) else None
                 except Exception as e:  # a DataLoader's own (a worker died): its traceback
-                    raise e.with_traceback(None) from None  # would keep the iterator alive
+                    if loader is None:  # would keep the iterator alive (the message holds
+                        raise  # the worker's traceback); any other keeps its traceback
+                    raise e.with_traceback(None) from None
                 if isinstance(images, Exception):
                     raise images
                 yield images

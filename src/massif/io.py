@@ -16,8 +16,8 @@ from pathlib import Path
 
 from .errors import MassifError, short
 
-__all__ = ["create_temp", "error_naming", "make_dir", "short", "slug", "usable_dir",
-           "writable_dir", "writable_file", "write_atomic"]
+__all__ = ["create_temp", "make_dir", "short", "slug", "usable_dir", "writable_dir",
+           "writable_file", "write_atomic"]
 
 
 def slug(text: str) -> str:
@@ -42,7 +42,7 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     except BaseException as e:
         tmp.unlink(missing_ok=True)
         if isinstance(e, OSError):
-            raise error_naming(e, path) from None
+            raise _error_naming(e, path) from None
         raise
     return path
 
@@ -57,10 +57,10 @@ def create_temp(path: str | Path) -> tuple[int, Path]:
     try:
         return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
     except OSError as e:
-        raise error_naming(e, path) from None
+        raise _error_naming(e, path) from None
 
 
-def error_naming(error: OSError, path: str | Path) -> OSError:
+def _error_naming(error: OSError, path: str | Path) -> OSError:
     """``error`` again, naming ``path`` (what the user asked for) instead of a temporary file:
     the one-line message (``terminal.run_guarded``) shows the error's file name."""
     return OSError(error.errno, error.strerror or str(error), str(path))

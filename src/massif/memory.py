@@ -15,8 +15,7 @@ image of the batch (--batch-size 4 against 16), and its leaf modules output 30 M
 CPU convolutions' work buffers). The budget is ``$MASSIF_MEMORY_BUDGET`` (in GB) when set; else
 1.5 GB on the CPU (googlenet then runs batches of 12 and peaks near 2.3 GB, about 0.8 GB of which
 is PyTorch and the model), or on CUDA 60% of the GPU memory free at the start (counting what
-PyTorch holds cached but unused as free). An explicit
-``--batch-size`` always wins.
+PyTorch holds cached but unused as free). An explicit ``--batch-size`` always wins.
 """
 
 from __future__ import annotations
