@@ -21,13 +21,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from massif.cli import app as cli_app
-from massif.datasets import (
-    FASHION_FILES,
-    FashionMNIST,
-    ImageFolder,
-    download_fashion_mnist,
-    resolve_class,
-)
+from massif.datasets import FASHION_FILES, FashionMNIST, ImageFolder, resolve_class
+from massif.download import download_fashion_mnist
 from massif.errors import MassifError
 from massif.io import write_atomic
 

@@ -133,7 +133,7 @@ def download_data(
     dataset-fashion-mnist package)."""
 
     def work() -> None:
-        from ..datasets import check_url, download_fashion_mnist
+        from ..download import check_url, download_fashion_mnist
         from ..io import writable_dir
 
         if url is not None:
