@@ -33,6 +33,7 @@ from torch import nn
 
 from .errors import MassifError, did_you_mean
 from .hooks import frozen, get_module
+from .weights import apply_weights, load_state_dict, misfit
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -103,59 +104,6 @@ def fingerprint(module: nn.Module, extra: str = "") -> str:
     return h.hexdigest()[:16]
 
 
-def _load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    path = Path(path)
-    if path.is_dir():
-        raise MassifError(f"weights {path} is a folder, not a file of weights")
-    if not path.is_file():
-        raise MassifError(f"weights file {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many kinds for a corrupt or foreign file
-        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
-        if "weights_only" in str(e) or "Weights only load failed" in str(e):
-            first = "not a plain state dict of tensors (MASSIF loads with weights_only=True)"
-        else:  # pickle's own words can be a bare number or key: say what the file is not
-            first = f"not a PyTorch weights file ({type(e).__name__}: {first})"
-        raise MassifError(f"cannot load weights {path}: {first}") from None
-    if isinstance(state, dict) and isinstance(state.get("format"), str) \
-            and state["format"].startswith("massif-edited"):
-        raise MassifError(
-            f"{path} is an edited model written by massif edit --export; --weights would drop "
-            f"its {len(state.get('mask') or [])} deleted neurons: give the original weights, "
-            "or load the edited model in Python with massif.apply_mask")
-    for key in ("state_dict", "model_state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise MassifError(f"weights file {path} does not hold a state dict of tensors")
-    return state
-
-
-def _apply_weights(module: nn.Module, path: str | Path) -> None:
-    state = _load_state_dict(path)
-    try:
-        module.load_state_dict(state)
-    except RuntimeError:
-        raise MassifError(f"weights {path} do not fit the model: {misfit(module, state)}"
-                          ) from None
-
-
-def misfit(module: nn.Module, state: dict[str, torch.Tensor]) -> str:
-    """Why ``state`` does not load into ``module``, in a line: counts and the first names."""
-    want = module.state_dict()
-    missing = [k for k in want if k not in state]
-    unexpected = [k for k in state if k not in want]
-    shapes = [k for k in want if k in state and tuple(want[k].shape) != tuple(state[k].shape)]
-    parts = []
-    for what, keys in (("missing", missing), ("unexpected", unexpected),
-                       ("of another shape", shapes)):
-        if keys:
-            names = ", ".join(k[:40] for k in keys[:3]) + (", ..." if len(keys) > 3 else "")
-            parts.append(f"{len(keys)} {what} ({names})")
-    return "; ".join(parts) or "the tensors do not fit"
-
-
 def _bundled(weights: str | None = None, robust: bool = False
              ) -> tuple[nn.Module, dict[str, str], int, int, list[str], str]:
     from .bundled.net import LAYERS, FashionInception
@@ -163,7 +111,7 @@ def _bundled(weights: str | None = None, robust: bool = False
 
     net = FashionInception()
     if weights is not None:  # the user's own training of the bundled architecture
-        _apply_weights(net, weights)
+        apply_weights(net, weights)
     else:
         shipped = ROBUST_WEIGHTS if robust else BUNDLED_WEIGHTS
         if not shipped.is_file():
@@ -171,7 +119,7 @@ def _bundled(weights: str | None = None, robust: bool = False
                 f"the bundled weights {shipped} are missing; rebuild them with "
                 f"`python -m massif.bundled.train{' --robust' if robust else ''}`"
             )
-        _apply_weights(net, shipped)
+        apply_weights(net, shipped)
     net = net.to(memory_format=torch.channels_last)
     return net, {n: n for n in LAYERS}, 28, 1, list(FASHION_CLASSES), "fashion-mnist"
 
@@ -201,7 +149,7 @@ def _torchvision(name: str, weights: str | None) -> tuple[nn.Module, dict[str, s
         if name == "googlenet":  # torchvision's own checkpoints expect these settings
             kwargs = {"aux_logits": False, "init_weights": False, "transform_input": True}
         net = torchvision.models.get_model(name, weights=None, **kwargs)
-        state = _load_state_dict(spec)
+        state = load_state_dict(spec)
         state = {k: v for k, v in state.items() if not k.startswith(("aux1.", "aux2."))}
         try:
             net.load_state_dict(state)
@@ -267,7 +215,7 @@ def _from_file(spec: str, weights: str | None) -> nn.Module:
     if not isinstance(net, nn.Module):
         raise MassifError(f"{spec}() returned {type(net).__name__}, not a torch nn.Module")
     if weights:
-        _apply_weights(net, weights)
+        apply_weights(net, weights)
     return net
 
 
