@@ -1,5 +1,5 @@
 """Fetch Fashion-MNIST's four files from its official source or a mirror (``massif
-download-data``; nothing else downloads). A download is checked and renamed into place, so an
+download-data``, and only when asked). A download is checked and renamed into place, so an
 interrupted one leaves nothing half-written, and a failed one leaves no folder it made."""
 
 from __future__ import annotations
