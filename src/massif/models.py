@@ -7,8 +7,8 @@
   adversarially trained (PGD-L2, ``python -m massif.bundled.train --robust``).
 * ``torchvision:NAME``: any torchvision classifier, with ImageNet normalisation inside the wrapper
   and ImageNet class names. ``torchvision:googlenet`` is InceptionV1 with Summit's layer names
-  (``mixed3a … mixed5b`` → ``inception3a … inception5b``). ``weights`` is ``DEFAULT`` (the
-  torchvision download, cached by torchvision), ``none`` (random init, seeded: the same
+  (``mixed3a … mixed5b`` → ``inception3a … inception5b``). ``weights`` is ``DEFAULT`` (or another
+  of the model's torchvision weights: downloaded once into torch's cache), ``none`` (random init, seeded: the same
   weights every time) or a local state-dict file.
 * ``path/to/file.py:factory``: ``factory()`` returns an ``nn.Module`` taking ``[B, C, H, W]``
   images in [0, 1]; ``weights`` is an optional state-dict file loaded with
@@ -159,20 +159,23 @@ def _torchvision(name: str, weights: str | None) -> tuple[nn.Module, dict[str, s
     else:
         if name == "googlenet":
             kwargs = {}
+        choices = [w.name for w in weight_enum] if weight_enum else []
         try:
-            net = torchvision.models.get_model(name, weights=spec, **kwargs)
-        except (ValueError, KeyError) as e:
-            choices = [w.name for w in weight_enum] if weight_enum else []
+            entry = weight_enum.verify(spec) if weight_enum else None
+        except KeyError:
+            entry = None
+        if entry is None:
             raise MassifError(
-                f"unknown weights {spec!r} for torchvision:{name}: {e}; use DEFAULT, none, "
-                f"a state-dict file{', or one of ' + ', '.join(choices) if choices else ''}"
-            ) from None
-        except Exception as e:  # urllib / hub errors when offline
-            raise MassifError(
-                f"could not get {spec} weights for torchvision:{name} ({type(e).__name__}: "
-                f"{str(e).splitlines()[0] if str(e) else ''}); download them once online, or pass "
-                "--weights none or a local state-dict file"
-            ) from None
+                f"unknown weights {spec!r} for torchvision:{name}: use DEFAULT, none, "
+                f"a state-dict file{', or one of ' + ', '.join(choices) if choices else ''}")
+        from .download import torchvision_weights
+
+        try:
+            torchvision_weights(entry, f"torchvision:{name}")
+        except MassifError as e:
+            raise MassifError(f"{e}; download them once online, or pass --weights none or a "
+                              "local state-dict file") from None
+        net = torchvision.models.get_model(name, weights=entry, **kwargs)  # from the cache
     layers = dict(GOOGLENET_LAYERS) if name == "googlenet" else {}
     if name == "googlenet":  # on CPU its passes run about twice as fast in channels_last
         net = net.to(memory_format=torch.channels_last)

@@ -118,6 +118,38 @@ def test_a_failed_download_removes_only_the_folders_it_made_for_nothing(tmp_path
         assert [p.name for p in (tmp_path / "new" / "deeper").iterdir()] == [first]
 
 
+def test_torchvision_weights_download_into_torchs_cache_checked_by_their_hash(
+        tmp_path, monkeypatch):
+    """``--weights DEFAULT``'s download, from a real HTTP server: the file lands where torch
+    looks for it, nothing goes to stdout (the summary's), and a file whose SHA-256 does not
+    start with the prefix in its name is refused with no file and no folder left behind."""
+    import hashlib
+    import types
+
+    from massif.download import torchvision_weights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    payload = b"some weights"
+    good = f"net-{hashlib.sha256(payload).hexdigest()[:8]}.pth"
+    (mirror / good).write_bytes(payload)
+    (mirror / "net-00000000.pth").write_bytes(payload)
+    with serving(mirror) as url:
+        with pytest.raises(MassifError, match=r"^the torchvision:net weights from .* are damaged"):
+            torchvision_weights(types.SimpleNamespace(url=url + "net-00000000.pth"),
+                                "torchvision:net")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["mirror"]
+        path = torchvision_weights(types.SimpleNamespace(url=url + good), "torchvision:net")
+        assert path == tmp_path / "torch" / "hub" / "checkpoints" / good
+        assert path.read_bytes() == payload
+        with pytest.raises(MassifError, match="could not download the torchvision:net weights"):
+            torchvision_weights(types.SimpleNamespace(url=url + "missing.pth"), "torchvision:net")
+        assert sorted(p.name for p in path.parent.iterdir()) == [good]
+    # once cached, no server is needed
+    assert torchvision_weights(types.SimpleNamespace(url=url + good), "torchvision:net") == path
+
+
 @pytest.mark.parametrize("url", ["notaurl", "ftp//bad", "http://", "http://host:99999/",
                                  "http://[::1/", "mailto:someone@example.org", "http://a b/"])
 def test_a_malformed_url_is_refused_in_one_line_before_anything_is_made(tmp_path, url):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -168,3 +169,26 @@ def test_googlenet_offline_default_weights_error_is_clear(monkeypatch, tmp_path)
     monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
     with pytest.raises(massif.MassifError, match="weights none or a local state-dict"):
         massif.load_model("torchvision:googlenet")
+    assert not list(tmp_path.iterdir())  # no empty hub folders made for nothing
+
+
+def test_googlenet_default_weights_from_torchs_cache_print_nothing(tmp_path):
+    """Weights already in torch's cache load offline, and nothing is printed on stdout (where
+    torchvision's own loader writes ``Downloading: ...`` when it fetches)."""
+    import torchvision
+
+    net = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=False)
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.01)
+    url = torchvision.models.GoogLeNet_Weights.DEFAULT.url
+    cached = tmp_path / "hub" / "checkpoints" / url.rsplit("/", 1)[1]
+    cached.parent.mkdir(parents=True)
+    torch.save(net.state_dict(), cached)
+    code = ("import massif, torch; m = massif.load_model('torchvision:googlenet'); "
+            "w = torch.load(%r, weights_only=True)['conv1.conv.weight']; "
+            "assert torch.equal(m.module.net.conv1.conv.weight, w)" % str(cached))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "TORCH_HOME": str(tmp_path),
+                               "https_proxy": "http://127.0.0.1:9"}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "" and "Downloading" not in proc.stderr
