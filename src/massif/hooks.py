@@ -84,6 +84,27 @@ def record(model: nn.Module, layers: Mapping[str, str],
             h.remove()
 
 
+class ForwardStopped(Exception):
+    """Raised by ``stop_after``'s hook: the forward pass has computed what was asked of it."""
+
+
+@contextmanager
+def stop_after(model: nn.Module, path: str) -> Iterator[None]:
+    """Within the block, a forward pass of ``model`` ends by raising ``ForwardStopped`` as soon
+    as the module at ``path`` has run, so the layers after it cost nothing. Enter it after
+    ``record`` (hooks run in the order they were added, so the layer's output is recorded
+    first) and catch the exception around the call."""
+
+    def stop(_m: nn.Module, _inp: object, _out: object) -> None:
+        raise ForwardStopped
+
+    handle = get_module(model, path).register_forward_hook(stop)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 def concat_parts(out: torch.Tensor, children: Sequence[torch.Tensor]
                  ) -> list[tuple[int, torch.Tensor]] | None:
     """When ``out`` is ``torch.cat`` of some of ``children`` along the channels, in order (an

@@ -7,9 +7,9 @@
   adversarially trained (PGD-L2, ``python -m massif.bundled.train --robust``).
 * ``torchvision:NAME``: any torchvision classifier, with ImageNet normalisation inside the wrapper
   and ImageNet class names. ``torchvision:googlenet`` is InceptionV1 with Summit's layer names
-  (``mixed3a … mixed5b`` → ``inception3a … inception5b``). ``weights`` is ``DEFAULT`` (or another
-  of the model's torchvision weights: downloaded once into torch's cache), ``none`` (random init, seeded: the same
-  weights every time) or a local state-dict file.
+  (``mixed3a … mixed5b`` → ``inception3a … inception5b``). ``weights`` is ``DEFAULT`` (or
+  another of the model's torchvision weights: downloaded once into torch's cache), ``none``
+  (random init, seeded: the same weights every time) or a local state-dict file.
 * ``path/to/file.py:factory``: ``factory()`` returns an ``nn.Module`` taking ``[B, C, H, W]``
   images in [0, 1]; ``weights`` is an optional state-dict file loaded with
   ``torch.load(weights_only=True)``.

@@ -103,8 +103,8 @@ def test_bundled_pictures_beat_the_dataset_and_differ(bundled):
 
 
 def test_batched_render_matches_one_at_a_time_and_is_deterministic(bundled):
-    neurons = ["mixed3a:1", "mixed4a:5", "mixed5a:9"]
-    together = render(bundled, neurons, steps=48)
+    neurons = ["mixed5a:9", "mixed3a:1", "mixed4a:5"]  # rendered input side first, given back
+    together = render(bundled, neurons, steps=48)   # in the order asked
     again = render(bundled, neurons, steps=48)
     assert torch.equal(together, again)
     for k, nid in enumerate(neurons):
@@ -112,6 +112,28 @@ def test_batched_render_matches_one_at_a_time_and_is_deterministic(bundled):
         assert corr(alone, together[k]) > 0.95
     other_seed = render(bundled, neurons[:1], steps=48, seed=1)[0]
     assert not torch.allclose(other_seed, together[0], atol=0.05)
+
+
+def test_a_batch_runs_the_network_only_up_to_its_deepest_layer(bundled):
+    """Neurons are batched input side first, and each batch's forward pass stops after its
+    deepest layer: mixed3a's neurons never run mixed4a and beyond, a batch with mixed4a runs
+    mixed4a too, yet no picture changes with the batch (the test above)."""
+    calls = {name: 0 for name in ("mixed3b", "mixed4a", "mixed5a")}
+
+    def counter(name):
+        def hook(*_):
+            calls[name] += 1
+        return hook
+
+    handles = [bundled.module.get_submodule(bundled.layers[n]).register_forward_hook(counter(n))
+               for n in calls]
+    try:
+        render(bundled, ["mixed4a:2", "mixed3a:0", "mixed3a:1"], steps=3, batch_size=2)
+    finally:
+        for h in handles:
+            h.remove()
+    # batch 1: mixed3a:0 and :1 (stops after mixed3a); batch 2: mixed4a:2 (stops after it)
+    assert calls == {"mixed3b": 3, "mixed4a": 3, "mixed5a": 0}
 
 
 def test_render_reports_progress_and_leaves_no_hooks(bundled):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from massif.errors import MassifError
-from massif.hooks import frozen, mask, module_input, record
+from massif.hooks import ForwardStopped, frozen, mask, module_input, record, stop_after
 from tests.helpers.tiny import SmallConv
 
 
@@ -21,6 +21,19 @@ def test_record_returns_layer_outputs_and_removes_hooks():
     assert hook_count(model) == 0
     assert torch.allclose(acts["first"], model.c1(x))
     assert acts["second"].shape == (2, 5, 4, 4)
+
+
+def test_stop_after_ends_the_forward_pass_once_the_layer_has_run():
+    model = SmallConv()
+    x = torch.rand(2, 1, 8, 8)
+    ran = []
+    handle = model.c2.register_forward_hook(lambda *_: ran.append("c2"))
+    with record(model, {"first": "c1"}) as acts, stop_after(model, "c1"):
+        with pytest.raises(ForwardStopped):
+            model(x)
+    handle.remove()
+    assert ran == [] and hook_count(model) == 0
+    assert torch.allclose(acts["first"], model.c1(x))
 
 
 def test_nothing_leaks_after_an_exception():

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import MassifError, did_you_mean
-from ..hooks import record
+from ..hooks import ForwardStopped, record, stop_after
 from ..models import Model
 
 
@@ -34,10 +34,6 @@ class ReceptiveField:
 
 
 _RF_CACHE: dict[tuple[str, str], ReceptiveField] = {}
-
-
-class _Stop(Exception):
-    """Raised by a hook to end a forward pass once the wanted layer has run."""
 
 
 def positive_copy(module: nn.Module) -> nn.Module:
@@ -72,19 +68,11 @@ def _row_support(net: nn.Module, path: str, height: int, width: int,
     """Output height, and the input rows ``[first, last + 1)`` that the gradient of the centre
     output row (then of the row below it, if any) reaches, for a ``height × width`` input."""
     x = torch.ones(1, channels, height, width, dtype=torch.float64, requires_grad=True)
-    module = net.get_submodule(path)
-
-    def stop(_m: nn.Module, _i: object, _o: object) -> None:
-        raise _Stop
-
-    with record(net, {"layer": path}) as acts:
-        handle = module.register_forward_hook(stop)  # on a private copy; removed below
+    with record(net, {"layer": path}) as acts, stop_after(net, path):
         try:
             net(x)
-        except _Stop:
+        except ForwardStopped:
             pass
-        finally:
-            handle.remove()
     out = acts["layer"]
 
     def span(row: int) -> tuple[int, int]:

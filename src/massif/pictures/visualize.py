@@ -48,7 +48,7 @@ import torch.nn.functional as F
 
 from ..distributed import World
 from ..errors import MassifError, did_you_mean, is_index, short
-from ..hooks import frozen, record
+from ..hooks import ForwardStopped, frozen, record, stop_after
 from ..io import write_atomic
 from ..memory import auto_batch_size
 from ..models import Model
@@ -173,9 +173,14 @@ def render(
     device, chans = model.device, model.channels
     out = torch.empty(len(parsed), chans, size, size)
     layers = {lay: model.layers[lay] for lay in dict.fromkeys(lay for lay, _ in parsed)}
+    # Input side first: a batch's forward pass stops after its deepest layer, so a batch of
+    # early-layer neurons skips the rest of the network.
+    order = sorted(range(len(parsed)), key=lambda i: depth(model, parsed[i][0]))
     with frozen(model.module), record(model.module, layers) as acts:
         for start in range(0, len(parsed), batch_size):
-            chunk = parsed[start : start + batch_size]
+            where = order[start : start + batch_size]
+            chunk = [parsed[i] for i in where]
+            last = max((lay for lay, _ in chunk), key=lambda lay: depth(model, lay))
             ids = [f"{lay}:{ch}" for lay, ch in chunk]
             gens = [torch.Generator().manual_seed(_neuron_seed(seed, nid)) for nid in ids]
             draws_t = torch.stack([torch.rand(steps, 4, generator=g) * 2 - 1 for g in gens], 1)
@@ -194,7 +199,11 @@ def render(
             opt = torch.optim.Adam([image.spectra], lr=lr)
             for step in range(steps):
                 opt.zero_grad(set_to_none=True)
-                model.module(_transform(image(), draws_t[step]))
+                with stop_after(model.module, model.layers[last]):
+                    try:
+                        model.module(_transform(image(), draws_t[step]))
+                    except ForwardStopped:
+                        pass
                 if step == 0:  # each image's activity in its layer: a fixed unit for its loss
                     scale = torch.ones(len(ids), device=device)
                     for lay, (rows, _) in by_layer.items():
@@ -212,10 +221,15 @@ def render(
                 if step < steps // 2 and dead.any():
                     _revive(image.spectra, opt, dead, gens, tries)
             with torch.no_grad():
-                out[start : start + len(chunk)] = image().float().cpu()
+                out[where] = image().float().cpu()
             if progress:
                 progress("visualize", start + len(chunk), len(parsed))
     return out
+
+
+def depth(model: Model, layer: str) -> int:
+    """Where ``layer`` runs in the model's forward pass (0 first)."""
+    return model.layer_names.index(layer)
 
 
 def picture_path(cache: Path, model_fingerprint: str, neuron_id: str) -> Path:
@@ -270,6 +284,7 @@ def ensure_pictures(
     ids = [f"{lay}:{ch}" for lay, ch in (parse_neuron(model, n) for n in neurons)]
     paths = {nid: picture_path(cache, model.fingerprint, nid) for nid in ids}
     missing = [nid for nid in dict.fromkeys(ids) if not paths[nid].is_file()]
+    missing.sort(key=lambda nid: depth(model, nid.rpartition(":")[0]))  # see ``render``
     missing = world.share_object(missing)  # type: ignore[assignment]
     batch = render_kwargs.pop("batch_size", None)
     size = int(render_kwargs.get("size") or model.image_size)  # type: ignore[call-overload]
