@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from .errors import MassifError
-from .io import write_atomic
+from .io import as_path, writable_file, write_atomic
 
 SCHEMA_VERSION = 2
 Group = Literal["suppressed", "shared", "emphasized"]
@@ -210,7 +210,8 @@ class Graph(_Model):
 
     def save(self, path: str | Path) -> Path:
         """Write atomically: a temporary file in the same folder, then a rename."""
-        return write_atomic(Path(path), self.to_json())
+        target = writable_file(as_path(path, "the graph's file"), "the graph")
+        return write_atomic(target, self.to_json())
 
     @classmethod
     def load(cls, path: str | Path, name: str | None = None) -> Graph:
@@ -218,8 +219,8 @@ class Graph(_Model):
         that calls the file ``name`` (default: ``path`` as given)."""
         where = name or str(path)
         try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as e:
+            data = json.loads(as_path(path, "the graph's file").read_text())
+        except (OSError, ValueError, RecursionError) as e:  # (JSON nested thousands deep)
             reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)[:200]
             raise MassifError(f"cannot read graph {where}: {reason}") from None
         return cls.parse_data(data, where)

@@ -476,6 +476,7 @@ DAMAGED = {
     "damaged-a-list": json.dumps([1, 2, 3]),
     "damaged-wrong-types": json.dumps(graph_with_wrong_types()),
     "damaged-schema-99": None,  # a valid graph but schema_version 99 (made in the fixture)
+    "damaged-deep": "[" * 100_000 + "]" * 100_000,  # valid JSON, too deep for the parser
 }
 
 
@@ -686,6 +687,12 @@ ANALYSIS_CASES = [
          statuses={422}, pattern="attack"),
     case("start-targeted-maybe", "POST", "/analyses", json={**OK_PAIR, "targeted": "maybe"},
          statuses={422}, pattern="targeted"),
+    *[case(f"start-targeted-{name}", "POST", "/analyses", json={**OK_PAIR, "targeted": value},
+           statuses={422}, pattern="targeted")
+      for name, value in [("no", "no"), ("1", 1), ("string-true", "true")]],
+    *[case(f"start-max-strength-{name}", "POST", "/analyses",
+           json={**OK_PAIR, "max_strength": value}, statuses={422}, pattern="max_strength")
+      for name, value in [("true", True), ("string-3", "3")]],
     *[case(f"start-max-strength-{name}", "POST", "/analyses",
            json={**OK_PAIR, "max_strength": value}, statuses={422}, pattern="max_strength")
       for name, value in [("1e-320", 1e-320), ("minus-1", -1), ("nan-string", "nan"),
@@ -754,7 +761,8 @@ EDIT_CASES = [
     *[case(f"defense-budget-{name}", "POST", "/graphs/{key}/defense", json={"budget": value},
            statuses={422}, pattern="budget")
       for name, value in [("0", 0), ("65", 65), ("100000", 100000), ("minus-1", -1),
-                          ("5x", "5x"), ("1.5", 1.5), ("null", None)]],
+                          ("5x", "5x"), ("1.5", 1.5), ("null", None), ("true", True),
+                          ("string-3", "3")]],
     case("defense-mode-half", "POST", "/graphs/{key}/defense", json={"budget": 2,
                                                                     "mode": "half"},
          statuses={422}, pattern="mode"),
@@ -770,6 +778,9 @@ EDIT_CASES = [
     case("defense-cancel-999999", "POST", "/defenses/999999/cancel", json={},
          statuses={404}),
     case("defense-cancel-abc", "POST", "/defenses/abc/cancel", json={}, statuses={404, 422}),
+    case("defense-status-1.0", "GET", "/defenses/1.0.json", statuses={404, 422}),
+    case("cancel-an-analysis-never-asked-for", "POST", "/analyses/never-asked-for/cancel",
+         json={}, statuses={404}, pattern="never-asked-for"),
 ]
 
 NODE_IDS = {"x": "x", "l1-colon": "l1:", "l1-abc": "l1:abc",

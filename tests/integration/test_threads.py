@@ -158,3 +158,63 @@ def test_an_analysis_can_be_cancelled(tmp_path):
         again = http.post("/analyses", json={"benign": "Shirt", "target": "Bag"}).json()
         assert again["state"] in ("queued", "running")  # asked again, it runs again
         http.post(f"/analyses/{key}/cancel", json={})
+
+
+def test_cancel_stops_the_pictures_between_steps_and_leaves_no_empty_folder(tmp_path):
+    """A cancel during the feature visualizations ends the job within seconds (the picture
+    optimisation looks at it after every step, not after a whole batch of 2,000 steps), and
+    the analysis's folder, emptied of its checkpoints once the passes ended, goes too."""
+    app = create_app(tmp_path / "ws", "bundled", device="cpu", max_images=60, batch_size=60,
+                     cache=tmp_path / "cache", picture_steps=2000)
+    with live_server(app) as url, httpx.Client(base_url=url, timeout=60) as http:
+        key = http.post("/analyses", json={"benign": "Shirt", "target": "Bag"}).json()["key"]
+        deadline = time.monotonic() + 120
+        while (state := http.get(f"/analyses/{key}.json").json())["stage"] != "visualize":
+            assert state["state"] in ("queued", "running") and time.monotonic() < deadline
+            time.sleep(0.05)
+        asked = time.monotonic()
+        assert http.post(f"/analyses/{key}/cancel", json={}).status_code == 200
+        while (state := http.get(f"/analyses/{key}.json").json())["state"] == "running":
+            assert time.monotonic() < asked + 30, "the cancel waited for the batch"
+            time.sleep(0.05)
+        assert state["state"] == "cancelled"
+        assert not (tmp_path / "ws" / "graphs" / key).exists()
+
+
+def test_a_queued_analysis_cancelled_is_started_anew_when_asked_again(tmp_path):
+    app = create_app(tmp_path, "bundled", device="cpu", batch_size=50, pictures=False)
+    with live_server(app) as url, httpx.Client(base_url=url, timeout=60) as http:
+        first = http.post("/analyses", json={"benign": "Shirt", "target": "Bag"}).json()
+        queued = http.post("/analyses", json={"benign": "Coat", "target": "Bag"}).json()
+        assert queued["state"] == "queued"
+        cancelled = http.post(f"/analyses/{queued['key']}/cancel", json={}).json()
+        assert cancelled["state"] == "cancelled"  # at once: it never ran
+        again = http.post("/analyses", json={"benign": "Coat", "target": "Bag"}).json()
+        assert again["state"] == "queued" and again["job"] != queued["job"]
+        for key in (first["key"], again["key"]):
+            http.post(f"/analyses/{key}/cancel", json={})
+        for key in (first["key"], again["key"]):  # no job thread outlives the server
+            assert settled(http, f"/analyses/{key}.json", time.monotonic() + 60)[
+                "state"] == "cancelled"
+
+
+def test_defense_searches_over_the_limit_are_refused_even_when_asked_at_once(tmp_path):
+    """The limit is counted under the same lock that takes a place, before the (slow) fork of
+    the editor: six requests at once start at most ``RUNNING`` searches, the rest get 429."""
+    app = create_app(tmp_path, "bundled", device="cpu", max_images=60, batch_size=60,
+                     pictures=False)
+    with live_server(app) as url, httpx.Client(base_url=url, timeout=120) as http:
+        key = http.post("/analyses", json={"benign": "Sneaker", "target": "Sandal"}).json()["key"]
+        assert settled(http, f"/analyses/{key}.json", time.monotonic() + 120)["state"] == "done"
+        assert http.post(f"/graphs/{key}/editor", json={}).status_code == 200
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(
+                lambda _: http.post(f"/graphs/{key}/defense", json={"budget": 3}), range(6)))
+        codes = sorted(r.status_code for r in answers)
+        assert codes.count(202) == 2 and codes.count(429) == 4, [r.text for r in answers]
+        started = [r.json()["id"] for r in answers if r.status_code == 202]
+        for job in started:
+            http.post(f"/defenses/{job}/cancel", json={})
+        for job in started:  # no search thread outlives the server
+            assert settled(http, f"/defenses/{job}.json", time.monotonic() + 120)[
+                "state"] in ("cancelled", "done")

@@ -146,8 +146,25 @@ def test_render_reports_progress_and_leaves_no_hooks(bundled):
         assert all(p.requires_grad for p in module.parameters())
     finally:
         module.eval()
-    assert seen == [("visualize", 2, 3), ("visualize", 3, 3)]
+    # after each step but a batch's last, the count so far (a caller may stop there)
+    assert seen == [("visualize", 0, 3), ("visualize", 2, 3), ("visualize", 2, 3),
+                    ("visualize", 3, 3)]
     assert sum(len(m._forward_hooks) for m in module.modules()) == 0
+
+
+def test_a_caller_can_stop_a_batch_between_steps(bundled):
+    """The server's cancel raises from ``progress``: a 64-neuron batch of 256 steps at 224 px
+    would otherwise run for minutes after the user asked it to stop."""
+    steps_run = []
+
+    def progress(_stage, done, _total):
+        steps_run.append(done)
+        if len(steps_run) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        render(bundled, ["mixed3a:0", "mixed3b:1"], steps=200, progress=progress)
+    assert steps_run == [0, 0, 0]
 
 
 def test_ensure_pictures_caches_per_model_and_neuron(bundled, tmp_path):

@@ -160,7 +160,8 @@ def render(
     ``size`` defaults to the model's input size and ``C`` is the model's channel count. Runs on
     the model's device, ``batch_size`` neurons per optimisation (default: as many as fit in
     memory, at most 64); the result is on the CPU and the same for the same ``seed``, whatever
-    the batch. ``progress("visualize", done, total)`` follows the batches.
+    the batch. ``progress("visualize", done, total)`` follows the batches, and is also called
+    after every step with the count so far, so that a caller can stop a long batch by raising.
     """
     parsed = [parse_neuron(model, n) for n in neurons]
     size = int(size or model.image_size)
@@ -220,6 +221,8 @@ def render(
                 opt.step()
                 if step < steps // 2 and dead.any():
                     _revive(image.spectra, opt, dead, gens, tries)
+                if progress and step + 1 < steps:  # the same count: a caller may stop here
+                    progress("visualize", start, len(parsed))
             with torch.no_grad():
                 out[where] = image().float().cpu()
             if progress:

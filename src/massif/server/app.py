@@ -279,9 +279,10 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
 
     @app.post("/analyses/{key}/cancel", response_model=AnalysisStatus)
     def cancel_analysis(key: str) -> AnalysisStatus:
-        if not valid_key(key):
+        status = jobs.cancel(key) if valid_key(key) else None
+        if status is None or status.state == "missing":
             raise HTTPException(404, f"no analysis {short(key, 40)} is saved or running")
-        return jobs.cancel(key)
+        return status
 
     @app.get("/graphs/{key}.json", response_model=Graph)
     def graph_json(key: str) -> Response:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -56,25 +57,34 @@ class DefenseJobs:
     KEEP = 32
     RUNNING = 2
 
-    def busy(self) -> bool:
-        """Whether ``RUNNING`` searches are queued or running already."""
-        with self._lock:
-            return sum(not j.finished.is_set() for j in self.jobs.values()) >= self.RUNNING
-
     def __init__(self) -> None:
         self.jobs: dict[int, DefenseJob] = {}
         self._lock = threading.Lock()
         self._next_id = 1
 
-    def start(self, key: str, budget: int, mode: str, editor: Any, graph: Any) -> DefenseJob:
-        """Run ``editor.suggest_defense`` (``editor``: a fork this job owns) in the background."""
+    def start(self, key: str, budget: int, mode: str, fork: Callable[[], Any],
+              graph: Any) -> DefenseJob | None:
+        """Run ``suggest_defense`` in the background on the editor ``fork()`` makes (a copy
+        this job owns); ``None`` when ``RUNNING`` searches are queued or running already.
+
+        The job takes its place before the (slow) fork, under the same lock as the count, so
+        requests that arrive together cannot all pass the limit. A failed fork gives it back."""
         with self._lock:
+            if sum(not j.finished.is_set() for j in self.jobs.values()) >= self.RUNNING:
+                return None
             job = DefenseJob(id=self._next_id, key=key, budget=budget, mode=mode)
             self._next_id += 1
             self.jobs[job.id] = job
             finished = [j for j in self.jobs.values() if j.finished.is_set()]
             for old in finished[: max(0, len(finished) - self.KEEP)]:
                 del self.jobs[old.id]
+        try:
+            editor = fork()
+        except BaseException:
+            with self._lock:
+                del self.jobs[job.id]
+            job.finished.set()
+            raise
 
         def progress(_stage: str, done: int, total: int) -> None:
             with self._lock:

@@ -85,7 +85,7 @@ class EditBody(BaseModel):
 class DefenseBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    budget: int = Field(5, ge=1, le=64, description="neurons the greedy search may delete")
+    budget: StrictInt = Field(5, ge=1, le=64, description="neurons the greedy search may delete")
     mode: Mode = "zero"
 
 
@@ -211,11 +211,11 @@ def add_edit_routes(app: Any, graph_entry: Callable[[str], tuple[Graph, bytes]],
     @app.post("/graphs/{key}/defense", response_model=DefenseStatus, status_code=202)
     def start_defense(key: str, body: DefenseBody) -> DefenseStatus:
         graph, _ = graph_entry(key)
-        if defenses.busy():
+        job = defenses.start(key, body.budget, body.mode,
+                             lambda: use(key, False, lambda ed: ed.fork()), graph)
+        if job is None:
             raise HTTPException(429, f"{defenses.RUNNING} defense searches are running "
                                      "already; cancel one or wait for it")
-        twin = use(key, False, lambda ed: ed.fork())
-        job = defenses.start(key, body.budget, body.mode, twin, graph)
         return defenses.status(job)
 
     def defense_job(job_id: int) -> Any:

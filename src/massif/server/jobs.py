@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -29,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from ..errors import SERVER_MEMORY_ADVICE, MassifError, out_of_memory
 from ..memory import release_cached
@@ -60,9 +61,9 @@ class PairChoice(BaseModel):
     benign: ClassRef = Field(description="class name (at most 200 characters) or index")
     target: ClassRef
     attack: AttackName = "fgm"
-    targeted: bool = True
-    max_strength: float | None = Field(None, ge=MIN_STRENGTH, le=MAX_STRENGTH,
-                                       allow_inf_nan=False)
+    targeted: StrictBool = True
+    max_strength: StrictFloat | None = Field(None, ge=MIN_STRENGTH, le=MAX_STRENGTH,
+                                             allow_inf_nan=False)
 
 
 class AnalysisStatus(BaseModel):
@@ -243,11 +244,15 @@ class JobManager:
         return self.status(key)
 
     def cancel(self, key: str) -> AnalysisStatus:
-        """Ask the job for ``key`` to stop (at its next batch)."""
+        """Ask the job for ``key`` to stop (at its next batch); a queued one is cancelled at
+        once, so asking for the pair again starts a new job rather than returning it."""
         with self._lock:
             job = self.jobs.get(key)
             if job is not None and job.state in ("queued", "running"):
                 job.cancel.set()
+                if job.state == "queued":  # the worker will skip it (``_run``)
+                    job.state = "cancelled"
+                    job.finished.set()
         return self.status(key)
 
     def wait(self, key: str, timeout: float | None = None) -> AnalysisStatus:
@@ -311,6 +316,9 @@ class JobManager:
                 error = f"{type(e).__name__}: {str(e)[:200]}"
         if error is not None and error.startswith("out of "):
             release_cached()  # here, not in the except: its traceback holds the batch
+        if state != "done":  # stopped before its first checkpoint: no empty folder stays
+            with contextlib.suppress(OSError):
+                self.workspace.graph_path(job.key).parent.rmdir()
         with self._lock:
             job.state, job.error = state, error
             job.progress = 1.0 if state == "done" else 0.0
