@@ -20,6 +20,7 @@ torchattacks computes the same directions from a mean-reduced loss, which only r
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import MassifError
+from .errors import MassifError, short
 
 ATTACKS = ("fgm", "fgsm", "pgd")
 _DIV_EPS = 1e-10  # the same guard torchattacks uses when normalising by an L2 norm
@@ -62,6 +63,14 @@ class Attack:
     random_start: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.targeted, bool) or not isinstance(self.random_start, bool):
+            raise MassifError("targeted and random_start must be True or False")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int):
+            raise MassifError(f"steps must be an integer, not {type(self.steps).__name__}")
+        if (isinstance(self.step_ratio, bool) or not isinstance(self.step_ratio, (int, float))
+                or not math.isfinite(self.step_ratio) or self.step_ratio <= 0):
+            raise MassifError(f"step_ratio must be a positive number, not "
+                              f"{short(self.step_ratio)}")
         if self.name not in ATTACKS:
             raise MassifError(f"unknown attack {self.name!r}; choose from {', '.join(ATTACKS)}")
         if self.norm not in ("l2", "linf"):
@@ -132,7 +141,15 @@ class Attack:
 
 
 def make_attack(name: str = "fgm", targeted: bool = True, **kwargs: object) -> Attack:
-    """``fgm``, ``fgsm``, ``pgd`` (= ``pgd-linf``) or ``pgd-l2``; the norm follows the name."""
+    """``fgm``, ``fgsm``, ``pgd`` (= ``pgd-linf``) or ``pgd-l2``; the norm follows the name;
+    ``kwargs``: ``steps``, ``step_ratio``, ``random_start`` (``Attack``'s fields)."""
+    if not isinstance(name, str):
+        raise MassifError(f"the attack is named by a string (fgm, fgsm, pgd, pgd-l2), not "
+                          f"{type(name).__name__}")
+    unknown = sorted(set(kwargs) - {"steps", "step_ratio", "random_start"})
+    if unknown:
+        raise MassifError(f"unknown attack option {unknown[0]!r}; use steps, step_ratio or "
+                          "random_start")
     name = name.lower().replace("_", "-")
     table = {"fgm": ("fgm", "l2"), "fgsm": ("fgsm", "linf"), "pgd": ("pgd", "linf"),
              "pgd-linf": ("pgd", "linf"), "pgd-l2": ("pgd", "l2")}

@@ -107,6 +107,13 @@ def compare(a: Graph, b: Graph, strength_a: float | None = None,
             strength_b: float | None = None, key_a: str = "a", key_b: str = "b") -> Comparison:
     """``a`` and ``b`` compared at ``strength_a`` and ``strength_b`` (each the largest of its
     graph's strengths at most the one given; default ε_max)."""
+    for name, g in (("a", a), ("b", b)):
+        if not isinstance(g, Graph):
+            raise MassifError(f"{name} must be a Graph (massif.Graph.load(path)), not "
+                              f"{type(g).__name__}")
+    for name, s in (("strength_a", strength_a), ("strength_b", strength_b)):
+        if s is not None and (isinstance(s, bool) or not isinstance(s, (int, float))):
+            raise MassifError(f"{name} must be a number, not {type(s).__name__}")
     ka, kb = strength_index(a, strength_a), strength_index(b, strength_b)
     side_a, side_b = _side(a, key_a, ka), _side(b, key_b, kb)
     layers = list(a.layers) + [lay for lay in b.layers if lay not in a.layers]

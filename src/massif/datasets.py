@@ -242,11 +242,23 @@ class TensorDataset(Dataset):
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor | Sequence[int],
                  class_names: Sequence[str], name: str = "tensors") -> None:
-        images = torch.as_tensor(images, dtype=torch.float32)
-        labels = torch.as_tensor(labels, dtype=torch.int64)
-        if images.ndim != 4 or len(images) != len(labels):
-            raise MassifError(f"images must be [N, C, H, W] with one label each; got "
+        try:
+            images = torch.as_tensor(images, dtype=torch.float32)
+            raw = torch.as_tensor(labels)
+        except (TypeError, ValueError, RuntimeError):
+            raise MassifError("images and labels must be tensors (or nested lists of "
+                              "numbers)") from None
+        if raw.is_floating_point() or raw.is_complex() or raw.dtype == torch.bool \
+                or raw.ndim != 1:
+            raise MassifError(f"labels must be one integer per image, [N]; got "
+                              f"{raw.dtype} {tuple(raw.shape)}")
+        labels = raw.to(torch.int64)
+        if images.ndim != 4 or len(images) != len(labels) or not len(images):
+            raise MassifError(f"images must be [N, C, H, W] (N ≥ 1) with one label each; got "
                               f"{tuple(images.shape)} and {len(labels)} labels")
+        if not isinstance(class_names, Sequence) or isinstance(class_names, str) \
+                or not all(isinstance(c, str) for c in class_names):
+            raise MassifError("class_names must be a list of names")
         if not torch.isfinite(images).all() or images.min() < 0 or images.max() > 1:
             raise MassifError("images must be finite and in [0, 1]")
         if len(labels) and (labels.min() < 0 or labels.max() >= len(class_names)):
@@ -329,6 +341,10 @@ class ImageFolder(Dataset):
 
 def load_dataset(spec: str, image_size: int | None = None, channels: int | None = None) -> Dataset:
     """``fashion-mnist[:train|:test]`` or a path to an ImageFolder tree."""
+    if not isinstance(spec, (str, os.PathLike)):
+        raise MassifError(f"a dataset is fashion-mnist[:train|:test] or a folder path, not "
+                          f"{type(spec).__name__}")
+    spec = os.fspath(spec)
     if spec.startswith("fashion-mnist"):
         split = spec.split(":", 1)[1] if ":" in spec else "test"
         return FashionMNIST(split)

@@ -25,6 +25,14 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-") or "x"
 
 
+def as_path(value: object, what: str) -> Path:
+    """``value`` as a ``Path``; anything but a string or path-like is a one-line error naming
+    ``what`` (``Path(5)`` would be a ``TypeError`` from deep inside pathlib)."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise MassifError(f"{what} must be a file path, not {type(value).__name__}")
+    return Path(value)
+
+
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
     """Write ``data`` to ``path`` so that a reader (or a crash) never sees half a file.
 

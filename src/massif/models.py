@@ -83,7 +83,10 @@ class Model:
         return list(self.layers)
 
     def to(self, device: torch.device | str) -> Model:
-        self.module.to(device)
+        """Move the module to ``device`` (checked as ``--device`` is: auto, cpu, cuda, cuda:N)."""
+        from .request import resolve_device
+
+        self.module.to(resolve_device(device))
         return self
 
     @property
@@ -239,6 +242,11 @@ def load_model(
     """
     default_dataset = None
     names: list[str] | None = None
+    if not isinstance(spec, (str, nn.Module, type(None))):
+        raise MassifError(f"the model is a name (bundled, torchvision:NAME, file.py:factory) "
+                          f"or an nn.Module, not {type(spec).__name__}")
+    if weights is not None and not isinstance(weights, (str, Path)):
+        raise MassifError(f"weights must be a file path or a name, not {type(weights).__name__}")
     if isinstance(spec, nn.Module):
         module, layer_map, name = spec, {}, type(spec).__name__
     elif spec in ("bundled", "bundled-robust", "", None):

@@ -221,15 +221,18 @@ def show(graph: Graph | str | Path, out: str | Path | None = None,
     it in the web browser (``browser=False``: only write it). Returns the file."""
     import webbrowser
 
-    from .io import writable_file, write_atomic
+    from .io import as_path, writable_file, write_atomic
     from .pictures import cache_root
 
+    if cache is not None:
+        as_path(cache, "cache")
     if isinstance(graph, Graph):
         key, roots = graph_key(graph), [cache_root(cache)]
     else:
-        graph, path, key = find_run(graph)
+        graph, path, key = find_run(as_path(graph, "graph (a Graph or a run's folder or file)"))
         roots = picture_roots_for(path, cache)
-    target = Path(out) if out is not None else cache_root(cache) / "reports" / f"{key}.html"
+    target = (as_path(out, "out") if out is not None
+              else cache_root(cache) / "reports" / f"{key}.html")
     writable_file(target, "the report")
     write_atomic(target, report_html(report_data(graph, roots, key)))
     if browser:

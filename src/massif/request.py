@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
@@ -77,14 +78,26 @@ class AnalysisRequest:
     device: Any = "auto"
 
     def __post_init__(self) -> None:
-        # Lists become tuples, so the request stays hashable and immutable.
-        if isinstance(self.layers, str):
-            object.__setattr__(self, "layers",
-                               tuple(s.strip() for s in self.layers.split(",") if s.strip()))
-        elif self.layers is not None:
-            object.__setattr__(self, "layers", tuple(self.layers))
+        # Lists become tuples (and "a,b" strings lists), so the request stays hashable and
+        # immutable.
+        for name in ("layers", "strengths"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                value = [s.strip() for s in value.split(",") if s.strip()]
+            if value is not None:
+                if not isinstance(value, Sequence):
+                    raise MassifError(f"{name} must be a list or a comma-separated string, "
+                                      f"not {type(value).__name__}")
+                object.__setattr__(self, name, tuple(value))
         if self.strengths is not None:
-            object.__setattr__(self, "strengths", tuple(self.strengths))
+            try:
+                if any(isinstance(v, bool) for v in self.strengths):
+                    raise TypeError
+                values = tuple(float(v) for v in self.strengths)
+            except (TypeError, ValueError):
+                raise MassifError(f"strengths must be numbers: "
+                                  f"{short(', '.join(map(str, self.strengths)))}") from None
+            object.__setattr__(self, "strengths", values)
         self.check()
 
     def check(self) -> None:
@@ -94,6 +107,16 @@ class AnalysisRequest:
             if isinstance(value, bool) or not isinstance(value, (str, int, type(None))):
                 raise MassifError(f"{name} must be a class name or index, not "
                                   f"{type(value).__name__}")
+        if self.benign is None:
+            raise MassifError("give a benign class (a name or model output index)")
+        if not isinstance(self.targeted, bool):  # "no" would count as True
+            raise MassifError(f"targeted must be True or False, not {short(self.targeted)}")
+        if self.layers is not None and not all(isinstance(v, str) for v in self.layers):
+            raise MassifError("layers must be layer names")
+        for name in ("weights", "class_index"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, (str, os.PathLike)):
+                raise MassifError(f"{name} must be a file path, not {type(value).__name__}")
         if self.importance not in IMPORTANCES:
             raise MassifError(f"unknown importance {short(self.importance)}; choose "
                               "attribution or votes")
@@ -155,6 +178,11 @@ class AnalysisRequest:
             indices = indices[: self.max_images]
         if not indices:
             raise MassifError(f"the dataset has no images of class {names[b]}")
+        if dataset.in_memory:  # (a folder's images are converted to the model's channels)
+            got = dataset.load(indices[:1]).shape[1]
+            if got != model.channels:
+                raise MassifError(f"the dataset's images have {got} channel(s), the model "
+                                  f"{model.name} takes {model.channels}")
         targets = class_images(dataset, label_map, t)[: self.max_images or None]
         return Resolved(request=self, model=model, dataset=dataset, class_names=names,
                         label_map=label_map, benign=b, target=t, attack=atk, strengths=values,
@@ -319,12 +347,14 @@ def resolve_device(device: Any) -> torch.device:
 
 def read_class_index(path: str) -> dict[str, int]:
     """An ImageNet-style class index file → ``{wordnet id: model output}``."""
+    if not isinstance(path, (str, os.PathLike)):  # ``open(3)`` would read file descriptor 3
+        raise MassifError(f"class_index must be a file path, not {type(path).__name__}")
     try:
         with open(path, encoding="utf-8") as f:
             table = json.load(f)
     except OSError as e:
         raise MassifError(f"cannot read class index {path}: {e.strerror}") from None
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise MassifError(f"class index {path} is not JSON: {str(e)[:120]}") from None
     if not isinstance(table, dict) or not table:
         raise MassifError(f"class index {path} must be a JSON object like "

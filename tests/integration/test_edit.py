@@ -214,6 +214,16 @@ def test_other_bad_requests(planted, tmp_path):
         planted.export(["l1:1"], tmp_path)  # a folder (or a device) is never replaced
     with pytest.raises(massif.MassifError, match="is a file"):
         planted.export(["l1:1"], tmp_path / "junk.pt" / "x.pt")
+    with pytest.raises(massif.MassifError, match="list of neuron ids"):
+        planted.evaluate(5)
+    with pytest.raises(massif.MassifError, match="must be a Graph"):
+        Editor.from_graph(planted_model()[0], None, None)
+    with pytest.raises(massif.MassifError, match="fresh nn.Module"):
+        planted.export(["l1:1"], tmp_path / "edited.pt")
+        apply_mask(None, tmp_path / "edited.pt")
+    # candidates as one comma-separated string, as masks take them (not one per character)
+    found = planted.suggest_defense(1, candidates="l1:1, l2:2", random_draws=1)
+    assert found.n_candidates == 2
 
 
 def test_from_graph_checks_the_model(planted):

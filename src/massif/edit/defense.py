@@ -208,6 +208,8 @@ def suggest_defense(session: Session, budget: int, candidates: Sequence[str] | N
         if graph is None:
             raise MassifError("give candidate neurons or a graph whose nodes are the candidates")
         candidates = [n.id for n in graph.nodes]
+    elif isinstance(candidates, str):  # one comma-separated string, as masks take them
+        candidates = [c for c in candidates.split(",") if c.strip()]
     pool: list[str] = []
     for cand in candidates:  # bad ids raise; a lone channel of a 1-channel layer is skipped
         channels = parse_mask([cand], session.layer_channels, list(session.paths),

@@ -192,6 +192,9 @@ class Editor:
         cap; ``run_opts``: ``device``, ``batch_size``, ``max_images``."""
         from ..attacks import Attack
 
+        if not isinstance(graph, Graph):
+            raise MassifError(f"graph must be a Graph (massif.Graph.load(path)), not "
+                              f"{type(graph).__name__}")
         a = graph.attack
         extra = {k: getattr(a, k) for k in ("steps", "step_ratio") if getattr(a, k) is not None}
         atk = Attack(name=a.name, norm=a.norm, targeted=a.targeted, **extra)

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -85,6 +85,9 @@ def parse_mask(ids: Sequence[str] | str, layer_channels: dict[str, int],
     """
     if isinstance(ids, str):
         ids = [s for s in ids.split(",")]
+    if not isinstance(ids, Iterable):
+        raise MassifError(f"a mask is a list of neuron ids (layer:channel) or one "
+                          f"comma-separated string, not {type(ids).__name__}")
     ids = [str(i).strip() for i in ids if str(i).strip()]
     if not ids:
         raise MassifError("the mask is empty; name at least one neuron as layer:channel, "
@@ -169,6 +172,9 @@ def apply_mask(module: nn.Module, exported: dict | str | Path, *,
             first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
             raise MassifError(f"cannot load the edited model {exported}: {first}") from None
     check_export(exported)
+    if not isinstance(module, nn.Module):
+        raise MassifError(f"module must be a fresh nn.Module of the analysed architecture, not "
+                          f"{type(module).__name__}")
     paths = dict(exported["layers"])
     paths.update(layers or {})
     if load_weights:

@@ -44,7 +44,7 @@ from torch import nn
 
 from ..attacks import attack_direction
 from ..datasets import sample_indices
-from ..errors import MassifError
+from ..errors import MassifError, short
 from ..hooks import frozen, mask, mask_rows, private_copy, record
 from ..memory import auto_batch_size
 from ..request import Resolved
@@ -90,6 +90,9 @@ class Session:
         self.sample_labels = torch.tensor([r.label_map[int(r.dataset.labels[i])] for i in picked],
                                           dtype=torch.long, device=self.device)
         self._stored_attack()
+        if isinstance(cache_mb, bool) or not isinstance(cache_mb, (int, float)) \
+                or not 0 <= cache_mb < 2**40:
+            raise MassifError(f"cache_mb must be a number of megabytes, not {short(cache_mb)}")
         self.cache = ActivationCache(self.net, fx_graph, list(self.paths.values()),
                                      int(cache_mb * 2**20))
         size = r.model.image_size * r.model.image_size * r.model.channels
