@@ -14,7 +14,7 @@ file is written atomically (temporary file + rename): a killed run leaves no hal
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import MassifError
@@ -39,17 +39,54 @@ def valid_key(key: str) -> bool:
 
 @dataclass
 class Workspace:
+    """A workspace folder. Its own analyses are ``graphs/<key>/graph.json``; the analyses that
+    ``massif analyze --out`` wrote in the folder itself or a level below it (``graph.json``,
+    ``<run>/graph.json``), and those of workspaces a level below it
+    (``<ws>/graphs/<key>/graph.json``), are served too, under their key, and never written to:
+    ``massif serve runs`` shows what ``analyze --out runs/NAME`` made."""
+
     root: Path
+    _found: dict[Path, tuple[int, str | None]] = field(default_factory=dict, init=False,
+                                                       repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
         if self.root.exists() and not self.root.is_dir():
             raise MassifError(f"workspace {self.root} is a file, not a folder")
 
-    def graph_path(self, key: str) -> Path:
+    def folder(self, key: str) -> Path:
+        """Where this workspace saves (and checkpoints) the analysis ``key``."""
         if not valid_key(key):
             raise KeyError(key)
-        return self.root / "graphs" / key / "graph.json"
+        return self.root / "graphs" / key
+
+    def graph_path(self, key: str) -> Path:
+        """The file of the analysis ``key``: its own, else a run found beside it."""
+        own = self.folder(key) / "graph.json"
+        if own.is_file():
+            return own
+        return self.runs().get(key, own)
+
+    def runs(self) -> dict[str, Path]:
+        """The analyses found beside the workspace's own, by key (each file read once, and
+        again when it changes); unreadable ones are left out."""
+        patterns = ("graph.json", "*/graph.json", "*/graphs/*/graph.json")
+        found: dict[str, Path] = {}
+        for path in sorted(p for pattern in patterns for p in self.root.glob(pattern)):
+            try:
+                stamp = path.stat().st_mtime_ns
+            except OSError:
+                continue
+            seen = self._found.get(path)
+            if seen is None or seen[0] != stamp:
+                try:
+                    seen = (stamp, graph_key(Graph.load(path)))
+                except MassifError:
+                    seen = (stamp, None)
+                self._found[path] = seen
+            if seen[1] is not None and path.parent != self.folder(seen[1]):
+                found.setdefault(seen[1], path)
+        return found
 
     def has(self, key: str) -> bool:
         try:
@@ -59,7 +96,7 @@ class Workspace:
 
     def save(self, graph: Graph, key: str | None = None) -> str:
         key = key or graph_key(graph)
-        graph.save(self.graph_path(key))
+        graph.save(self.folder(key) / "graph.json")
         return key
 
     def load(self, key: str) -> Graph:
@@ -68,10 +105,9 @@ class Workspace:
 
     def keys(self) -> list[str]:
         folder = self.root / "graphs"
-        if not folder.is_dir():
-            return []
-        return sorted(p.parent.name for p in folder.glob("*/graph.json")
-                      if valid_key(p.parent.name))
+        own = ({p.parent.name for p in folder.glob("*/graph.json") if valid_key(p.parent.name)}
+               if folder.is_dir() else set())
+        return sorted(own | set(self.runs()))
 
     def write(self, relative: str, data: str | bytes) -> Path:
         return write_atomic(self.root / relative, data)

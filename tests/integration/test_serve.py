@@ -203,6 +203,29 @@ def test_a_new_pair_is_computed_on_demand_saved_and_found_again(client, ws):
     assert first.key in [a["key"] for a in client.get("/index.json").json()["analyses"]]
 
 
+def test_analyses_written_by_analyze_out_are_served_and_never_written_to(tmp_path):
+    """``massif analyze --out runs/NAME`` writes ``runs/NAME/graph.json``; ``massif serve runs``
+    lists and serves those, and those of a workspace one level down, under their keys."""
+    from massif.store import graph_key
+
+    root = tmp_path / "runs"
+    first = synthetic_graph(layers=3, per_layer=6)
+    first.save(root / "sneaker-sandal" / "graph.json")
+    nested = synthetic_graph(layers=2, per_layer=4, benign=(0, "T-shirt/top"))
+    Workspace(root / "older-workspace").save(nested, graph_key(nested))
+    (root / "broken").mkdir()
+    (root / "broken" / "graph.json").write_text("{")
+    files = sorted((p, p.stat().st_mtime_ns) for p in root.rglob("*"))
+    app = create_app(root, planted_model(), planted_data(), device="cpu", pictures=False)
+    with TestClient(app) as c:
+        listed = {a["key"]: a["benign"] for a in c.get("/index.json").json()["analyses"]}
+        assert listed == {graph_key(first): "Sneaker", graph_key(nested): "T-shirt/top"}
+        served = Graph.model_validate(c.get(f"/graphs/{graph_key(first)}.json").json())
+        assert served.nodes == first.nodes
+        assert c.get(f"/graphs/{graph_key(nested)}").status_code == 200
+    assert sorted((p, p.stat().st_mtime_ns) for p in root.rglob("*")) == files
+
+
 def test_default_request_key_is_the_demo_key(tmp_path):
     """The page's default pair is the one ``massif demo`` saves (same workspace key)."""
     from massif import AnalysisRequest

@@ -188,7 +188,7 @@ def demo(
             typer.echo(f"using the saved analysis in {ws.graph_path(key)}", err=True)
         else:
             graph = run(resolved, progress=TqdmProgress(),
-                        resume_dir=ws.graph_path(key).parent)
+                        resume_dir=ws.folder(key))
             ws.save(graph, key)
         made_pictures(resolved.model, graph, resolved.dataset, "auto", None, cache_dir)
         typer.echo(graph.summary())

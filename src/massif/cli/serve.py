@@ -26,7 +26,9 @@ from .app import (
 @app.command()
 def serve(
     workspace: Path = typer.Argument(Path("runs/demo"), help="Workspace folder: saved analyses "
-                                     "are served from it, new ones saved in it."),
+                                     "are served from it, new ones saved in it; the analyses "
+                                     "that analyze --out wrote in it or a level below are "
+                                     "served too."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on (127.0.0.1: only this "
                              "machine; anything else is reachable by others and warned "
                              "about: the server has no authentication)."),

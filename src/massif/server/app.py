@@ -118,7 +118,9 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
                             device=request.device, steps=picture_steps or DEFAULT_STEPS,
                             batch_size=request.batch_size, progress=progress)
 
-    picture_roots = [ws.root, picture_root]
+    # (the workspaces a level below, whose analyses ``ws`` serves too, may hold pictures)
+    picture_roots = [ws.root, *sorted(p.parent for p in ws.root.glob("*/graphs") if p.is_dir()),
+                     picture_root]
     jobs = JobManager(ws, engine, make_pictures)
     defenses = DefenseJobs()
     app = FastAPI(title="MASSIF", version="1", docs_url="/api", redoc_url=None)

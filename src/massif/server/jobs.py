@@ -296,7 +296,7 @@ class JobManager:
         started = time.perf_counter()
         try:
             graph = run(job.resolved, progress=progress,
-                        resume_dir=self.workspace.graph_path(job.key).parent,
+                        resume_dir=self.workspace.folder(job.key),
                         fx_graph=self.engine.fx_graph)  # never traced here: rule 1
             try:
                 self.make_pictures(graph, progress)
@@ -318,7 +318,7 @@ class JobManager:
             release_cached()  # here, not in the except: its traceback holds the batch
         if state != "done":  # stopped before its first checkpoint: no empty folder stays
             with contextlib.suppress(OSError):
-                self.workspace.graph_path(job.key).parent.rmdir()
+                self.workspace.folder(job.key).rmdir()
         with self._lock:
             job.state, job.error = state, error
             job.progress = 1.0 if state == "done" else 0.0
