@@ -125,8 +125,9 @@ def analyze(
 
 @app.command("download-data")
 def download_data(
-    dest: Optional[Path] = typer.Option(None, help="Folder (default ~/.cache/massif/"
-                                        "fashion-mnist)."),
+    dest: Optional[Path] = typer.Option(None, help="Folder (default fashion-mnist in the "
+                                        "cache: $MASSIF_CACHE, else $XDG_CACHE_HOME/massif, else "
+                                        "~/.cache/massif)."),
     url: Optional[str] = typer.Option(None, help="Mirror to download from."),
 ) -> None:
     """Download Fashion-MNIST from its official source (only needed without Debian's

@@ -32,7 +32,8 @@ def parse_floats(text: str | None) -> list[float] | None:
 
 
 CACHE_OPTION = typer.Option(None, help="Folder for cached pictures of neurons (default "
-                            "$MASSIF_CACHE, else ~/.cache/massif).")
+                            "$MASSIF_CACHE, else $XDG_CACHE_HOME/massif, else "
+                            "~/.cache/massif).")
 
 
 def made_pictures(model: object, graph: object, dataset: object, device: str,
