@@ -27,6 +27,9 @@ Pezzotti, Schubert & Olah 2018, "Differentiable Image Parameterizations", Distil
    image activates (zero gradient) is restarted from a stronger, smoother random image.
 6. The result is the image of step 3 without transformation.
 
+Neurons are batched input side first, and each batch's forward pass stops after its deepest
+layer (``hooks.stop_after``): the layers after it would only cost time.
+
 Because each neuron has its own generator and Adam acts element-wise, a neuron's picture does not
 depend on which other neurons share its batch (up to floating-point summation order).
 
