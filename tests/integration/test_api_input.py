@@ -136,6 +136,18 @@ def test_graphs_files_and_comparisons_refuse_wrong_types(graph, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["deep.json"]
 
 
+def test_a_resume_folder_or_a_cache_that_is_a_file_is_refused(tmp_path):
+    from massif.server import create_app
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(massif.MassifError, match="resume_dir .* is a file"):
+        massif.analyze("bundled", benign="Sneaker", target="Sandal", max_images=4,
+                       device="cpu", resume_dir=tmp_path / "file")
+    with pytest.raises(massif.MassifError, match="cache .* is a file"):
+        create_app(tmp_path / "ws", "bundled", cache=tmp_path / "file", pictures=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
 @pytest.mark.parametrize("port", [70000, -1, True, "80"])
 def test_bind_refuses_what_is_no_port(port):
     with pytest.raises(massif.MassifError, match="not a port number"):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..distributed import World, local_device
+from ..io import as_path, writable_dir
 from ..request import AnalysisRequest, Resolved
 from ..schemas import (
     BenignRef,
@@ -90,7 +91,7 @@ def run(r: Resolved, *, progress: Progress | None = None,
     opts = r.request
     dev = local_device(r.device)
     key = r.key  # the batch size does not matter: a checkpoint covers a prefix of the images
-    folder = Path(resume_dir) if resume_dir else None
+    folder = writable_dir(as_path(resume_dir, "resume_dir"), "resume_dir") if resume_dir else None
     batch, workers = world.smallest(r.batch_size), opts.workers  # one round size, fits all
     ckpt0 = Checkpoint(folder / f".{r.key}.means.pt" if folder else None, key)
     ckpt1 = Checkpoint(folder / f".{r.key}.profile.pt" if folder else None, key)

@@ -39,6 +39,7 @@ from pydantic import ValidationError
 from starlette.requests import Request  # at module level: FastAPI reads route annotations here
 
 from ..errors import SERVER_MEMORY_ADVICE, MassifError, is_index, out_of_memory, short
+from ..io import as_path, usable_dir
 from ..memory import release_cached
 from ..pictures.files import Kind, example_patches, picture_file
 from ..request import AnalysisRequest
@@ -104,7 +105,8 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
                                   edges_per_node=edges_per_node)
     resolve_device(request.device)  # a bad device is refused before serving
     ws = Workspace(Path(workspace))
-    picture_root = cache_root(cache)
+    picture_root = usable_dir(cache_root(as_path(cache, "cache") if cache is not None else None),
+                              "the pictures' cache")
     # torch runs only in threads that end with their work (``massif.threads``)
     engine = in_own_thread(lambda: Engine.load(request, cache=picture_root, pictures=pictures,
                                                picture_steps=picture_steps), "massif-load")
