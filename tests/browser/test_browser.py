@@ -274,6 +274,47 @@ def test_a_new_pair_is_analysed_with_progress_then_cached(site, page):
     assert page.locator("#job").is_hidden() and jobs.computed == before + 1
 
 
+def test_the_strength_field_takes_what_the_docs_allow_and_says_what_it_refuses(site, page):
+    """docs/web.md: a strength from 0.000001 to 10,000; anything else gets the page's own red
+    message (not the browser's tooltip) and starts nothing."""
+    key = site["default"]
+    open_page(page, site["url"] + f"/graphs/{key}")
+    asked: list[dict] = []
+
+    def answer(route):  # no computation: the server would say the pair is not computed yet
+        asked.append(route.request.post_data_json)
+        route.fulfill(json={"key": "not-computed", "state": "missing", "progress": 0})
+
+    page.route("**/analyses", answer)
+    page.select_option("#benign", label="Coat")
+    page.fill("#max-strength", "0.0005")
+    with page.expect_request(lambda r: r.url.endswith("/analyses") and r.method == "POST"):
+        page.click("#analyze")
+    assert asked[-1]["max_strength"] == 0.0005 and page.locator("#error").is_hidden()
+    for text in ("", "20000"):
+        page.fill("#max-strength", text)
+        page.click("#analyze")
+        page.wait_for_selector("#error:not([hidden])")
+        message = page.locator("#error").text_content()
+        assert "a number from 0.000001 to 10000" in message, message
+        assert in_view(page, "#error")
+    page.wait_for_timeout(200)
+    assert len(asked) == 1
+
+
+def test_show_says_show_again_when_the_analysis_shown_is_picked_again(site, page):
+    key = site["default"]
+    open_page(page, site["url"] + f"/graphs/{key}")
+    page.select_option("#benign", label="Coat")
+    page.select_option("#target", label="Shirt")
+    page.wait_for_selector("#analyze:has-text('not computed yet')")
+    page.select_option("#saved", key)
+    page.wait_for_function("document.querySelector('#benign').selectedOptions[0].text === "
+                           "'Sneaker'")
+    assert page.locator("#target option:checked").text_content() == "Sandal"
+    assert page.locator("#analyze").text_content() == "Show"
+
+
 def test_class_lists_are_searchable_with_1000_classes(browser, tmp_path):
     net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                         nn.Linear(2, 1000))
@@ -369,6 +410,106 @@ def test_deleting_neurons_shows_accuracy_and_asr_before_and_after(site, page):
     page.locator("#mask-clear").click()
     page.wait_for_selector("#edit-result", state="hidden")
     assert page.locator("#graph-svg .node.masked").count() == 0
+
+
+def test_an_analysis_of_another_model_says_why_it_cannot_be_edited(site, page):
+    """The page knows from what it has (the graph's model and the server's) that the server
+    cannot edit this analysis: the controls are disabled with the reason beside them, and
+    deleted neurons in the URL get the reason in the results box; nothing is asked."""
+    node = site["ws"].load("synthetic-8").nodes[0]
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    open_page(page, site["url"] + f"/graphs/synthetic-8?deleted={node.id}")
+    note = page.locator("#edit-note")
+    text = note.text_content()
+    assert "model synthetic" in text and "bundled" in text and "cannot delete" in text, text
+    assert in_view(page, "#edit-note")
+    assert page.locator("#edit-mode").is_disabled() and page.locator("#defense").is_disabled()
+    assert "cannot delete" in page.locator("#edit-status").text_content()
+    assert in_view(page, "#edit-status")
+    page.wait_for_timeout(200)
+    assert not posts, posts
+
+
+def test_a_refused_edit_or_defense_request_is_said_in_view(site, browser):
+    """Any 4xx or 5xx answer to an edit or a defense request is written where it is seen."""
+    key = site["default"]
+    node = max((n for n in graph_of(site, key).nodes if n.group == "emphasized"),
+               key=lambda n: n.vulnerability or 0)
+    # The browser logs each refused request as a console error: only page errors fail here.
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    thrown: list[str] = []
+    page.on("pageerror", lambda e: thrown.append(str(e)))
+    refused = "analysis x was made with model other; this server computes with bundled"
+    busy = "2 defense searches are running already; cancel one or wait for it"
+    page.route(f"**/graphs/{key}/edit",
+               lambda route: route.fulfill(status=422, json={"detail": refused}))
+    page.route(f"**/graphs/{key}/defense",
+               lambda route: route.fulfill(status=429, json={"detail": busy}))
+    try:
+        open_page(page, site["url"] + f"/graphs/{key}")
+        page.locator("#edit-mode").check()
+        click_node(page, node.id)
+        page.wait_for_selector("html[data-edit=error]", timeout=10_000)
+        assert refused in page.locator("#edit-status").text_content()
+        assert in_view(page, "#edit-status")
+        page.locator("#defense").click()
+        page.wait_for_selector("html[data-defense=error]", timeout=10_000)
+        assert busy in page.locator("#defense-status").text_content()
+        assert in_view(page, "#defense-status") and page.locator("#defense").is_enabled()
+        for sel in ("#edit-status", "#defense-status"):  # in red, as a problem
+            rgb = page.locator(sel).evaluate("el => getComputedStyle(el).color")
+            r, g, b = (int(v) for v in rgb[4:-1].split(","))
+            assert r > 150 and g < 80 and b < 80, (sel, rgb)
+        assert not thrown
+    finally:
+        context.close()
+
+
+HOLD_EDITS = """() => {  // hold the page's edit requests until window.release()
+    const send = window.fetch;
+    let open;
+    const gate = new Promise((resolve) => { open = resolve; });
+    window.held = 0;
+    window.release = () => { window.fetch = send; open(); };
+    window.fetch = async (url, options) => {
+        if (String(url).endsWith('/edit')) { window.held += 1; await gate; }
+        return send(url, options);
+    };
+}"""
+
+
+def test_the_previous_numbers_are_greyed_while_the_next_mask_is_measured(site, page):
+    key = site["default"]
+    graph = graph_of(site, key)
+    first, second = sorted((n for n in graph.nodes if n.group == "emphasized"),
+                           key=lambda n: -(n.vulnerability or 0))[:2]
+    open_page(page, site["url"] + f"/graphs/{key}")
+    page.locator("#edit-mode").check()
+    click_node(page, first.id)
+    page.wait_for_selector(f"#edit-result[data-mask='{first.id}'][data-phase=full]",
+                           timeout=60_000)
+    looks = """() => ({color: getComputedStyle(document.querySelector('#edit-result td')).color,
+        chart: +getComputedStyle(document.querySelector('#edit-chart')).opacity})"""
+    fresh = page.evaluate(looks)
+    page.evaluate(HOLD_EDITS)
+    click_node(page, second.id)
+    page.wait_for_function("window.held > 0")
+    # The first mask's numbers, still there but greyed, while the second is measured.
+    assert page.locator("#edit-result").get_attribute("data-mask") == first.id
+    stale = page.evaluate(looks)
+    channels = [int(v) for v in stale["color"][4:-1].split(",")]
+    assert stale["color"] != fresh["color"] and min(channels) > 150, stale
+    assert stale["chart"] < 0.5 <= fresh["chart"]
+    assert "measuring" in page.locator("#edit-status").text_content()
+    assert in_view(page, "#edit-status")
+    page.evaluate("window.release()")
+    both = ",".join(sorted([first.id, second.id]))
+    page.wait_for_function(f"""() => {{ const r = document.querySelector('#edit-result');
+        return r.dataset.stale === 'false'
+            && r.dataset.mask.split(',').sort().join() === '{both}'; }}""", timeout=30_000)
+    assert page.evaluate(looks) == fresh
 
 
 def pinned_none(page: Page) -> bool:

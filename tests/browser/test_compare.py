@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
 
 import massif
@@ -88,6 +89,16 @@ def test_two_models_compare_only_attacks_and_crossings(site, page):
     assert in_view(page, "#models-differ")
     assert not page.locator("#neuron-table").is_visible()
     assert page.locator("#asr-compare path.asr-line").count() == 2
+
+
+def test_the_header_keeps_the_two_labels_apart(site, page):
+    key = site["default"]
+    c = httpx.get(f"{site['url']}/compare.json", params={"a": key, "b": "synthetic-8"},
+                  timeout=30).json()
+    open_compare(page, f"{site['url']}/compare?a={key}&b=synthetic-8")
+    title = page.locator("#title").text_content()
+    assert title == f"A: {c['a']['label']} | B: {c['b']['label']}", title
+    assert page.locator("#title .sep").bounding_box()["width"] > 8  # a gap, not one space
 
 
 def test_the_main_page_links_to_the_comparison(site, page):

@@ -210,6 +210,41 @@ def test_edge_views_are_clearly_different_and_say_which_strength_they_show(site,
     assert page.locator("#graph-svg").get_attribute("data-draws") == draws
 
 
+@pytest.mark.parametrize("width,height", [(1280, 800), (1024, 768)])
+def test_the_legend_notes_are_in_view_without_scrolling(site, browser, width, height):
+    """The notes at the legend's end (edges measured at ε_max, the pathway shown) are seen
+    whole; other views and strengths fit the same strip, so the graph is not laid out again."""
+    key = site["default"]
+    page, errors = watched_page(browser, width, height)
+    inside = """sel => {
+        const legend = document.querySelector('#legend').getBoundingClientRect();
+        const r = document.querySelector(sel).getBoundingClientRect();
+        return r.height > 0 && r.top >= legend.top && r.bottom <= legend.bottom - 1; }"""
+    try:
+        open_page(page, site["url"] + f"/graphs/{key}?k=1&edges=change&highlight=changed")
+        page.wait_for_timeout(200)  # a resize's redraw would come 60 ms after it
+        draws = page.locator("#graph-svg").get_attribute("data-draws")
+        strip = page.locator("#legend").bounding_box()["height"]
+        # (the benign view's edges are the clean images': no strength to note)
+        views = [{}, {"edgeMode": "attacked"}, {"highlight": "inhibited", "strengthIndex": 0},
+                 {"highlight": "excited"}, {"edgeMode": "benign"}]
+        for view in views:
+            page.evaluate("v => window.massif.store.set(v)", view)
+            notes = ["#legend .pathway-note"]
+            if page.evaluate("window.massif.store.get().edgeMode") != "benign":
+                notes.append("#legend .edge-note")
+            for sel in notes:
+                assert page.evaluate(inside, sel), (view, sel)
+                assert in_view(page, sel)
+            assert page.locator("#legend").evaluate("el => el.scrollHeight <= el.clientHeight")
+            assert page.locator("#legend").bounding_box()["height"] == strip
+        page.wait_for_timeout(200)
+        assert page.locator("#graph-svg").get_attribute("data-draws") == draws
+    finally:
+        page.context.close()
+    assert not errors, errors
+
+
 def test_tracing_pins_find_and_zoom(site, page):
     key = "synthetic-30"
     graph = site["ws"].load(key)
@@ -249,7 +284,7 @@ def test_tracing_pins_find_and_zoom(site, page):
     }}""", timeout=5_000)
     page.locator("#find").fill("nowhere:1")
     page.locator("#find").press("Enter")
-    assert "No neuron nowhere:1" in page.locator("#error").text_content()
+    assert "No neuron nowhere:1" in page.locator("#find-error").text_content()
     # Reset, then zoom with the wheel.
     page.locator("#zoom-reset").click()
     page.wait_for_function("+document.querySelector('#graph-svg').dataset.zoom === 1")
@@ -271,6 +306,59 @@ def test_tracing_pins_find_and_zoom(site, page):
     for x, y_label, y_band in heads:
         assert left <= x < left + 100 and abs(y_label - y_band) < 3
     assert any(box["y"] <= y <= box["y"] + box["height"] for _, y, _ in heads)
+
+
+def reachable(page: Page, selector: str) -> bool:
+    """Whether the element is in view and nothing covers or clips its middle (a click there
+    reaches it)."""
+    return in_view(page, selector) and page.locator(selector).evaluate("""el => {
+        const r = el.getBoundingClientRect();
+        const hit = document.elementFromPoint((r.left + r.right) / 2, (r.top + r.bottom) / 2);
+        return hit !== null && el.contains(hit); }""")
+
+
+def test_every_pin_can_be_unpinned_alone_and_the_title_stays_whole(site, page):
+    key = site["default"]
+    graph = graph_of(site, key)
+    ids = [n.id for n in graph.nodes[::7]][:4]
+    open_page(page, site["url"] + f"/graphs/{key}?pins={','.join(ids)}")
+    assert page.locator("#title").evaluate("el => el.scrollWidth <= el.clientWidth")
+    assert page.locator("#pins button").count() == 4
+    left = list(ids)
+    while left:
+        target = left[len(left) // 2]  # from the middle of the list, not only its end
+        chip = f'#pins button[data-id="{target}"]'
+        if not reachable(page, chip):
+            page.locator("#pins-toggle").click()
+        assert reachable(page, chip), target
+        page.locator(chip).click()
+        left.remove(target)
+        assert state(page)["pins"] == left
+        assert page.locator("#title").evaluate("el => el.scrollWidth <= el.clientWidth")
+    assert page.locator("#pins-box").is_hidden()
+
+
+def test_find_takes_ids_as_the_url_does_and_answers_beside_the_box(site, page):
+    key = site["default"]
+    graph = graph_of(site, key)
+    node = next(n for n in graph.nodes if n.channel < 100)
+    open_page(page, site["url"] + f"/graphs/{key}")
+    find = page.locator("#find")
+    for text in (f"{node.layer}:{node.channel:03d}", f"{node.layer.upper()}:{node.channel}"):
+        find.fill(text)
+        find.press("Enter")
+        assert state(page)["pins"] == [node.id], text
+        assert page.locator("#find-error").is_hidden()
+    find.fill("nowhere:1")
+    find.press("Enter")
+    message = page.locator("#find-error")
+    assert "No neuron nowhere:1" in message.text_content()
+    assert in_view(page, "#find-error") and page.locator("#error").is_hidden()
+    box, under = find.bounding_box(), message.bounding_box()
+    assert 0 <= under["y"] - (box["y"] + box["height"]) < 12  # right under the box
+    assert under["x"] < box["x"] + box["width"] and box["x"] < under["x"] + under["width"]
+    find.press("Backspace")  # typing again takes the message away
+    assert message.is_hidden()
 
 
 def test_hover_stays_quick_when_tracing_ancestors_with_pins(site, page):
@@ -327,6 +415,41 @@ def test_the_whole_view_is_in_the_url_and_restored_on_reload(site, page):
     click_node(fresh, a)  # edit mode is not part of the URL: a click pins
     fresh.wait_for_function(f"location.pathname.endsWith('/nodes/{a}')")
     fresh.close()
+
+
+def test_back_and_forward_return_to_the_analyses_left_as_they_were(site, browser):
+    page, errors = watched_page(browser)
+    try:
+        open_page(page, site["url"] + "/graphs/synthetic-8?k=1&edges=change")
+        start = page.evaluate("history.length")
+        # A change within one analysis rewrites its entry.
+        page.select_option("#highlight", "activated")
+        page.wait_for_function("location.search.includes('highlight=activated')")
+        assert page.evaluate("history.length") == start
+        # Another analysis gets an entry of its own; a change made just before is kept.
+        page.select_option("#trace", "ancestors")
+        page.select_option("#saved", "synthetic-30")
+        page.wait_for_function("document.documentElement.dataset.key === 'synthetic-30'")
+        assert urlparse(page.url).path == "/graphs/synthetic-30"
+        assert page.evaluate("history.length") == start + 1
+        page.go_back()
+        page.wait_for_function("document.documentElement.dataset.key === 'synthetic-8'")
+        assert urlparse(page.url).path == "/graphs/synthetic-8"
+        assert parse_qs(urlparse(page.url).query) == {
+            "k": ["1"], "edges": ["change"], "highlight": ["activated"], "trace": ["ancestors"]}
+        view = state(page)
+        assert (view["k"], view["edgeMode"], view["highlight"], view["trace"]) == (
+            1, "change", "activated", "ancestors")
+        assert page.locator("#highlight").input_value() == "activated"
+        assert page.locator("#saved").input_value() == "synthetic-8"
+        page.go_forward()
+        page.wait_for_function("document.documentElement.dataset.key === 'synthetic-30'")
+        assert urlparse(page.url).path == "/graphs/synthetic-30"
+        assert page.locator("#saved").input_value() == "synthetic-30"
+        assert page.evaluate("history.length") == start + 1
+    finally:
+        page.context.close()
+    assert not errors, errors
 
 
 def test_a_click_enlarges_pictures_and_examples_with_each_patch_class(site, page):

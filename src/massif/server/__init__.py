@@ -16,7 +16,8 @@ Thread rules (the server runs request threads, one analysis worker and defense t
    per-image view (``/graphs/{key}/images``) runs on the editor's copy under the same lock; the
    gallery's thumbnails only read the dataset.
 5. **Every long job reports progress and can be cancelled**: ``POST /analyses/{key}/cancel``,
-   ``POST /defenses/{id}/cancel``; the job stops at its next batch.
+   ``POST /defenses/{id}/cancel``; the job stops at its next batch (a feature visualization at
+   its next step), a queued one at once.
 6. **Files**: written atomically (``io.write_atomic``, which never touches the umask);
    responses are built in memory (no temporary files).
 7. **Torch runs only in threads that end with their work** (``massif.threads``): the model is

@@ -13,7 +13,8 @@
    when the queue is empty, see ``massif.threads``, and the next job starts another): it calls
    ``analysis.run`` with a progress callback, makes the pictures the graph's neurons lack, and
    saves the graph atomically. The checkpoint folder is the graph's folder, so a server killed
-   mid-analysis resumes it when asked again. ``cancel(key)`` stops a job at its next batch.
+   mid-analysis resumes it when asked again. ``cancel(key)`` stops a job at its next batch (or
+   picture step), a queued one at once.
 3. **Defense searches** (``defense_jobs.DefenseJobs``): each runs on its own thread, on a fork
    of the analysis's editor (its own model copy), so quick edits of the same analysis go on
    meanwhile; progress and cancel like analyses.

@@ -10,7 +10,9 @@ async function send(url, options) {
   let body = null;
   try { body = await response.json(); } catch { body = null; }
   const detail = body && body.detail ? body.detail : `${response.status} ${response.statusText}`;
-  throw new Error(typeof detail === "string" ? detail : JSON.stringify(detail));
+  const error = new Error(typeof detail === "string" ? detail : JSON.stringify(detail));
+  error.status = response.status;  // 4xx: the request cannot succeed as it is; 5xx: it failed
+  throw error;
 }
 
 async function request(url, options) {

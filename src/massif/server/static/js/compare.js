@@ -156,7 +156,8 @@ async function main() {
       facts($(`side-${side}`).querySelector(".facts"), s);
       if (!pictures[s.key]) pictures[s.key] = await getPictures(s.key).catch(() => ({ pictures: {} }));
     }
-    $("title").textContent = `A: ${c.a.label}   B: ${c.b.label}`;
+    // "A: label | B: label": the labels hold " · " themselves, so a bar of its own between.
+    $("title").innerHTML = `A: ${esc(c.a.label)}<span class="sep" aria-hidden="true"> | </span>B: ${esc(c.b.label)}`;
     asrChart($("asr-compare"), c);
     crossedChart($("crossed-compare"), c);
     neuronTable(c, pictures);

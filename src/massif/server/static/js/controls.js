@@ -41,8 +41,7 @@ export function checkRequest(req, info) {
   const fallback = info.default_max_strength[request.attack];
   const strength = req.max_strength == null || req.max_strength === "" ? fallback : Number(req.max_strength);
   if (!Number.isFinite(strength) || strength < 1e-6 || strength > 1e4) {
-    problems.push(`The maximum strength must be a number from 0.000001 to 10000 (for example ${fallback}), ` +
-                  `not "${String(req.max_strength).slice(0, 40)}".`);
+    problems.push(strengthProblem(fallback, `, not "${String(req.max_strength).slice(0, 40)}"`));
     request.max_strength = fallback;
   } else request.max_strength = strength;
   if (![undefined, true, false, "true", "false"].includes(req.targeted)) {
@@ -53,6 +52,11 @@ export function checkRequest(req, info) {
   return { request, problems };
 }
 
+// `given`: what was given instead, as the end of the sentence.
+function strengthProblem(example, given) {
+  return `The maximum strength must be a number from 0.000001 to 10000 (for example ${example})${given}.`;
+}
+
 export function createControls(store, { loadGraph }) {
   const form = $("pair"), benign = $("benign"), target = $("target"), attack = $("attack");
   const targeted = $("targeted"), maxStrength = $("max-strength"), saved = $("saved");
@@ -61,6 +65,19 @@ export function createControls(store, { loadGraph }) {
   function request() {
     return { benign: benign.value, target: target.value, attack: attack.value,
              targeted: targeted.checked, max_strength: maxStrength.value };
+  }
+
+  // The form is checked by checkRequest, not by the browser (the form has novalidate), so any
+  // refused value gets the page's own message; an empty strength field (or text a number field
+  // cannot read, which it reports as empty) is refused here, where a URL's would mean "default".
+  function formProblems(params) {
+    const { problems } = checkRequest(params, store.get().info);
+    if (maxStrength.value === "") {
+      const example = store.get().info.default_max_strength[attack.value];
+      problems.unshift(strengthProblem(example, maxStrength.validity.badInput
+        ? "; the field does not hold a number" : "; the field is empty"));
+    }
+    return problems;
   }
 
   function showError(message) {
@@ -92,10 +109,11 @@ export function createControls(store, { loadGraph }) {
   async function follow(status) {
     clearTimeout(polling);
     showJob(status);
+    const missing = status.state === "cancelled" || status.state === "missing";
+    $("analyze").textContent = missing ? "Analyze (not computed yet)" : "Show";
     if (status.state === "done") return loadGraph(status.key);
     if (status.state === "error") return showError(`analysis failed: ${status.error}`);
-    if (status.state === "cancelled" || status.state === "missing") {
-      $("analyze").textContent = "Analyze (not computed yet)";
+    if (missing) {
       if (status.state === "cancelled") showError("This analysis was cancelled; Analyze starts it again.");
       return;
     }
@@ -105,11 +123,12 @@ export function createControls(store, { loadGraph }) {
   }
 
   // Look the current choice up without starting anything; `start` computes it when missing.
+  // The button's label changes only with the answer (follow): changed as the strength field
+  // loses focus to a click on it, it would shrink from under the pointer and lose the click.
   async function choose(start) {
     showError(null);
-    $("analyze").textContent = "Show";
     const params = request();
-    const { problems } = checkRequest(params, store.get().info);
+    const problems = formProblems(params);
     if (problems.length) { showJob(null); return showError(problems.join(" ")); }
     try {
       const status = start ? await api.startAnalysis({ ...params, max_strength: +params.max_strength })
@@ -146,8 +165,10 @@ export function createControls(store, { loadGraph }) {
     saved.addEventListener("change", () => { if (saved.value) loadGraph(saved.value); });
   }
 
-  // Reflect a request (from the URL, a default or a loaded graph) in the form.
+  // Reflect a request (from the URL, a default or a loaded graph) in the form; the button's
+  // label goes back to Show with it (what it said was about the form's previous pair).
   function show(req) {
+    $("analyze").textContent = "Show";
     for (const [select, value] of [[benign, req.benign], [target, req.target]]) {
       const filter = $(`${select.id}-filter`);
       filter.value = "";

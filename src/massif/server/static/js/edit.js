@@ -8,7 +8,11 @@
 // (adaptive). It asks three times, so the panel updates at once and then sharpens: a preview
 // (the first 250 images, no fresh attack: well under a second on the bundled model), all images
 // without the fresh attack, then with it (the slow part).
-// The numbers and curves show at the top of the right-hand panel, in view whatever the window.
+// The numbers and curves show at the top of the right-hand panel, in view whatever the window;
+// while a new mask is measured the previous numbers stay there, greyed, until its own arrive.
+// An analysis the server cannot edit (made with another model, or a server without its data)
+// has the controls disabled with the reason beside them; any other refusal or failure of an
+// edit or defense request is written in red in the results box, which then shows.
 // "Suggest a defense" starts a search as a job on the server (it takes seconds to minutes), shows
 // its progress with a cancel button while it runs and lists (and rings on the graph) the greedy
 // picks as the search finds them, then draws the greedy search's ASR against clean accuracy
@@ -41,6 +45,11 @@ export function createEdit(store) {
   let controller = null;
   let last = null;  // the latest answer, shown again when the strength slider moves
   let search = null;  // the running defense search: {id}
+  let blocked = null;  // why this analysis cannot be edited here (null: it can)
+  // Which request numbers answer: the mask and mode, as text; the box greys what answers
+  // another request than the one wanted.
+  const tagOf = (masked, maskMode) => `${masked.join(",")}|${maskMode}`;
+  let wanted = null;
   const chartWidth = () => Math.max(200, $("results").clientWidth || 250);
 
   // The results box shows whichever of its two parts has something to say.
@@ -50,23 +59,69 @@ export function createEdit(store) {
 
   toggle.addEventListener("change", () => store.set({ editMode: toggle.checked }));
 
+  // A note under the edit controls: a hint, or (problem) why they cannot be used.
+  function note(text, problem = false) {
+    $("edit-note").textContent = text;
+    $("edit-note").classList.toggle("problem", problem);
+  }
+
+  // Disable deleting and defenses for this analysis, saying why beside the controls (null:
+  // enable them again).
+  function block(reason) {
+    blocked = reason;
+    for (const id of ["edit-mode", "defense", "budget", "mask-export"]) $(id).disabled = !!reason;
+    if (reason && toggle.checked) { toggle.checked = false; store.set({ editMode: false }); }
+    note(reason ?? "", !!reason);
+  }
+
+  // Why the server cannot edit this analysis, known from what the page has already: a server
+  // without a dataset, or an analysis made with another model than the server's (the server
+  // answers 422 to every edit then).
+  function whyNot(state) {
+    const { info, graph } = state;
+    if (api.offline) return "This is a standalone report: run `massif serve` to delete neurons or search for defenses.";
+    if (!info?.can_analyze) {
+      return `Deleting neurons and defenses need a server that computes: ${info?.why_not ?? "this one cannot"}`;
+    }
+    if (graph && graph.model.fingerprint !== info.model_fingerprint) {
+      // Two weights of one model have one name: then the fingerprints tell them apart.
+      const same = graph.model.name === info.model;
+      const mine = same ? `${graph.model.name} ${graph.model.fingerprint}` : graph.model.name;
+      const its = same ? `${info.model} ${info.model_fingerprint}` : info.model;
+      return `Made with model ${mine}; this server computes with ${its}, so it cannot delete ` +
+        "this analysis's neurons or search for defenses.";
+    }
+    return null;
+  }
+
   // Build the server's editors as soon as an analysis opens, so the first deletion is answered
   // as fast as the next (building them costs seconds; the server builds each analysis's once).
-  // Analyses of another model or without the dataset cannot be edited: nothing is asked.
+  // An analysis the server cannot edit gets its controls disabled, with the reason: known at
+  // once for another model, or from the server's refusal (4xx, e.g. another dataset).
   function warm(state) {
-    const { key, info } = state;
-    const saved = info?.analyses.find((a) => a.key === key);
+    const { key } = state;
     const html = document.documentElement;
-    if (!key || !info?.can_analyze || (saved && !saved.same_model)) { html.dataset.editor = "unavailable"; return; }
+    const reason = key ? whyNot(state) : null;
+    block(reason);
+    if (!key || reason) { html.dataset.editor = "unavailable"; return; }
     html.dataset.editor = "warming";
-    $("edit-note").textContent = "";
     api.warmEditor(key).then(() => {
       if (store.get().key === key) html.dataset.editor = "ready";
     }).catch((e) => {
       if (store.get().key !== key) return;
       html.dataset.editor = "unavailable";
-      $("edit-note").textContent = `deleting neurons is not available here: ${e.message}`;
+      if (e.status >= 400 && e.status < 500) block(`Deleting neurons is not available for this analysis: ${e.message}`);
+      else note(`Preparing to delete neurons failed (${e.message}); a deletion tries again.`, true);
     });
+  }
+
+  // A refusal or failure of an edit request, in red in the results box (shown).
+  function editProblem(message) {
+    status.textContent = message;
+    status.classList.add("problem");
+    $("edit-box").hidden = false;
+    showBoxes();
+    document.documentElement.dataset.edit = "error";
   }
   clear.addEventListener("click", () => store.set({ masked: [] }));
   for (const radio of document.querySelectorAll("#mask-mode input")) {
@@ -95,9 +150,9 @@ export function createEdit(store) {
       const blob = await api.getEditedModel(key, { mask: masked, mode: maskMode });
       download(blob, `${key}-edited.pt`);
     } catch (e) {
-      status.textContent = `export failed: ${e.message}`;
+      editProblem(`export failed: ${e.message}`);
     } finally {
-      exportButton.disabled = false;
+      exportButton.disabled = !!blocked;
     }
   }
 
@@ -107,8 +162,12 @@ export function createEdit(store) {
       `<td>${cell(after)}</td></tr>`;
   }
 
-  function show(r) {
+  // Show an answer; `tag` says which request it answers (greyed when not the one wanted).
+  function show(r, tag) {
     const { graph, strengthIndex } = store.get();
+    const stale = tag !== wanted;
+    $("edit-box").classList.toggle("stale", stale);
+    result.dataset.stale = String(stale);
     const K = r.strengths;
     const k = Math.min(strengthIndex ?? K.length - 1, K.length - 1);
     const eps = +K[k].toPrecision(3);
@@ -119,7 +178,7 @@ export function createEdit(store) {
           "acc-all") +
       row(`ASR transfer ε=${eps}`, r.transfer_asr.before[k], r.transfer_asr.after[k], "asr-transfer") +
       row(`ASR adaptive ε=${eps}`, r.adaptive_asr?.before[k], r.adaptive_asr?.after[k], "asr-adaptive");
-    result.hidden = false;
+    result.hidden = $("edit-chart").hidden = false;
     $("edit-box").hidden = false;
     showBoxes();
     result.dataset.mask = r.mask.join(",");
@@ -140,6 +199,8 @@ export function createEdit(store) {
       ? `estimate on ${r.n_images} of ${total} images, measuring all…`
       : r.adaptive_asr ? `${r.n_images} images, ${r.n_sample} in the all-class sample`
       : `${r.n_images} images · measuring the fresh attack…`;
+    if (stale) return;  // the status says what is being measured
+    status.classList.remove("problem");
     status.innerHTML = `${r.mask.length} deleted · ${phase}<br>` +
       `<span style="color:${COLORS.transfer}">transfer</span> (stored attack), ` +
       `<span style="color:${COLORS.adaptive}">adaptive</span> (fresh attack, the wide pale line); dashed: before`;
@@ -152,35 +213,53 @@ export function createEdit(store) {
     clear.hidden = masked.length === 0;
     exportButton.hidden = masked.length === 0;
     controller?.abort();
+    wanted = tagOf(masked, maskMode);
     if (!key || masked.length === 0) {
       result.hidden = true;
       $("edit-box").hidden = true;
       showBoxes();
       status.textContent = "";
+      status.classList.remove("problem");
+      last = null;
       document.documentElement.dataset.edit = "idle";
       return;
     }
+    if (blocked) {  // deleted neurons in the URL of an analysis this server cannot edit
+      last = null;
+      result.hidden = $("edit-chart").hidden = true;
+      return editProblem(blocked);
+    }
     const body = { mask: masked, mode: maskMode };
+    const tag = wanted;
     controller = new AbortController();
     const { signal } = controller;
-    status.textContent = "measuring…";
+    // The previous mask's numbers stay in view, greyed, until this mask's arrive.
+    if (last) show(last.r, last.tag);
+    else result.hidden = $("edit-chart").hidden = true;
+    status.classList.remove("problem");
+    status.textContent = last ? `measuring ${masked.length} deleted…; greyed: the previous deletion's numbers`
+      : `measuring ${masked.length} deleted…`;
+    $("edit-box").hidden = false;
+    showBoxes();
     document.documentElement.dataset.edit = "busy";
+    const ask = async (options) => {
+      const r = await api.getEdit(key, { ...body, ...options }, signal);
+      last = { r, tag };
+      show(r, tag);
+    };
     try {
-      last = await api.getEdit(key, { ...body, adaptive: false, preview: true }, signal);
-      show(last);
-      last = await api.getEdit(key, { ...body, adaptive: false, preview: false }, signal);
-      show(last);
+      await ask({ adaptive: false, preview: true });
+      await ask({ adaptive: false, preview: false });
       // A moment's pause first: a quick next click aborts this before the server starts the
       // slow part (a request the server has started runs to its end; edits run one at a time).
       await new Promise((resolve) => setTimeout(resolve, 250));
       if (signal.aborted) return;
-      last = await api.getEdit(key, { ...body, adaptive: true, preview: false }, signal);
-      show(last);
+      await ask({ adaptive: true, preview: false });
       document.documentElement.dataset.edit = "ready";
     } catch (e) {
       if (e.name === "AbortError") return;
-      status.textContent = e.message;
-      document.documentElement.dataset.edit = "error";
+      editProblem(e.status ? `the server refused the deletion (${e.status}): ${e.message}`
+        : `measuring the deletion failed: ${e.message}`);
     }
   }
 
@@ -214,18 +293,27 @@ export function createEdit(store) {
   function endSearch(state, text) {
     search = null;
     showSearch(null);
+    $("defense").disabled = !!blocked;
     $("defense-cancel").disabled = false;
     $("defense-status").textContent = text;
+    $("defense-status").classList.toggle("problem", state === "error");
+    if (state === "error") {  // in view, whatever the box showed before
+      $("defense-box").hidden = false;
+      showBoxes();
+    }
     document.documentElement.dataset.defense = state;
   }
 
   async function suggest() {
     const { key, maskMode } = store.get();
-    if (!key || search) return;
+    if (!key || search || blocked) return;
     const budget = +$("budget").value || 5;
     $("defense-status").textContent = "searching…";
+    $("defense-status").classList.remove("problem");
     document.documentElement.dataset.defense = "busy";
     $("defense-chart").replaceChildren();
+    $("defense-box").hidden = false;  // so what comes, an answer or a refusal, is seen
+    showBoxes();
     showPicks([], false);
     $("defense").disabled = true;  // a double click would start two searches
     let mine = null, drawn = false;
@@ -260,7 +348,9 @@ export function createEdit(store) {
         endSearch("error", job.error || "the defense search failed");
       }
     } catch (e) {
-      if (search === mine) endSearch("error", e.message);  // else the panel has moved on
+      if (search !== mine) return;  // the panel has moved on
+      endSearch("error", e.status ? `the server refused the defense search (${e.status}): ${e.message}`
+        : `the defense search failed: ${e.message}`);
     }
   }
 
@@ -328,6 +418,7 @@ export function createEdit(store) {
 
   store.subscribe((state, prev) => {
     if (state.key !== prev.key) {
+      last = null;  // another analysis's numbers are not even stale ones
       $("defense-chart").replaceChildren();
       $("defense-status").textContent = "";
       $("defense-box").hidden = true;
@@ -341,6 +432,6 @@ export function createEdit(store) {
     }
     if (state.masked !== prev.masked || state.maskMode !== prev.maskMode ||
         (state.key !== prev.key && state.key)) update();
-    else if (state.strengthIndex !== prev.strengthIndex && last && !result.hidden) show(last);
+    else if (state.strengthIndex !== prev.strengthIndex && last && !result.hidden) show(last.r, last.tag);
   });
 }

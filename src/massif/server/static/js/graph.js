@@ -19,6 +19,7 @@ export function createGraphView(svgElement, store) {
   let highlighted = [];
   let transform = d3.zoomIdentity;
   let overlay = null;  // the overlay SVG's zoomed group
+  let drawnSize = null;  // "width x height" of the last drawing
 
   const zoom = d3.zoom().scaleExtent([1, 8]).clickDistance(4)  // a shaky click still clicks
     .filter((event) => (!event.ctrlKey || event.type === "wheel") && !event.button && event.type !== "dblclick")
@@ -49,6 +50,7 @@ export function createGraphView(svgElement, store) {
     const box = svgElement.parentElement.getBoundingClientRect();
     const width = Math.floor(box.width), height = Math.floor(box.height);
     if (width < 10 || height < 10) return;
+    drawnSize = `${width}x${height}`;
     for (const el of [svgElement, top]) {
       el.setAttribute("width", width); el.setAttribute("height", height);
       el.style.width = `${width}px`; el.style.height = `${height}px`;
@@ -340,7 +342,15 @@ export function createGraphView(svgElement, store) {
     else if (state.hover !== prev.hover) applyHover();
   });
   let timer = null;
-  new ResizeObserver(() => { clearTimeout(timer); timer = setTimeout(draw, 60); })
-    .observe(svgElement.parentElement);
+  // Drawn again when the box's size changes, unless it was drawn at that size already (the
+  // legend sets its height before a new analysis is drawn).
+  const sizeNow = () => {
+    const box = svgElement.parentElement.getBoundingClientRect();
+    return `${Math.floor(box.width)}x${Math.floor(box.height)}`;
+  };
+  new ResizeObserver(() => {
+    clearTimeout(timer);
+    timer = setTimeout(() => { if (sizeNow() !== drawnSize) draw(); }, 60);
+  }).observe(svgElement.parentElement);
   return { draw, reveal };
 }

@@ -1,6 +1,10 @@
 // The legend strip above the graph: what the groups mean (attribution, not activation), the
 // blend toward purple for vulnerability, the divergence mark, the faded unflipped nodes, and
 // how the edges are drawn in the chosen edge view (with the strength they were measured at).
+//
+// Its height fits all it can show for the analysis at the window's width (fit), set when the
+// analysis or the width changes: the notes at its end are in view without scrolling, and the
+// slider or a view change never resizes the graph below (which would lay it out again).
 import { PATHWAY_MODES, pathway } from "./pathways.js";
 import { BLEND, COLORS, EDGE_COLORS, changeColor, formatNumber } from "./store.js";
 
@@ -40,20 +44,20 @@ export function createLegend(element, store) {
       stroke="${color}" stroke-width="4"/></svg>edges: ${what}, width ∝ √influence ${edgeMode === "attacked" ? at : ""}</span>`;
   }
 
+  const pathwayText = (mode, eps, lit) => (lit
+    ? `<span class="item pathway-note">black rings: the ${PATHWAY_MODES[mode]} pathway at ε = ${eps}</span>`
+    : `<span class="item pathway-note empty">no ${PATHWAY_MODES[mode]} pathway at ε = ${eps}: no neuron scores above 0</span>`);
+
   // Which pathway is lit, or why none is (no node scores above 0, as at ε = 0).
   function pathwayNote(state) {
     const { graph, highlight, strengthIndex } = state;
     if (!graph || highlight === "none") return "";
     const K = graph.attack.strengths, k = strengthIndex ?? K.length - 1;
-    const eps = formatNumber(K[k]);
-    return pathway(graph, highlight, k).nodes.size
-      ? `<span class="item pathway-note">black rings: the ${PATHWAY_MODES[highlight]} pathway at ε = ${eps}</span>`
-      : `<span class="item pathway-note empty">no ${PATHWAY_MODES[highlight]} pathway at ε = ${eps}: no neuron scores above 0</span>`;
+    return pathwayText(highlight, formatNumber(K[k]), pathway(graph, highlight, k).nodes.size > 0);
   }
 
-  function render() {
-    const state = store.get();
-    element.innerHTML = `
+  function content(state) {
+    return `
       <span class="item"><span class="swatch" style="background:${COLORS.suppressed}"></span>suppressed: benign graph only</span>
       <span class="item"><span class="swatch" style="background:${COLORS.shared}"></span>shared: both</span>
       <span class="item"><span class="swatch" style="background:${COLORS.emphasized}"></span>emphasized: attacked graph only</span>
@@ -64,9 +68,40 @@ export function createLegend(element, store) {
       <span class="item"><span class="swatch" style="border:2px dashed #999"></span>no feature visualization yet</span>
       ${edges(state)}${pathwayNote(state)}`;
   }
+
+  function render() {
+    element.innerHTML = content(store.get());
+  }
+
+  // The height of the longest legend this analysis can have at this width: each edge view with
+  // the note that edges were measured at ε_max, and the longest pathway note. Measured in place
+  // (all before the next paint); the graph's box then keeps its size until the next fit.
+  function fit() {
+    const state = store.get(), graph = state.graph;
+    let height = 0;
+    if (graph) {
+      const K = graph.attack.strengths;
+      const eps = K.map(formatNumber).reduce((a, b) => (b.length > a.length ? b : a));
+      const note = Object.keys(PATHWAY_MODES).map((mode) => pathwayText(mode, eps, false))
+        .reduce((a, b) => (b.length > a.length ? b : a));
+      element.style.height = "auto";
+      for (const edgeMode of ["benign", "attacked", "change"]) {
+        element.innerHTML = content({ ...state, edgeMode, strengthIndex: 0, highlight: "none" }) + note;
+        height = Math.max(height, element.offsetHeight);
+      }
+    }
+    element.style.height = height ? `${height}px` : "";
+    render();
+  }
+
+  let width = null;
+  window.addEventListener("resize", () => {
+    if (element.clientWidth !== width) { width = element.clientWidth; fit(); }
+  });
   render();
   store.subscribe((state, prev) => {
-    if (state.graph !== prev.graph || state.edgeMode !== prev.edgeMode ||
-        state.strengthIndex !== prev.strengthIndex || state.highlight !== prev.highlight) render();
+    if (state.graph !== prev.graph) { width = element.clientWidth; fit(); }
+    else if (state.edgeMode !== prev.edgeMode || state.strengthIndex !== prev.strengthIndex ||
+             state.highlight !== prev.highlight) render();
   });
 }

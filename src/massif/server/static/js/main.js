@@ -5,17 +5,20 @@
 //   /graphs/{key}                  a saved analysis
 //   /graphs/{key}/nodes/{id}       the same with that neuron pinned
 // and the rest of the view in the query (urlstate.js): strength, edge view, pathway, tracing,
-// pins and deleted neurons, kept up to date as the view changes.
+// pins and deleted neurons, kept up to date as the view changes. Opening another analysis adds
+// a history entry (Back returns to the analysis left, as it was); changes within one analysis
+// replace the current entry.
 import * as api from "./api.js";
 import { checkRequest, createControls } from "./controls.js";
 import { createDetails } from "./details.js";
 import { createEdit } from "./edit.js";
 import { createGraphView } from "./graph.js";
+import { createHeader } from "./header.js";
 import { createImages } from "./images.js";
 import { createLegend } from "./legend.js";
 import { closeLightbox, setupLightbox } from "./lightbox.js";
 import { createStrength } from "./strength.js";
-import { createStore, esc } from "./store.js";
+import { createStore, normalId } from "./store.js";
 import { DEFAULTS, readView, viewUrl } from "./urlstate.js";
 
 const $ = (id) => document.getElementById(id);
@@ -30,20 +33,22 @@ function attackChoice(graph) {
 }
 
 // Show a saved analysis; `view` (from the URL) restores strength, pins, deletions and the rest.
-async function loadGraph(key, view = null) {
+// Another analysis than the one shown gets a history entry of its own, unless `fromHistory`
+// (Back or Forward brought the page there: the entry exists).
+async function loadGraph(key, view = null, fromHistory = false) {
   const [graph, pictures] = await Promise.all([api.getGraph(key), api.getPictures(key)]);
+  const left = store.get().key;
+  if (urlTimer !== null) { clearTimeout(urlTimer); writeUrl(); }  // the analysis left, as it was
   controls.show({ benign: graph.benign.index, target: graph.target.index, attack: attackChoice(graph),
                   targeted: graph.attack.targeted, max_strength: graph.attack.strengths.at(-1) });
   controls.showJob(null);
-  $("title").textContent =
+  $("title").textContent = $("title").title =  // the title attribute: whole when the line is cut
     `${graph.benign.name} → ${graph.target.name} · ${graph.attack.targeted ? "targeted" : "untargeted"} ` +
     `${graph.attack.name.toUpperCase()} up to ε = ${graph.attack.strengths.at(-1)} · model ${graph.model.name}`;
   const ids = new Set(graph.nodes.map((n) => n.id));
   const K = graph.attack.strengths.length;
   const problems = [...(view?.problems ?? [])];
-  // Ids as the server reads them: "mixed3a:027" is mixed3a:27.
-  const normal = (id) => id.replace(/:0*(\d+)$/, (_, c) => `:${Number(c)}`);
-  const known = (list, what) => list.map(normal).filter((id) => {
+  const known = (list, what) => list.map(normalId).filter((id) => {
     if (ids.has(id)) return true;
     problems.push(`The ${what} neuron ${id.slice(0, 60)} is not in this analysis (its graph has ${graph.nodes.length} neurons).`);
     return false;
@@ -73,7 +78,7 @@ async function loadGraph(key, view = null) {
   $("compare-link").href = `/compare?a=${encodeURIComponent(key)}`;
   $("node-ids").replaceChildren(...graph.nodes.map((n) => new Option(n.id)));
   syncInputs();
-  writeUrl();
+  writeUrl(!fromHistory && left !== null && left !== key);
   document.documentElement.dataset.state = "ready";
   document.documentElement.dataset.key = key;
   window.massif.readyAt = performance.now();
@@ -89,45 +94,28 @@ function syncInputs() {
 }
 
 const controls = createControls(store, { loadGraph });
+createLegend($("legend"), store);  // first: it sets its height, which the graph's box follows
 const graphView = createGraphView($("graph-svg"), store);
 createDetails($("card"), store);
 createStrength(store);
 createEdit(store);
 createImages(store);
-createLegend($("legend"), store);
+createHeader(store, graphView);
 setupLightbox();
 for (const radio of document.querySelectorAll("#edge-mode input")) {
   radio.addEventListener("change", () => store.set({ edgeMode: radio.value }));
 }
 $("highlight").addEventListener("change", () => store.set({ highlight: $("highlight").value }));
 $("trace").addEventListener("change", () => store.set({ trace: $("trace").value }));
-$("unpin").addEventListener("click", () => store.set({ pins: [] }));
-$("pins").addEventListener("click", (event) => {
-  const id = event.target.closest("[data-id]")?.dataset.id;
-  if (id) store.set({ pins: store.get().pins.filter((p) => p !== id) });
-});
-$("find").addEventListener("keydown", (event) => {
-  if (event.key !== "Enter") return;
-  event.preventDefault();
-  const { graph, pins } = store.get();
-  const text = $("find").value.trim();
-  if (!graph || !text) return;
-  const node = graph.nodes.find((n) => n.id === text) ??
-    graph.nodes.find((n) => n.id.toLowerCase() === text.toLowerCase());
-  if (!node) {
-    controls.showError(`No neuron ${text.slice(0, 60)} in this analysis: give layer:channel, e.g. ${graph.nodes[0]?.id}.`);
-    return;
-  }
-  controls.showError(null);
-  store.set({ pins: event.shiftKey ? [...new Set([...pins, node.id])] : [node.id] });
-  graphView.reveal(node.id);
-  $("find").value = "";
-});
 
-// The view into the URL (a report keeps its own file path and changes only the query).
-function writeUrl() {
+// The view into the URL (a report keeps its own file path and changes only the query): a new
+// history entry when `push`, else the current one rewritten.
+function writeUrl(push = false) {
+  urlTimer = null;
   try {
-    history.replaceState(null, "", viewUrl(store.get(), api.offline ? location.pathname : null));
+    const url = viewUrl(store.get(), api.offline ? location.pathname : null);
+    if (push) history.pushState(null, "", url);
+    else history.replaceState(null, "", url);
   } catch {
     // a browser that refuses to change a file:// URL: the view still works, unshared
   }
@@ -135,11 +123,6 @@ function writeUrl() {
 
 let urlTimer = null;
 store.subscribe((state, prev) => {
-  if (state.pins !== prev.pins) {
-    $("pins-box").hidden = state.pins.length === 0;
-    $("pins").innerHTML = state.pins.map((id) =>
-      `<li><button type="button" data-id="${esc(id)}" title="unpin ${esc(id)}">${esc(id)} ×</button></li>`).join("");
-  }
   if (state.key !== prev.key) closeLightbox();
   if (!state.key || prev.key !== state.key) return;
   const viewChanged = ["pins", "masked", "strengthIndex", "edgeMode", "highlight", "trace", "maskMode", "image"]
@@ -171,5 +154,14 @@ async function start() {
   // The page was asked for this pair: compute it if it is missing.
   await controls.choose(true);
 }
+
+// Back and Forward: show the analysis and view of that entry.
+window.addEventListener("popstate", () => {
+  clearTimeout(urlTimer);  // a change still to write belonged to the entry left
+  urlTimer = null;
+  const view = readView(location, api.reportKey);
+  if (!view) { location.reload(); return; }  // the entry of the page's first address, "/"
+  loadGraph(view.key, view, true).catch((e) => showProblems([e.message]));
+});
 
 start().catch((e) => showProblems([e.message.endsWith(".") ? e.message : `${e.message}.`]));

@@ -57,6 +57,9 @@ export function divergenceAt(graph, k) {
   return graph.layers[row.findIndex((f) => f >= 0.5 * row.at(-1))];
 }
 
+// A neuron id as the server reads it: "mixed3a:027" is mixed3a:27 (the URL and the find box).
+export const normalId = (id) => id.replace(/:0*(\d+)$/, (_, c) => `:${Number(c)}`);
+
 // Text made safe to put into innerHTML (ids and names come from files and URLs).
 export const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
