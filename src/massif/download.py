@@ -81,7 +81,11 @@ def torchvision_weights(weights: Any, model: str) -> Path:
         tmp = _fetch(url, dest.parent, dest.name, url, what=f"the {model} weights",
                      show=sys.stderr.isatty())
         expected = re.search(r"-([a-f0-9]+)\.", dest.name)  # name-<SHA-256 prefix>.pth
-        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+        sha = hashlib.sha256()
+        with open(tmp, "rb") as f:  # a chunk at a time: some weights are gigabytes
+            while chunk := f.read(1 << 20):
+                sha.update(chunk)
+        digest = sha.hexdigest()
         if expected and not digest.startswith(expected.group(1)):
             tmp.unlink()
             raise MassifError(f"the {model} weights from {url} are damaged (their SHA-256 "

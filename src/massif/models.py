@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,6 +177,8 @@ def _torchvision(name: str, weights: str | None) -> tuple[nn.Module, dict[str, s
         try:
             torchvision_weights(entry, f"torchvision:{name}")
         except MassifError as e:
+            if not str(e).startswith("could not download"):
+                raise
             raise MassifError(f"{e}; download them once online, or pass --weights none or a "
                               "local state-dict file") from None
         net = torchvision.models.get_model(name, weights=entry, **kwargs)  # from the cache
@@ -245,8 +248,9 @@ def load_model(
     if not isinstance(spec, (str, nn.Module, type(None))):
         raise MassifError(f"the model is a name (bundled, torchvision:NAME, file.py:factory) "
                           f"or an nn.Module, not {type(spec).__name__}")
-    if weights is not None and not isinstance(weights, (str, Path)):
+    if weights is not None and not isinstance(weights, (str, os.PathLike)):
         raise MassifError(f"weights must be a file path or a name, not {type(weights).__name__}")
+    weights = os.fspath(weights) if weights is not None else None
     if isinstance(spec, nn.Module):
         module, layer_map, name = spec, {}, type(spec).__name__
     elif spec in ("bundled", "bundled-robust", "", None):

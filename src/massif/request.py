@@ -21,7 +21,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
@@ -85,9 +85,11 @@ class AnalysisRequest:
             if isinstance(value, str):
                 value = [s.strip() for s in value.split(",") if s.strip()]
             if value is not None:
-                if not isinstance(value, Sequence):
+                if isinstance(value, Mapping) or not isinstance(value, Iterable):
                     raise MassifError(f"{name} must be a list or a comma-separated string, "
                                       f"not {type(value).__name__}")
+                if hasattr(value, "tolist"):  # a NumPy array or a tensor
+                    value = value.tolist()
                 object.__setattr__(self, name, tuple(value))
         if self.strengths is not None:
             try:
@@ -330,10 +332,14 @@ def resolve_device(device: Any) -> torch.device:
 
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(device, torch.dtype):
+        raise MassifError(f"{device} is a dtype, not a device; use auto, cpu, cuda or cuda:N")
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as e:
-        raise MassifError(f"unknown device {short(device)}: {str(e)[:120]}") from None
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise MassifError(f"unknown device {short(device)} ({first[:100]}); use auto, cpu, "
+                          "cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise MassifError("device cuda asked for, but PyTorch sees no CUDA GPU")
     if dev.type not in ("cpu", "cuda"):

@@ -13,16 +13,18 @@ file is written atomically (temporary file + rename): a killed run leaves no hal
 
 from __future__ import annotations
 
+import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import MassifError
-from .io import write_atomic
+from .io import slug, write_atomic
 from .request import analysis_key
 from .schemas import Graph
 
 KEY_PATTERN = re.compile(r"[a-z0-9-]{1,200}")
+RUN_PREFIX = "run-"  # the keys of analyses found beside a workspace's own (``Workspace.runs``)
 
 
 def graph_key(graph: Graph) -> str:
@@ -42,12 +44,12 @@ class Workspace:
     """A workspace folder. Its own analyses are ``graphs/<key>/graph.json``; the analyses that
     ``massif analyze --out`` wrote in the folder itself or a level below it (``graph.json``,
     ``<run>/graph.json``), and those of workspaces a level below it
-    (``<ws>/graphs/<key>/graph.json``), are served too, under their key, and never written to:
-    ``massif serve runs`` shows what ``analyze --out runs/NAME`` made."""
+    (``<ws>/graphs/<key>/graph.json``), are served too, never written to, under a key made from
+    their place: ``run-<folder>`` (``massif serve runs`` shows what ``analyze --out runs/NAME``
+    made as ``run-name``). Such a key never names a request's analysis, so a run made with
+    other options (``--layers``) is never taken for the one a request asks for."""
 
     root: Path
-    _found: dict[Path, tuple[int, str | None]] = field(default_factory=dict, init=False,
-                                                       repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
@@ -61,31 +63,22 @@ class Workspace:
         return self.root / "graphs" / key
 
     def graph_path(self, key: str) -> Path:
-        """The file of the analysis ``key``: its own, else a run found beside it."""
+        """The file of the analysis ``key``: a run's (``run-…``) or the workspace's own."""
         own = self.folder(key) / "graph.json"
-        if own.is_file():
-            return own
-        return self.runs().get(key, own)
+        if key.startswith(RUN_PREFIX) and not own.is_file():
+            return self.runs().get(key, own)
+        return own
 
     def runs(self) -> dict[str, Path]:
-        """The analyses found beside the workspace's own, by key (each file read once, and
-        again when it changes); unreadable ones are left out."""
-        patterns = ("graph.json", "*/graph.json", "*/graphs/*/graph.json")
+        """The analyses found beside the workspace's own: ``run-<place>`` → file."""
         found: dict[str, Path] = {}
+        patterns = ("graph.json", "*/graph.json", "*/graphs/*/graph.json")
         for path in sorted(p for pattern in patterns for p in self.root.glob(pattern)):
-            try:
-                stamp = path.stat().st_mtime_ns
-            except OSError:
-                continue
-            seen = self._found.get(path)
-            if seen is None or seen[0] != stamp:
-                try:
-                    seen = (stamp, graph_key(Graph.load(path)))
-                except MassifError:
-                    seen = (stamp, None)
-                self._found[path] = seen
-            if seen[1] is not None and path.parent != self.folder(seen[1]):
-                found.setdefault(seen[1], path)
+            place = path.parent.relative_to(self.root).parts or (self.root.resolve().name,)
+            key = RUN_PREFIX + slug("-".join(place))[:150]
+            if key in found:  # two places with one slug: the second gets a hash of its own
+                key += "-" + hashlib.sha256(str(place).encode()).hexdigest()[:8]
+            found[key] = path
         return found
 
     def has(self, key: str) -> bool:

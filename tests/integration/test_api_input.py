@@ -43,9 +43,10 @@ def test_a_bad_request_field_is_one_clear_error(fields, words):
         massif.AnalysisRequest(**fields)
 
 
-def test_strengths_as_a_comma_separated_string_are_numbers():
-    r = massif.AnalysisRequest(**OK, strengths="0, 1, 2.5")
-    assert r.strengths == (0.0, 1.0, 2.5)
+def test_strengths_as_a_string_a_tensor_or_a_generator_are_numbers():
+    for given in ("0, 1, 2.5", torch.tensor([0, 1, 2.5]), (v for v in (0, 1, 2.5))):
+        assert massif.AnalysisRequest(**OK, strengths=given).strengths == (0.0, 1.0, 2.5)
+    assert massif.AnalysisRequest(**OK, layers={"mixed3a": 1}.keys()).layers == ("mixed3a",)
 
 
 def test_class_index_as_a_number_never_reads_a_file_descriptor(tmp_path):
@@ -74,7 +75,9 @@ def test_a_bad_attack_is_one_clear_error(args, kwargs, words):
         massif.make_attack(*args, **kwargs)
 
 
-def test_models_and_datasets_refuse_what_they_cannot_be():
+def test_models_and_datasets_refuse_what_they_cannot_be(tmp_path):
+    with pytest.raises(massif.MassifError, match="missing.pt"):  # a Path is a path
+        massif.load_model("torchvision:resnet18", weights=tmp_path / "missing.pt")
     with pytest.raises(massif.MassifError, match="not int"):
         massif.load_model(123)
     with pytest.raises(massif.MassifError, match="weights must be"):
@@ -82,8 +85,10 @@ def test_models_and_datasets_refuse_what_they_cannot_be():
     with pytest.raises(massif.MassifError, match="not NoneType"):
         massif.load_dataset(None)
     model = massif.load_model("bundled")
-    with pytest.raises(massif.MassifError, match="not supported|unknown device"):
-        model.to("tpu")
+    for device in ("tpu", "nonsense", torch.float64):
+        with pytest.raises(massif.MassifError, match="use auto, cpu, cuda") as err:
+            model.to(device)
+        assert "\n" not in str(err.value)
     if not torch.cuda.is_available():
         with pytest.raises(massif.MassifError, match="no CUDA GPU"):
             model.to("cuda")

@@ -155,6 +155,22 @@ def test_file_endpoints_refuse_path_traversal(client, ws, path):
     assert r.content != PNG and b"def create_app" not in r.content
 
 
+def test_a_crafted_graph_cannot_point_its_pictures_outside(tmp_path):
+    """Picture paths are built from the graph's model fingerprint and layer names; a graph.json
+    (now also read from folders beside the workspace) whose names climb out is refused."""
+    g = synthetic_graph(layers=2, per_layer=4, model_fp="../../outside")
+    g.save(tmp_path / "runs" / "crafted" / "graph.json")
+    secret = tmp_path / "outside" / g.nodes[0].layer / f"{g.nodes[0].channel}.png"
+    secret.parent.mkdir(parents=True)
+    secret.write_bytes(PNG)
+    app = create_app(tmp_path / "runs", planted_model(), planted_data(), device="cpu",
+                     pictures=False, cache=tmp_path / "cache")
+    with TestClient(app) as c:
+        r = c.get(f"/graphs/run-crafted/nodes/{g.nodes[0].id}/picture.png")
+        assert r.status_code in (404, 422) and r.content != PNG
+        assert c.get(f"/graphs/run-crafted/nodes/{g.nodes[0].id}.json").status_code == 422
+
+
 def test_unknown_analysis_neuron_or_class_gives_a_clear_message(client):
     r = client.get("/graphs/no-such-key.json")
     assert r.status_code == 404 and "no analysis 'no-such-key'" in r.json()["detail"]
@@ -205,24 +221,29 @@ def test_a_new_pair_is_computed_on_demand_saved_and_found_again(client, ws):
 
 def test_analyses_written_by_analyze_out_are_served_and_never_written_to(tmp_path):
     """``massif analyze --out runs/NAME`` writes ``runs/NAME/graph.json``; ``massif serve runs``
-    lists and serves those, and those of a workspace one level down, under their keys."""
+    lists and serves those, and those of a workspace one level down, under keys made from their
+    place, which never answer a request: a run made with other options (here the default
+    pair's own graph, as if made with ``--layers``) is not taken for the pair's analysis."""
     from massif.store import graph_key
 
     root = tmp_path / "runs"
     first = synthetic_graph(layers=3, per_layer=6)
-    first.save(root / "sneaker-sandal" / "graph.json")
+    first.save(root / "Sneaker_Sandal" / "graph.json")
     nested = synthetic_graph(layers=2, per_layer=4, benign=(0, "T-shirt/top"))
-    Workspace(root / "older-workspace").save(nested, graph_key(nested))
+    Workspace(root / "older").save(nested, graph_key(nested))
     (root / "broken").mkdir()
     (root / "broken" / "graph.json").write_text("{")
     files = sorted((p, p.stat().st_mtime_ns) for p in root.rglob("*"))
     app = create_app(root, planted_model(), planted_data(), device="cpu", pictures=False)
     with TestClient(app) as c:
         listed = {a["key"]: a["benign"] for a in c.get("/index.json").json()["analyses"]}
-        assert listed == {graph_key(first): "Sneaker", graph_key(nested): "T-shirt/top"}
-        served = Graph.model_validate(c.get(f"/graphs/{graph_key(first)}.json").json())
+        nested_key = f"run-older-graphs-{graph_key(nested)}"
+        assert listed == {"run-sneaker-sandal": "Sneaker", nested_key: "T-shirt/top"}
+        served = Graph.model_validate(c.get("/graphs/run-sneaker-sandal.json").json())
         assert served.nodes == first.nodes
-        assert c.get(f"/graphs/{graph_key(nested)}").status_code == 200
+        assert c.get(f"/graphs/{nested_key}").status_code == 200
+        assert c.get("/graphs/run-broken.json").status_code == 422
+        assert c.get(f"/analyses/{graph_key(first)}.json").status_code == 404
     assert sorted((p, p.stat().st_mtime_ns) for p in root.rglob("*")) == files
 
 

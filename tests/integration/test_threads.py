@@ -160,10 +160,10 @@ def test_an_analysis_can_be_cancelled(tmp_path):
         http.post(f"/analyses/{key}/cancel", json={})
 
 
-def test_cancel_stops_the_pictures_between_steps_and_leaves_no_empty_folder(tmp_path):
-    """A cancel during the feature visualizations ends the job within seconds (the picture
-    optimisation looks at it after every step, not after a whole batch of 2,000 steps), and
-    the analysis's folder, emptied of its checkpoints once the passes ended, goes too."""
+def test_cancel_stops_the_pictures_between_steps_and_keeps_the_finished_analysis(tmp_path):
+    """A cancel during the feature visualizations ends them within seconds (the optimisation
+    looks at it after every step, not after a whole batch of 2,000 steps), and the analysis,
+    finished by then and its checkpoints gone, is saved rather than thrown away."""
     app = create_app(tmp_path / "ws", "bundled", device="cpu", max_images=60, batch_size=60,
                      cache=tmp_path / "cache", picture_steps=2000)
     with live_server(app) as url, httpx.Client(base_url=url, timeout=60) as http:
@@ -177,8 +177,10 @@ def test_cancel_stops_the_pictures_between_steps_and_leaves_no_empty_folder(tmp_
         while (state := http.get(f"/analyses/{key}.json").json())["state"] == "running":
             assert time.monotonic() < asked + 30, "the cancel waited for the batch"
             time.sleep(0.05)
-        assert state["state"] == "cancelled"
-        assert not (tmp_path / "ws" / "graphs" / key).exists()
+        assert state["state"] == "done"
+        graph = massif.Graph.load(tmp_path / "ws" / "graphs" / key / "graph.json")
+        assert graph.benign.name == "Shirt"
+        assert not list((tmp_path / "cache").rglob("*.png"))  # no picture was finished
 
 
 def test_a_queued_analysis_cancelled_is_started_anew_when_asked_again(tmp_path):

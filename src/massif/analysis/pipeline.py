@@ -91,7 +91,9 @@ def run(r: Resolved, *, progress: Progress | None = None,
     opts = r.request
     dev = local_device(r.device)
     key = r.key  # the batch size does not matter: a checkpoint covers a prefix of the images
-    folder = writable_dir(as_path(resume_dir, "resume_dir"), "resume_dir") if resume_dir else None
+    folder = None  # only rank 0 reads and writes the checkpoints; the others need no folder
+    if resume_dir and world.main:
+        folder = writable_dir(as_path(resume_dir, "resume_dir"), "resume_dir")
     batch, workers = world.smallest(r.batch_size), opts.workers  # one round size, fits all
     ckpt0 = Checkpoint(folder / f".{r.key}.means.pt" if folder else None, key)
     ckpt1 = Checkpoint(folder / f".{r.key}.profile.pt" if folder else None, key)

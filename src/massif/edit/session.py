@@ -69,6 +69,9 @@ class Session:
                  progress: Progress | None = None) -> None:
         if isinstance(sample_size, bool) or not isinstance(sample_size, int) or sample_size < 0:
             raise MassifError("the sample size must be a whole number ≥ 0")
+        if isinstance(cache_mb, bool) or not isinstance(cache_mb, (int, float)) \
+                or not 0 <= cache_mb < 2**40:
+            raise MassifError(f"cache_mb must be a number of megabytes, not {short(cache_mb)}")
         r = resolved
         self.resolved = r
         self.model, self.dataset, self.attack = r.model, r.dataset, r.attack
@@ -90,9 +93,6 @@ class Session:
         self.sample_labels = torch.tensor([r.label_map[int(r.dataset.labels[i])] for i in picked],
                                           dtype=torch.long, device=self.device)
         self._stored_attack()
-        if isinstance(cache_mb, bool) or not isinstance(cache_mb, (int, float)) \
-                or not 0 <= cache_mb < 2**40:
-            raise MassifError(f"cache_mb must be a number of megabytes, not {short(cache_mb)}")
         self.cache = ActivationCache(self.net, fx_graph, list(self.paths.values()),
                                      int(cache_mb * 2**20))
         size = r.model.image_size * r.model.image_size * r.model.channels

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import ValidationError
 
 from ..datasets import Dataset
+from ..errors import MassifError, short
 from ..schemas import ExamplePatch, ExamplesIndex, Graph, Node
 from .examples import class_name
 
@@ -28,6 +29,9 @@ def picture_file(roots: Sequence[Path], graph: Graph, node: Node, kind: Kind) ->
     else:
         folder = Path("examples") / f"{graph.model.fingerprint}-{graph.dataset.fingerprint}"
     relative = folder / node.layer / f"{node.channel}.png"
+    if relative.is_absolute() or ".." in relative.parts:  # a crafted graph.json's names
+        raise MassifError(f"neuron {short(node.id, 60)}: its picture's path would leave the "
+                          "picture folders")
     for root in roots:
         if (Path(root) / relative).is_file():
             return Path(root) / relative

@@ -303,6 +303,8 @@ class JobManager:
                 self.make_pictures(graph, progress)
             except (MassifError, OSError) as e:  # the graph is still worth showing
                 log.warning("pictures for %s not made: %s", job.key, e)
+            except Cancelled:  # the analysis is finished (its checkpoints are gone): keep it
+                log.info("pictures for %s cancelled; the analysis is saved", job.key)
             self.workspace.save(graph, job.key)
             state, error = "done", None
         except Cancelled:
