@@ -188,7 +188,8 @@ def test_ensure_pictures_caches_per_model_and_neuron(bundled, tmp_path):
 
     more = ensure_pictures(bundled, ["mixed5a:2", "mixed4b:7"], tmp_path, steps=8,
                            progress=lambda *a: calls.append(a))
-    assert calls == [("visualize", 0, 1), ("visualize", 1, 1)]  # only the missing neuron
+    # only the missing neuron (total 1), with a call after each of its steps but the last
+    assert calls == [("visualize", 0, 1)] * 8 + [("visualize", 1, 1)]
     assert paths["mixed5a:2"].stat().st_mtime_ns == mtimes[paths["mixed5a:2"]]
     assert more["mixed4b:7"].is_file()
     assert not list(tmp_path.rglob("*.part"))
