@@ -85,11 +85,13 @@ class AnalysisRequest:
             if isinstance(value, str):
                 value = [s.strip() for s in value.split(",") if s.strip()]
             if value is not None:
-                if isinstance(value, Mapping) or not isinstance(value, Iterable):
-                    raise MassifError(f"{name} must be a list or a comma-separated string, "
-                                      f"not {type(value).__name__}")
+                kind = type(value).__name__
                 if hasattr(value, "tolist"):  # a NumPy array or a tensor
                     value = value.tolist()
+                if isinstance(value, Mapping) or not isinstance(value, Iterable):
+                    one = " of one value" if kind != type(value).__name__ else ""
+                    raise MassifError(f"{name} must be a list or a comma-separated string, "
+                                      f"not {kind}{one}")
                 object.__setattr__(self, name, tuple(value))
         if self.strengths is not None:
             try:

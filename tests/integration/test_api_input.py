@@ -27,6 +27,7 @@ REQUESTS = {  # AnalysisRequest fields, checked before anything loads
     "benign-none": ({"benign": None, "target": "Sandal"}, "benign class"),
     "targeted-no": ({**OK, "targeted": "no"}, "targeted must be True or False"),
     "strengths-number": ({**OK, "strengths": 5}, "strengths must be a list"),
+    "strengths-0-d-tensor": ({**OK, "strengths": torch.tensor(3.5)}, "not Tensor of one value"),
     "strengths-words": ({**OK, "strengths": "0,x"}, "strengths must be numbers"),
     "strengths-none-inside": ({**OK, "strengths": [0, None]}, "strengths must be numbers"),
     "strengths-bool": ({**OK, "strengths": [0, True]}, "strengths must be numbers"),

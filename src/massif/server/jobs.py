@@ -319,7 +319,7 @@ class JobManager:
                 error = f"{type(e).__name__}: {str(e)[:200]}"
         if error is not None and error.startswith("out of "):
             release_cached()  # here, not in the except: its traceback holds the batch
-        if state != "done":  # stopped before its first checkpoint: no empty folder stays
+        if state != "done":  # ended after its checkpoints were cleared: no empty folder stays
             with contextlib.suppress(OSError):
                 self.workspace.folder(job.key).rmdir()
         with self._lock:
