@@ -33,9 +33,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
+from ..classes import class_space
 from ..errors import SERVER_MEMORY_ADVICE, MassifError, out_of_memory
 from ..memory import release_cached
-from ..request import MAX_STRENGTH, MIN_STRENGTH, AnalysisRequest, Resolved, class_space
+from ..request import MAX_STRENGTH, MIN_STRENGTH, AnalysisRequest, Resolved
 from ..store import Workspace
 
 log = logging.getLogger("massif.server")
