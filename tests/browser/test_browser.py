@@ -27,6 +27,7 @@ from tests.helpers.browser import (
     hover_times,
     in_view,
     open_page,
+    pick_unsaved_pair,
 )
 from tests.helpers.synthetic import live_server
 
@@ -252,9 +253,7 @@ def test_a_new_pair_is_analysed_with_progress_then_cached(site, page):
     jobs = site["app"].state.jobs
     before = jobs.computed
     open_page(page, site["url"] + "/")
-    page.select_option("#benign", label="Ankle boot")
-    page.select_option("#target", label="Sneaker")
-    page.wait_for_selector("#analyze:has-text('not computed yet')")
+    pick_unsaved_pair(page, "Ankle boot", "Sneaker")
     page.click("#analyze")
     page.wait_for_selector("#job:not([hidden]) progress", timeout=10_000)  # the progress bar
     page.wait_for_function("document.documentElement.dataset.key !== "
@@ -305,9 +304,7 @@ def test_the_strength_field_takes_what_the_docs_allow_and_says_what_it_refuses(s
 def test_show_says_show_again_when_the_analysis_shown_is_picked_again(site, page):
     key = site["default"]
     open_page(page, site["url"] + f"/graphs/{key}")
-    page.select_option("#benign", label="Coat")
-    page.select_option("#target", label="Shirt")
-    page.wait_for_selector("#analyze:has-text('not computed yet')")
+    pick_unsaved_pair(page, "Coat", "Shirt")
     page.select_option("#saved", key)
     page.wait_for_function("document.querySelector('#benign').selectedOptions[0].text === "
                            "'Sneaker'")

@@ -24,6 +24,7 @@ from tests.helpers.browser import (
     hover_times,
     in_view,
     open_page,
+    pick_unsaved_pair,
     watched_page,
 )
 
@@ -563,9 +564,7 @@ def test_a_defense_lists_and_rings_its_picks_then_draws_three_curves_and_applies
 def test_a_pair_computing_is_named_over_the_graph_still_shown(site, page):
     key = site["default"]
     open_page(page, site["url"] + f"/graphs/{key}")
-    page.select_option("#benign", label="Trouser")
-    page.select_option("#target", label="Bag")
-    page.wait_for_selector("#analyze:has-text('not computed yet')")
+    pick_unsaved_pair(page, "Trouser", "Bag")
     page.click("#analyze")
     page.wait_for_selector("#pending:not([hidden])", timeout=10_000)
     text = page.locator("#pending").text_content()

@@ -31,6 +31,13 @@ def open_page(page: Page, url: str) -> None:
     page.wait_for_selector("html[data-state=ready]", timeout=30_000)
 
 
+def pick_unsaved_pair(page: Page, benign: str, target: str) -> None:
+    """Choose a pair that is not saved yet in the form, and wait until Show says so."""
+    page.select_option("#benign", label=benign)
+    page.select_option("#target", label=target)
+    page.wait_for_selector("#analyze:has-text('not computed yet')")
+
+
 def graph_of(site: dict, key: str) -> Graph:
     return Graph.model_validate(httpx.get(f"{site['url']}/graphs/{key}.json").json())
 
