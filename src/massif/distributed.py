@@ -7,9 +7,12 @@ the CPU). Without torchrun nothing changes: ``World()`` is one process of rank 0
 
 Who does what:
 
-* the class's images are cut into **rounds** of ``batch_size × world size`` (a prefix of the
-  index list); in each round rank ``r`` takes the round's images ``r, r + N, …``, so a round is
-  exactly the images one process would take in ``N`` batches, in any world size;
+* the class's images are cut into batches of ``batch_size`` consecutive indices, the same
+  batches in any world size, and the batches into **rounds** of ``N``: in each round rank ``r``
+  takes batch ``r``. Every image is computed in the same batch, at the same place, as one
+  process would compute it, so the per-image float32 numbers are the same bits (CPU and GPU
+  kernels may round an image's numbers differently with its batch-mates or its place among
+  them) and the float64 sums differ by the order of the additions alone;
 * every running sum (float64, on the CPU) is added over the ranks with ``sum_to_all`` at the end
   of a pass, so every rank holds the class's sums and picks the same graph nodes;
 * rank 0 alone reads and writes checkpoints (the ranks' sums added with ``sum_to_main``, and
@@ -51,11 +54,15 @@ class World:
     def rounds(self, indices: Sequence[int], batch_size: int, start: int = 0
                ) -> Iterator[tuple[int, list[int]]]:
         """``(end, mine)`` per round after the first ``start`` indices: ``end`` is how many
-        indices the rounds so far cover, ``mine`` this rank's part of the round (maybe empty)."""
+        indices the rounds so far cover, ``mine`` this rank's batch of the round (maybe empty):
+        the ``rank``-th run of ``batch_size`` consecutive indices. With ``start`` a multiple of
+        ``batch_size`` (a checkpoint covers whole rounds), the batches are those one process
+        takes, whatever the world size."""
         step = batch_size * self.size
         for lo in range(start, len(indices), step):
-            chunk = list(indices[lo : lo + step])
-            yield lo + len(chunk), chunk[self.rank :: self.size]
+            end = min(lo + step, len(indices))
+            first = min(lo + self.rank * batch_size, end)
+            yield end, list(indices[first : min(first + batch_size, end)])
 
     def shard(self, items: Sequence) -> list:
         """This rank's share of ``items`` (every ``size``-th, from ``rank``)."""
