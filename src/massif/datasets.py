@@ -8,7 +8,11 @@ Two kinds are built in:
   fetches them into the cache from the official source when asked (and only then).
 * any ``ImageFolder`` tree (``root/<class name>/<image>``): class names are the sub-folder names,
   sorted; images are converted to the model's channels and resized (shorter side, then centre
-  crop) to its input size.
+  crop) to its input size. A class's images are the regular files with an image extension
+  anywhere under its folder, each file once (a FIFO, socket or device is skipped, and so is
+  a link that leads out of the class folder, which keeps a link loop from counting images
+  again and one class from taking in another's). An image over Pillow's
+  ``Image.MAX_IMAGE_PIXELS`` (a possible decompression bomb) is an error naming the file.
 
 Every dataset answers ``class_names``, ``labels`` (one int per image) and ``load(indices)``, which
 returns a float tensor ``[n, C, H, W]`` in [0, 1]. Nothing is read until it is needed, so memory
@@ -20,9 +24,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import stat
+import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -39,7 +47,7 @@ FASHION_FILES = {
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 
 
 class Dataset:
@@ -277,14 +285,64 @@ class TensorDataset(Dataset):
 # ----------------------------------------------------------------------------- ImageFolder
 
 
+_OPEN_LOCK = threading.Lock()  # one thread at a time in ImageFolder._open (see there)
+
+
+def class_images(folder: Path) -> tuple[list[Path], int]:
+    """The images of one class folder, and how many links in it were not followed.
+
+    1. Walk ``folder`` and its sub-folders, each folder once (by device and inode), folders
+       reached without a link first; unreadable sub-folders are skipped, as ``os.walk`` does.
+    2. Follow a link only while it leads inside ``folder`` (its resolved path): a link out of
+       it is counted and skipped, so a loop (``up -> ..``) cannot pull in other classes.
+    3. Keep the regular files whose names end in one of ``IMAGE_EXTENSIONS``; a FIFO, socket
+       or device is skipped (opening one could block forever).
+    4. List each file once (by device and inode; of its names, one reached without a link
+       wins), sorted by folder, then name: torchvision's ``make_dataset`` order.
+    """
+    top = folder.resolve()
+    found: dict[tuple[int, int], tuple[bool, str, str]] = {}  # file id -> (linked, dir, name)
+    seen: set[tuple[int, int]] = set()
+    plain, linked = [(str(folder), False)], []
+    outside = 0
+    while plain or linked:
+        here, via_link = plain.pop() if plain else linked.pop()
+        try:
+            st = os.stat(here)
+            with os.scandir(here) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        for e in entries:
+            is_link = e.is_symlink()
+            if is_link and not Path(os.path.realpath(e.path)).is_relative_to(top):
+                outside += 1
+                continue
+            link = via_link or is_link
+            try:  # (of what a link points to)
+                if e.is_dir():
+                    (linked if link else plain).append((e.path, link))
+                    continue
+                est = e.stat() if e.name.lower().endswith(IMAGE_EXTENSIONS) else None
+            except OSError:  # a broken link, or one in a loop of links
+                continue
+            if est is not None and stat.S_ISREG(est.st_mode):
+                key, name = (est.st_dev, est.st_ino), (link, here, e.name)
+                found[key] = min(found.get(key, name), name)
+    return [Path(d, n) for _, d, n in sorted(found.values(), key=lambda f: f[1:])], outside
+
+
 class ImageFolder(Dataset):
-    """``root/<class>/<image>``, found and decoded by torchvision (``find_classes``,
-    ``make_dataset``, PIL, ``Resize`` of the shorter side then ``CenterCrop``), converted to
-    ``channels`` and ``image_size`` on load; our own checks give each problem a clear message."""
+    """``root/<class>/<image>``: each class's images as ``class_images`` lists them, decoded by
+    PIL, resized by torchvision (``Resize`` of the shorter side, then ``CenterCrop``) and
+    converted to ``channels`` and ``image_size`` on load; our own checks give each problem a
+    clear message."""
 
     def __init__(self, root: str | Path, image_size: int, channels: int) -> None:
         from torchvision import transforms
-        from torchvision.datasets.folder import make_dataset
 
         self.root = Path(root)
         if self.root.exists() and not self.root.is_dir():
@@ -295,19 +353,17 @@ class ImageFolder(Dataset):
         classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())
         if not classes:
             raise MassifError(f"data folder {self.root} has no class sub-folders")
-        try:
-            found = make_dataset(str(self.root), {c: i for i, c in enumerate(classes)},
-                                 extensions=tuple(IMAGE_EXTENSIONS))
-        except FileNotFoundError as e:  # a class without images: say which
-            empty = next((c for c in classes if not any(
-                p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-                for p in (self.root / c).rglob("*"))), None)
-            if empty is None:
-                raise MassifError(f"data folder {self.root}: {short(str(e), 200)}") from None
-            raise MassifError(f"class folder {self.root / empty} holds no images") from None
-        self.paths: list[Path] = [Path(p) for p, _ in found]
+        self.paths: list[Path] = []
+        labels: list[int] = []
+        for i, c in enumerate(classes):
+            paths, outside = class_images(self.root / c)
+            if not paths:
+                hint = f" ({outside} link(s) leading out of it not followed)" if outside else ""
+                raise MassifError(f"class folder {self.root / c} holds no images{hint}")
+            self.paths += paths
+            labels += [i] * len(paths)
         self.class_names = classes
-        self.labels = torch.tensor([i for _, i in found], dtype=torch.int64)
+        self.labels = torch.tensor(labels, dtype=torch.int64)
         self.image_size = image_size
         self.channels = channels
         self.transform = transforms.Compose([
@@ -321,13 +377,41 @@ class ImageFolder(Dataset):
         self.fingerprint = h.hexdigest()[:16]
 
     def _load_one(self, path: Path) -> torch.Tensor:
-        from PIL import Image, UnidentifiedImageError
+        from PIL import UnidentifiedImageError
+
+        try:  # O_NONBLOCK: a file replaced by a FIFO since it was listed cannot hang us
+            with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NONBLOCK)) as f:
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    raise MassifError(f"cannot read image {path}: not a regular file (a FIFO, "
+                                      "socket or device)")
+                with self._open(f, path) as im:
+                    return self.transform(im.convert("L" if self.channels == 1 else "RGB"))
+        except UnidentifiedImageError:  # (its message names the file object, not the path)
+            raise MassifError(f"cannot read image {path}: not an image format Pillow "
+                              "knows") from None
+        except (OSError, ValueError) as e:
+            raise MassifError(f"cannot read image {path}: {e}") from None
+
+    def _open(self, f: BinaryIO, path: Path) -> Any:
+        """``PIL.Image.open(f)`` (it reads the header only), with Pillow's decompression-bomb
+        warning (over ``Image.MAX_IMAGE_PIXELS``) turned into the same one-line error as its
+        refusal (over twice that): no image that huge is a classifier's input.
+
+        Pitfall: ``warnings.catch_warnings`` changes process-wide state, so only one thread
+        opens at a time; decoding, the slow part, happens outside the lock."""
+        from PIL import Image
 
         try:
-            with Image.open(path) as im:
-                return self.transform(im.convert("L" if self.channels == 1 else "RGB"))
-        except (OSError, UnidentifiedImageError, ValueError) as e:
-            raise MassifError(f"cannot read image {path}: {e}") from None
+            with _OPEN_LOCK, warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                return Image.open(f)
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+            raise MassifError(
+                f"image {path} is over Pillow's limit of {Image.MAX_IMAGE_PIXELS:,} pixels (a "
+                "possible decompression bomb); no classifier takes images that large: shrink "
+                f"it (this model takes {self.image_size}×{self.image_size}) or move it out of "
+                "the data folder"
+            ) from None
 
     def load(self, indices: Sequence[int]) -> torch.Tensor:
         paths = [self.paths[i] for i in indices]

@@ -40,7 +40,7 @@ def download_fashion_mnist(dest: Path | None = None, url: str | None = None) -> 
     else:
         url, what = FASHION_URL, "the official URL"
     check_url(url, what)
-    made = _missing_folders(dest)
+    made = missing_folders(dest)
     try:
         dest.mkdir(parents=True, exist_ok=True)
         for pair in FASHION_FILES.values():
@@ -55,7 +55,7 @@ def download_fashion_mnist(dest: Path | None = None, url: str | None = None) -> 
                     raise
                 os.replace(tmp, dest / fname)
     except BaseException:  # an error or Ctrl+C: the folders made for nothing go too
-        _remove_empty(made)
+        remove_empty(made)
         raise
     return dest
 
@@ -75,7 +75,7 @@ def torchvision_weights(weights: Any, model: str) -> Path:
     dest = Path(torch.hub.get_dir()) / "checkpoints" / Path(urllib.parse.urlsplit(url).path).name
     if dest.is_file():
         return dest
-    made = _missing_folders(dest.parent)
+    made = missing_folders(dest.parent)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = _fetch(url, dest.parent, dest.name, url, what=f"the {model} weights",
@@ -93,7 +93,7 @@ def torchvision_weights(weights: Any, model: str) -> Path:
                               "try again")
         os.replace(tmp, dest)
     except BaseException:
-        _remove_empty(made)
+        remove_empty(made)
         raise
     return dest
 
@@ -116,7 +116,7 @@ def check_url(url: str, what: str) -> str:
     return url
 
 
-def _missing_folders(path: Path) -> list[Path]:
+def missing_folders(path: Path) -> list[Path]:
     """``path`` and those of its parents that do not exist yet, innermost first."""
     missing = []
     while not os.path.lexists(path) and path.parent != path:
@@ -125,7 +125,7 @@ def _missing_folders(path: Path) -> list[Path]:
     return missing
 
 
-def _remove_empty(folders: list[Path]) -> None:
+def remove_empty(folders: list[Path]) -> None:
     """Remove ``folders`` (innermost first) while they are empty; one that holds anything
     stays, and so do its parents."""
     for folder in folders:

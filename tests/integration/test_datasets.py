@@ -1,4 +1,5 @@
-"""Datasets: Fashion-MNIST from disk or a (local) download, ImageFolder, class names."""
+"""Datasets: Fashion-MNIST from disk or a (local) download, ImageFolder, class names, and
+hostile files in an image folder (a FIFO, a decompression bomb, link loops)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,17 @@ import errno
 import functools
 import gzip
 import http.server
+import json
 import os
 import shutil
+import socket
+import struct
+import subprocess
+import sys
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,8 +27,15 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+import massif
 from massif.cli import app as cli_app
-from massif.datasets import FASHION_FILES, FashionMNIST, ImageFolder, resolve_class
+from massif.datasets import (
+    FASHION_FILES,
+    IMAGE_EXTENSIONS,
+    FashionMNIST,
+    ImageFolder,
+    resolve_class,
+)
 from massif.download import download_fashion_mnist
 from massif.errors import MassifError
 from massif.io import write_atomic
@@ -295,3 +309,171 @@ def test_a_folder_loads_each_chunk_in_a_thread_that_ends_with_it(tmp_path):
         seen.append(openmp_workers())
         assert images is not None and images.shape == (4, 3, 64, 64)
     assert max(seen) <= idle, seen
+
+
+# ----------------------------------------------------------------------------- hostile files
+
+TINY_MODEL = '''
+import torch
+from torch import nn
+
+def build():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(4, 3))
+'''
+MASSIF = str(Path(sys.executable).parent / "massif")
+
+
+def image_tree(root: Path, classes: tuple[str, ...] = ("circle", "square", "stripe"),
+               n: int = 3) -> Path:
+    """``root/<class>/<i>.png``: ``n`` small grayscale images per class."""
+    for c, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            Image.new("L", (8, 8), 40 * c + 10 * i).save(root / name / f"{i}.png")
+    return root
+
+
+def analyze(tmp_path: Path, data: Path, out: Path, timeout: float = 120
+            ) -> subprocess.CompletedProcess:
+    """The real ``massif analyze`` on a tiny model file, ``circle`` toward ``square``."""
+    model = tmp_path / "tiny.py"
+    model.write_text(TINY_MODEL)
+    return subprocess.run(
+        [MASSIF, "analyze", "--model", f"{model}:build", "--data", str(data), "--image-size",
+         "8", "--layers", "1", "--benign", "circle", "--target", "square", "--steps", "2",
+         "--no-pictures", "--device", "cpu", "--out", str(out)],
+        capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def one_error_line(proc: subprocess.CompletedProcess) -> str:
+    """The one ``massif: error:`` line of a run refused with exit status 2 (the progress bars
+    aside, stderr holds no traceback and no warning)."""
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "Warning" not in proc.stderr, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("massif: error: ")]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that claims ``width`` × ``height`` grayscale pixels and holds none."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body)))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0,
+                                                              0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+
+
+def test_analyze_skips_a_fifo_named_like_an_image(tmp_path):
+    """A FIFO ``x.png`` in a class folder is no image: skipped, the run ends (it used to wait
+    forever on opening it)."""
+    data = image_tree(tmp_path / "data")
+    os.mkfifo(data / "circle" / "x.png")
+    proc = analyze(tmp_path, data, tmp_path / "out", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    graph = json.loads((tmp_path / "out" / "graph.json").read_text())
+    assert graph["benign"]["n_images"] == 3
+
+
+def test_only_regular_files_are_images_and_none_is_opened_blocking(tmp_path, monkeypatch):
+    """A FIFO or a socket named like an image is not listed; an image replaced by a FIFO
+    after it was listed is one clear error at once, not an ``open`` that waits for a writer."""
+    data = image_tree(tmp_path / "data", ("a", "b"), n=2)
+    os.mkfifo(data / "a" / "x.png")
+    monkeypatch.chdir(data / "b")  # (a socket's path must be short: bind a relative one)
+    with contextlib.closing(socket.socket(socket.AF_UNIX)) as sock:
+        sock.bind("y.png")
+        folder = ImageFolder(data, 8, 1)
+    assert [str(p.relative_to(data)) for p in folder.paths] == [
+        "a/0.png", "a/1.png", "b/0.png", "b/1.png"]
+    (data / "a" / "1.png").unlink()
+    os.mkfifo(data / "a" / "1.png")
+    errors: list[BaseException] = []
+    loading = threading.Thread(target=lambda: errors.append(
+        pytest.raises(MassifError, folder.load, [0, 1]).value), daemon=True)
+    loading.start()
+    loading.join(30)
+    if loading.is_alive():  # blocked in open(): a writer lets it go, then fail
+        os.close(os.open(data / "a" / "1.png", os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("loading an image that became a FIFO waited for a writer")
+    assert str(errors[0]) == (f"cannot read image {data / 'a' / '1.png'}: not a regular file "
+                              "(a FIFO, socket or device)")
+
+
+@pytest.mark.parametrize("side", [30000, 12000])
+def test_a_decompression_bomb_is_one_line_naming_the_file(tmp_path, side):
+    """Over twice Pillow's ``MAX_IMAGE_PIXELS`` it refuses the image, over it it warns: both
+    are the same one line, which says what to do; the --out folder made for the run goes."""
+    data = image_tree(tmp_path / "data")
+    bomb = data / "circle" / "bomb.png"
+    bomb.write_bytes(png_header(side, side))
+    line = one_error_line(analyze(tmp_path, data, tmp_path / "new" / "out"))
+    assert line == (f"massif: error: image {bomb} is over Pillow's limit of 89,478,485 pixels "
+                    "(a possible decompression bomb); no classifier takes images that large: "
+                    "shrink it (this model takes 8×8) or move it out of the data folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "tiny.py"]
+
+
+def test_a_failed_analyze_removes_only_the_out_folders_it_made(tmp_path):
+    """A run that fails on a bad image leaves no empty --out it made (nor the parents it made
+    for it); a folder that was there before stays, empty or not."""
+    data = image_tree(tmp_path / "data")
+    (data / "square" / "9.png").write_bytes(b"not a png")
+    line = one_error_line(analyze(tmp_path, data, tmp_path / "new" / "out"))
+    assert line.startswith(f"massif: error: cannot read image {data / 'square' / '9.png'}: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "tiny.py"]
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("mine")
+    for folder in ("empty", "full"):
+        one_error_line(analyze(tmp_path, data, tmp_path / folder))
+    assert not list((tmp_path / "empty").iterdir())
+    assert [p.name for p in (tmp_path / "full").iterdir()] == ["notes.txt"]
+
+
+def test_links_never_lead_out_of_a_class_and_each_file_counts_once(tmp_path):
+    """``self -> .`` and ``up -> ..`` loops add nothing, a link out of the class folder is not
+    followed, a file reached by several names (a link, a hard link, a linked folder) counts
+    once under its own name; a class whose only images are links out of it says so."""
+    data = image_tree(tmp_path / "data", ("Sandal", "Sneaker"), n=5)
+    sneaker, sandal = data / "Sneaker", data / "Sandal"
+    (sneaker / "sub").mkdir()
+    Image.new("L", (8, 8)).save(sneaker / "sub" / "5.png")
+    os.symlink(".", sneaker / "self")
+    os.symlink("..", sandal / "up")
+    os.symlink("0.png", sneaker / "again.png")
+    os.link(sneaker / "1.png", sneaker / "hard.png")
+    os.symlink("sub", sneaker / "inner")
+    os.symlink("../Sneaker/0.png", sandal / "borrowed.png")
+    os.symlink("b.png", sandal / "a.png")  # a loop of file links, which lead nowhere
+    os.symlink("a.png", sandal / "b.png")
+    folder = massif.load_dataset(data, 8, 1)
+    assert [str(p.relative_to(data)) for p in folder.paths] == [
+        *(f"Sandal/{i}.png" for i in range(5)), *(f"Sneaker/{i}.png" for i in range(5)),
+        "Sneaker/sub/5.png"]
+    assert folder.labels.tolist() == [0] * 5 + [1] * 6
+    (data / "Boot").mkdir()
+    os.symlink("../Sandal/0.png", data / "Boot" / "x.png")
+    os.symlink(sandal, data / "Boot" / "more")
+    with pytest.raises(MassifError, match=r"^class folder .*/Boot holds no images \(2 link\(s\) "
+                       r"leading out of it not followed\)$"):
+        massif.load_dataset(data, 8, 1)
+
+
+def test_a_tree_without_links_lists_as_torchvision_did(tmp_path):
+    """The same images in the same order as torchvision's ``make_dataset``, which listed them
+    before (so fingerprints and samples of existing folders do not change)."""
+    from torchvision.datasets.folder import make_dataset
+
+    data = image_tree(tmp_path / "data", ("b", "a"), n=2)
+    for sub in ("a/x-y", "a/x", "a/x/z", "a/X", "b/.hidden"):
+        (data / sub).mkdir()
+        Image.new("L", (8, 8)).save(data / sub / "Img.PNG")
+    (data / "a" / "notes.txt").write_text("not an image")
+    theirs = make_dataset(str(data), {"a": 0, "b": 1}, extensions=IMAGE_EXTENSIONS)
+    ours = ImageFolder(data, 8, 1)
+    assert [(str(p), int(label)) for p, label in zip(ours.paths, ours.labels)] == theirs

@@ -82,6 +82,7 @@ def analyze(
     def work() -> None:
         from ..analysis import run
         from ..distributed import start, stop
+        from ..download import missing_folders, remove_empty
         from ..io import make_dir, slug, writable_dir
         from ..request import resolve_device
 
@@ -103,13 +104,21 @@ def analyze(
                 cache_dir = picture_cache(cache, create=False) if pictures else None
                 say(f"loading model {model} ...")
             resolved = req.resolve()
+            made: list[list[Path]] = []  # the folders this run makes, innermost first
             if world.main:
+                made.append(missing_folders(folder))
                 make_dir(folder, "--out")
                 if cache_dir is not None:
+                    made.append(missing_folders(cache_dir))
                     make_dir(cache_dir, "--cache")
-            graph = run(resolved, progress=TqdmProgress() if world.main else None,
-                        resume_dir=folder, world=world)
-            path = graph.save(folder / "graph.json") if world.main else None
+            try:
+                graph = run(resolved, progress=TqdmProgress() if world.main else None,
+                            resume_dir=folder, world=world)
+                path = graph.save(folder / "graph.json") if world.main else None
+            except BaseException:  # (a bad image, Ctrl+C): what it made and left empty goes;
+                for folders in reversed(made):  # one holding checkpoints stays, to resume
+                    remove_empty(folders)
+                raise
             if pictures:
                 made_pictures(resolved.model, graph, resolved.dataset, device,
                               req.batch_size, cache_dir, examples_images, world)
