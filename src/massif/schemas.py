@@ -9,7 +9,11 @@
 * ``ExportHeader``: the fields of an edited model's file (``Editor.export``) besides its tensors.
 
 Every model forbids fields it does not declare (``extra="forbid"``), so a misspelt or foreign
-file is refused with a message naming the field instead of being half-read.
+file is refused with a message naming the field instead of being half-read. The graph's models
+also refuse values its contract rules out (``Graph._consistent`` and the field bounds): NaN or
+infinity anywhere, a rate outside [0, 1], a negative count, index or channel, strengths that do
+not increase from 0, a node listed twice, an edge between nodes that are not in the graph or
+not in neighbouring layers, a divergence layer that is not among the layers.
 """
 
 from __future__ import annotations
@@ -17,13 +21,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_serializer,
     model_validator,
 )
@@ -39,74 +44,96 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class _GraphPart(_Model):
+    """A part of the graph contract: every number finite (JSON has no NaN; a NaN written out
+    reads back as ``null``)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+Rate = Annotated[float, Field(ge=0, le=1)]  # a share of images
+Count = Annotated[int, Field(ge=0)]
+
+
 def _without_none(data: dict[str, Any], optional: tuple[str, ...]) -> dict[str, Any]:
     """Leave out the optional fields that are not set (``None``), as files without them read."""
     return {k: v for k, v in data.items() if not (k in optional and v is None)}
 
 
-class ModelRef(_Model):
+class ModelRef(_GraphPart):
     name: str
     fingerprint: str
 
 
-class DatasetRef(_Model):
+class DatasetRef(_GraphPart):
     name: str
     fingerprint: str
 
 
-class BenignRef(_Model):
-    index: int
+class BenignRef(_GraphPart):
+    index: Count
     name: str
-    n_images: int
+    n_images: Count
 
 
-class TargetRef(_Model):
-    index: int
+class TargetRef(_GraphPart):
+    index: Count
     name: str
 
 
-class AttackInfo(_Model):
+class AttackInfo(_GraphPart):
     name: Literal["fgm", "fgsm", "pgd"]
     norm: Literal["l2", "linf"]
     targeted: bool
     strengths: list[float] = Field(description="ε_0 = 0 < ε_1 < … < ε_K, on [0, 1] images")
-    steps: int | None = Field(None, description="PGD only: iterations per strength")
-    step_ratio: float | None = Field(None, description="PGD only: step = step_ratio·ε/steps")
+    steps: int | None = Field(None, ge=1, description="PGD only: iterations per strength")
+    step_ratio: float | None = Field(None, gt=0,
+                                     description="PGD only: step = step_ratio·ε/steps")
+
+    @field_validator("strengths")
+    @classmethod
+    def _increasing(cls, values: list[float]) -> list[float]:
+        if not values:
+            raise ValueError("is empty")
+        if values[0] != 0 or any(b <= a for a, b in zip(values, values[1:])):
+            raise ValueError("must start at 0 and increase strictly")
+        return values
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: Any) -> dict[str, Any]:
         return _without_none(handler(self), ("steps", "step_ratio"))
 
 
-class Params(_Model):
+class Params(_GraphPart):
     importance: Literal["attribution", "votes"] = "attribution"
-    nodes_per_layer: int = 8
-    edges_per_node: int = 4
-    max_images: int | None = Field(None, description="the class was capped at this many images")
+    nodes_per_layer: int = Field(8, ge=1)
+    edges_per_node: Count = 4
+    max_images: int | None = Field(None, ge=1,
+                                   description="the class was capped at this many images")
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: Any) -> dict[str, Any]:
         return _without_none(handler(self), ("max_images",))
 
 
-class Faithfulness(_Model):
-    masked_emphasized_asr: float
-    masked_random_asr: float
-    n_masked: int = 0
-    random_draws: int = 0
+class Faithfulness(_GraphPart):
+    masked_emphasized_asr: Rate
+    masked_random_asr: Rate
+    n_masked: Count = 0
+    random_draws: Count = 0
 
 
-class Divergence(_Model):
+class Divergence(_GraphPart):
     """Where attacked images cross from the benign class to the target class, layer by layer
     (``analysis.divergence``; ``docs/method.md``)."""
 
     measure: Literal["cosine-to-class-means"] = "cosine-to-class-means"
-    crossed: list[list[float]] = Field(
+    crossed: list[list[Rate]] = Field(
         description="[strength][layer]: the fraction of the correctly classified benign images "
         "that, attacked at that strength, are closer to the target class's mean than to the "
         "benign class's from that layer on (or from an earlier one) up to the last layer")
-    n_images: int = Field(description="correctly classified benign images the fractions count")
-    n_target_images: int = Field(description="clean target-class images in the target's mean")
+    n_images: Count = Field(description="correctly classified benign images the fractions count")
+    n_target_images: Count = Field(description="clean target-class images in the target's mean")
 
 
 def divergence_layer(layers: Sequence[str], crossed: Sequence[float]) -> str | None:
@@ -119,9 +146,9 @@ def divergence_layer(layers: Sequence[str], crossed: Sequence[float]) -> str | N
     return next(lay for lay, f in zip(layers, crossed) if f >= half)
 
 
-class Metrics(_Model):
-    clean_accuracy: float
-    attack_success_rate: list[float]
+class Metrics(_GraphPart):
+    clean_accuracy: Rate
+    attack_success_rate: list[Rate]
     divergence_layer: str | None = Field(
         description="the median crossing layer at ε_max among the attacked images that cross "
         "(see divergence), or null")
@@ -130,26 +157,26 @@ class Metrics(_Model):
     faithfulness: Faithfulness
 
 
-class Node(_Model):
+class Node(_GraphPart):
     id: str
     layer: str
-    channel: int
+    channel: Count
     group: Group
-    vulnerability: float | None
-    flip_strength: float | None
+    vulnerability: Rate | None
+    flip_strength: Annotated[float, Field(ge=0)] | None
     importance_benign: list[float]
     importance_target: list[float]
     activation: list[float]
 
 
-class Edge(_Model):
+class Edge(_GraphPart):
     source: str
     target: str
     influence_benign: float
     influence_attacked: float
 
 
-class Graph(_Model):
+class Graph(_GraphPart):
     """A merged attribution graph; ``Graph.load(path)`` / ``graph.save(path)`` round-trip it."""
 
     schema_version: int = SCHEMA_VERSION
@@ -159,7 +186,7 @@ class Graph(_Model):
     target: TargetRef
     attack: AttackInfo
     params: Params
-    layers: list[str]
+    layers: list[str] = Field(min_length=1)
     metrics: Metrics
     nodes: list[Node]
     edges: list[Edge]
@@ -168,11 +195,21 @@ class Graph(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> Graph:
-        """Sizes that must agree: one value per strength, one crossed share per layer, node ids
-        ``layer:channel`` of listed layers (a hand-made file is told what is off)."""
+        """What must agree: one value per strength, one crossed share per layer, node ids
+        ``layer:channel`` of listed layers, each once, edges from a node of the previous layer
+        to one of the next, a divergence layer among the layers (a hand-made file is told what
+        is off, naming the field)."""
         k = len(self.attack.strengths)
         if k < 1:
             raise ValueError("attack.strengths is empty")
+        position = {lay: i for i, lay in enumerate(self.layers)}
+        if len(position) != len(self.layers):
+            twice = next(lay for lay in self.layers if self.layers.count(lay) > 1)
+            raise ValueError(f"layers: {twice[:60]!r} is listed twice")
+        if self.metrics.divergence_layer is not None \
+                and self.metrics.divergence_layer not in position:
+            raise ValueError(f"metrics.divergence_layer: {self.metrics.divergence_layer[:60]!r}"
+                             " is not one of layers")
         if len(self.metrics.attack_success_rate) != k:
             raise ValueError(f"metrics.attack_success_rate has "
                              f"{len(self.metrics.attack_success_rate)} values for {k} strengths")
@@ -181,13 +218,25 @@ class Graph(_Model):
                                 or any(len(row) != len(self.layers) for row in div.crossed)):
             raise ValueError("metrics.divergence.crossed needs one row per strength and one "
                              "value per layer")
-        layers = set(self.layers)
-        for n in self.nodes:
-            if n.layer not in layers or n.id != f"{n.layer}:{n.channel}":
-                raise ValueError(f"node {n.id[:60]!r} is not layer:channel of a listed layer")
+        layer_of: dict[str, str] = {}
+        for i, n in enumerate(self.nodes):
+            if n.layer not in position or n.id != f"{n.layer}:{n.channel}":
+                raise ValueError(f"nodes.{i}: {n.id[:60]!r} is not layer:channel of a listed "
+                                 "layer")
             if not len(n.importance_benign) == len(n.importance_target) == len(n.activation) == k:
-                raise ValueError(f"node {n.id[:60]!r} needs one value per strength ({k}) in "
+                raise ValueError(f"nodes.{i}: {n.id[:60]!r} needs one value per strength ({k}) in "
                                  "importance_benign, importance_target and activation")
+            if n.id in layer_of:
+                raise ValueError(f"nodes.{i}.id: {n.id[:60]!r} is listed twice")
+            layer_of[n.id] = n.layer
+        for i, e in enumerate(self.edges):
+            for end in ("source", "target"):
+                if getattr(e, end) not in layer_of:
+                    raise ValueError(f"edges.{i}.{end}: {getattr(e, end)[:60]!r} is not a node "
+                                     "of the graph")
+            if position[layer_of[e.source]] + 1 != position[layer_of[e.target]]:
+                raise ValueError(f"edges.{i}: {e.source[:60]!r} -> {e.target[:60]!r} does not "
+                                 "go from a layer to the next")
         return self
 
     def node(self, neuron_id: str) -> Node:

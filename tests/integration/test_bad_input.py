@@ -286,6 +286,75 @@ CLI_CASES: list[tuple[str, list[str], str | None]] = [
     ("compare-most-0", ["compare", "{graph_json}", "{graph_json}", "--most", "0"], r"most"),
 ]
 
+
+# graph.json files that break the contract (docs/graph-json.md) in one place each, and the
+# field the message must name: refused by Graph.load, so by compare, report and the server.
+def _nan_asr(g: dict) -> None:
+    g["metrics"]["attack_success_rate"][1] = float("nan")  # json.dumps writes NaN
+
+
+def _asr_7_5(g: dict) -> None:
+    g["metrics"]["attack_success_rate"][1] = 7.5
+
+
+def _strengths_not_increasing(g: dict) -> None:
+    g["attack"]["strengths"][2] = g["attack"]["strengths"][1]
+
+
+def _edge_from_unknown_node(g: dict) -> None:
+    g["edges"][0]["source"] = "layer0:999"
+
+
+def _node_twice(g: dict) -> None:
+    g["nodes"].append(dict(g["nodes"][0]))
+
+
+def _divergence_layer_unknown(g: dict) -> None:
+    g["metrics"]["divergence_layer"] = "mixed9z"
+
+
+def _channel_minus_1(g: dict) -> None:
+    g["nodes"][0]["channel"] = -1
+
+
+def _n_images_minus_5(g: dict) -> None:
+    g["benign"]["n_images"] = -5
+
+
+BROKEN_CONTRACT = {  # name: (change, the field the message names)
+    "asr-nan": (_nan_asr, r"metrics\.attack_success_rate\.1: .*finite"),
+    "asr-7.5": (_asr_7_5, r"metrics\.attack_success_rate\.1: .*less than or equal to 1"),
+    "strengths-not-increasing": (_strengths_not_increasing, r"attack\.strengths: .*increase"),
+    "edge-from-unknown-node": (_edge_from_unknown_node,
+                               r"edges\.0\.source: 'layer0:999' is not a node"),
+    "node-twice": (_node_twice, r"nodes\.\d+\.id: '[a-z0-9]+:\d+' is listed twice"),
+    "divergence-layer-unknown": (_divergence_layer_unknown,
+                                 r"metrics\.divergence_layer: 'mixed9z' is not one of layers"),
+    "channel-minus-1": (_channel_minus_1, r"nodes\.0\.channel: .*greater than or equal to 0"),
+    "n-images-minus-5": (_n_images_minus_5,
+                         r"benign\.n_images: .*greater than or equal to 0"),
+}
+
+
+def broken_graph(name: str) -> dict:
+    """A small valid graph's JSON with the change ``BROKEN_CONTRACT[name]`` made."""
+    good = json.loads(synthetic_graph(layers=2, per_layer=3).to_json(indent=None))
+    BROKEN_CONTRACT[name][0](good)
+    return good
+
+
+def contract_file(name: str) -> str:
+    return "contract_" + re.sub(r"[^a-z0-9]+", "_", name)
+
+
+CLI_CASES += [
+    *[(f"compare-b-contract-{name}", ["compare", "{graph_json}", f"{{{contract_file(name)}}}"],
+       pattern) for name, (_, pattern) in BROKEN_CONTRACT.items()],
+    *[(f"report-contract-{name}", ["report", f"{{{contract_file(name)}}}", "-o",
+                                   "{tmp}/r.html"], pattern)
+      for name, (_, pattern) in BROKEN_CONTRACT.items()],
+]
+
 # Run through the real console script (with a time limit: a serve that does not fail would
 # serve forever). --port 0: were it to start, it would not take a port someone uses.
 REAL_CASES: list[tuple[str, list[str], str | None]] = [
@@ -313,6 +382,7 @@ FAST_CASES = {  # must be refused before any analysis work (no model loaded)
     "report-run-newer-version",
     "report-out-is-a-folder", "report-out-under-a-file", "report-cache-is-a-file",
     "report-cache-under-a-file", "download-data-url-not-a-url", "download-data-url-no-colon",
+    *[f"report-contract-{name}" for name in BROKEN_CONTRACT],
 }
 FAST_SECONDS = 5.0
 CASE_SECONDS = 60.0
@@ -355,7 +425,11 @@ def cli_files(tmp_path_factory) -> dict[str, str]:
     misshapen = json.loads(json.dumps(good))
     misshapen["metrics"]["divergence"]["crossed"][0].append(0.5)
     (root / "bad-crossed.json").write_text(json.dumps(misshapen))
-    return {"file": str(root / "plain.txt"), "garbage_pt": str(root / "garbage.pt"),
+    contract = {}
+    for name in BROKEN_CONTRACT:
+        contract[contract_file(name)] = str(root / f"{contract_file(name)}.json")
+        Path(contract[contract_file(name)]).write_text(json.dumps(broken_graph(name)))
+    return {**contract,"file": str(root / "plain.txt"), "garbage_pt": str(root / "garbage.pt"),
             "wrong_pt": str(root / "wrong.pt"), "corrupt_json": str(root / "corrupt.json"),
             "list_json": str(root / "list.json"), "garbage_json": str(root / "garbage.json"),
             "wrong_types_json": str(root / "wrong-types.json"),
@@ -468,6 +542,18 @@ def test_real_console_script_refuses_bad_input_with_one_line(cli_files, tmp_path
     assert not problems, report(problems, proc.stdout, proc.stderr)
 
 
+@pytest.mark.parametrize("name", list(BROKEN_CONTRACT))
+def test_graph_load_refuses_a_broken_contract_naming_the_field(tmp_path, name):
+    path = tmp_path / "graph.json"
+    path.write_text(json.dumps(broken_graph(name)))
+    with pytest.raises(massif.MassifError) as caught:
+        massif.Graph.load(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path} is not a valid graph: "), message
+    assert re.search(BROKEN_CONTRACT[name][1], message) and "\n" not in message, message
+    assert not message_problems(message, [], [])
+
+
 # ------------------------------------------------------------------ HTTP
 
 LONG_KEY = "k" * 5000
@@ -491,6 +577,10 @@ def planted_data():
     return data
 
 
+def contract_key(name: str) -> str:
+    return "contract-" + re.sub(r"[^a-z0-9]+", "-", name)
+
+
 @dataclass
 class Server:
     client: TestClient
@@ -510,9 +600,14 @@ def server(tmp_path_factory):
         (root / "graphs" / key / "graph.json").write_text(text)
     from massif.store import Workspace
 
+    for name in BROKEN_CONTRACT:
+        (root / "graphs" / contract_key(name)).mkdir(parents=True)
+        (root / "graphs" / contract_key(name) / "graph.json").write_text(
+            json.dumps(broken_graph(name)))
     Workspace(root).save(synthetic_graph(layers=2, per_layer=3), "synthetic-small")
     app = create_app(root, planted_model(), planted_data(), device="cpu", pictures=False)
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with TestClient(app, base_url="http://127.0.0.1:8000",
+                    raise_server_exceptions=False) as client:
         status = client.post("/analyses", json={"benign": "benign", "target": "target"}).json()
         deadline = time.monotonic() + 60
         while status["state"] not in ("done", "error") and time.monotonic() < deadline:
@@ -824,8 +919,26 @@ COMPARE_CASES = [
          pattern="kb"),
 ]
 
+HOST_CASES = [  # another site's name for this machine (DNS rebinding): 421, naming the rule
+    case("host-another-site", "GET", "/index.json", headers={"host": "evil.example"},
+         statuses={421}, pattern=r"evil\.example.*127\.0\.0\.1, localhost, \[::1\].*--host"),
+    case("host-another-site-with-port", "GET", "/graphs/{key}.json",
+         headers={"host": "evil.example:8000"}, statuses={421}, pattern=r"--host"),
+    case("host-another-site-post-with-its-origin", "POST", "/graphs/{key}/edit",
+         json={"mask": "l1:1"}, headers={"host": "evil.example:8000",
+                                         "origin": "http://evil.example:8000"},
+         statuses={421}, pattern=r"--host"),
+    case("host-loopback-as-a-subdomain", "GET", "/index.json",
+         headers={"host": "127.0.0.1.evil.example:8000"}, statuses={421}),
+    case("host-port-not-a-number", "GET", "/index.json", headers={"host": "127.0.0.1:abc"},
+         statuses={421}),
+    case("host-huge", "GET", "/index.json", headers={"host": "h" * 5000}, statuses={421}),
+    case("host-another-ip-address", "GET", "/", headers={"host": "10.1.2.3:8000"},
+         statuses={421}),
+]
+
 HTTP_CASES = [*LONG_KEY_CASES, *ODD_KEY_CASES, *ANALYSIS_CASES, *EDIT_CASES, *NODE_CASES,
-              *DAMAGED_CASES, *COMPARE_CASES]
+              *DAMAGED_CASES, *COMPARE_CASES, *HOST_CASES]
 
 
 @pytest.mark.parametrize("h", HTTP_CASES)
@@ -837,7 +950,8 @@ def test_http_refuses_bad_input_with_a_json_detail(server, sandbox, h):
     path = h.path.replace("{key}", server.key).replace("{other}", "synthetic-small")
     if h.params:
         kw["params"] = {k: v.replace("{key}", server.key) for k, v in h.params.items()}
-    inputs = [path] + strings_in(kw.get("json")) + strings_in(kw.get("params") or {})
+    inputs = [path] + strings_in(kw.get("json")) + strings_in(kw.get("params") or {}) \
+        + strings_in(kw.get("headers") or {})
     if isinstance(kw.get("content"), bytes):
         inputs += strings_in(kw["content"])
     started = time.perf_counter()
@@ -848,6 +962,16 @@ def test_http_refuses_bad_input_with_a_json_detail(server, sandbox, h):
         problems.append(f"took {seconds:.1f} s")
     problems += sandbox.problems()
     assert not problems, "; ".join(problems) + f"\n--- body: {r.text[:1500]}"
+
+
+@pytest.mark.parametrize("name", list(BROKEN_CONTRACT))
+def test_http_refuses_a_graph_breaking_the_contract_naming_the_field(server, name):
+    key = contract_key(name)
+    for path, params in [(f"/graphs/{key}.json", None), (f"/graphs/{key}/report.html", None),
+                         ("/compare.json", {"a": server.key, "b": key})]:
+        r = server.client.get(path, params=params)
+        problems = http_problems(r, [], server.hidden, {422}, BROKEN_CONTRACT[name][1])
+        assert not problems, f"{path}: " + "; ".join(problems) + f"\n--- body: {r.text[:500]}"
 
 
 def test_index_lists_only_the_good_analyses_of_a_damaged_workspace(server):

@@ -5,6 +5,8 @@ planted model, and over a real socket (uvicorn on 127.0.0.1, and the ``massif se
 from __future__ import annotations
 
 import concurrent.futures
+import http.client
+import json
 import os
 import socket
 import subprocess
@@ -24,12 +26,16 @@ from massif.schemas import Graph
 from massif.server import bind, create_app
 from massif.server.answers import NodeDetail, Pictures
 from massif.server.jobs import AnalysisStatus
+from massif.server.listen import Hosts
 from massif.store import Workspace
 from massif.threads import in_own_thread
 from tests.helpers.synthetic import live_server, synthetic_graph
 from tests.helpers.tiny import CLASSES, Planted, planted_dataset
 
 MASSIF = str(Path(sys.executable).parent / "massif")
+# The in-process client names the server as a browser on this machine does: the app answers
+# only to its host names (DNS rebinding; test_a_forged_host_is_refused_over_a_socket).
+LOCAL = "http://127.0.0.1:8000"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 16  # served as bytes; content does not matter here
 
 
@@ -54,7 +60,7 @@ def planted_data():
 @pytest.fixture()
 def client(ws) -> TestClient:
     app = create_app(ws.root, planted_model(), planted_data(), device="cpu", pictures=False)
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         yield c
 
 
@@ -165,7 +171,7 @@ def test_a_crafted_graph_cannot_point_its_pictures_outside(tmp_path):
     secret.write_bytes(PNG)
     app = create_app(tmp_path / "runs", planted_model(), planted_data(), device="cpu",
                      pictures=False, cache=tmp_path / "cache")
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         r = c.get(f"/graphs/run-crafted/nodes/{g.nodes[0].id}/picture.png")
         assert r.status_code in (404, 422) and r.content != PNG
         assert c.get(f"/graphs/run-crafted/nodes/{g.nodes[0].id}.json").status_code == 422
@@ -235,7 +241,7 @@ def test_analyses_written_by_analyze_out_are_served_and_never_written_to(tmp_pat
     (root / "broken" / "graph.json").write_text("{")
     files = sorted((p, p.stat().st_mtime_ns) for p in root.rglob("*"))
     app = create_app(root, planted_model(), planted_data(), device="cpu", pictures=False)
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         listed = {a["key"]: a["benign"] for a in c.get("/index.json").json()["analyses"]}
         nested_key = f"run-older-graphs-{graph_key(nested)}"
         assert listed == {"run-sneaker-sandal": "Sneaker", nested_key: "T-shirt/top"}
@@ -262,7 +268,7 @@ def test_default_request_key_is_the_demo_key(tmp_path):
 
 def test_without_a_dataset_saved_analyses_are_served_and_new_ones_refused(ws):
     app = create_app(ws.root, planted_model(), None)
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         info = c.get("/index.json").json()
         assert info["can_analyze"] is False and "--data" in info["why_not"]
         assert c.get("/graphs/synthetic-small.json").status_code == 200
@@ -366,8 +372,103 @@ def test_heavy_requests_cannot_be_set_off_cross_site(client, planted_key):
     assert other.status_code == 403
     site = client.post(url, json={"mask": "l1:1"}, headers={"sec-fetch-site": "cross-site"})
     assert site.status_code == 403
-    same = client.post(url, json={"mask": "l1:1"}, headers={"origin": "http://testserver"})
+    same = client.post(url, json={"mask": "l1:1"}, headers={"origin": LOCAL})
     assert same.status_code == 200, same.text
+
+
+@pytest.mark.parametrize("path", ["/", "/index.json", "/graphs/synthetic-small",
+                                  "/graphs/synthetic-small.json", "/graphs/no-such-key.json",
+                                  "/compare", "/static/js/main.js", "/static/d3.min.js"])
+def test_pages_and_json_carry_the_security_headers(client, path):
+    r = client.get(path)
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["x-frame-options"] == "DENY"
+    assert r.headers["referrer-policy"] == "no-referrer"
+    policy = r.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in policy and "object-src 'none'" in policy
+    script_src = next(d for d in policy.split("; ") if d.startswith("script-src "))
+    assert script_src.split()[1:] == ["'self'", "'unsafe-eval'"]  # no inline script
+
+
+def test_the_report_download_and_the_api_page_keep_only_the_framing_rule(client):
+    """Both run scripts written inline (the report opens from disk; /api is FastAPI's page)."""
+    for path in ("/graphs/synthetic-small/report.html", "/api"):
+        r = client.get(path)
+        assert r.status_code == 200, path
+        assert r.headers["content-security-policy"] == "frame-ancestors 'none'", path
+        assert r.headers["x-frame-options"] == "DENY", path
+
+
+@pytest.mark.parametrize("served_on, header, accepted", [
+    ("127.0.0.1", "127.0.0.1:8000", True), ("127.0.0.1", "localhost:9000", True),
+    ("127.0.0.1", "LocalHost", True), ("127.0.0.1", "[::1]:8000", True),
+    ("127.0.0.1", "evil.example:8000", False), ("127.0.0.1", "127.0.0.1.evil.example", False),
+    ("127.0.0.1", "10.0.0.5:8000", False), ("127.0.0.1", "127.0.0.1:8000:1", False),
+    ("127.0.0.1", "", False), ("127.0.0.1", None, False),
+    ("::1", "[::1]:8000", True), ("::1", "[0:0::1]:8000", True),
+    ("myhost.lan", "myhost.lan:8000", True), ("myhost.lan", "MYHOST.LAN.", True),
+    ("myhost.lan", "localhost:8000", True), ("myhost.lan", "other.lan:8000", False),
+    ("myhost.lan", "10.0.0.5:8000", False),
+    ("0.0.0.0", "10.0.0.5:8000", True), ("0.0.0.0", "[fe80::1]:8000", True),
+    ("0.0.0.0", socket.gethostname() + ":8000", True), ("0.0.0.0", "localhost", True),
+    ("0.0.0.0", "evil.example:8000", False), ("::", "evil.example", False),
+])
+def test_the_host_names_answered_follow_the_address_served_on(served_on, header, accepted):
+    hosts = Hosts(served_on)
+    assert hosts.accepts(header) is accepted
+    if not accepted:
+        assert "--host" in hosts.refusal(header) and "127.0.0.1" in hosts.refusal(header)
+
+
+def raw_request(url: str, method: str, path: str, host: str,
+                headers: dict[str, str] | None = None, body: bytes | None = None
+                ) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 request over a socket to ``url``'s port with ``Host: host`` as written."""
+    address, port = url.removeprefix("http://").rsplit(":", 1)
+    conn = http.client.HTTPConnection(address, int(port), timeout=10)
+    try:
+        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        conn.putheader("Host", host)
+        for name, value in (headers or {}).items():
+            conn.putheader(name, value)
+        if body is not None:
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        conn.close()
+
+
+def test_a_forged_host_is_refused_over_a_socket(ws):
+    """DNS rebinding: a page on evil.example, its name made to resolve to 127.0.0.1, is
+    same-origin with the server in the browser, but its requests name evil.example in Host.
+    Those are refused (421, saying which names are answered and how to serve under another);
+    the server's own names, with any port, are served."""
+    app = create_app(ws.root, planted_model(), planted_data(), device="cpu", pictures=False)
+    with live_server(app) as url:
+        port = url.rsplit(":", 1)[1]
+        for host in ("evil.example", f"evil.example:{port}", f"127.0.0.1.evil.example:{port}"):
+            for path in ("/index.json", "/graphs/synthetic-small.json",
+                         "/graphs/synthetic-small/report.html", "/"):
+                status, headers, body = raw_request(url, "GET", path, host)
+                assert status == 421, (host, path, status)
+                assert headers["content-type"] == "application/json"
+                detail = json.loads(body)["detail"]
+                assert "127.0.0.1, localhost, [::1] (any port)" in detail, detail
+                assert "massif serve --host" in detail and "synthetic" not in detail
+                assert headers["x-frame-options"] == "DENY"
+        status, _, body = raw_request(
+            url, "POST", "/analyses", f"evil.example:{port}",
+            {"origin": f"http://evil.example:{port}", "content-type": "application/json"},
+            json.dumps({"benign": "benign", "target": "target"}).encode())
+        assert status == 421 and not app.state.jobs.computed, body
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost", f"[::1]:{port}",
+                     "127.0.0.1:9000"):  # (another port: an ssh tunnel's)
+            status, headers, body = raw_request(url, "GET", "/index.json", host)
+            assert status == 200, (host, body[:300])
+            assert [a["key"] for a in json.loads(body)["analyses"]] == ["synthetic-small"]
+            assert "frame-ancestors 'none'" in headers["content-security-policy"]
 
 
 def test_edit_preview_is_the_first_images_of_the_same_analysis(tmp_path):
@@ -376,7 +477,7 @@ def test_edit_preview_is_the_first_images_of_the_same_analysis(tmp_path):
 
     app = create_app(tmp_path, "bundled", device="cpu", max_images=PREVIEW_IMAGES + 50,
                      pictures=False)
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         key = c.post("/analyses", json={"benign": "Sneaker", "target": "Sandal"}).json()["key"]
         assert wait_done(c, key, timeout=120).state == "done"
         ready = c.post(f"/graphs/{key}/editor", json={}).json()  # the page's warm-up
@@ -513,6 +614,9 @@ def test_massif_serve_binds_loopback_prints_its_address_and_serves(tmp_path):
         r = httpx.get(f"http://127.0.0.1:{port}/graphs/synthetic-tiny.json", timeout=10)
         assert r.status_code == 200 and Graph.model_validate(r.json()).layers == ["layer0",
                                                                                    "layer1"]
+        forged = httpx.get(f"http://127.0.0.1:{port}/graphs/synthetic-tiny.json", timeout=10,
+                           headers={"host": f"evil.example:{port}"})
+        assert forged.status_code == 421 and "--host" in forged.json()["detail"]
     finally:
         proc.terminate()
         proc.wait(15)

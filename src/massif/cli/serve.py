@@ -31,7 +31,9 @@ def serve(
                                      "served too."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on (127.0.0.1: only this "
                              "machine; anything else is reachable by others and warned "
-                             "about: the server has no authentication)."),
+                             "about: the server has no authentication). Requests must name "
+                             "it, or a loopback name, as their host (0.0.0.0: also any IP "
+                             "address or this machine's name)."),
     port: int = typer.Option(8000, help="Port to listen on."),
     model: str = typer.Option("bundled", help="Model for new analyses: bundled, "
                               "bundled-robust, torchvision:NAME or path/to/file.py:factory."),
@@ -68,7 +70,7 @@ def serve(
         picture_cache(cache)
         sock = bind(host, port)  # first, so a port in use is reported at once
         say(f"loading model {model} ...")
-        app_ = create_app(workspace, cache=cache, pictures=pictures, request=req)
+        app_ = create_app(workspace, cache=cache, pictures=pictures, request=req, host=host)
         run(app_, host, port, sock)
 
     run_guarded(work)

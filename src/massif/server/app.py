@@ -23,10 +23,15 @@ the same analysis share one computation, results are saved in the workspace and 
 once. Files are only ever read from paths built out of validated parts (a workspace key, a layer
 of the graph, an integer channel), so no URL can reach outside the workspace.
 
-Requests that compute or change something are ``POST``s with a JSON body; a ``POST`` from a page
-of another origin (``Origin`` or ``Sec-Fetch-Site`` says so) or without ``content-type:
-application/json`` is refused, so a link, an image or a form on another site cannot set one off.
-Bodies over 1 MB are refused. Error messages name workspace files by key, never by path.
+Every request must name the server by one of its host names in ``Host`` (``listen.Hosts``:
+the loopback names, and the ``host`` it is served on), else 421: a page of another site whose
+name was made to resolve to this machine (DNS rebinding) is refused. Requests that compute or
+change something are ``POST``s with a JSON body; a ``POST`` from a page of another origin
+(``Origin`` or ``Sec-Fetch-Site`` says so) or without ``content-type: application/json`` is
+refused, so a link, an image or a form on another site cannot set one off. Bodies over 1 MB are
+refused. Every answer carries the security headers of ``SECURITY_HEADERS`` (``frame-ancestors
+'none'``: no other site can frame the page). Error messages name workspace files by key, never
+by path.
 """
 
 from __future__ import annotations
@@ -57,11 +62,25 @@ from .jobs import (
     JobManager,
     PairChoice,
 )
+from .listen import DEFAULT_HOST, Hosts
 
 log = logging.getLogger("massif.server")
 MAX_BODY = 1 << 20  # bytes of a request body
 
 STATIC = Path(__file__).parent / "static"
+# The page loads its scripts, styles and pictures from this server (pictures also as data: URIs,
+# the edited model's download as a blob: URL); styles are also set in the HTML it builds. No
+# inline script or event handler runs. 'unsafe-eval': the page evaluates no strings, but
+# Playwright's wait_for_function, in the browser tests, polls its predicate with eval.
+PAGE_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-eval'; "
+               "style-src 'self' 'unsafe-inline'; "
+               "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; "
+               "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+# /api (FastAPI's Swagger page: its scripts come from a CDN and inline) and the report download
+# (one file with its scripts inline, made to be opened from disk) keep only the framing rule.
+FRAMING_POLICY = "frame-ancestors 'none'"
+SECURITY_HEADERS = {"x-content-type-options": "nosniff", "x-frame-options": "DENY",
+                    "referrer-policy": "no-referrer"}
 
 
 def attack_choice(graph: Graph) -> str:
@@ -74,7 +93,7 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
                steps: int = 8, nodes_per_layer: int = 8, edges_per_node: int = 4,
                class_index: str | None = None, cache: str | Path | None = None,
                pictures: bool = True, picture_steps: int | None = None,
-               request: AnalysisRequest | None = None) -> Any:
+               request: AnalysisRequest | None = None, host: str = DEFAULT_HOST) -> Any:
     """Build the app serving ``workspace`` and computing new analyses with ``model``/``dataset``.
 
     ``model``: a spec (``bundled``, ``torchvision:NAME``, ``file.py:factory``) or a loaded
@@ -85,6 +104,9 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
     strength). Pictures of neurons are looked up in the workspace, then in ``cache`` (default
     ``$MASSIF_CACHE`` or ``~/.cache/massif``); new analyses make theirs there unless
     ``pictures=False`` (``picture_steps``: optimisation steps per feature visualization).
+    ``host``: the address it will be served on (``run(app, host, port)``); requests must name
+    it, or a loopback name, in their ``Host`` header (421 otherwise, ``listen.Hosts``), so an
+    in-process client asks for ``http://127.0.0.1`` or ``http://localhost``.
     """
     from fastapi import FastAPI, HTTPException
     from fastapi.exceptions import RequestValidationError
@@ -128,6 +150,7 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
     app = FastAPI(title="MASSIF", version="1", docs_url="/api", redoc_url=None)
     app.state.workspace, app.state.engine, app.state.jobs = ws, engine, jobs
     app.state.defenses, app.state.make_pictures = defenses, make_pictures
+    app.state.hosts = hosts = Hosts(host)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     page = (STATIC / "index.html").read_bytes()
     cache_: dict[str, tuple[float, Graph, bytes]] = {}
@@ -147,7 +170,20 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
 
     @app.middleware("http")
     async def guard(request_: Request, call_next: Any) -> Any:
-        """Refuse big bodies and cross-site or non-JSON POSTs before any work (module doc)."""
+        """The security headers on every answer, pages, JSON and errors alike (module doc)."""
+        response = await checked(request_, call_next)
+        path = request_.url.path
+        framing = path in ("/api", "/api/") or path.endswith("/report.html")
+        response.headers["content-security-policy"] = FRAMING_POLICY if framing else PAGE_POLICY
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    async def checked(request_: Request, call_next: Any) -> Any:
+        """Refuse another site's host name, big bodies and cross-site or non-JSON POSTs before
+        any work (module doc)."""
+        host = request_.headers.get("host")
+        if not hosts.accepts(host):
+            return error(421, hosts.refusal(host))
         length = request_.headers.get("content-length")
         if length is not None and (not is_index(length) or int(length) > MAX_BODY):
             return error(413, f"the request body is over {MAX_BODY // 1024} KB")
@@ -155,7 +191,6 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
             if length is None:  # a chunked body could grow past the limit unseen
                 return error(411, "send the body with a content-length")
             origin = request_.headers.get("origin")
-            host = request_.headers.get("host", "")
             if origin is not None and origin.split("://", 1)[-1] != host:
                 return error(403, "cross-origin requests are refused")
             if request_.headers.get("sec-fetch-site") == "cross-site":

@@ -1,4 +1,5 @@
-"""Listen on a socket and serve an app with uvicorn; warn when beyond this machine."""
+"""Listen on a socket and serve an app with uvicorn; warn when beyond this machine; the host
+names a server answers to (``Hosts``: the ``Host`` header check against DNS rebinding)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ..errors import MassifError, short
 log = logging.getLogger("massif.server")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 
 def is_loopback(host: str) -> bool:
@@ -23,6 +25,83 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def canonical_host(name: str) -> str:
+    """A host name as compared: lower case, no final dot, an IP address in its usual form
+    (IPv6 in brackets, as in a ``Host`` header)."""
+    name = name.strip().lower().rstrip(".")
+    bare = name[1:-1] if name.startswith("[") and name.endswith("]") else name
+    try:
+        ip = ipaddress.ip_address(bare)
+    except ValueError:
+        return name
+    return f"[{ip}]" if ip.version == 6 else str(ip)
+
+
+def host_name(header: str) -> str | None:
+    """The host name of a ``Host`` header (its port left out), or ``None`` when the header is
+    not ``name``, ``name:port`` or ``[IPv6]:port``."""
+    header = header.strip()
+    if header.startswith("["):
+        end = header.find("]")
+        name, rest = (header[:end + 1], header[end + 1:]) if end > 0 else ("", "")
+    else:
+        name, colon, port = header.partition(":")
+        rest = colon + port
+    if not name or (rest and not (rest[0] == ":" and rest[1:].isascii() and rest[1:].isdigit())):
+        return None
+    return canonical_host(name)
+
+
+def is_any_address(host: str) -> bool:
+    """Whether ``host`` is the wildcard address (``0.0.0.0``, ``::``): every interface."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return False
+
+
+class Hosts:
+    """The host names a server listening on ``host`` answers to, in the ``Host`` header.
+
+    A page of another site can make its own name resolve to this machine (DNS rebinding) and
+    then read and post to the server as if it were same-origin; its requests still carry its
+    own name in ``Host``, so only the names the server is reached by are served: the loopback
+    names (127.0.0.1, localhost, [::1]) and ``host``; on the wildcard address (``0.0.0.0``,
+    ``::``) also any IP address (a page named by an IP address is that server's own) and this
+    machine's name. Any port: a tunnel (``ssh -L 9000:localhost:8000``) changes it."""
+
+    def __init__(self, host: str = DEFAULT_HOST) -> None:
+        self.host = host
+        self.any_address = is_any_address(host)
+        names = [*LOOPBACK_NAMES, canonical_host(host)]
+        if self.any_address:
+            names.append(canonical_host(socket.gethostname()))
+        self.names = tuple(dict.fromkeys(n for n in names if not is_any_address(n)))
+
+    def accepts(self, header: str | None) -> bool:
+        name = host_name(header) if header is not None else None
+        if name is None:
+            return False
+        if name in self.names:
+            return True
+        if self.any_address:
+            try:
+                ipaddress.ip_address(name.strip("[]"))
+                return True
+            except ValueError:
+                return False
+        return False
+
+    def refusal(self, header: str | None) -> str:
+        """Why a request with this ``Host`` header is refused, in one line."""
+        listed = ", ".join(self.names) + (" or any IP address" if self.any_address else "")
+        given = ("the request has no Host header" if header is None
+                 else f"the host {short(header, 60)} is not one of this server's names")
+        return (f"{given}: it answers to {listed} (any port), so that other sites cannot "
+                "read it (DNS rebinding); to open it under another name, serve it with "
+                "massif serve --host NAME")
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -81,6 +160,10 @@ def run(app: Any, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
         logging.getLogger("massif").addHandler(handler)
         logging.getLogger("massif").setLevel(logging.INFO)
     sock = sock or bind(host, port)
+    built_for = getattr(getattr(app, "state", None), "hosts", None)
+    if built_for is not None and canonical_host(built_for.host) != canonical_host(host):
+        log.warning("the app was built for host %s (create_app(host=...)), so it answers "
+                    "only to %s", built_for.host, ", ".join(built_for.names))
     real_port = sock.getsockname()[1]
     warning = exposure_warning(host)
     if warning:
