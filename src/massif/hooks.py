@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .errors import MassifError, did_you_mean
+from .units import Units
 
 
 def get_module(model: nn.Module, path: str) -> nn.Module:
@@ -46,23 +47,34 @@ def frozen(model: nn.Module) -> Iterator[nn.Module]:
 
 @contextmanager
 def record(model: nn.Module, layers: Mapping[str, str],
-           parts: dict[str, list[torch.Tensor]] | None = None
+           parts: dict[str, list[torch.Tensor]] | None = None,
+           units: Mapping[str, Units] | None = None,
            ) -> Iterator[dict[str, torch.Tensor]]:
     """Record the outputs of ``layers`` (display name → module path) during forward passes.
 
-    Yields a dict that each forward pass fills with ``{name: output}``; the tensors stay in the
-    autograd graph, so gradients with respect to them can be taken. With ``parts``, also fills
-    ``parts[name]`` with the outputs of the layer's direct children during its latest call
-    (what ``concat_parts`` needs to find the branches an inception block concatenates).
+    Yields a dict that each forward pass fills with ``{name: output}``, as the canonical view
+    ``[B, units, *positions]`` of ``units[name]`` (``units.Units.view``; the output itself for
+    a convolution map or without ``units``). The tensors stay in the autograd graph, and the
+    model goes on from the recorded view, so gradients with respect to them are the model's
+    own. With ``parts``, also fills ``parts[name]`` with the outputs of the layer's direct
+    children during its latest call (what ``concat_parts`` needs to find the branches an
+    inception block concatenates).
     """
     store: dict[str, torch.Tensor] = {}
     handles = []
+    units = units or {}
     try:
         for name, path in layers.items():
             module = get_module(model, path)
+            u = units.get(name)
 
-            def hook(_m: nn.Module, _inp: object, out: torch.Tensor, name: str = name) -> None:
-                store[name] = out
+            def hook(_m: nn.Module, _inp: object, out: torch.Tensor, name: str = name,
+                     u: Units | None = u) -> torch.Tensor | None:
+                if u is None or u.layout == "channels":
+                    store[name] = out
+                    return None
+                store[name] = v = u.view(out)
+                return u.restore(v)  # the rest of the model reads the view
 
             handles.append(module.register_forward_hook(hook))
             if parts is None:
@@ -229,13 +241,16 @@ def mask(
     model: nn.Module,
     channels: Mapping[str, Sequence[int]],
     values: Mapping[str, torch.Tensor] | None = None,
+    units: Mapping[str, Units] | None = None,
 ) -> Iterator[None]:
-    """Replace the given channels of each layer (module path → channel list) during forward.
+    """Replace the given units of each layer (module path → unit list) during forward.
 
-    By default the channels are set to zero; ``values[path]`` (a ``[C]`` tensor, e.g. the benign
-    mean activation) sets them to that value instead.
+    By default the units are set to zero at every position (every token, the class token
+    included); ``values[path]`` (a ``[units]`` tensor, e.g. the benign mean activation) sets
+    them to that value instead. ``units[path]`` says which axis holds them (default: axis 1).
     """
     handles = []
+    units = units or {}
     try:
         for path, chans in channels.items():
             module = get_module(model, path)
@@ -245,9 +260,11 @@ def mask(
             fill = None if values is None else values.get(path)
 
             def hook(
-                _m: nn.Module, _inp: object, out: torch.Tensor,
+                _m: nn.Module, _inp: object, raw: torch.Tensor,
                 chans: list[int] = chans, fill: torch.Tensor | None = fill, path: str = path,
+                u: Units = units.get(path) or Units(),
             ) -> torch.Tensor:
+                out = u.view(raw)
                 if chans[-1] >= out.shape[1]:
                     raise MassifError(
                         f"layer {path} has {out.shape[1]} channels; cannot mask {chans[-1]}"
@@ -260,7 +277,7 @@ def mask(
                     add = torch.zeros_like(keep)
                     add[chans] = fill.to(out.device, out.dtype)[chans]
                     result = result + add.view(shape)
-                return result
+                return u.restore(result)
 
             handles.append(module.register_forward_hook(hook))
         yield
@@ -274,20 +291,23 @@ def mask_rows(
     model: nn.Module,
     groups: Sequence[Mapping[str, Sequence[int]]],
     values: Sequence[Mapping[str, torch.Tensor] | None] | None = None,
+    units: Mapping[str, Units] | None = None,
 ) -> Iterator[None]:
     """Many masks in one forward pass: the batch is ``len(groups)`` equal blocks of rows, and
     block ``g`` is masked by ``groups[g]`` (module path → channels; ``values[g]`` as in
     ``mask``). Rows of a batch never mix in a forward pass of a model in eval mode, so each
     block gets exactly what ``mask`` with its own group would give."""
     n_groups = len(groups)
+    units = units or {}
     paths = list(dict.fromkeys(p for g in groups for p, chans in g.items() if len(chans)))
     handles = []
     try:
         for path in paths:
             module = get_module(model, path)
 
-            def hook(_m: nn.Module, _inp: object, out: torch.Tensor, path: str = path
-                     ) -> torch.Tensor:
+            def hook(_m: nn.Module, _inp: object, raw: torch.Tensor, path: str = path,
+                     u: Units = units.get(path) or Units()) -> torch.Tensor:
+                out = u.view(raw)
                 c = out.shape[1]
                 keep = torch.ones(n_groups, c, device=out.device, dtype=out.dtype)
                 add = torch.zeros(n_groups, c, device=out.device, dtype=out.dtype)
@@ -305,7 +325,7 @@ def mask_rows(
                 rows = out.shape[0] // n_groups
                 shape = (n_groups, 1, c) + (1,) * (out.ndim - 2)
                 blocks = out.view(n_groups, rows, *out.shape[1:])
-                return (blocks * keep.view(shape) + add.view(shape)).reshape(out.shape)
+                return u.restore((blocks * keep.view(shape) + add.view(shape)).reshape(out.shape))
 
             handles.append(module.register_forward_hook(hook))
         yield

@@ -6,7 +6,9 @@
   layers ``mixed3a mixed3b mixed4a mixed4b mixed5a``; ``bundled-robust``: the same network
   adversarially trained (PGD-L2, ``python -m massif.bundled.train --robust``).
 * ``torchvision:NAME``: any torchvision classifier, with ImageNet normalisation inside the wrapper
-  and ImageNet class names. ``torchvision:googlenet`` is InceptionV1 with Summit's layer names
+  and ImageNet class names, and its family's default layers (``families.py``), named as the
+  network names its modules (``layer1``; the wrapper's ``net.layer1`` still accepted).
+  ``torchvision:googlenet`` is InceptionV1 with Summit's layer names
   (``mixed3a … mixed5b`` → ``inception3a … inception5b``). ``weights`` is ``DEFAULT`` (or
   another of the model's torchvision weights: downloaded once into torch's cache), ``none``
   (random init, seeded: the same weights every time) or a local state-dict file.
@@ -15,8 +17,8 @@
   ``torch.load(weights_only=True)``.
 
 A ``Model`` is the module plus what the analysis needs to know about it: layer names (input side
-first) mapped to module paths, channels per layer, input size and channels, class names, and a
-fingerprint of its weights (for caching).
+first) mapped to module paths, each layer's units (``units.Units``: layout and count), input size
+and channels, class names, and a fingerprint of its weights (for caching).
 """
 
 from __future__ import annotations
@@ -33,17 +35,15 @@ import torch
 from torch import nn
 
 from .errors import MassifError, did_you_mean
+from .families import LayerSpec, candidate_layers, family_layers
 from .hooks import frozen, get_module
+from .units import Units, parse_layer, units_of
 from .weights import apply_weights, load_state_dict, misfit
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 BUNDLED_WEIGHTS = Path(__file__).parent / "bundled" / "fashion_inception.pt"
 ROBUST_WEIGHTS = Path(__file__).parent / "bundled" / "fashion_inception_robust.pt"
-GOOGLENET_LAYERS = {
-    f"mixed{k}": f"net.inception{k}"
-    for k in ["3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b"]
-}
 
 
 class Normalized(nn.Module):
@@ -75,9 +75,16 @@ class Model:
     channels: int
     class_names: list[str] | None = None
     default_dataset: str | None = None
-    layer_channels: dict[str, int] = field(default_factory=dict)
+    layer_channels: dict[str, int] = field(default_factory=dict)  # units per layer
     fingerprint: str = ""
     named_layers: bool = False  # layers given, not the model's own: part of an analysis's key
+    units: dict[str, Units] = field(default_factory=dict)  # display name → its units
+    given_layouts: dict[str, str] = field(default_factory=dict)  # --layers NAME@LAYOUT
+
+    @property
+    def path_units(self) -> dict[str, Units]:
+        """Module path → units (what ``hooks.mask`` takes)."""
+        return {self.layers[lay]: u for lay, u in self.units.items() if lay in self.layers}
 
     @property
     def layer_names(self) -> list[str]:
@@ -109,7 +116,7 @@ def fingerprint(module: nn.Module, extra: str = "") -> str:
 
 
 def _bundled(weights: str | None = None, robust: bool = False
-             ) -> tuple[nn.Module, dict[str, str], int, int, list[str], str]:
+             ) -> tuple[nn.Module, dict[str, LayerSpec], int, int, list[str], str]:
     from .bundled.net import LAYERS, FashionInception
     from .datasets import FASHION_CLASSES
 
@@ -125,10 +132,10 @@ def _bundled(weights: str | None = None, robust: bool = False
             )
         apply_weights(net, shipped)
     net = net.to(memory_format=torch.channels_last)
-    return net, {n: n for n in LAYERS}, 28, 1, list(FASHION_CLASSES), "fashion-mnist"
+    return net, {n: (n, None, 0) for n in LAYERS}, 28, 1, list(FASHION_CLASSES), "fashion-mnist"
 
 
-def _torchvision(name: str, weights: str | None) -> tuple[nn.Module, dict[str, str], list[str]]:
+def _torchvision(name: str, weights: str | None) -> tuple[nn.Module, list[str]]:
     import torchvision
 
     available = torchvision.models.list_models(module=torchvision.models)
@@ -182,10 +189,9 @@ def _torchvision(name: str, weights: str | None) -> tuple[nn.Module, dict[str, s
             raise MassifError(f"{e}; download them once online, or pass --weights none or a "
                               "local state-dict file") from None
         net = torchvision.models.get_model(name, weights=entry, **kwargs)  # from the cache
-    layers = dict(GOOGLENET_LAYERS) if name == "googlenet" else {}
     if name == "googlenet":  # on CPU its passes run about twice as fast in channels_last
         net = net.to(memory_format=torch.channels_last)
-    return Normalized(net, IMAGENET_MEAN, IMAGENET_STD), layers, categories
+    return Normalized(net, IMAGENET_MEAN, IMAGENET_STD), categories
 
 
 def _from_file(spec: str, weights: str | None) -> nn.Module:
@@ -252,84 +258,115 @@ def load_model(
         raise MassifError(f"weights must be a file path or a name, not {type(weights).__name__}")
     weights = os.fspath(weights) if weights is not None else None
     if isinstance(spec, nn.Module):
-        module, layer_map, name = spec, {}, type(spec).__name__
+        module, own, name = spec, None, type(spec).__name__
     elif spec in ("bundled", "bundled-robust", "", None):
         robust = spec == "bundled-robust"
-        module, layer_map, size, chans, names, default_dataset = _bundled(weights, robust)
+        module, own, size, chans, names, default_dataset = _bundled(weights, robust)
         image_size, channels = image_size or size, channels or chans
         name = "bundled-robust" if robust else "bundled"
     elif spec.startswith("torchvision:"):
-        module, layer_map, names = _torchvision(spec.split(":", 1)[1], weights)
-        image_size, channels, name = image_size or 224, channels or 3, spec
+        module, names = _torchvision(spec.split(":", 1)[1], weights)
+        own, image_size, channels, name = None, image_size or 224, channels or 3, spec
     elif ":" in spec:
-        module, layer_map, name = _from_file(spec, weights), {}, spec
+        module, own, name = _from_file(spec, weights), None, spec
     else:
         raise MassifError(
             f"unknown model {spec!r}: use bundled, bundled-robust, torchvision:NAME or "
             "path/to/file.py:factory"
         )
     class_names = class_names or names or None
+    # The user's network: inside ``Normalized``, its paths are the user's names ("layer1"),
+    # the wrapper's ("net.layer1") still accepted.
+    inner, at = (module.net, "net.") if isinstance(module, Normalized) else (module, "")
+    if own is None:
+        own = family_layers(inner)
+    own = {lay: (at + path, layout, pre) for lay, (path, layout, pre) in (own or {}).items()}
 
     if isinstance(layers, str):
-        layers = [s.strip() for s in layers.split(",") if s.strip()]
+        layers = layers.split(",")
+    if layers is not None and not isinstance(layers, (list, tuple)):
+        raise MassifError(f"layers must be a list of names, not {type(layers).__name__}")
+    if layers is not None:
+        if not all(isinstance(v, str) for v in layers):
+            raise MassifError("layers must be layer names")
+        layers = [v.strip() for v in layers if v.strip()]
+    specs: dict[str, LayerSpec] = {}
+    given: dict[str, str] = {}
     if layers:
-        all_paths = [n for n, _ in module.named_modules() if n]
-        chosen = {}
-        for lay in layers:
-            if lay in layer_map:
-                chosen[lay] = layer_map[lay]
-            elif lay in all_paths:
-                chosen[lay] = lay
+        paths = {n for n, _ in module.named_modules() if n}
+        for item in layers:
+            lay, layout, pre = parse_layer(item)
+            if at and lay.startswith(at) and lay not in own and lay[len(at):] in own:
+                lay = lay[len(at):]  # the old spelling of a family layer
+            if lay in own:
+                path = own[lay][0]
+                layout = layout or own[lay][1]
+                pre = pre if layout != own[lay][1] or pre else own[lay][2]
+            elif at + lay in paths:
+                path = at + lay
+            elif lay in paths:
+                path, lay = lay, lay[len(at):] if at and lay.startswith(at) else lay
             else:
-                raise did_you_mean(lay, list(dict.fromkeys([*layer_map, *all_paths])),
-                                   "layer")
-        named = {}
-        for lay, path in chosen.items():
+                names_ = [*own, *(p[len(at):] for p in sorted(paths) if p.startswith(at))]
+                raise did_you_mean(lay, list(dict.fromkeys(names_)), "layer")
+            specs[lay] = (path, layout, pre)
+            if "@" in item:
+                given[lay] = f"{layout}{'+' + str(pre) if pre else ''}"
+        named: dict[str, str] = {}
+        for lay, (path, _, _) in specs.items():
             if path in named:
                 raise MassifError(f"layers {named[path]} and {lay} are the same module "
                                   f"({path}); name it once")
             named[path] = lay
-        layer_map = chosen
 
-    model = Model(module=module, name=name, layers=layer_map, image_size=image_size or 0,
+    model = Model(module=module, name=name, layers={}, image_size=image_size or 0,
                   channels=channels or 0, class_names=class_names,
-                  default_dataset=default_dataset)
-    probe(model)
+                  default_dataset=default_dataset, given_layouts=given)
+    if specs:
+        probe(model, specs, "given")
+    elif own:
+        probe(model, own, "family")
+    else:
+        found, by_resolution = candidate_layers(inner)
+        found = {lay: (at + path, None, 0) for lay, path in found.items()}
+        probe(model, found, "resolution" if by_resolution else "children")
     model.fingerprint = fingerprint(module, name)
     model.named_layers = bool(layers)
     return model
 
 
-def probe(model: Model) -> None:
+def probe(model: Model, specs: dict[str, LayerSpec], mode: str = "given") -> None:
     """One forward pass on a blank image: checks the input shape and measures each layer.
 
-    Fills ``model.layer_channels``; picks default layers (top-level children with 4-D outputs,
-    each run once) when none were given; orders the layers as the forward pass runs them
-    (input side first, whatever order they were named or registered in); infers ``channels``
-    (3, else 1) when unknown.
+    ``specs``: display name → (module path, layout or ``None``, prefix tokens). Fills
+    ``model.layers``, ``model.units`` and ``model.layer_channels``, input side first (in the
+    order the forward pass runs them, whatever order they were named in), and infers
+    ``channels`` (3, else 1) when unknown. The layout of each layer is the given one, or the
+    one its autograd graph shows (``units.units_of``). ``mode``: ``given`` and ``family``
+    layers must all work (else one clear error); of the candidates for default layers,
+    ``children`` keeps every one that runs once with a map or token output, ``resolution``
+    keeps the last at each resolution (of more than one position).
     """
     if not model.image_size:
         raise MassifError(f"model {model.name}: give --image-size (the input's height = width)")
     channel_options = [model.channels] if model.channels else [3, 1]
-    auto = not model.layers
-    candidates = (
-        {n: n for n, _ in model.module.named_children()} if auto else dict(model.layers)
-    )
+    strict = mode in ("given", "family")
     first_error: Exception | None = None
     for c in channel_options:
-        calls: dict[str, list[torch.Size]] = {name: [] for name in candidates}
+        calls: dict[str, list[object]] = {name: [] for name in specs}
         order: list[str] = []  # as the forward pass first runs them
 
         def hook(_m: nn.Module, _i: object, out: object, name: str) -> None:
             if not calls[name]:
                 order.append(name)
-            calls[name].append(out.shape if isinstance(out, torch.Tensor) else None)
+            calls[name].append(out if isinstance(out, torch.Tensor) else None)
 
         handles = [get_module(model.module, path).register_forward_hook(
-            functools.partial(hook, name=name)) for name, path in candidates.items()]
+            functools.partial(hook, name=name)) for name, (path, _, _) in specs.items()]
         try:
-            with frozen(model.module), torch.no_grad():
-                x = torch.zeros(1, c, model.image_size, model.image_size, device=model.device)
+            with frozen(model.module), torch.enable_grad():
+                x = torch.zeros(1, c, model.image_size, model.image_size, device=model.device,
+                                requires_grad=True)  # so the outputs show how they were made
                 out = model.module(x)
         except Exception as e:  # the usual channel count's error says most (not "expected
             first_error = first_error or e  # 3 channels" from the 1-channel retry)
@@ -337,6 +374,10 @@ def probe(model: Model) -> None:
         finally:
             for h in handles:
                 h.remove()
+        if isinstance(out, tuple) and not isinstance(out, torch.Tensor):
+            raise MassifError(f"model {model.name} must return logits [B, classes]; it returned "
+                              f"a {type(out).__name__} of {len(out)}: wrap it to return the "
+                              "logits alone")
         if not isinstance(out, torch.Tensor) or out.ndim != 2:
             raise MassifError(f"model {model.name} must return logits [B, classes]; "
                               f"it returned {getattr(out, 'shape', type(out).__name__)}")
@@ -347,24 +388,35 @@ def probe(model: Model) -> None:
         elif len(model.class_names) != n_classes:
             raise MassifError(f"model {model.name} has {n_classes} outputs but "
                               f"{len(model.class_names)} class names")
-        chosen = {}  # input side first, in whatever order they were named or registered
+        chosen: dict[str, tuple[str, Units]] = {}
         for name in [*order, *(n for n in calls if n not in order)]:
-            shapes = calls[name]
-            ok = len(shapes) == 1 and shapes[0] is not None and len(shapes[0]) == 4
-            if ok:
-                chosen[name] = candidates[name]
-                model.layer_channels[name] = shapes[0][1]
-            elif not auto:
-                why = ("never runs" if not shapes else
-                       f"runs {len(shapes)} times per forward pass" if len(shapes) > 1 else
-                       f"outputs shape {tuple(shapes[0]) if shapes[0] else 'non-tensor'}, "
-                       "not [B, C, H, W]")
-                raise MassifError(f"layer {name} cannot be analysed: it {why}")
-        if auto:
-            if not chosen:
-                raise MassifError(f"model {model.name}: no layer with [B, C, H, W] output found; "
-                                  "name them with --layers")
-        model.layers = chosen
+            outs, (path, layout, pre) = calls[name], specs[name]
+            why = ("never runs" if not outs else
+                   f"runs {len(outs)} times per forward pass (a module shared by several "
+                   "places: name one place that runs once)" if len(outs) > 1 else
+                   "outputs a non-tensor (a tuple or dict)" if outs[0] is None else "")
+            try:
+                if why:
+                    raise MassifError(f"layer {name} cannot be analysed: it {why}")
+                chosen[name] = (path, units_of(outs[0], name, layout, pre))  # type: ignore[arg-type]
+            except MassifError:
+                if strict:
+                    raise
+        if mode == "resolution":  # the last of each run of layers at one resolution
+            kept: dict[str, tuple[str, Units]] = {}
+            names = list(chosen)
+            for i, name in enumerate(names):
+                grid = chosen[name][1].grid
+                if len(grid) == 2 and grid[0] * grid[1] > 1 and (
+                        i + 1 == len(names) or chosen[names[i + 1]][1].grid != grid):
+                    kept[name] = chosen[name]
+            chosen = kept
+        if not chosen:
+            raise MassifError(f"model {model.name}: no layer with a map [B, C, H, W] or a "
+                              "token sequence [B, T, D] found; name them with --layers")
+        model.layers = {name: path for name, (path, _) in chosen.items()}
+        model.units = {name: u for name, (_, u) in chosen.items()}
+        model.layer_channels = {name: u.count for name, u in model.units.items()}
         return
     shape = f"[B, {'/'.join(map(str, channel_options))}, {model.image_size}, {model.image_size}]"
     raise MassifError(

@@ -162,9 +162,10 @@ def image(session: Session, graph: Graph, means: ClassMeans | None, position: in
     x = session.images[position : position + 1]
     xs = torch.cat([x] + [session.stored(k, position, position + 1) for k in range(1, big_k + 1)])
     paths = {lay: session.paths[lay] for lay in layers}
-    with torch.no_grad(), frozen(session.net), record(session.net, paths) as acts:
+    with torch.no_grad(), frozen(session.net), \
+            record(session.net, paths, units=session.units) as acts:
         probs = session.net(xs).softmax(1)
-        maxima = [acts[lay].flatten(2).amax(2) for lay in layers]  # [K+1, C] per layer
+        maxima = [session.units[lay].summary(acts[lay]) for lay in layers]  # [K+1, units]
     predictions = []
     for row in probs:
         p, label = row.max(0)

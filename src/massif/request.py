@@ -237,7 +237,10 @@ class Resolved:
                 self.model.fingerprint, self.dataset.fingerprint, self.benign, self.target,
                 self.attack_info.model_dump(), self.params.model_dump(),
                 self.class_names[self.benign], self.class_names[self.target],
-                layers=list(self.model.layers.values()) if self.model.named_layers else None)
+                layers=[path + (f"@{self.model.given_layouts[lay]}"
+                                if lay in self.model.given_layouts else "")
+                        for lay, path in self.model.layers.items()]
+                if self.model.named_layers else None)
         return self._key
 
     @property

@@ -369,6 +369,7 @@ class ExportHeader(_Model):
     layers: dict[str, str]
     model: str
     fingerprint: str
+    layouts: dict[str, str] = {}  # layers whose units are not on axis 1 (``units.parse_layer``)
 
 
 def summary(graph: Graph, most_vulnerable: int = 5) -> str:

@@ -200,7 +200,7 @@ def test_bad_input_gives_one_clear_line(case, user_files, tmp_path):
     elif case == "wrong-shape":
         proc = run("analyze", "--data", data, "--benign", "circle", "--target", "square",
                    "--model", model, "--image-size", "8", "--layers", "fc")
-        assert_clean_error(proc, "layer fc cannot be analysed", "not [B, C, H, W]")
+        assert_clean_error(proc, "layer fc cannot be analysed", "not a map [B, C, H, W]")
     elif case == "nan-model":
         nan_file = tmp_path / "nan.py"
         nan_file.write_text(TINY_MODEL + "\ndef nan():\n    m = build()\n"

@@ -74,14 +74,15 @@ def class_means(model: Model, dataset: Dataset, benign_indices: Sequence[int],
     both = list(benign_indices) + list(target_indices)
     end = start = running.resume()
     device = model.device
-    with torch.no_grad(), frozen(model.module), record(model.module, model.layers) as acts:
+    with torch.no_grad(), frozen(model.module), \
+            record(model.module, model.layers, units=model.units) as acts:
         for end, mine, x in rounds(dataset, both, batch_size, device, world, "means", progress,
                                    start=start, workers=workers):
             if x is not None:
                 model.module(x)
                 benign = torch.tensor([i in is_benign for i in mine], device=device)
                 for lay in layers:
-                    s = acts[lay].flatten(2).amax(2).double()
+                    s = model.units[lay].summary(acts[lay]).double()
                     sums_b[lay] += s[benign].sum(0).cpu()
                     sums_t[lay] += s[~benign].sum(0).cpu()
                 counts[0] += int(benign.sum())

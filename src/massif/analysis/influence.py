@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from ..hooks import concat_parts, conv_behind, edge_of, homogeneous_path, source_conv
+from ..units import Units
 
 _NODE_CHUNK = 16  # nodes whose influence is taken in one batched backward pass
 
@@ -24,7 +25,8 @@ _NODE_CHUNK = 16  # nodes whose influence is taken in one batched backward pass
 def accumulate_influence(layers: list[str], acts: dict[str, torch.Tensor],
                           nodes: dict[str, list[int]], sums: dict[str, torch.Tensor],
                           parts: dict[str, list[torch.Tensor]] | None = None,
-                          batch_nodes: int | None = None) -> None:
+                          batch_nodes: int | None = None,
+                          units: dict[str, Units] | None = None) -> None:
     """Add ``Σ_images Σ_positions a_{l-1} · ∂s_{l,i}/∂a_{l-1}`` for every node ``i`` of every
     layer ``l`` to ``sums[l][row of i]``.
 
@@ -44,13 +46,17 @@ def accumulate_influence(layers: list[str], acts: dict[str, torch.Tensor],
       (``_through_conv``; about half the remaining cost again).
 
     ``batch_nodes``: nodes per backward pass (``is_grads_batched``). By default one on CPU, where
-    a loop beats the batched pass 2×, and 16 on GPU.
+    a loop beats the batched pass 2×, and 16 on GPU. ``acts`` are canonical views
+    (``hooks.record`` with ``units``); ``units[l]`` says how a node's ``s`` is taken (default:
+    the maximum over every position).
     """
+    units = units or {}
     for prev, name in zip(layers, layers[1:]):
         chans = nodes.get(name, [])
         if not chans:
             continue
         a_prev = acts[prev]
+        u = units.get(name) or Units()
         chunk = batch_nodes or (_NODE_CHUNK if a_prev.is_cuda else 1)
         split = (concat_parts(acts[name], parts.get(name, [])) if parts else None) \
             or [(0, acts[name])]
@@ -60,13 +66,13 @@ def accumulate_influence(layers: list[str], acts: dict[str, torch.Tensor],
         for i, rows in rows_of.items():
             off, t = split[i]
             local = [chans[r] - off for r in rows]
-            conv, at_conv = _at_source_conv(t, local, a_prev)
+            conv, at_conv = _at_source_conv(t, local, a_prev, u)
             for start in range(0, len(rows), chunk):
                 some = slice(start, start + chunk)
                 if conv is not None:
                     found = _through_conv(conv, at_conv, local[some], a_prev)
                 else:
-                    g = _from_output(t, local[some], a_prev)
+                    g = _from_output(t, local[some], a_prev, u)
                     found = None if g is None else (g, a_prev)
                 if found is not None:  # g: [n, B, C', ...]
                     g, base = found
@@ -96,7 +102,7 @@ def _grad_at_nodes() -> bool:
     return bool((one == 2).all() and (two == 2).all())
 
 
-def _at_source_conv(t: torch.Tensor, chans: list[int], a_prev: torch.Tensor
+def _at_source_conv(t: torch.Tensor, chans: list[int], a_prev: torch.Tensor, u: Units
                     ) -> tuple[Any, torch.Tensor | None]:
     """``t``'s source convolution (``hooks.source_conv``) and the gradient of ``Σ_{c ∈ chans}
     s_c`` at its output; channel ``c`` of that gradient is ``∂s_c/∂(its output)``, since no step
@@ -105,7 +111,7 @@ def _at_source_conv(t: torch.Tensor, chans: list[int], a_prev: torch.Tensor
     conv = source_conv(t, after=a_prev) if _grad_at_nodes() else None
     if conv is None:
         return None, None
-    s = t[:, chans].flatten(2).amax(2).sum()
+    s = u.summary(t[:, chans]).sum()
     (g,) = torch.autograd.grad(s, torch.autograd.graph.GradientEdge(conv, 0), retain_graph=True)
     return conv, g
 
@@ -145,15 +151,15 @@ def _through_conv(conv: Any, at_conv: torch.Tensor, chans: list[int], a_prev: to
     return None if out is None else ((out.unsqueeze(0) if n == 1 else out), base)
 
 
-def _from_output(t: torch.Tensor, chans: list[int], a_prev: torch.Tensor
+def _from_output(t: torch.Tensor, chans: list[int], a_prev: torch.Tensor, u: Units
                  ) -> torch.Tensor | None:
     """``∂s_c/∂a_prev`` for each ``c`` in ``chans`` (``[n, B, ...]``), by backward passes from
     ``t``: a plain one for one channel, a batched one for several."""
     if len(chans) == 1:
-        s = t[:, chans[0]].flatten(1).amax(1)
+        s = u.summary(t[:, chans[:1]])[:, 0]
         (g,) = torch.autograd.grad(s.sum(), a_prev, retain_graph=True, allow_unused=True)
         return None if g is None else g.unsqueeze(0)
-    s = t.flatten(2).amax(2)  # [B, C of t]
+    s = u.summary(t)  # [B, units of t]
     onehot = torch.zeros(len(chans), *s.shape, device=s.device, dtype=s.dtype)
     onehot[torch.arange(len(chans)), :, torch.tensor(chans)] = 1
     (g,) = torch.autograd.grad(s, a_prev, onehot, retain_graph=True, is_grads_batched=True,

@@ -139,7 +139,7 @@ def profile_neurons(
     counts = running.counts  # images, correct, successes per strength
     directions = means.directions(device) if means is not None else None
     end = start = running.resume()
-    with frozen(model.module), record(model.module, model.layers) as acts:
+    with frozen(model.module), record(model.module, model.layers, units=model.units) as acts:
         for end, _, x in rounds(dataset, indices, batch_size, device, world, "profile", progress,
                               start=start, workers=workers):
             if x is not None:
@@ -187,7 +187,8 @@ def _profile_batch(model: Model, x: torch.Tensor, benign: int, target: int, atta
         hit = (pred == target) if attack.targeted else (pred != benign)
         counts[2 + k] += int((hit & correct).sum())
         recorded = [acts[name] for name in layers]
-        maxima = [a.detach().flatten(2).amax(2) for a in recorded]  # s per layer, [B, C]
+        maxima = [model.units[name].summary(a.detach())  # s per layer, [B, units]
+                  for name, a in zip(layers, recorded)]
         if directions is not None and crossed is not None:
             cross = crossing(margins(maxima, directions))[correct]  # type: ignore[index]
             crossed[k] += crossed_counts(cross, len(layers))
@@ -213,8 +214,9 @@ def _profile_batch(model: Model, x: torch.Tensor, benign: int, target: int, atta
 
 
 def _positive_attribution(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """``Σ_images max(0, Σ_positions a·g)`` per channel, as float64 ``[C]`` on the CPU."""
-    per_image = (a * g).flatten(2).sum(2)  # [B, C]
+    """``Σ_images max(0, Σ_positions a·g)`` per unit, as float64 ``[units]`` on the CPU (``a``,
+    ``g``: canonical views, ``[B, units, *positions]``; every position, a class token too)."""
+    per_image = (a * g).flatten(2).sum(2)  # [B, units]
     return per_image.clamp_min(0).double().sum(0).cpu()
 
 
@@ -266,11 +268,12 @@ def profile_edges(
             b = x.shape[0]
             labels = torch.full((b,), attack_value, device=device)
             parts: dict[str, list[torch.Tensor]] = {}
-            with record(model.module, model.layers, parts) as acts:
+            with record(model.module, model.layers, parts, model.units) as acts:
                 x0 = x.detach().requires_grad_(True)
                 logits = model.module(x0)
                 correct = logits.argmax(1) == benign
-                accumulate_influence(layers, acts, nodes, out.influence_benign, parts)
+                accumulate_influence(layers, acts, nodes, out.influence_benign, parts,
+                                     units=model.units)
                 adv = attacked(model, attack, x, labels, [max_strength], batch_size,
                                logits=logits, x_grad=x0)[0].detach()
                 acts.clear()
@@ -279,7 +282,8 @@ def profile_edges(
                 with module_input(model.module, under_masks.first, first_input) \
                         if under_masks.first else nullcontext():
                     model.module(adv.requires_grad_(True))
-                accumulate_influence(layers, acts, nodes, out.influence_attacked, parts)
+                accumulate_influence(layers, acts, nodes, out.influence_attacked, parts,
+                                     units=model.units)
                 acts.clear()
                 parts.clear()
             counts[0] += b
@@ -347,6 +351,6 @@ class _UnderMasks:
             inputs, rest = c.prefix(images[rows]), c.suffix
         out = []
         for m in self.masks:
-            with mask(net, m):
+            with mask(net, m, units=self.model.path_units):
                 out.append(rest(*inputs))
         return out

@@ -54,7 +54,9 @@ def analyze(
     data: Optional[str] = DATA_OPTION,
     layers: Optional[str] = typer.Option(None, help="Comma-separated layers (module names "
                                          "from named_modules()), in any order: they are "
-                                         "analysed in the order the forward pass runs them."),
+                                         "analysed in the order the forward pass runs them. "
+                                         "NAME@channels, @channels_last or @tokens+N states "
+                                         "where a layer's units are (docs/models.md)."),
     image_size: Optional[int] = IMAGE_SIZE_OPTION,
     class_index: Optional[str] = CLASS_INDEX_OPTION,
     nodes_per_layer: int = typer.Option(8, help="Top N neurons per layer in each graph."),

@@ -340,6 +340,8 @@ class Editor:
              "mode": "zero" | "mean",
              "values": {"mixed4a": tensor[C], ...},  # fill per channel (mode "mean" only)
              "layers": {"mixed4a": "mixed4a", ...},  # layer name → module path
+             "layouts": {"features.1": "channels_last"},  # only layers whose units are not
+                                                          # on axis 1 (docs/models.md)
              "model": "bundled", "fingerprint": "..."}
 
         It loads with ``torch.load(path, weights_only=True)``; ``apply_mask`` turns it (and an
@@ -348,4 +350,4 @@ class Editor:
         """
         m = self.parse(neurons, mode)
         return export_edited(path, self.net, m.channels, self.session.fills(m), self.paths,
-                             mode, self.model.name, self.model.fingerprint)
+                             mode, self.model.name, self.model.fingerprint, self.model.units)

@@ -97,7 +97,7 @@ def estimate_deletions(session: Session, m: Mask, n_images: int, n_sample: int
         for start in range(0, n, s.batch_size):
             x = s.images[start : start + s.batch_size][: n - start]
             labels = s.labels(len(x))
-            with record(net, s.paths) as acts:
+            with record(net, s.paths, units=s.units) as acts:
                 x0 = x.detach().requires_grad_(True)
                 logits = net(x0)
                 ok = logits.argmax(1) == s.benign
@@ -108,7 +108,7 @@ def estimate_deletions(session: Session, m: Mask, n_images: int, n_sample: int
                 moves(_margin(logits, benign.expand(len(x))), acts, 0)
                 del logits
             adv = s.attack_images(net, x, labels, direction, eps)[0]
-            with record(net, s.paths) as acts:
+            with record(net, s.paths, units=s.units) as acts:
                 logits = net(adv.requires_grad_(True))
                 counts[1] += int((s.hit(logits.argmax(1)) & ok).sum())
                 success = (_margin(logits, target.expand(len(x))) if s.attack.targeted
@@ -117,7 +117,7 @@ def estimate_deletions(session: Session, m: Mask, n_images: int, n_sample: int
                 del logits
         for start in range(0, mm, s.batch_size):
             x = s.sample_images[start : start + s.batch_size][: mm - start]
-            with record(net, s.paths) as acts:
+            with record(net, s.paths, units=s.units) as acts:
                 logits = net(x.detach().requires_grad_(True))
                 counts[2] += int((logits.argmax(1) == s.sample_labels[start : start + len(x)])
                                  .sum())

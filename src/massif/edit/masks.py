@@ -25,6 +25,7 @@ from ..errors import MassifError, did_you_mean, is_index, short
 from ..hooks import get_module, mask
 from ..io import writable_file, write_atomic
 from ..schemas import ExportHeader, first_error
+from ..units import Units, parse_layer
 
 Mode = Literal["zero", "mean"]
 
@@ -128,9 +129,10 @@ class MaskedModel(nn.Module):
 
     def __init__(self, net: nn.Module, channels: dict[str, list[int]],
                  values: dict[str, torch.Tensor] | None = None,
-                 mask_list: Sequence[str] = ()) -> None:
+                 mask_list: Sequence[str] = (), units: dict[str, Units] | None = None) -> None:
         super().__init__()
         self.net = net
+        self.units = dict(units or {})  # module path → units (default: channels)
         self.channels = {p: sorted(set(int(c) for c in ch)) for p, ch in channels.items()}
         self.neurons = list(mask_list)  # the deleted neurons' ids
         self._fill_names: dict[str, str] = {}
@@ -144,7 +146,7 @@ class MaskedModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fills = {p: getattr(self, n) for p, n in self._fill_names.items()} or None
-        with mask(self.net, self.channels, fills):
+        with mask(self.net, self.channels, fills, self.units):
             return self.net(x)
 
 
@@ -193,7 +195,13 @@ def apply_mask(module: nn.Module, exported: dict | str | Path, *,
     values = {paths[lay]: v for lay, v in (exported.get("values") or {}).items()}
     if exported.get("mode") == "mean" and set(values) != set(channels):
         raise MassifError("the edited model's file lacks fill values for mode mean")
-    return MaskedModel(module, channels, values or None, exported["mask"])
+    units = {}
+    for lay, layout in (exported.get("layouts") or {}).items():
+        if lay not in paths:
+            raise did_you_mean(lay, list(paths), "layer")
+        _, base, prefix = parse_layer(f"{lay}@{layout}")
+        units[paths[lay]] = Units(base or "channels", 0, prefix)
+    return MaskedModel(module, channels, values or None, exported["mask"], units)
 
 
 def check_export(exported: object) -> None:
@@ -215,10 +223,12 @@ def check_export(exported: object) -> None:
 def export_edited(path: str | Path | io.BytesIO, net: nn.Module,
                   channels: dict[str, list[int]], fills: dict[str, torch.Tensor] | None,
                   paths: dict[str, str], mode: str, model_name: str,
-                  fingerprint: str) -> Path | io.BytesIO:
+                  fingerprint: str, units: dict[str, Units] | None = None
+                  ) -> Path | io.BytesIO:
     """Write the edited model's file atomically (see ``Editor.export``), or into a binary
     buffer. ``channels``: display layer → channels; ``fills``: module path → ``[C]`` fill
-    (mode ``mean``) or ``None``."""
+    (mode ``mean``) or ``None``; ``units``: display layer → units (the layouts other than
+    ``channels`` are written as ``layouts``, so ``apply_mask`` deletes on the right axis)."""
     if not isinstance(path, io.BytesIO):
         path = writable_file(path, "export file")
     payload = {
@@ -229,6 +239,9 @@ def export_edited(path: str | Path | io.BytesIO, net: nn.Module,
         if fills else {},
         "layers": dict(paths), "model": model_name, "fingerprint": fingerprint,
     }
+    layouts = {lay: u.describe() for lay, u in (units or {}).items() if u.layout != "channels"}
+    if layouts:
+        payload["layouts"] = layouts
     check_export(payload)
     if isinstance(path, io.BytesIO):
         torch.save(payload, path)

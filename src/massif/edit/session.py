@@ -80,6 +80,8 @@ class Session:
         self.device = r.device
         self.paths = dict(r.model.layers)  # display name → module path
         self.layer_channels = dict(r.model.layer_channels)
+        self.units = dict(r.model.units)  # display name → units
+        self.path_units = dict(r.model.path_units)  # module path → units
         self.net: nn.Module = (net if net is not None else private_copy(r.model.module))
         m = r.model  # the batch is sized on the private copy: the live model is not hooked
         self.batch_size = r.request.batch_size or auto_batch_size(
@@ -137,7 +139,7 @@ class Session:
                 x = self.images[s : s + self.batch_size]
                 labels = labels_all[s : s + len(x)]
                 x0 = x.detach().requires_grad_(True)
-                with record(net, self.paths) as acts:
+                with record(net, self.paths, units=self.units) as acts:
                     logits = net(x0)
                 for name, a in acts.items():
                     sums[name] += a.detach().double().flatten(2).mean(2).sum(0).cpu()
@@ -188,7 +190,8 @@ class Session:
     def edited(self, m: Mask) -> Iterator[nn.Module]:
         """The session's model with ``m`` applied (eval mode, no parameter gradients) inside
         the block; hooks, mode and flags are restored on exit, even after an error."""
-        with frozen(self.net), mask(self.net, self.module_paths(m), self.fills(m)):
+        with frozen(self.net), mask(self.net, self.module_paths(m), self.fills(m),
+                                    self.path_units):
             yield self.net
 
     # ------------------------------------------------------------------ measuring
@@ -238,7 +241,7 @@ class Session:
         paths = self.module_paths(m)
         cached = self.cut_for(set(paths), new_cut)
         run = cached.cut.suffix if cached else net
-        with frozen(net), mask(net, paths, self.fills(m)):
+        with frozen(net), mask(net, paths, self.fills(m), self.path_units):
             for s in range(0, n, bs):
                 e = min(s + bs, n)
                 x = self.images[s:e]
@@ -332,7 +335,7 @@ class Session:
                 return split.suffix(*[torch.cat([t] * g) for t in split.prefix(images)])
             return net(images.repeat(g, *([1] * (images.ndim - 1))))
 
-        with frozen(net), mask_rows(net, paths, fills):
+        with frozen(net), mask_rows(net, paths, fills, self.path_units):
             for s in range(0, n, bs):
                 if cancelled is not None and cancelled():
                     raise Cancelled()

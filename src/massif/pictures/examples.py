@@ -111,14 +111,18 @@ def top_examples(
     widths: dict[str, int] = {}
     done = 0
     paths = {lay: model.layers[lay] for lay in layers}
-    with frozen(model.module), record(model.module, paths) as acts, torch.no_grad():
+    units = {lay: model.units[lay] for lay in layers}
+    with frozen(model.module), record(model.module, paths, units=units) as acts, \
+            torch.no_grad():
         for images, chunk in dataset.batches(indices, batch_size):
             model.module(images.to(device))
             idx = torch.tensor(chunk, dtype=torch.long, device=device)
             for lay in layers:  # merged where the activations are (a GPU sorts them faster)
                 a = acts[lay]
-                widths[lay] = a.shape[3]
-                values, flat = a.flatten(2).float().max(2)  # [B, C]: first arg-max on ties
+                grid = units[lay].patch_grid()
+                widths[lay] = grid[1] if grid else 0  # 0: no grid, the whole image
+                # [B, units]: first arg-max on ties, among the patch tokens for tokens
+                values, flat = units[lay].patches(a).float().max(2)
                 new = (values.t(), idx.expand(a.shape[1], -1), flat.t())
                 if lay not in best:
                     empty_f = torch.empty(a.shape[1], 0, device=device)
@@ -146,7 +150,9 @@ def top_examples(
                                    torch.empty(c, 0, 2, dtype=torch.long))
             continue
         values, images, flat = best[lay]
-        pos = torch.stack([flat // widths[lay], flat % widths[lay]], 2)
+        w = widths[lay]
+        pos = (torch.stack([flat // w, flat % w], 2) if w else
+               torch.zeros(*flat.shape, 2, dtype=torch.long))
         out[lay] = TopExamples(lay, values, images, pos)
     return out
 
@@ -193,6 +199,23 @@ def _crops(image: torch.Tensor, rf: ReceptiveField, positions: list[tuple[int, i
         return crops.repeat_interleave(f, 2).repeat_interleave(f, 3)
     return F.interpolate(crops, size=(side, side), mode="bilinear", antialias=True,
                          align_corners=False).clamp(0, 1)
+
+
+def _outline(crop: torch.Tensor, box: tuple[int, int, int, int], image_size: int
+             ) -> torch.Tensor:
+    """``crop`` (the whole image at display size, ``[C, s, s]``) with ``box`` (image pixels:
+    top, left, bottom, right) framed: white outside, black inside, seen on any image."""
+    out, s = crop.clone(), crop.shape[-1]
+    top, left, bottom, right = (round(v * s / image_size) for v in box)
+    bottom, right = max(bottom, top + 2), max(right, left + 2)
+    for value, inset in ((1.0, 0), (0.0, 1)):
+        t, lf = min(top + inset, s - 1), min(left + inset, s - 1)
+        b, r = max(bottom - 1 - inset, t), max(right - 1 - inset, lf)
+        out[:, t, lf : r + 1] = value
+        out[:, b, lf : r + 1] = value
+        out[:, t : b + 1, lf] = value
+        out[:, t : b + 1, r] = value
+    return out
 
 
 def _strip_png(crops: torch.Tensor) -> bytes:
@@ -255,7 +278,10 @@ def ensure_examples(
     size = model.image_size
     for lay in todo:
         top, rf = tops[lay], receptive_field(model, lay)
-        side = _display_side(min(rf.size, size))
+        # a token (a Swin position) sees the whole image (its window) through attention: its
+        # example is the image, with the top position's patch (its receptive field) outlined
+        whole = model.units[lay].layout != "channels"
+        side = _display_side(size if whole else min(rf.size, size))
         n_ch, n_k = top.images.shape
         crops = torch.empty(n_ch, n_k, model.channels, side, side)
         wanted: dict[int, list[tuple[int, int]]] = {}
@@ -267,7 +293,14 @@ def ensure_examples(
             for image, index in zip(images, chunk):
                 refs = wanted[index]
                 pos = [tuple(top.positions[c, m].tolist()) for c, m in refs]
-                for (c, m), crop in zip(refs, _crops(image, rf, pos, side)):
+                if whole:
+                    pictures = _crops(image, ReceptiveField(size, size, 0), [(0, 0)] * len(pos),
+                                      side)
+                    pictures = [_outline(p, crop_box(rf, i, j, size), size)
+                                for p, (i, j) in zip(pictures, pos)]
+                else:
+                    pictures = _crops(image, rf, pos, side)
+                for (c, m), crop in zip(refs, pictures):
                     crops[c, m] = crop
         channels = []
         for c in range(n_ch):

@@ -22,6 +22,7 @@ from torch import nn
 from ..errors import MassifError, did_you_mean
 from ..hooks import ForwardStopped, record, stop_after
 from ..models import Model
+from ..units import Units
 
 
 @dataclass(frozen=True)
@@ -63,12 +64,16 @@ def positive_copy(module: nn.Module) -> nn.Module:
     return net
 
 
-def _row_support(net: nn.Module, path: str, height: int, width: int,
-                 channels: int) -> tuple[int, tuple[int, int], tuple[int, int] | None]:
+def _row_support(net: nn.Module, path: str, height: int, width: int, channels: int,
+                 units: Units, noise: bool = False
+                 ) -> tuple[int, tuple[int, int], tuple[int, int] | None]:
     """Output height, and the input rows ``[first, last + 1)`` that the gradient of the centre
-    output row (then of the row below it, if any) reaches, for a ``height × width`` input."""
-    x = torch.ones(1, channels, height, width, dtype=torch.float64, requires_grad=True)
-    with record(net, {"layer": path}) as acts, stop_after(net, path):
+    output row (then of the row below it, if any) reaches, for a ``height × width`` input of
+    ones (or of seeded noise in [0.5, 1.5])."""
+    x = (torch.rand(1, channels, height, width, dtype=torch.float64,
+                    generator=torch.Generator().manual_seed(0)) + 0.5 if noise else
+         torch.ones(1, channels, height, width, dtype=torch.float64)).requires_grad_(True)
+    with record(net, {"layer": path}, units={"layer": units}) as acts, stop_after(net, path):
         try:
             net(x)
         except ForwardStopped:
@@ -88,19 +93,13 @@ def _row_support(net: nn.Module, path: str, height: int, width: int,
     return out.shape[2], span(centre), below
 
 
-def receptive_field(model: Model, layer: str) -> ReceptiveField:
-    """The receptive field of ``layer`` (a display name), measured as above; cached."""
-    if layer not in model.layers:
-        raise did_you_mean(layer, model.layer_names, "layer")
-    key = (model.fingerprint or str(id(model.module)), layer)
-    if key in _RF_CACHE:
-        return _RF_CACHE[key]
-    net = positive_copy(model.module)
-    size, path = model.image_size, model.layers[layer]
+def _measure(net: nn.Module, layer: str, path: str, size: int, channels: int, units: Units,
+             noise: bool = False) -> tuple[int, tuple[int, int], tuple[int, int] | None]:
+    """``_row_support`` on inputs of growing height until the centre row's field is whole."""
     height, found = size, None
     while True:
         try:
-            found = _row_support(net, path, height, size, model.channels)
+            found = _row_support(net, path, height, size, channels, units, noise)
         except MassifError:
             raise
         except Exception as e:  # the model refuses a taller input: keep the last measurement
@@ -114,17 +113,52 @@ def receptive_field(model: Model, layer: str) -> ReceptiveField:
         if below is None and height > size:  # still one row on a taller input: global
             break
         height *= 2  # the centre's field is clipped: measure on a taller input
-    h_out, (top, bottom), below = found
-    if below is None:  # one position: it sees the whole image
-        rf = ReceptiveField(size=size, stride=size, offset=0)
-    else:
-        stride = below[0] - top
-        if stride <= 0:
-            raise MassifError(f"cannot measure the receptive field of {layer}: "
-                              "neighbouring positions do not move across the input")
-        rf = ReceptiveField(size=bottom - top, stride=stride, offset=top - h_out // 2 * stride)
+    return found
+
+
+def receptive_field(model: Model, layer: str) -> ReceptiveField:
+    """The receptive field of ``layer`` (a display name), measured as above; cached."""
+    if layer not in model.layers:
+        raise did_you_mean(layer, model.layer_names, "layer")
+    key = (model.fingerprint or str(id(model.module)), layer)
+    if key in _RF_CACHE:
+        return _RF_CACHE[key]
+    units = model.units[layer]
+    if not units.spatial:  # tokens: the patch grid (a ViT's patches), else the whole image
+        grid = units.patch_grid() if units.layout == "tokens" else None
+        side = model.image_size // grid[0] if grid else model.image_size
+        return ReceptiveField(size=side, stride=side, offset=0)
+    size, path = model.image_size, model.layers[layer]
+    try:
+        rf = _field(_measure(positive_copy(model.module), layer, path, size, model.channels,
+                             units), size, layer)
+    except MassifError:
+        if units.layout == "channels":
+            raise
+        # A layer norm over equal channels (a transformer's) is flat on the positive copy:
+        # measure the model itself, in float64, on noise
+        try:
+            net = copy.deepcopy(model.module).cpu().double().eval()
+            rf = _field(_measure(net, layer, path, size, model.channels, units, noise=True),
+                        size, layer)
+        except MassifError:  # windows of attention (Swin's) do not slide: each position's cell
+            cell = max(1, size // units.grid[0])
+            rf = ReceptiveField(size=cell, stride=cell, offset=0)
     _RF_CACHE[key] = rf
     return rf
+
+
+def _field(found: tuple[int, tuple[int, int], tuple[int, int] | None], size: int, layer: str
+           ) -> ReceptiveField:
+    """The receptive field from ``_measure``'s rows."""
+    h_out, (top, bottom), below = found
+    if below is None:  # one position: it sees the whole image
+        return ReceptiveField(size=size, stride=size, offset=0)
+    stride = below[0] - top
+    if stride <= 0:
+        raise MassifError(f"cannot measure the receptive field of {layer}: "
+                          "neighbouring positions do not move across the input")
+    return ReceptiveField(size=bottom - top, stride=stride, offset=top - h_out // 2 * stride)
 
 
 def crop_box(rf: ReceptiveField, i: int, j: int, image_size: int) -> tuple[int, int, int, int]:

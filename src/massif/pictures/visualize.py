@@ -180,7 +180,8 @@ def render(
     # Input side first: a batch's forward pass stops after its deepest layer, so a batch of
     # early-layer neurons skips the rest of the network.
     order = sorted(range(len(parsed)), key=lambda i: depth(model, parsed[i][0]))
-    with frozen(model.module), record(model.module, layers) as acts:
+    units = {lay: model.units[lay] for lay in layers}
+    with frozen(model.module), record(model.module, layers, units=units) as acts:
         for start in range(0, len(parsed), batch_size):
             where = order[start : start + batch_size]
             chunk = [parsed[i] for i in where]
@@ -214,9 +215,9 @@ def render(
                         level = acts[lay][rows].detach().abs().flatten(1).mean(1)
                         scale[rows] = level.float().clamp_min(1e-30)
                 objective = torch.zeros(len(ids), device=device)
-                for lay, (rows, chs) in by_layer.items():
-                    a = acts[lay][rows, chs]  # [n_lay, H', W']
-                    objective = objective.index_add(0, rows, a.flatten(1).mean(1).float())
+                for lay, (rows, chs) in by_layer.items():  # each unit's mean over its positions
+                    a = units[lay].patches(acts[lay][rows, chs].unsqueeze(1))[:, 0]
+                    objective = objective.index_add(0, rows, a.mean(1).float())
                 (-(objective / scale).sum()).backward()
                 dead = image.spectra.grad.flatten(1).abs().amax(1) == 0  # no gradient at all
                 for group in opt.param_groups:  # cosine decay: bold first, fine at the end

@@ -1,0 +1,79 @@
+"""Default layers of the model families MASSIF knows, named as the model names its modules.
+
+``family_layers(net)`` gives, for a network of a known family, its analysed layers in the
+forward pass's order: ``{display name: (module path inside net, layout or None, prefix)}``
+(``layout``: ``units.LAYOUTS``; ``None``: read from the autograd graph, ``units.features_axis``).
+Families are known by the network's class, so a model built from another config (a smaller
+ViT, a Swin of other depths) gets its own defaults too.
+
+=========================== =========================================== ====================
+family                      default layers                              units
+=========================== =========================================== ====================
+ResNet, ResNeXt, Wide ResNet ``layer1`` … ``layer4`` (stages)            channels
+RegNet                      ``trunk_output.block1`` … ``block4``        channels
+ShuffleNet v2               ``stage2`` … ``stage4``                     channels
+Inception v3                ``Mixed_5b`` … ``Mixed_7c``                 channels
+GoogLeNet (InceptionV1)     ``mixed3a`` … ``mixed5b`` (Lucid's names)   channels
+Swin (v1, v2)               ``features.1``, ``.3``, ``.5``, ``.7``       channels_last
+Vision Transformer          every encoder block's MLP hidden units,     tokens (+1: the
+                            after GELU: ``encoder.layers.               class token)
+                            encoder_layer_N.mlp.1``
+anything with ``features``  the last module of ``features`` (or          as read
+or ``layers`` (ConvNeXt,    ``layers``) at each resolution (ConvNeXt's
+EfficientNet, MobileNet,    stages, EfficientNet's and MobileNet's
+MNASNet, DenseNet, VGG…)    stage ends)
+anything else               top-level children, each run once, with    as read
+                            a map or token output
+=========================== =========================================== ====================
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+LayerSpec = tuple[str, str | None, int]  # module path, layout (None: read it), prefix tokens
+
+GOOGLENET_LAYERS = {
+    f"mixed{k}": f"inception{k}" for k in ["3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b"]
+}
+
+
+def family_layers(net: nn.Module) -> dict[str, LayerSpec] | None:
+    """The known family's layers of ``net`` (see the module docstring), or ``None``."""
+    kind = type(net).__name__
+    children = dict(net.named_children())
+    if kind == "GoogLeNet":
+        return {name: (path, None, 0) for name, path in GOOGLENET_LAYERS.items()}
+    if kind == "ResNet" and all(f"layer{i}" in children for i in range(1, 5)):
+        return {f"layer{i}": (f"layer{i}", None, 0) for i in range(1, 5)}
+    if kind == "ShuffleNetV2":  # (its channel shuffle's reshapes hide the axis from autograd)
+        return {f"stage{i}": (f"stage{i}", "channels", 0) for i in range(2, 5)}
+    if kind == "Inception3":
+        return {n: (n, None, 0) for n in children if n.startswith("Mixed_")}
+    if kind == "RegNet":
+        trunk = dict(net.trunk_output.named_children())
+        return {f"trunk_output.{n}": (f"trunk_output.{n}", None, 0) for n in trunk}
+    if kind == "SwinTransformer":
+        stages = [n for n, m in net.features.named_children()
+                  if type(m).__name__ == "Sequential"
+                  and any("SwinTransformerBlock" in type(b).__name__ for b in m.children())]
+        return {f"features.{n}": (f"features.{n}", "channels_last", 0) for n in stages}
+    if kind == "VisionTransformer":
+        out = {}
+        for n, block in net.encoder.layers.named_children():
+            path = f"encoder.layers.{n}.mlp.1"  # Linear, GELU, Dropout, Linear, Dropout
+            if isinstance(getattr(block, "mlp", [None, None])[1], nn.GELU):
+                out[path] = (path, "tokens", 1)
+        return out or None
+    return None
+
+
+def candidate_layers(net: nn.Module) -> tuple[dict[str, str], bool]:
+    """Where to look for default layers in a network of no known family: the children of its
+    ``features`` (or ``layers``) container, keeping the last at each resolution (``True``), or
+    else its top-level children, keeping each with a map or token output (``False``)."""
+    for name in ("features", "layers"):
+        box = getattr(net, name, None)
+        if isinstance(box, nn.Sequential) and len(box) > 1:
+            return {f"{name}.{n}": f"{name}.{n}" for n, _ in box.named_children()}, True
+    return {n: n for n, _ in net.named_children()}, False
