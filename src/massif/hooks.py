@@ -264,7 +264,7 @@ def mask(
                 chans: list[int] = chans, fill: torch.Tensor | None = fill, path: str = path,
                 u: Units = units.get(path) or Units(),
             ) -> torch.Tensor:
-                out = u.view(raw)
+                out = u.view(raw)  # [B, units, *positions]
                 if chans[-1] >= out.shape[1]:
                     raise MassifError(
                         f"layer {path} has {out.shape[1]} channels; cannot mask {chans[-1]}"
@@ -307,7 +307,7 @@ def mask_rows(
 
             def hook(_m: nn.Module, _inp: object, raw: torch.Tensor, path: str = path,
                      u: Units = units.get(path) or Units()) -> torch.Tensor:
-                out = u.view(raw)
+                out = u.view(raw)  # [B, units, *positions]
                 c = out.shape[1]
                 keep = torch.ones(n_groups, c, device=out.device, dtype=out.dtype)
                 add = torch.zeros(n_groups, c, device=out.device, dtype=out.dtype)

@@ -123,10 +123,11 @@ def top_examples(
                 widths[lay] = grid[1] if grid else 0  # 0: no grid, the whole image
                 # [B, units]: first arg-max on ties, among the patch tokens for tokens
                 values, flat = units[lay].patches(a).float().max(2)
-                new = (values.t(), idx.expand(a.shape[1], -1), flat.t())
+                n = units[lay].count
+                new = (values.t(), idx.expand(n, -1), flat.t())
                 if lay not in best:
-                    empty_f = torch.empty(a.shape[1], 0, device=device)
-                    empty_l = torch.empty(a.shape[1], 0, dtype=torch.long, device=device)
+                    empty_f = torch.empty(n, 0, device=device)
+                    empty_l = torch.empty(n, 0, dtype=torch.long, device=device)
                     best[lay] = (empty_f, empty_l, empty_l)
                 best[lay] = _merge(best[lay], new, k)
             done += len(chunk)
