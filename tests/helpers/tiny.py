@@ -1,6 +1,7 @@
 """Tiny models with hand-set weights, where the right graph is known exactly.
 
-``planted_model``: images are 2 channels × 1 × 1 pixel, ``x = (x0, x1)`` in [0, 1]².
+``Planted`` (``planted_model()`` loads it in MASSIF, ``planted_dataset``/``planted_data`` give
+its images): images are 2 channels × 1 × 1 pixel, ``x = (x0, x1)`` in [0, 1]².
 
     l1 (1×1 conv + ReLU):  l1:0 = x0      (the benign feature)
                            l1:1 = x1      (the target feature)
@@ -51,6 +52,22 @@ def planted_dataset(n: int = 6):
     images[n:, 1] = 1.0  # target images (0, 1)
     labels = [BENIGN] * n + [TARGET] * n
     return TensorDataset(images, labels, CLASSES, name="planted")
+
+
+def planted_data(n: int = 6):
+    """``planted_dataset`` with the benign images at ``(1, 0.2)``: the target feature is alive
+    on them, so it has an importance and edges before the attack too."""
+    data = planted_dataset(n)
+    data.images[:n, 1] = 0.2
+    return data
+
+
+def planted_model():
+    """``Planted`` as MASSIF loads it: layers ``l1`` and ``l2``, 2×1×1 images, ``CLASSES``."""
+    import massif
+
+    return massif.load_model(Planted(), layers=["l1", "l2"], image_size=1, channels=2,
+                             class_names=list(CLASSES))
 
 
 class SmallConv(nn.Module):

@@ -1,5 +1,7 @@
 """Acceptance on real third-party data (../shared/data beside the checkout, present on every
-developer machine and in CI; a user outside the team does not have it)."""
+developer machine and in CI; a user outside the team does not have it). Where the folder is
+missing the tier is skipped, and the run says so at its end (``tests/conftest.py``); where it
+is there, every file these tests read must be too."""
 
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ import massif
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 FIXTURES = Path(__file__).resolve().parents[1] / "helpers" / "fixtures"
-pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is not here")
+NOT_HERE = (f"the acceptance tier needs the team's data in {SHARED} (../shared/data beside the "
+            "checkout), which is missing here")
+pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason=NOT_HERE)
 
 
 def extract(zip_path: Path, dest: Path, prefix: str, classes: list[str], per_class: int) -> Path:

@@ -18,7 +18,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -33,10 +32,11 @@ from typer.testing import CliRunner
 import massif
 from massif.cli import app as cli_app
 from massif.server import create_app
+from tests.helpers.cli import MASSIF
 from tests.helpers.synthetic import synthetic_graph
-from tests.helpers.tiny import CLASSES, Planted, planted_dataset
+from tests.helpers.tiny import planted_data, planted_model
+from tests.helpers.waiting import settled
 
-MASSIF = str(Path(sys.executable).parent / "massif")
 PREFIX = "massif: error: "
 MAX_MESSAGE = 400  # characters of one error message
 MAX_ECHO = 80  # characters of a huge (> 1000 characters) input an error message may quote
@@ -507,20 +507,30 @@ def runner(tmp_path_factory) -> CliRunner:
 
 @pytest.mark.parametrize("args, pattern",
                          [pytest.param(a, p, id=i) for i, a, p in CLI_CASES])
-def test_cli_refuses_bad_input_with_one_line(runner, cli_files, tmp_path, request, sandbox,
-                                             args, pattern):
+def test_cli_refuses_bad_input_with_one_line(runner, cli_files, tmp_path, sandbox, args,
+                                             pattern):
+    args = fill(args, cli_files, tmp_path)
+    result = runner.invoke(cli_app, args)
+    stdout, stderr = result.stdout, result.stderr
+    problems = cli_problems(result.exit_code, stdout, stderr, args, pattern, result.exception)
+    problems += sandbox.problems()
+    assert not problems, report(problems, stdout, stderr)
+
+
+@pytest.mark.timing
+@pytest.mark.parametrize("args, pattern",
+                         [pytest.param(a, p, id=i) for i, a, p in CLI_CASES])
+def test_cli_refuses_bad_input_in_time(runner, cli_files, tmp_path, request, args, pattern):
+    """Timing (``pytest -m timing``): the cases of ``FAST_CASES`` are refused before any
+    analysis work, within ``FAST_SECONDS``; the others within ``CASE_SECONDS``."""
     args = fill(args, cli_files, tmp_path)
     started = time.perf_counter()
     result = runner.invoke(cli_app, args)
     seconds = time.perf_counter() - started
-    stdout, stderr = result.stdout, result.stderr
-    problems = cli_problems(result.exit_code, stdout, stderr, args, pattern, result.exception)
-    case = request.node.callspec.id
-    limit = FAST_SECONDS if case in FAST_CASES else CASE_SECONDS
-    if seconds > limit:
-        problems.append(f"took {seconds:.1f} s (at most {limit:g} s: refuse before any work)")
-    problems += sandbox.problems()
-    assert not problems, report(problems, stdout, stderr)
+    limit = FAST_SECONDS if request.node.callspec.id in FAST_CASES else CASE_SECONDS
+    print(f"\nrefused in {seconds:.2f} s (at most {limit:g} s)")
+    assert result.exit_code == 2, result.stderr
+    assert seconds <= limit, f"took {seconds:.1f} s (at most {limit:g} s: refuse before any work)"
 
 
 @pytest.mark.parametrize("args, pattern",
@@ -566,17 +576,6 @@ DAMAGED = {
 }
 
 
-def planted_model():
-    return massif.load_model(Planted(), layers=["l1", "l2"], image_size=1, channels=2,
-                             class_names=list(CLASSES))
-
-
-def planted_data():
-    data = planted_dataset()
-    data.images[:6, 1] = 0.2  # benign images (1, 0.2): the target feature is alive
-    return data
-
-
 def contract_key(name: str) -> str:
     return "contract-" + re.sub(r"[^a-z0-9]+", "-", name)
 
@@ -609,10 +608,7 @@ def server(tmp_path_factory):
     with TestClient(app, base_url="http://127.0.0.1:8000",
                     raise_server_exceptions=False) as client:
         status = client.post("/analyses", json={"benign": "benign", "target": "target"}).json()
-        deadline = time.monotonic() + 60
-        while status["state"] not in ("done", "error") and time.monotonic() < deadline:
-            time.sleep(0.05)
-            status = client.get(f"/analyses/{status['key']}.json").json()
+        status = settled(client, f"/analyses/{status['key']}.json")
         assert status["state"] == "done", status
         hidden = sorted({str(root), str(root.resolve()), CACHE, str(Path(CACHE).resolve())},
                         key=len, reverse=True)
@@ -941,8 +937,8 @@ HTTP_CASES = [*LONG_KEY_CASES, *ODD_KEY_CASES, *ANALYSIS_CASES, *EDIT_CASES, *NO
               *DAMAGED_CASES, *COMPARE_CASES, *HOST_CASES]
 
 
-@pytest.mark.parametrize("h", HTTP_CASES)
-def test_http_refuses_bad_input_with_a_json_detail(server, sandbox, h):
+def http_request(h: H, server: Server) -> tuple[str, dict[str, Any]]:
+    """The path and the ``httpx`` arguments of the case, for the planted analysis."""
     kw = {"json": h.json, "content": h.content, "headers": h.headers, "params": h.params}
     if h.make is not None:
         kw.update(h.make())
@@ -950,18 +946,33 @@ def test_http_refuses_bad_input_with_a_json_detail(server, sandbox, h):
     path = h.path.replace("{key}", server.key).replace("{other}", "synthetic-small")
     if h.params:
         kw["params"] = {k: v.replace("{key}", server.key) for k, v in h.params.items()}
+    return path, kw
+
+
+@pytest.mark.parametrize("h", HTTP_CASES)
+def test_http_refuses_bad_input_with_a_json_detail(server, sandbox, h):
+    path, kw = http_request(h, server)
     inputs = [path] + strings_in(kw.get("json")) + strings_in(kw.get("params") or {}) \
         + strings_in(kw.get("headers") or {})
     if isinstance(kw.get("content"), bytes):
         inputs += strings_in(kw["content"])
+    r = server.client.request(h.method, path, **kw)
+    problems = http_problems(r, inputs, server.hidden, h.statuses, h.pattern)
+    problems += sandbox.problems()
+    assert not problems, "; ".join(problems) + f"\n--- body: {r.text[:1500]}"
+
+
+@pytest.mark.timing
+@pytest.mark.parametrize("h", HTTP_CASES)
+def test_http_refuses_bad_input_in_time(server, h):
+    """Timing (``pytest -m timing``): each bad request is answered within its ``seconds``."""
+    path, kw = http_request(h, server)
     started = time.perf_counter()
     r = server.client.request(h.method, path, **kw)
     seconds = time.perf_counter() - started
-    problems = http_problems(r, inputs, server.hidden, h.statuses, h.pattern)
-    if seconds > h.seconds:
-        problems.append(f"took {seconds:.1f} s")
-    problems += sandbox.problems()
-    assert not problems, "; ".join(problems) + f"\n--- body: {r.text[:1500]}"
+    print(f"\nanswered {r.status_code} in {seconds:.2f} s (at most {h.seconds:g} s)")
+    assert 400 <= r.status_code < 500, r.text[:500]
+    assert seconds <= h.seconds, f"took {seconds:.1f} s"
 
 
 @pytest.mark.parametrize("name", list(BROKEN_CONTRACT))

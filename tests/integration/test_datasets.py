@@ -286,8 +286,6 @@ class FailingDisk(ImageFolder):
         return super().load(indices)
 
 
-@pytest.mark.skipif(torch.get_num_threads() < 2, reason="one CPU thread: torch makes no "
-                    "OpenMP teams, so there is nothing to leave behind")
 def test_a_folder_loads_each_chunk_in_a_thread_that_ends_with_it(tmp_path):
     """While the caller computes on a chunk, the thread that loaded the next one has ended, and
     its OpenMP workers with it (``massif.threads``: idle teams slow the caller's operators)."""

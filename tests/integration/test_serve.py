@@ -10,7 +10,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -21,7 +20,6 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-import massif
 from massif.schemas import Graph
 from massif.server import bind, create_app
 from massif.server.answers import NodeDetail, Pictures
@@ -29,19 +27,15 @@ from massif.server.jobs import AnalysisStatus
 from massif.server.listen import Hosts
 from massif.store import Workspace
 from massif.threads import in_own_thread
+from tests.helpers.cli import MASSIF
 from tests.helpers.synthetic import live_server, synthetic_graph
-from tests.helpers.tiny import CLASSES, Planted, planted_dataset
+from tests.helpers.tiny import CLASSES, Planted, planted_data, planted_model
+from tests.helpers.waiting import settled, wait_for
 
-MASSIF = str(Path(sys.executable).parent / "massif")
 # The in-process client names the server as a browser on this machine does: the app answers
 # only to its host names (DNS rebinding; test_a_forged_host_is_refused_over_a_socket).
 LOCAL = "http://127.0.0.1:8000"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 16  # served as bytes; content does not matter here
-
-
-def planted_model():
-    return massif.load_model(Planted(), layers=["l1", "l2"], image_size=1, channels=2,
-                             class_names=list(CLASSES))
 
 
 @pytest.fixture()
@@ -49,12 +43,6 @@ def ws(tmp_path) -> Workspace:
     w = Workspace(tmp_path / "ws")
     w.save(synthetic_graph(layers=3, per_layer=6), "synthetic-small")
     return w
-
-
-def planted_data():
-    data = planted_dataset()
-    data.images[:6, 1] = 0.2  # benign images (1, 0.2): the target feature is alive
-    return data
 
 
 @pytest.fixture()
@@ -65,13 +53,7 @@ def client(ws) -> TestClient:
 
 
 def wait_done(client: TestClient, key: str, timeout: float = 30) -> AnalysisStatus:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = AnalysisStatus.model_validate(client.get(f"/analyses/{key}.json").json())
-        if status.state in ("done", "error"):
-            return status
-        time.sleep(0.05)
-    raise AssertionError(f"analysis {key} did not finish in {timeout} s")
+    return AnalysisStatus.model_validate(settled(client, f"/analyses/{key}.json", timeout))
 
 
 def test_index_json_lists_classes_attacks_and_saved_analyses(client):
@@ -502,11 +484,7 @@ def test_defense_and_export_over_http(client, planted_key, tmp_path):
 
     r = client.post(f"/graphs/{planted_key}/defense", json={"budget": 2})
     assert r.status_code == 202, r.text
-    job = r.json()
-    deadline = time.monotonic() + 60
-    while job["state"] in ("queued", "running") and time.monotonic() < deadline:
-        time.sleep(0.05)
-        job = client.get(f"/defenses/{job['id']}.json").json()
+    job = settled(client, f"/defenses/{r.json()['id']}.json")
     assert job["state"] == "done", job
     defense = DefenseResult.model_validate(job["result"])
     assert defense.greedy and "l1:1" in defense.greedy[-1].mask or \
@@ -552,13 +530,13 @@ def test_two_browsers_asking_for_the_same_pair_share_one_computation(live):
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         a, b = pool.map(lambda _: ask(), range(2))
     assert a["key"] == b["key"] and a["job"] == b["job"] and a["job"] is not None
-    deadline = time.monotonic() + 90
-    while True:
+
+    def finished() -> dict | None:
         status = httpx.get(f"{url}/analyses/{a['key']}.json", timeout=10).json()
-        if status["state"] in ("done", "error") or time.monotonic() > deadline:
-            break
-        assert 0.0 <= status["progress"] <= 1.0
-        time.sleep(0.2)
+        assert 0.0 <= status["progress"] <= 1.0, status
+        return None if status["state"] in ("queued", "running") else status
+
+    status = wait_for(finished, 90, "the shared analysis", every=0.2)
     assert status["state"] == "done", status
     assert app.state.jobs.computed == before + 1
     graph = Graph.model_validate(httpx.get(f"{url}{status['graph']}", timeout=10).json())
@@ -641,8 +619,6 @@ def openmp_workers() -> int:
     return len(os.listdir("/proc/self/task")) - threading.active_count()
 
 
-@pytest.mark.skipif(torch.get_num_threads() < 2, reason="one CPU thread: torch makes no "
-                    "OpenMP teams, so there is nothing to leave behind")
 def test_no_thread_keeps_an_openmp_team_once_the_server_is_idle(tmp_path):
     """Every thread that runs torch keeps OpenMP workers while it lives, and idle ones slow the
     others down (``massif.threads``). After an analysis, an editor build, edits and a defense
@@ -659,10 +635,7 @@ def test_no_thread_keeps_an_openmp_team_once_the_server_is_idle(tmp_path):
             idle = openmp_workers()
         status = httpx.post(f"{url}/analyses", json={"benign": "Sneaker", "target": "Sandal"},
                             timeout=30).json()
-        deadline = time.monotonic() + 90
-        while status["state"] not in ("done", "error") and time.monotonic() < deadline:
-            time.sleep(0.2)
-            status = httpx.get(f"{url}/analyses/{status['key']}.json", timeout=10).json()
+        status = settled(httpx, f"{url}/analyses/{status['key']}.json", 90, every=0.2)
         assert status["state"] == "done", status
         key = status["key"]
         assert httpx.post(f"{url}/graphs/{key}/editor", json={}, timeout=60).status_code == 200
@@ -671,9 +644,7 @@ def test_no_thread_keeps_an_openmp_team_once_the_server_is_idle(tmp_path):
                           timeout=60)
         assert edit.status_code == 200, edit.text
         job = httpx.post(f"{url}/graphs/{key}/defense", json={"budget": 1}, timeout=30).json()
-        while job["state"] in ("queued", "running") and time.monotonic() < deadline:
-            time.sleep(0.2)
-            job = httpx.get(f"{url}/defenses/{job['id']}.json", timeout=10).json()
+        job = settled(httpx, f"{url}/defenses/{job['id']}.json", 90, every=0.2)
         assert job["state"] == "done", job
         # A thread's OpenMP workers leave shortly after it ends; a request pool's idle thread
         # (that would keep them for 10 s) must not be what ran torch.

@@ -78,10 +78,11 @@ def build_request(**fields: object) -> object:
 
 
 MODEL_OPTION = typer.Option("bundled", help="bundled, bundled-robust (the same net "
-                            "adversarially trained), torchvision:NAME or "
-                            "path/to/file.py:factory.")
+                            "adversarially trained), torchvision:NAME, timm:NAME, "
+                            "hf:FOLDER_OR_NAME (Hugging Face) or path/to/file.py:factory.")
 WEIGHTS_OPTION = typer.Option(None, help="State-dict file (for the bundled model too); for "
-                              "torchvision models also DEFAULT or none.")
+                              "torchvision, timm and hf models also DEFAULT (the library's "
+                              "own, cached) or none (random, seeded).")
 IMAGE_SIZE_OPTION = typer.Option(None, help="Input height = width for your own model.")
 DEVICE_OPTION = typer.Option("auto", help="auto, cpu, cuda or cuda:N.")
 DATA_OPTION = typer.Option(None, help="fashion-mnist[:train|:test] or an ImageFolder path "

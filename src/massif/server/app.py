@@ -96,7 +96,8 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
                request: AnalysisRequest | None = None, host: str = DEFAULT_HOST) -> Any:
     """Build the app serving ``workspace`` and computing new analyses with ``model``/``dataset``.
 
-    ``model``: a spec (``bundled``, ``torchvision:NAME``, ``file.py:factory``) or a loaded
+    ``model``: a spec (``bundled``, ``torchvision:NAME``, ``timm:NAME``, ``hf:PATH``,
+    ``file.py:factory``) or a loaded
     ``massif.Model``; ``dataset``: a spec, a loaded ``Dataset`` or ``None`` for the model's own.
     Without a usable dataset the saved analyses are still served, and asking for a new one
     answers 422 with the reason. The other arguments are the ``AnalysisRequest`` fields every
