@@ -22,13 +22,27 @@ anything with ``features``  the last module of ``features`` (or          as read
 or ``layers`` (ConvNeXt,    ``layers``) at each resolution (ConvNeXt's
 EfficientNet, MobileNet,    stages, EfficientNet's and MobileNet's
 MNASNet, DenseNet, VGG…)    stage ends)
+timm vision transformers    every block's MLP hidden units after the    tokens (+ the
+                            activation: ``blocks.N.mlp.act``            model's
+                                                                        num_prefix_tokens)
+timm, other families        the modules of ``feature_info`` that        as read
+                            downsample (stages)
+Hugging Face transformers   every block's MLP activation                tokens (+ tokens
+(ViT, DeiT, BEiT, Swin…)    (``….mlp.activation_fn``; transformers 4:   before the
+                            ``….intermediate.intermediate_act_fn``)     patches, counted)
+Hugging Face convolution    ``….encoder.stages.N``                      as read
+nets (ResNet, ConvNeXt…)
 anything else               top-level children, each run once, with    as read
                             a map or token output
 =========================== =========================================== ====================
+
+timm and Hugging Face networks are told apart by their class's module (timm's ``ResNet`` is not
+torchvision's).
 """
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 LayerSpec = tuple[str, str | None, int]  # module path, layout (None: read it), prefix tokens
@@ -38,9 +52,16 @@ GOOGLENET_LAYERS = {
 }
 
 
-def family_layers(net: nn.Module) -> dict[str, LayerSpec] | None:
-    """The known family's layers of ``net`` (see the module docstring), or ``None``."""
-    kind = type(net).__name__
+def family_layers(net: nn.Module, image_size: int = 0, channels: int = 3
+                  ) -> dict[str, LayerSpec] | None:
+    """The known family's layers of ``net`` (see the module docstring), or ``None``.
+    ``image_size`` and ``channels``: the input, for the one pass that counts a Hugging Face
+    transformer's tokens before the patches (none without a size)."""
+    kind, origin = type(net).__name__, type(net).__module__
+    if origin.startswith("timm."):
+        return timm_layers(net) or None
+    if origin.startswith("transformers."):
+        return hf_layers(net, image_size, channels) or None
     children = dict(net.named_children())
     if kind == "GoogLeNet":
         return {name: (path, None, 0) for name, path in GOOGLENET_LAYERS.items()}
@@ -77,3 +98,66 @@ def candidate_layers(net: nn.Module) -> tuple[dict[str, str], bool]:
         if isinstance(box, nn.Sequential) and len(box) > 1:
             return {f"{name}.{n}": f"{name}.{n}" for n, _ in box.named_children()}, True
     return {n: n for n, _ in net.named_children()}, False
+
+
+def timm_layers(net: nn.Module) -> dict[str, LayerSpec]:
+    """A timm network's default layers (see the module docstring)."""
+    blocks = getattr(net, "blocks", None)
+    prefix = getattr(net, "num_prefix_tokens", None)
+    if isinstance(blocks, nn.Sequential) and prefix is not None and len(blocks) and all(
+            isinstance(getattr(getattr(b, "mlp", None), "act", None), nn.Module) for b in blocks):
+        return {f"blocks.{i}.mlp.act": (f"blocks.{i}.mlp.act", "tokens", int(prefix))
+                for i in range(len(blocks))}
+    out: dict[str, LayerSpec] = {}
+    for info in getattr(net, "feature_info", None) or []:
+        path = info.get("module") if isinstance(info, dict) else None
+        if path and info.get("reduction", 0) >= 4 and path not in out:
+            out[path] = (path, None, 0)
+    return out
+
+
+HF_ACTIVATIONS = (("mlp", "activation_fn"), ("mlp", "act_fn"), ("mlp", "act"),
+                  ("intermediate", "intermediate_act_fn"))
+
+
+def hf_layers(net: nn.Module, size: int, channels: int) -> dict[str, LayerSpec]:
+    """A Hugging Face network's default layers (see the module docstring)."""
+    acts = [name for name, _ in net.named_modules()
+            if tuple(name.split(".")[-2:]) in HF_ACTIVATIONS]
+    if acts:
+        prefix = _hf_prefix(net, size, channels) if size else 0
+        return {name: (name, "tokens", prefix) for name in acts}
+    return {name: (name, None, 0) for name, _ in net.named_modules()
+            if name.count(".") == 3 and ".encoder.stages." in f".{name}"}
+
+
+def _hf_prefix(net: nn.Module, size: int, channels: int) -> int:
+    """How many tokens come before the patches: the embeddings' output less the patch
+    embedding's (class and distillation tokens); 0 where the model has no such pair."""
+    modules = dict(net.named_modules())
+    pairs = [(n, f"{n}.patch_embeddings") for n in modules
+             if n.endswith("embeddings") and f"{n}.patch_embeddings" in modules]
+    if not pairs:
+        return 0
+    whole, patches = pairs[0]
+    seen: dict[str, int] = {}
+
+    def hook(name: str):
+        def record(_m, _i, out):
+            t = out[0] if isinstance(out, tuple) else out
+            if isinstance(t, torch.Tensor) and t.ndim == 3:
+                seen.setdefault(name, t.shape[1])
+        return record
+
+    handles = [modules[n].register_forward_hook(hook(n)) for n in (whole, patches)]
+    try:
+        with torch.no_grad():
+            net(torch.zeros(1, channels, size, size))
+    except Exception:  # the probe in models.py says what is wrong with the model
+        return 0
+    finally:
+        for h in handles:
+            h.remove()
+    if whole in seen and patches in seen and seen[whole] >= seen[patches]:
+        return seen[whole] - seen[patches]
+    return 0

@@ -31,8 +31,9 @@ def get_module(model: nn.Module, path: str) -> nn.Module:
 
 @contextmanager
 def frozen(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode and no parameter gradients inside; both restored on exit."""
-    was_training = model.training
+    """Eval mode and no parameter gradients inside; both restored on exit, module by module (a
+    model may hold parts in eval mode while the rest trains)."""
+    modes = [(m, m.training) for m in model.modules()]
     flags = [(p, p.requires_grad) for p in model.parameters()]
     model.eval()
     for p, _ in flags:
@@ -42,7 +43,8 @@ def frozen(model: nn.Module) -> Iterator[nn.Module]:
     finally:
         for p, flag in flags:
             p.requires_grad_(flag)
-        model.train(was_training)
+        for m, mode in modes:
+            m.training = mode
 
 
 @contextmanager

@@ -1,6 +1,6 @@
 """Models: load a classifier that takes [0, 1] images and name its analysable layers.
 
-``load_model(spec)`` understands three kinds of ``spec``:
+``load_model(spec)`` understands these kinds of ``spec``:
 
 * ``bundled`` (the default): the small InceptionV1-style Fashion-MNIST net shipped with MASSIF,
   layers ``mixed3a mixed3b mixed4a mixed4b mixed5a``; ``bundled-robust``: the same network
@@ -12,6 +12,9 @@
   (``mixed3a … mixed5b`` → ``inception3a … inception5b``). ``weights`` is ``DEFAULT`` (or
   another of the model's torchvision weights: downloaded once into torch's cache), ``none``
   (random init, seeded: the same weights every time) or a local state-dict file.
+* ``timm:NAME`` and ``hf:PATH_OR_NAME`` (Hugging Face's ``AutoModelForImageClassification``): the
+  library's model with its own normalisation, input size, class names and family's default
+  layers (``model_zoo.py``); the optional extras ``massif[timm]`` and ``massif[hf]``.
 * ``path/to/file.py:factory``: ``factory()`` returns an ``nn.Module`` taking ``[B, C, H, W]``
   images in [0, 1]; ``weights`` is an optional state-dict file loaded with
   ``torch.load(weights_only=True)``.
@@ -34,14 +37,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from . import model_zoo
 from .errors import MassifError, did_you_mean
 from .families import LayerSpec, candidate_layers, family_layers
 from .hooks import frozen, get_module
+from .model_zoo import IMAGENET_MEAN, IMAGENET_STD
 from .units import Units, parse_layer, units_of
 from .weights import apply_weights, load_state_dict, misfit
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 BUNDLED_WEIGHTS = Path(__file__).parent / "bundled" / "fashion_inception.pt"
 ROBUST_WEIGHTS = Path(__file__).parent / "bundled" / "fashion_inception_robust.pt"
 
@@ -57,9 +60,10 @@ class Normalized(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.net((x - self.mean) / self.std)
-        # googlenet and inception_v3 in train mode give a named tuple; the isinstance keeps
-        # torch.fx's proxies (which have every attribute) out
-        if isinstance(out, tuple) and hasattr(out, "logits"):
+        # googlenet and inception_v3 in train mode give a named tuple, Hugging Face models a
+        # dict with logits; the isinstance keeps torch.fx's proxies (which have every
+        # attribute) out
+        if isinstance(out, (tuple, dict)) and hasattr(out, "logits"):
             return out.logits
         return out
 
@@ -252,7 +256,8 @@ def load_model(
     default_dataset = None
     names: list[str] | None = None
     if not isinstance(spec, (str, nn.Module, type(None))):
-        raise MassifError(f"the model is a name (bundled, torchvision:NAME, file.py:factory) "
+        raise MassifError(f"the model is a name (bundled, torchvision:NAME, timm:NAME, hf:PATH, "
+                          "file.py:factory) "
                           f"or an nn.Module, not {type(spec).__name__}")
     if weights is not None and not isinstance(weights, (str, os.PathLike)):
         raise MassifError(f"weights must be a file path or a name, not {type(weights).__name__}")
@@ -267,19 +272,28 @@ def load_model(
     elif spec.startswith("torchvision:"):
         module, names = _torchvision(spec.split(":", 1)[1], weights)
         own, image_size, channels, name = None, image_size or 224, channels or 3, spec
+    elif spec.startswith(("timm:", "hf:")):
+        library, _, which = spec.partition(":")
+        if not which.strip():
+            raise MassifError(f"model {spec!r}: name the model, e.g. timm:resnet18 or "
+                              "hf:path/to/folder")
+        load = model_zoo.load_timm if library == "timm" else model_zoo.load_hf
+        net, own, size, mean, std, names = load(which.strip(), weights)
+        module, name = Normalized(net, mean, std).eval(), spec
+        image_size, channels = image_size or size, channels or len(mean)
     elif ":" in spec:
         module, own, name = _from_file(spec, weights), None, spec
     else:
         raise MassifError(
-            f"unknown model {spec!r}: use bundled, bundled-robust, torchvision:NAME or "
-            "path/to/file.py:factory"
+            f"unknown model {spec!r}: use bundled, bundled-robust, torchvision:NAME, "
+            "timm:NAME, hf:PATH_OR_NAME or path/to/file.py:factory"
         )
     class_names = class_names or names or None
     # The user's network: inside ``Normalized``, its paths are the user's names ("layer1"),
     # the wrapper's ("net.layer1") still accepted.
     inner, at = (module.net, "net.") if isinstance(module, Normalized) else (module, "")
     if own is None:
-        own = family_layers(inner)
+        own = family_layers(inner, image_size or 0, channels or 3)
     own = {lay: (at + path, layout, pre) for lay, (path, layout, pre) in (own or {}).items()}
 
     if isinstance(layers, str):

@@ -47,7 +47,8 @@ MAX_STRENGTH = 1e4
 class AnalysisRequest:
     """One analysis as asked for; ``resolve()`` checks and loads it (see the module docstring).
 
-    ``model``: ``"bundled"``, ``"torchvision:NAME"``, ``"file.py:factory"``, a loaded ``Model``
+    ``model``: ``"bundled"``, ``"torchvision:NAME"``, ``"timm:NAME"``, ``"hf:PATH"``,
+    ``"file.py:factory"``, a loaded ``Model``
     or an ``nn.Module`` taking [0, 1] images (``weights``, ``layers``, ``image_size`` apply to a
     spec). ``data``: ``"fashion-mnist[:train|:test]"``, an ImageFolder path, a ``Dataset``, or
     ``None`` for the model's own. ``benign`` / ``target``: a class name or model output index.

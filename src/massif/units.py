@@ -183,13 +183,13 @@ def _axis(fn: Any, shape: tuple[int, ...], seen: set | None = None) -> int | Non
     if name.startswith(_AXIS_LAST):
         return ndim - 1
     if name.startswith("CatBackward"):
-        dim = getattr(fn, "_saved_dim", None)
-        if dim is not None and dim % ndim == 1:
-            return 1
-        for f in inner:  # joined along another axis: every axis keeps its meaning
+        # the parts say: a join along axis 1 is a channel concatenation of convolutions
+        # (Inception) as often as a class token put before a ViT's patch tokens
+        for f in inner:
             found = _axis(f, shape, seen)
             if found is not None:
                 return found
+        return None
     if name in _SAME_AXES or name.startswith("Upsample"):  # (resizing keeps every axis)
         for f in inner:
             found = _axis(f, shape, seen)

@@ -21,7 +21,13 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise MassifError(f"weights file {path} does not exist")
     try:
+        if path.suffix == ".safetensors":  # Hugging Face's format (safetensors comes with it)
+            from safetensors.torch import load_file
+
+            return load_file(str(path), device="cpu")
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except ImportError:
+        raise MassifError(f"cannot load weights {path}: pip install safetensors") from None
     except Exception as e:  # torch raises many kinds for a corrupt or foreign file
         first = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
         if "weights_only" in str(e) or "Weights only load failed" in str(e):

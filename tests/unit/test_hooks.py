@@ -103,3 +103,15 @@ def test_unknown_layer_suggests_names():
     with pytest.raises(MassifError, match="did you mean: c1"):
         with record(SmallConv(), {"x": "c11"}):
             pass
+
+
+def test_frozen_gives_back_each_modules_own_mode():
+    """A model holding a part in eval mode while the rest trains keeps it so (restoring the
+    whole model's flag would put the part in training: dropout on, batch norm's statistics
+    moving)."""
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.5))
+    net.train()
+    net[1].eval()
+    with frozen(net):
+        assert not net.training and not net[1].training
+    assert net.training and net[0].training and not net[1].training

@@ -94,6 +94,31 @@ class Square(nn.Module):
         return self.head(torch.cat([b.flatten(1), c.flatten(1)], 1))
 
 
+class ClassToken(nn.Module):
+    """A ViT's residual stream: a class token joined before the patch tokens on axis 1 (the
+    tokens' axis, as Inception joins channels on it), then a block whose linear layer makes
+    the features on the last axis. Its block output's units are the last axis."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(3, 8, 4, stride=4)
+        self.cls = nn.Parameter(torch.zeros(1, 1, 8))
+        self.fc = nn.Linear(8, 8)
+        self.block = nn.Identity()
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.patch(x).flatten(2).transpose(1, 2)
+        t = torch.cat([self.cls.expand(len(x), -1, -1), t], 1)
+        t = self.block(t + self.fc(t))
+        return self.head(t[:, 0])
+
+
+def test_a_class_token_joined_on_axis_one_is_no_channel_axis():
+    model = massif.load_model(ClassToken(), image_size=8, channels=3, layers="block@tokens+1")
+    assert model.units["block"] == Units("tokens", 8, 1, (5,))
+
+
 def test_equal_sizes_are_told_apart_and_an_unknown_layout_is_one_error():
     model = massif.load_model(Square(), layers=["a", "b"], image_size=7, channels=1)
     assert {lay: (u.layout, u.count, u.grid) for lay, u in model.units.items()} == \

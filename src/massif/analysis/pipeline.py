@@ -49,7 +49,8 @@ def analyze(request: AnalysisRequest | Any = "bundled", dataset: Any = None, *,
 
     Either an ``AnalysisRequest``, or its fields as arguments: ``analyze("bundled",
     benign="Sneaker", target="Sandal", attack="fgm")``, the first two positional arguments being
-    the model (``"bundled"``, ``"torchvision:NAME"``, ``"file.py:factory"``, a loaded ``Model``
+    the model (``"bundled"``, ``"torchvision:NAME"``, ``"timm:NAME"``, ``"hf:PATH"``,
+    ``"file.py:factory"``, a loaded ``Model``
     or an ``nn.Module`` taking [0, 1] images) and the dataset (``"fashion-mnist"``, an
     ImageFolder path, a ``Dataset`` or ``None`` for the model's own); see ``AnalysisRequest``
     for the others (attack, strengths, graph options, ``max_images``, ``class_index``,
