@@ -223,6 +223,7 @@ CLI_CASES: list[tuple[str, list[str], str | None]] = [
     ("edit-mask-channel-out-of-range", [*EDIT, "--mask", "mixed4a:9999"], r"mixed4a"),
     ("edit-mask-unknown-layer", [*EDIT, "--mask", "nolayer:1"], r"nolayer"),
     ("edit-mask-only-commas", [*EDIT, "--mask", ",,"], r"empty"),
+    ("edit-mask-an-empty-id", [*EDIT, "--mask", "mixed4a:1,,,"], r"neuron id 2 of 4 .* empty"),
     ("edit-mask-huge", [*EDIT, "--mask", HUGE_NEURONS], r"neuron|channel|mixed4a"),
     ("edit-graph-missing", [*EDIT, "--mask", "mixed4a:1", "--graph", "{tmp}/missing.json"],
      r"graph"),
@@ -712,7 +713,7 @@ ODD_KEY_CASES = [case(f"key-{name}-{route_id(m, p)}", m, p.replace("{k}", key), 
 DAMAGED_ROUTES = [KEY_ROUTES[i] for i in (0, 1, 2, 3, 4, 7, 8, 9, 10)]
 DAMAGED_CASES = [case(f"damaged-{key.removeprefix('damaged-')}-{route_id(m, p)}", m,
                       p.replace("{k}", key), json=b, pattern=re.escape(key),
-                      statuses={404, 409, 422})
+                      statuses={409})
                  for key in DAMAGED for m, p, b in DAMAGED_ROUTES]
 
 OK_PAIR = {"benign": "benign", "target": "target"}
@@ -909,7 +910,7 @@ COMPARE_CASES = [
     case("compare-kb-20-digits", "GET", "/compare.json",
          params={"a": "{key}", "b": "{key}", "kb": "9" * 20}, statuses={422}, pattern="kb"),
     case("compare-damaged-b", "GET", "/compare.json",
-         params={"a": "{key}", "b": "damaged-a-list"}, statuses={422}, pattern="graph"),
+         params={"a": "{key}", "b": "damaged-a-list"}, statuses={409}, pattern="damaged"),
     case("compare-other-model", "GET", "/compare.json",
          params={"a": "{key}", "b": "synthetic-small", "kb": "99"}, statuses={422},
          pattern="kb"),
@@ -981,7 +982,7 @@ def test_http_refuses_a_graph_breaking_the_contract_naming_the_field(server, nam
     for path, params in [(f"/graphs/{key}.json", None), (f"/graphs/{key}/report.html", None),
                          ("/compare.json", {"a": server.key, "b": key})]:
         r = server.client.get(path, params=params)
-        problems = http_problems(r, [], server.hidden, {422}, BROKEN_CONTRACT[name][1])
+        problems = http_problems(r, [], server.hidden, {409}, BROKEN_CONTRACT[name][1])
         assert not problems, f"{path}: " + "; ".join(problems) + f"\n--- body: {r.text[:500]}"
 
 

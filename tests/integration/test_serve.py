@@ -230,7 +230,7 @@ def test_analyses_written_by_analyze_out_are_served_and_never_written_to(tmp_pat
         served = Graph.model_validate(c.get("/graphs/run-sneaker-sandal.json").json())
         assert served.nodes == first.nodes
         assert c.get(f"/graphs/{nested_key}").status_code == 200
-        assert c.get("/graphs/run-broken.json").status_code == 422
+        assert c.get("/graphs/run-broken.json").status_code == 409
         assert c.get(f"/analyses/{graph_key(first)}.json").status_code == 404
     assert sorted((p, p.stat().st_mtime_ns) for p in root.rglob("*")) == files
 

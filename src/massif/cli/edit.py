@@ -102,7 +102,8 @@ def edit(
             if given:
                 fail(f"--graph sets the pair, attack, strengths and image count; drop "
                      f"{', '.join(given)} (or --graph)")
-        ids = [s.strip() for s in (mask or "").split(",") if s.strip()]
+        # (an empty id, "a:1,,", is kept for parse_mask to refuse, as the server's edits do)
+        ids = [s.strip() for s in mask.split(",")] if mask is not None else []
         if graph is not None:
             resolved = Editor.graph_request(req, None, graph).resolve()
             Editor.check_graph(resolved, graph)

@@ -81,18 +81,24 @@ def parse_mask(ids: Sequence[str] | str, layer_channels: dict[str, int],
                whole_layer_ok: bool = False) -> dict[str, list[int]]:
     """Neuron ids (a list, or one comma-separated string) → ``{layer: sorted channels}``.
 
-    Raises a one-line ``MassifError`` for a malformed id, an unknown layer, a channel out of
-    range, an empty mask, or a mask holding every channel of a layer. Duplicates are allowed.
+    Raises a one-line ``MassifError`` for a malformed id, an empty one (``"mixed4a:1,,"``: two
+    commas in a row or one at an end), an unknown layer, a channel out of range, an empty mask,
+    or a mask holding every channel of a layer. Duplicates are allowed. The CLI's ``--mask``
+    and the server's edits both come here.
     """
     if isinstance(ids, str):
         ids = [s for s in ids.split(",")]
     if not isinstance(ids, Iterable):
         raise MassifError(f"a mask is a list of neuron ids (layer:channel) or one "
                           f"comma-separated string, not {type(ids).__name__}")
-    ids = [str(i).strip() for i in ids if str(i).strip()]
-    if not ids:
+    ids = [str(i).strip() for i in ids]
+    if not any(ids):
         raise MassifError("the mask is empty; name at least one neuron as layer:channel, "
                           "e.g. mixed4a:12")
+    if not all(ids):
+        raise MassifError(f"neuron id {ids.index('') + 1} of {len(ids)} in the mask is empty "
+                          "(two commas in a row, or one at an end); name each neuron as "
+                          "layer:channel, e.g. mixed4a:12")
     if len(ids) > MAX_MASK:
         raise MassifError(f"a mask of {len(ids)} neurons is too long (at most {MAX_MASK})")
     layers = list(layer_order or layer_channels)

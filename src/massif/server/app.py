@@ -29,14 +29,22 @@ name was made to resolve to this machine (DNS rebinding) is refused. Requests th
 change something are ``POST``s with a JSON body; a ``POST`` from a page of another origin
 (``Origin`` or ``Sec-Fetch-Site`` says so) or without ``content-type: application/json`` is
 refused, so a link, an image or a form on another site cannot set one off. Bodies over 1 MB are
-refused. Every answer carries the security headers of ``SECURITY_HEADERS`` (``frame-ancestors
-'none'``: no other site can frame the page). Error messages name workspace files by key, never
-by path.
+refused. A method no route takes (``DELETE``, ``TRACE``) is answered 405 with an ``Allow``
+header where the path exists, 404 where it does not. Every answer carries the security headers
+of ``SECURITY_HEADERS`` (``frame-ancestors 'none'``: no other site can frame the page). Error
+messages name workspace files by key, never by path, and show no absolute path (a dataset
+folder named in a graph is shown by its last part).
+
+A saved analysis whose ``graph.json`` cannot be read (truncated, edited by hand, another
+schema) is *damaged*: its status says ``damaged`` with the reason, its routes answer 409 saying
+how to redo it, ``/index.json`` leaves it out (logged once per analysis and reason, not on
+every request), and asking for its pair again computes it anew.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +57,11 @@ from ..memory import release_cached
 from ..pictures.files import Kind, example_patches, picture_file
 from ..request import AnalysisRequest
 from ..schemas import Graph, Node, first_error
-from ..store import valid_key
+from ..store import RUN_PREFIX, valid_key
 from .answers import ClassInfo, Info, NodeDetail, Pictures, SavedAnalysis
 from .compare_routes import add_compare_routes
 from .defense_jobs import DefenseJobs
-from .edit_routes import add_edit_routes
+from .edit_routes import EmptyBody, add_edit_routes
 from .jobs import (
     ATTACKS,
     AnalysisStatus,
@@ -81,6 +89,10 @@ PAGE_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-eval'; "
 FRAMING_POLICY = "frame-ancestors 'none'"
 SECURITY_HEADERS = {"x-content-type-options": "nosniff", "x-frame-options": "DENY",
                     "referrer-policy": "no-referrer"}
+# The folders of an absolute path in a message (``imagefolder:/srv/data/flowers``, a dataset a
+# graph names): only its last part is shown. Not a URL's (``http://host/a/``), nor a path the
+# workspace's own name was put in for (``<workspace>/graphs/``).
+ABSOLUTE_FOLDERS = re.compile(r"(?<![\w.~>/-])/(?!/)(?:[^\s/'\"]+/)+")
 
 
 def attack_choice(graph: Graph) -> str:
@@ -146,7 +158,7 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
     # (the workspaces a level below, whose analyses ``ws`` serves too, may hold pictures)
     picture_roots = [ws.root, *sorted(p.parent for p in ws.root.glob("*/graphs") if p.is_dir()),
                      picture_root]
-    jobs = JobManager(ws, engine, make_pictures)
+    jobs = JobManager(ws, engine, make_pictures, lambda key: damage(key))  # (defined below)
     defenses = DefenseJobs()
     app = FastAPI(title="MASSIF", version="1", docs_url="/api", redoc_url=None)
     app.state.workspace, app.state.engine, app.state.jobs = ws, engine, jobs
@@ -157,14 +169,16 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
     cache_: dict[str, tuple[float, Graph, bytes]] = {}
     hidden = sorted({str(p) for root in (ws.root, picture_root)
                      for p in (root, root.resolve())}, key=len, reverse=True)
+    body_methods: set[str] = set()  # the methods some route takes (POST), set once all are added
 
     def clean(message: str) -> str:
-        """No server path in a message: the workspace and cache folders are named, not shown."""
+        """No server path in a message: the workspace and cache folders are named, not shown,
+        and any other absolute path is shown by its last part."""
         for p in hidden:
             if p not in (".", ""):
                 message = message.replace(p, "<workspace>" if p.startswith(str(ws.root))
                                           or p == str(ws.root.resolve()) else "<cache>")
-        return message[:2000]
+        return ABSOLUTE_FOLDERS.sub("", message)[:2000]
 
     def error(status: int, detail: str) -> JSONResponse:
         return JSONResponse({"detail": clean(detail)}, status_code=status)
@@ -188,7 +202,7 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
         length = request_.headers.get("content-length")
         if length is not None and (not is_index(length) or int(length) > MAX_BODY):
             return error(413, f"the request body is over {MAX_BODY // 1024} KB")
-        if request_.method not in ("GET", "HEAD", "OPTIONS"):
+        if request_.method in body_methods:  # (other methods: 405 from the router, unread)
             if length is None:  # a chunked body could grow past the limit unseen
                 return error(411, "send the body with a content-length")
             origin = request_.headers.get("origin")
@@ -215,19 +229,28 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
         return error(422, str(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error(exc.status_code, str(exc.detail))
+    async def _http_error(request_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        allow = (exc.headers or {}).get("Allow")
+        if exc.status_code == 405 and allow:  # (the router's, with the methods it takes)
+            answer = error(405, f"{short(request_.method, 20)} is not allowed here; use "
+                                f"{allow}")
+        else:
+            answer = error(exc.status_code, str(exc.detail))
+        answer.headers.update(exc.headers or {})
+        return answer
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
         parts = []
         for err in exc.errors()[:3]:
             where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query"))
-            msg = str(err.get("msg"))[:200]
+            msg = str(err.get("msg")).removeprefix("Value error, ")[:200]
             parts.append(f"{short(where, 40)[1:-1]}: {msg}" if where else msg)
         return error(422, "; ".join(parts) or "invalid request")
 
     def graph_entry(key: str) -> tuple[Graph, bytes]:
+        """The saved analysis ``key``, read once per change of its file: 404 when there is
+        none, 409 when it cannot be read (damaged, saying how to redo it)."""
         if not valid_key(key):
             raise HTTPException(404, f"no analysis {short(key, 40)} (keys are 1 to 200 "
                                      "lower-case letters, digits and dashes)")
@@ -238,10 +261,25 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
             raise HTTPException(404, f"no analysis {key!r} in this workspace") from None
         hit = cache_.get(key)
         if hit is None or hit[0] != mtime:
-            graph = ws.load(key)  # validates against the contract; MassifError → 422
+            try:
+                graph = ws.load(key)  # validates against the contract
+            except MassifError as e:
+                redo = ("run the massif analyze that wrote it again" if key.startswith(RUN_PREFIX)
+                        else "ask for its pair again (the page's Analyze, or POST /analyses) to "
+                             "compute it anew")
+                raise HTTPException(409, f"{e}; the analysis is damaged: {redo}") from None
             hit = (mtime, graph, graph.to_json(indent=None).encode())
             cache_[key] = hit
         return hit[1], hit[2]
+
+    def damage(key: str) -> str | None:
+        """Why the saved analysis ``key`` cannot be read; ``None`` when it can, or is not
+        saved (the analyses' status then says ``damaged``, ``jobs.JobManager``)."""
+        try:
+            graph_entry(key)
+        except HTTPException as e:
+            return clean(str(e.detail)) if e.status_code == 409 else None
+        return None
 
     def find_node(graph: Graph, key: str, neuron_id: str) -> Node:
         layer, sep, channel = neuron_id.rpartition(":")
@@ -265,14 +303,19 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
                 out[n.id] = f"/graphs/{key}/nodes/{n.id}/{kind}.png"
         return out
 
+    unlisted: dict[str, str] = {}  # analysis key → why it is not listed (logged once)
+
     def saved() -> list[SavedAnalysis]:
         rows = []
         for key in ws.keys():
             try:
                 g, _ = graph_entry(key)
-            except (HTTPException, MassifError, OSError) as e:
-                log.warning("not listing analysis %s: %s", key, clean(str(e)))
-                continue  # unreadable or another schema version: not listed
+            except (HTTPException, MassifError, OSError) as e:  # damaged: not listed
+                why = clean(str(e.detail if isinstance(e, HTTPException) else e))
+                if unlisted.get(key) != why:  # once per analysis and reason, not per request
+                    unlisted[key] = why
+                    log.warning("not listing analysis %s: %s", key, why)
+                continue
             rows.append(SavedAnalysis(
                 key=key, benign=g.benign.name, target=g.target.name, attack=attack_choice(g),
                 targeted=g.attack.targeted, max_strength=g.attack.strengths[-1],
@@ -318,7 +361,7 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
         return status
 
     @app.post("/analyses/{key}/cancel", response_model=AnalysisStatus)
-    def cancel_analysis(key: str) -> AnalysisStatus:
+    def cancel_analysis(key: str, _body: EmptyBody) -> AnalysisStatus:
         status = jobs.cancel(key) if valid_key(key) else None
         if status is None or status.state == "missing":
             raise HTTPException(404, f"no analysis {short(key, 40)} is saved or running")
@@ -330,13 +373,15 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
 
     def page_or_404(request_: Request, check: Any) -> Response:
         """The page, after ``check()``; a browser asking for a missing analysis or neuron gets
-        the page too, with status 404, and the page says in words what is missing."""
+        the page too, with status 404, and the page says in words what is missing (a damaged
+        analysis: 409, and how to redo it)."""
         try:
             check()
         except HTTPException as e:
-            if e.status_code != 404 or "text/html" not in request_.headers.get("accept", ""):
+            if e.status_code not in (404, 409) or "text/html" not in request_.headers.get(
+                    "accept", ""):
                 raise
-            return Response(page, status_code=404, media_type="text/html")
+            return Response(page, status_code=e.status_code, media_type="text/html")
         return html()
 
     @app.get("/graphs/{key}/report.html", include_in_schema=False)
@@ -390,4 +435,6 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
 
     add_edit_routes(app, graph_entry, engine, defenses)
     add_compare_routes(app, graph_entry, STATIC)
+    body_methods.update(m for route in app.routes for m in getattr(route, "methods", None) or ()
+                        if m not in ("GET", "HEAD", "OPTIONS"))
     return app

@@ -9,13 +9,13 @@ link cannot set one off; see ``app.py``):
   model (adaptive); ``adaptive: false`` skips the fresh attack (the slow part); ``preview: true``
   answers on the first 250 images of the class and of the sample, without it (within a second).
   The page asks for the preview, then without the fresh attack, then with it;
-* ``POST /graphs/{key}/editor`` → ``EditorInfo``: build the editors now (the page asks as soon
-  as it opens an analysis);
+* ``POST /graphs/{key}/editor`` ``{}`` → ``EditorInfo``: build the editors now (the page asks
+  as soon as it opens an analysis);
 * ``POST /graphs/{key}/defense`` ``{"budget": 5, "mode": "zero"}`` →
   ``defense_jobs.DefenseStatus``: a defense search started as a job; ``GET
   /defenses/{id}.json`` its progress and its ``edit.DefenseResult`` (the suggestion first,
   ``complete`` false while the baselines are measured); ``POST
-  /defenses/{id}/cancel`` stops it;
+  /defenses/{id}/cancel`` ``{}`` stops it;
 * ``POST /graphs/{key}/images`` ``{"k": 3}`` → ``one_image.Gallery``: the class's images with
   their clean and attacked predictions at strength index ``k``; ``POST
   /graphs/{key}/images/{position}`` ``{}`` → ``one_image.ImageDetail``: that image through the
@@ -23,6 +23,9 @@ link cannot set one off; see ``app.py``):
   gallery's thumbnails);
 * ``POST /graphs/{key}/edited-model.pt`` ``{"mask": [...], "mode": "zero"}``: the edited model
   as a file (made in memory: no temporary file).
+
+Bodies are JSON objects checked strictly (``EmptyBody`` where a route needs nothing): an unknown
+field, ``"yes"`` for a boolean or ``"3"`` for a number is refused (422) naming the field.
 
 Editors (the class's images, the stored attack and a private copy of the start-up snapshot of the
 model) are built on the first request for an analysis and kept for the next ones (``KEEP``). Each
@@ -40,7 +43,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from ..edit.masks import MAX_MASK
 from ..errors import MassifError, short
@@ -62,6 +65,13 @@ class EditorInfo(BaseModel):
     seconds: float
 
 
+class EmptyBody(BaseModel):
+    """The body of a ``POST`` that needs nothing: ``{}`` (a field, a list or a string is
+    refused)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class EditBody(BaseModel):
     """What to delete and how to measure it."""
 
@@ -70,16 +80,18 @@ class EditBody(BaseModel):
     mask: list[StrictStr] | StrictStr = Field(
         description="neuron ids layer:channel, as a list or one comma-separated string")
     mode: Mode = "zero"
-    adaptive: bool = Field(True, description="false: skip the fresh attack (adaptive_asr "
-                           "null), answered several times faster")
-    preview: bool = Field(False, description=f"true: only the first {PREVIEW_IMAGES} images "
-                          "of the class and of the sample, without the fresh attack")
+    adaptive: StrictBool = Field(True, description="false: skip the fresh attack "
+                                 "(adaptive_asr null), answered several times faster")
+    preview: StrictBool = Field(False, description=f"true: only the first {PREVIEW_IMAGES} "
+                                "images of the class and of the sample, without the fresh "
+                                "attack")
 
     def ids(self) -> list[str]:
+        """The neuron ids as given (an empty one is refused by ``masks.parse_mask``)."""
         parts = self.mask.split(",") if isinstance(self.mask, str) else self.mask
         if len(parts) > MAX_MASK:
             raise MassifError(f"a mask of {len(parts)} neurons is too long (at most {MAX_MASK})")
-        return [s.strip() for s in parts if s.strip()]
+        return [s.strip() for s in parts]
 
 
 class DefenseBody(BaseModel):
@@ -174,7 +186,7 @@ def add_edit_routes(app: Any, graph_entry: Callable[[str], tuple[Graph, bytes]],
             ids, mode=body.mode, adaptive=body.adaptive and not body.preview))
 
     @app.post("/graphs/{key}/editor", response_model=EditorInfo)
-    def warm_up(key: str) -> EditorInfo:
+    def warm_up(key: str, _body: EmptyBody) -> EditorInfo:
         """Build the analysis's editors ahead of the first deletion (the page calls this as
         soon as it opens an analysis): the preview one first, so a click that comes meanwhile
         waits only for that."""
@@ -189,7 +201,7 @@ def add_edit_routes(app: Any, graph_entry: Callable[[str], tuple[Graph, bytes]],
         return use(key, False, lambda ed: ed.gallery(body.k))
 
     @app.post("/graphs/{key}/images/{position}", response_model=ImageDetail)
-    def one_image(key: str, position: int) -> ImageDetail:
+    def one_image(key: str, position: int, _body: EmptyBody) -> ImageDetail:
         graph, _ = graph_entry(key)
         return use(key, False, lambda ed: ed.image(position, graph))
 
@@ -232,7 +244,7 @@ def add_edit_routes(app: Any, graph_entry: Callable[[str], tuple[Graph, bytes]],
         return status
 
     @app.post("/defenses/{job_id}/cancel", response_model=DefenseStatus)
-    def defense_cancel(job_id: int) -> DefenseStatus:
+    def defense_cancel(job_id: int, _body: EmptyBody) -> DefenseStatus:
         job = defense_job(job_id)
         job.cancel.set()
         return defenses.status(job)

@@ -14,7 +14,9 @@
    ``analysis.run`` with a progress callback, makes the pictures the graph's neurons lack, and
    saves the graph atomically. The checkpoint folder is the graph's folder, so a server killed
    mid-analysis resumes it when asked again. ``cancel(key)`` stops a job at its next batch (or
-   picture step), a queued one at once.
+   picture step), a queued one at once. A saved graph that cannot be read (truncated, edited
+   by hand, another schema) is ``damaged``, never ``done``; asking for its pair again computes
+   it anew and saves it over the damaged one.
 3. **Defense searches** (``defense_jobs.DefenseJobs``): each runs on its own thread, on a fork
    of the analysis's editor (its own model copy), so quick edits of the same analysis go on
    meanwhile; progress and cancel like analyses.
@@ -27,11 +29,21 @@ import logging
 import queue
 import threading
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+)
 
 from ..classes import class_space
 from ..errors import SERVER_MEMORY_ADVICE, MassifError, out_of_memory
@@ -47,7 +59,20 @@ ATTACKS: dict[str, float] = {"fgm": 3.5, "fgsm": 0.1, "pgd-l2": 3.5, "pgd-linf":
 # profile: all strengths; edges: one).
 STAGE_SPAN = {"means": (0.0, 0.04), "profile": (0.04, 0.6), "edges": (0.6, 0.8),
               "visualize": (0.8, 0.95), "examples": (0.95, 1.0)}
-ClassRef = StrictInt | StrictStr
+
+
+def _no_control_characters(value: int | str) -> int | str:
+    """A class name holds no control, invisible or lone surrogate character (a NUL byte, a tab,
+    a right-to-left override): loose matching would otherwise read ``"Sneaker\\0"`` as Sneaker."""
+    if isinstance(value, str):
+        for ch in value:
+            if unicodedata.category(ch) in ("Cc", "Cf", "Cs"):
+                raise ValueError(f"a class name holds no control or invisible characters (it "
+                                 f"has U+{ord(ch):04X})")
+    return value
+
+
+ClassRef = Annotated[StrictInt | StrictStr, AfterValidator(_no_control_characters)]
 
 
 class Cancelled(Exception):
@@ -70,13 +95,14 @@ class PairChoice(BaseModel):
 
 class AnalysisStatus(BaseModel):
     """Where an analysis stands: ``done`` (its graph is in the workspace), ``queued``,
-    ``running`` (with progress in [0, 1]), ``error`` (with the one-line reason), ``cancelled``
-    or ``missing``."""
+    ``running`` (with progress in [0, 1]), ``error`` (with the one-line reason), ``cancelled``,
+    ``damaged`` (its saved graph cannot be read; ``error`` says why and how to redo it) or
+    ``missing``."""
 
     model_config = ConfigDict(extra="forbid")
 
     key: str
-    state: Literal["done", "queued", "running", "error", "cancelled", "missing"]
+    state: Literal["done", "queued", "running", "error", "cancelled", "damaged", "missing"]
     progress: float = 0.0
     stage: str | None = None
     error: str | None = None
@@ -194,13 +220,17 @@ class Job(JobState):
 
 
 class JobManager:
-    """Finds saved analyses, dedupes requests by key, runs new ones on one worker thread."""
+    """Finds saved analyses, dedupes requests by key, runs new ones on one worker thread.
+    ``damage(key)``: why the saved analysis ``key`` cannot be read, ``None`` when it can (or
+    is not saved)."""
 
     def __init__(self, workspace: Workspace, engine: Engine,
-                 make_pictures: Callable[[Any, Callable[[str, int, int], None]], None]) -> None:
+                 make_pictures: Callable[[Any, Callable[[str, int, int], None]], None],
+                 damage: Callable[[str], str | None] = lambda key: None) -> None:
         self.workspace = workspace
         self.engine = engine
         self.make_pictures = make_pictures
+        self.damage = damage
         self.jobs: dict[str, Job] = {}
         self.computed = 0  # computations started (a test checks that requests share them)
         self._lock = threading.Lock()
@@ -218,6 +248,10 @@ class JobManager:
                 return AnalysisStatus(key=key, state=job.state, progress=job.progress,
                                       stage=job.stage, error=job.error, job=job.id)
         if self.workspace.has(key):
+            why = self.damage(key)
+            if why is not None:
+                return AnalysisStatus(key=key, state="damaged", error=why,
+                                      job=job.id if job else None)
             return AnalysisStatus(key=key, state="done", progress=1.0,
                                   graph=f"/graphs/{key}.json", page=f"/graphs/{key}",
                                   job=job.id if job else None)
@@ -226,13 +260,15 @@ class JobManager:
     def submit(self, choice: PairChoice,
                progress: Callable[[str, int, int], None] | None = None) -> AnalysisStatus:
         """The status of ``choice``'s analysis, starting it if it is neither saved nor under
-        way (a failed or cancelled one is tried again). Bad requests raise ``MassifError``."""
+        way (a failed or cancelled one is tried again, a damaged one computed anew). Bad
+        requests raise ``MassifError``."""
         resolved = self.engine.resolve(choice)
         key = resolved.key
+        damaged = self.damage(key) is not None  # (reads the graph: not under the lock)
         with self._lock:
             job = self.jobs.get(key)
             busy = job is not None and job.state in ("queued", "running")
-            if not busy and not self.workspace.has(key):
+            if not busy and (damaged or not self.workspace.has(key)):
                 job = Job(id=self._next_id, key=key, resolved=resolved)
                 if progress:
                     job.extra_progress.append(progress)

@@ -110,9 +110,11 @@ export function createControls(store, { loadGraph }) {
     clearTimeout(polling);
     showJob(status);
     const missing = status.state === "cancelled" || status.state === "missing";
-    $("analyze").textContent = missing ? "Analyze (not computed yet)" : "Show";
+    $("analyze").textContent = missing ? "Analyze (not computed yet)"
+      : status.state === "damaged" ? "Analyze (computes it anew)" : "Show";
     if (status.state === "done") return loadGraph(status.key);
     if (status.state === "error") return showError(`analysis failed: ${status.error}`);
+    if (status.state === "damaged") return showError(status.error);  // says how to redo it
     if (missing) {
       if (status.state === "cancelled") showError("This analysis was cancelled; Analyze starts it again.");
       return;
