@@ -8,7 +8,6 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,27 +17,20 @@ from massif.edit.masks import parse_mask
 from massif.server import create_app
 from massif.store import Workspace
 from tests.helpers.synthetic import live_server, synthetic_graph
-from tests.helpers.tiny import CLASSES, Planted, planted_dataset
+from tests.helpers.tiny import planted_data, planted_model
+from tests.helpers.waiting import settled
 
 LOCAL = "http://127.0.0.1:8000"  # the server answers only its own host names
 PAIR = {"benign": "benign", "target": "target"}
 
 
 def planted_app(root):
-    model = massif.load_model(Planted(), layers=["l1", "l2"], image_size=1, channels=2,
-                              class_names=list(CLASSES))
-    data = planted_dataset()
-    data.images[:6, 1] = 0.2  # benign images (1, 0.2): the target feature is alive
-    return create_app(root, model, data, device="cpu", pictures=False)
+    return create_app(root, planted_model(), planted_data(), device="cpu", pictures=False)
 
 
-def computed(client: TestClient, body: dict = PAIR, timeout: float = 60) -> dict:
-    """Ask for an analysis and wait until it is done."""
-    status = client.post("/analyses", json=body).json()
-    deadline = time.monotonic() + timeout
-    while status["state"] in ("queued", "running") and time.monotonic() < deadline:
-        time.sleep(0.05)
-        status = client.get(f"/analyses/{status['key']}.json").json()
+def computed(client: TestClient) -> dict:
+    """Ask for the planted pair's analysis and wait until it is done."""
+    status = settled(client, f"/analyses/{client.post('/analyses', json=PAIR).json()['key']}.json")
     assert status["state"] == "done", status
     return status
 
