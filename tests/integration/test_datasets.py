@@ -14,7 +14,6 @@ import shutil
 import socket
 import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -39,6 +38,7 @@ from massif.datasets import (
 from massif.download import download_fashion_mnist
 from massif.errors import MassifError
 from massif.io import write_atomic
+from tests.helpers.cli import MASSIF
 
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 
@@ -320,7 +320,6 @@ def build():
     return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
                          nn.Flatten(), nn.Linear(4, 3))
 '''
-MASSIF = str(Path(sys.executable).parent / "massif")
 
 
 def image_tree(root: Path, classes: tuple[str, ...] = ("circle", "square", "stripe"),

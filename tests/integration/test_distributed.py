@@ -19,7 +19,8 @@ import pytest
 import torch
 from PIL import Image
 
-MASSIF = str(Path(sys.executable).parent / "massif")
+from tests.helpers.cli import MASSIF
+
 # One batch size for every run: each image is then computed in the same batch, at the same
 # place, in any world size (``World.rounds``), so the runs differ by float64 rounding alone.
 COMMON = ["analyze", "--benign", "Sneaker", "--target", "Sandal", "--max-images", "300",

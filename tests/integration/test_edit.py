@@ -19,7 +19,7 @@ from massif.edit.defense import emphasized_order
 from massif.edit.estimate import estimate_deletions
 from massif.edit.session import Mask
 from massif.hooks import frozen, mask
-from tests.helpers.tiny import Planted, planted_dataset
+from tests.helpers.tiny import Planted, planted_data, planted_model
 
 STRENGTHS = [3.5 * i / 7 for i in range(8)]
 
@@ -27,17 +27,9 @@ STRENGTHS = [3.5 * i / 7 for i in range(8)]
 # ------------------------------------------------------------------ the planted model, by hand
 
 
-def planted_model():
-    data = planted_dataset()
-    data.images[:6, 1] = 0.2  # benign images are (1, 0.2): the target feature is alive
-    model = massif.load_model(Planted(), layers=["l1", "l2"], image_size=1, channels=2,
-                              class_names=data.class_names)
-    return model, data
-
-
 @pytest.fixture()
 def planted():
-    model, data = planted_model()
+    model, data = planted_model(), planted_data()
     return Editor(model, data, benign="benign", target="target", strengths=STRENGTHS,
                   device="cpu")
 
@@ -111,7 +103,7 @@ def test_result_round_trips_and_reads_as_a_table(planted):
 
 
 def test_pgd_through_the_edited_model(planted):
-    model, data = planted_model()
+    model, data = planted_model(), planted_data()
     ed = Editor(model, data, benign=0, target=1, attack="pgd-l2", strengths=[0, 1.0, 3.5],
                 device="cpu")
     r = ed.evaluate(["l1:1"])
@@ -128,7 +120,7 @@ def all_hooks(module: nn.Module) -> int:
 
 
 def test_hooks_are_removed_and_flags_restored(monkeypatch, tmp_path):
-    model, data = planted_model()
+    model, data = planted_model(), planted_data()
     model.module.train()
     model.module.l1[0].weight.requires_grad_(True)
     model.module.head.bias.requires_grad_(False)
@@ -217,7 +209,7 @@ def test_other_bad_requests(planted, tmp_path):
     with pytest.raises(massif.MassifError, match="list of neuron ids"):
         planted.evaluate(5)
     with pytest.raises(massif.MassifError, match="must be a Graph"):
-        Editor.from_graph(planted_model()[0], None, None)
+        Editor.from_graph(planted_model(), None, None)
     with pytest.raises(massif.MassifError, match="fresh nn.Module"):
         planted.export(["l1:1"], tmp_path / "edited.pt")
         apply_mask(None, tmp_path / "edited.pt")
@@ -227,7 +219,7 @@ def test_other_bad_requests(planted, tmp_path):
 
 
 def test_from_graph_checks_the_model(planted):
-    model, data = planted_model()
+    model, data = planted_model(), planted_data()
     graph = massif.analyze(model, data, benign="benign", target="target", device="cpu")
     ed = Editor.from_graph(model, data, graph, device="cpu")
     assert ed.strengths == graph.attack.strengths and ed.graph is graph
@@ -377,8 +369,8 @@ def test_an_untraceable_model_runs_whole():
 
 
 @pytest.fixture(scope="module")
-def bundled_pair():
-    model = massif.load_model("bundled")
+def bundled_pair(bundled):
+    model = bundled
     data = massif.load_dataset("fashion-mnist", 28, 1)
     graph = massif.analyze(model, data, benign="Sneaker", target="Sandal", max_images=200,
                            device="cpu")

@@ -273,11 +273,6 @@ def test_a_large_dataset_is_scanned_through_a_stratified_sample(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def bundled():
-    return massif.load_model("bundled")
-
-
-@pytest.fixture(scope="module")
 def fashion_subset():
     test = FashionMNIST("test")
     idx = list(range(0, 10000, 25))  # 400 images

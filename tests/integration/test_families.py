@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import io
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,8 +14,7 @@ from PIL import Image
 import massif
 from massif import MassifError
 from massif.pictures.graph_pictures import ensure_graph_pictures
-
-MASSIF = str(Path(sys.executable).parent / "massif")
+from tests.helpers.cli import MASSIF
 
 
 @pytest.mark.parametrize(("name", "first", "last", "units"), [

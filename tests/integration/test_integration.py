@@ -16,13 +16,7 @@ import massif
 from massif.analysis.profile import profile_neurons
 from massif.datasets import FashionMNIST, TensorDataset
 from massif.hooks import mask
-
-MASSIF = str(Path(sys.executable).parent / "massif")
-
-
-@pytest.fixture(scope="module")
-def bundled():
-    return massif.load_model("bundled")
+from tests.helpers.cli import MASSIF
 
 
 @pytest.fixture(scope="module")

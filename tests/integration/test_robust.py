@@ -15,8 +15,8 @@ N = 1000
 
 
 @pytest.fixture(scope="module")
-def models():
-    return massif.load_model("bundled"), massif.load_model("bundled-robust")
+def models(bundled):
+    return bundled, massif.load_model("bundled-robust")
 
 
 def accuracy(model, x, y, eps: float) -> float:

@@ -52,11 +52,6 @@ def corr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(a @ b / (a.norm() * b.norm() + 1e-12))
 
 
-@pytest.fixture(scope="module")
-def bundled():
-    return massif.load_model("bundled")
-
-
 @pytest.mark.parametrize("channels, min_corr", [(1, 0.8), (3, 0.75)])
 def test_a_linear_filter_is_visualized_as_its_own_pattern(channels, min_corr):
     """The optimum of ``<w, x>`` over images in [0, 1] is ``x = [w > 0]``: the picture must

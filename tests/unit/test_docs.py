@@ -45,13 +45,11 @@ def test_every_cli_command_and_option_is_documented():
 
 def test_every_http_endpoint_is_documented(tmp_path):
     """Each route of the server (method and path) has its row in docs/web.md."""
-    import massif
     from massif.server import create_app
-    from tests.helpers.tiny import CLASSES, Planted, planted_dataset
+    from tests.helpers.tiny import planted_dataset, planted_model
 
-    model = massif.load_model(Planted(), layers=["l1", "l2"], image_size=1, channels=2,
-                              class_names=list(CLASSES))
-    app = create_app(tmp_path, model, planted_dataset(), device="cpu", pictures=False)
+    app = create_app(tmp_path, planted_model(), planted_dataset(), device="cpu",
+                     pictures=False)
     web = (ROOT / "docs" / "web.md").read_text()
     missing = []
     for route in app.routes:

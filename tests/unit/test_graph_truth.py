@@ -8,7 +8,7 @@ import torch
 import massif
 from massif.analysis.graph import flip_index
 from massif.hooks import mask
-from tests.helpers.tiny import BENIGN, TARGET, Planted, planted_dataset
+from tests.helpers.tiny import BENIGN, TARGET, Planted, planted_data, planted_model
 
 STRENGTHS = [3.5 * i / 7 for i in range(8)]
 
@@ -26,12 +26,8 @@ def expected_path():
 
 @pytest.fixture(scope="module")
 def graph():
-    data = planted_dataset()
-    data.images[:6, 1] = 0.2  # benign images are (1, 0.2): the target feature is alive
-    model = massif.load_model(Planted(), layers=["l1", "l2"], image_size=1, channels=2,
-                              class_names=data.class_names)
-    return massif.analyze(model, data, benign="benign", target="target", attack="fgm",
-                          max_strength=3.5, steps=8, device="cpu")
+    return massif.analyze(planted_model(), planted_data(), benign="benign", target="target",
+                          attack="fgm", max_strength=3.5, steps=8, device="cpu")
 
 
 def test_groups_are_the_planted_ones(graph):
@@ -133,12 +129,8 @@ def test_intervention_agrees_with_the_graph():
 
 
 def test_votes_importance_picks_the_most_active_channels():
-    data = planted_dataset()
-    data.images[:6, 1] = 0.2
-    model = massif.load_model(Planted(), layers=["l1", "l2"], image_size=1, channels=2,
-                              class_names=data.class_names)
-    g = massif.analyze(model, data, benign=BENIGN, target=TARGET, nodes_per_layer=1,
-                       importance="votes", device="cpu")
+    g = massif.analyze(planted_model(), planted_data(), benign=BENIGN, target=TARGET,
+                       nodes_per_layer=1, importance="votes", device="cpu")
     # top-1 vote: clean images (1, .2, .5) vote channel 0, attacked (0, 1, .5) channel 1
     assert {n.id: n.group for n in g.nodes if n.layer == "l1"} == {
         "l1:0": "suppressed", "l1:1": "emphasized"}
