@@ -21,14 +21,16 @@ Who does what:
 * the batch size is rank 0's (an automatic one could differ between GPUs);
 * a collective that fails because another rank died becomes one ``MassifError``, and in a
   process started by torchrun SIGTERM (torchrun stopping the survivors) becomes one too: every
-  rank that can print ends with one ``massif: error:`` line, never a hang
-  (``MASSIF_DIST_TIMEOUT`` seconds, default 1800, bound a rank that hangs without dying).
+  rank ends with exit status 2, never a hang (``MASSIF_DIST_TIMEOUT`` seconds, default 1800,
+  bound a rank that hangs without dying), and the run with one ``massif: error:`` line, said
+  by the first rank that failed (``says_error``).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -36,6 +38,10 @@ from datetime import timedelta
 import torch
 
 from .errors import MassifError
+
+_joining = False  # start() is under way: an error now is this process's own (its GPU, its peers)
+_store: object = None  # the run's key-value store, where the processes agree who says an error
+_says: bool | None = None  # whether this process says the run's error line, once decided
 
 
 @dataclass(frozen=True)
@@ -168,10 +174,12 @@ def start(device: torch.device) -> World:
 
     ``device`` is the resolved ``--device``: CUDA uses nccl, and each process takes the GPU
     ``LOCAL_RANK``; the CPU uses gloo."""
+    global _joining, _store
     if not launched():
         return World()
     import torch.distributed as dist
 
+    _joining = True
     if "RANK" not in os.environ:
         raise MassifError("WORLD_SIZE is set but RANK is not: start the command with torchrun")
     rank, size = _env_int("RANK", 0), _env_int("WORLD_SIZE", 1)
@@ -195,6 +203,12 @@ def start(device: torch.device) -> World:
             raise MassifError(f"rank {rank}: could not join the other processes: "
                               f"{str(e).splitlines()[0][:200]}") from None
     _stop_cleanly(rank)
+    if not _agent():  # the group's store, kept: a process that fails counts itself in it
+        try:  # after it has left the group (says_error)
+            _store = dist.distributed_c10d._get_default_store()
+        except (AttributeError, RuntimeError, ValueError):
+            _store = None
+    _joining = False
     if cuda:
         return World(rank, size, torch.device("cuda", local))
     return World(rank, size)
@@ -222,16 +236,87 @@ def _local_gpu() -> int:
 
 
 def stop() -> None:
-    """Leave the process group (if one was joined)."""
+    """Leave the process group (if one was joined). Called while an error propagates (from a
+    ``finally``), it first counts this process in the run's store (``says_error``): the other
+    processes see this one leave, so they count after it, and the line says what went wrong
+    first."""
     import torch.distributed as dist
 
+    if sys.exc_info()[0] is not None:
+        says_error()
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
 
+def says_error() -> bool:
+    """Whether this process prints the run's ``massif: error:`` line (``terminal.fail``).
+
+    Every process that fails exits with status 2, but one line says it all: under torchrun the
+    first process to fail says it, and the others (failing alike, or stopped because it
+    failed) exit quietly. The first is the first to count itself in a key-value store all the
+    processes reach: torchrun's own (its agent's), or, in processes started otherwise, the
+    process group's once they have joined (a process counts itself before it leaves the group,
+    in ``stop``, so those that see it leave count after it). Without a store (processes not
+    started by torchrun, before they join) a bad option fails every process alike and the
+    first process of each machine (``LOCAL_RANK`` 0) says it, and a process that fails to join
+    says its own reason. Decided once per process; where the store does not answer, the
+    process says its line (twice is better than never)."""
+    global _says
+    if _says is None:
+        try:
+            alone = not launched()
+        except MassifError:  # a broken WORLD_SIZE: said by the process that meets it
+            alone = True
+        store = None if alone else _run_store()
+        if alone:
+            _says = True
+        elif store is None:
+            _says = _joining or _first_on_machine()
+        else:
+            key = f"massif/error/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"
+            try:
+                store.set_timeout(timedelta(seconds=10))  # type: ignore[attr-defined]
+                _says = store.add(key, 1) == 1  # type: ignore[attr-defined]
+            except Exception:  # noqa: BLE001 (any failure of the store: say it)
+                _says = True
+    return _says
+
+
+def _first_on_machine() -> bool:
+    """Whether this is the first process of its machine (``LOCAL_RANK`` 0; a broken value:
+    yes, the process says that)."""
+    try:
+        return _env_int("LOCAL_RANK", 0) == 0
+    except MassifError:
+        return True
+
+
+def _agent() -> bool:
+    """Whether torchrun started this process and serves the processes a key-value store."""
+    return os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+
+
+def _run_store() -> object:
+    """The key-value store where the processes agree who says an error: torchrun's (its
+    agent's, at ``MASTER_ADDR:MASTER_PORT``), which every process reaches before it joins the
+    others and after it has left them, else the process group's (kept by ``start``); ``None``
+    when there is none, or torchrun's cannot be reached."""
+    global _store
+    if _store is None and _agent():
+        import torch.distributed as dist
+
+        try:
+            _store = dist.TCPStore(
+                os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
+                timeout=timedelta(seconds=10))
+        except (KeyError, ValueError, RuntimeError, OSError):
+            return None
+    return _store
+
+
 def _stop_cleanly(rank: int) -> None:
     """SIGTERM (torchrun stopping the ranks after one failed, or a scheduler cancelling the
-    job) → one error line, exit 2."""
+    job) → an error (said once for the run, ``says_error``), exit 2."""
 
     def handler(_sig: int, _frame: object) -> None:
         from .terminal import quiet_sigterm

@@ -4,20 +4,35 @@
 reader (or a crash) never sees half a file. The temporary file is created with mode ``0o666``
 and the kernel applies the process's umask to it, as for any new file: nothing here reads or
 changes the process-wide umask, so it is safe from any thread.
+
+A process killed while it writes (kill -9, a power cut) leaves its temporary file behind. Its
+name says which machine and process made it, so the next process that writes in that folder
+removes it, and only it: a temporary file of a process still running (another rank of a
+torchrun, a second command on the same cache) is never touched (``remove_stale_parts``).
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import secrets
+import socket
+import time
 from pathlib import Path
 
 from .errors import MassifError, short
 
-__all__ = ["create_temp", "make_dir", "short", "slug", "usable_dir", "writable_dir",
-           "writable_file", "write_atomic"]
+__all__ = ["create_temp", "make_dir", "remove_stale_parts", "short", "slug", "usable_dir",
+           "writable_dir", "writable_file", "write_atomic"]
+
+# ``.<name>.<host>-<pid>.<random>.part``: <host> is a hash of this machine's name (a folder may
+# be shared between machines, whose process ids say nothing about each other)
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+_PART = re.compile(r"\..+\.([0-9a-f]{6})-([0-9]+)\.[0-9a-f]{8}\.part")
+_STARTED = time.time()  # (about) when this process started: its own files are all newer
+_SWEPT: set[Path] = set()  # the folders this process has cleared of stale temporary files
 
 
 def slug(text: str) -> str:
@@ -56,16 +71,63 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
 
 
 def create_temp(path: str | Path) -> tuple[int, Path]:
-    """A new empty temporary file beside ``path`` (``.<name>.<random>.part``, so a crash leaves
-    no file that looks finished), open for writing: its descriptor and its path. Its mode is
-    ``0o666`` less the umask, what ``open()`` gives a new file (``mkstemp``'s ``0o600`` would
-    stay on the file once renamed). An error names ``path``."""
+    """A new empty temporary file beside ``path`` (``.<name>.<host>-<pid>.<random>.part``, so
+    a crash leaves no file that looks finished), open for writing: its descriptor and its path.
+    Its mode is ``0o666`` less the umask, what ``open()`` gives a new file (``mkstemp``'s
+    ``0o600`` would stay on the file once renamed). An error names ``path``.
+
+    The first time a process writes in a folder, it removes the folder's stale temporary files
+    (``remove_stale_parts``)."""
     path = Path(path)
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.part"
+    if path.parent not in _SWEPT:
+        _SWEPT.add(path.parent)
+        remove_stale_parts(path.parent)
+    tmp = path.parent / f".{path.name}.{_HOST}-{os.getpid()}.{secrets.token_hex(4)}.part"
     try:
         return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
     except OSError as e:
         raise _error_naming(e, path) from None
+
+
+def remove_stale_parts(folder: str | Path) -> list[Path]:
+    """Remove the temporary files in ``folder`` that killed processes left, and return them.
+
+    A file is stale when all three say so: it was made on this machine, by a process that no
+    longer runs, before this process started. Anything else stays: a file of another machine
+    (whose processes this one cannot see), of a running process, or of a process id that
+    has been given to a new process since, and files of other names (including the
+    ``.<name>.<random>.part`` of earlier versions, which do not say who wrote them)."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # no folder (yet), or one we cannot list: nothing to do
+        return removed
+    for entry in entries:
+        m = _PART.fullmatch(entry.name)
+        if not m or m.group(1) != _HOST or _running(int(m.group(2))):
+            continue
+        try:
+            if entry.stat(follow_symlinks=False).st_mtime < _STARTED:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:  # gone already (another process cleared it), or not ours to remove
+            pass
+    return removed
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (when that cannot be told: yes)."""
+    if pid == os.getpid():
+        return True
+    if os.name != "posix":  # os.kill(pid, 0) would be a Ctrl+C event on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # another user's process (or no process id at all)
+        return True
+    return True
 
 
 def _error_naming(error: OSError, path: str | Path) -> OSError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
@@ -20,13 +20,15 @@ class Group(TyperGroup):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
+        if torchrun():  # torchrun stopping this process because another failed: status 2
+            quiet_sigterm()  # (distributed.start then says why, once the processes have joined)
         try:
             code = super().main(*args, **kwargs)
             # without standalone mode Click returns an Exit's code instead of exiting
-            sys.exit(code if isinstance(code, int) else 0)
+            end(code if isinstance(code, int) else 0)
         except typer.Abort:
             typer.echo("massif: interrupted", err=True)
-            sys.exit(130)
+            end(130)
         except Exception as e:  # Click's own classes (typer vendors a copy of Click): by shape
             code = getattr(e, "exit_code", None)
             if code is None:
@@ -34,13 +36,27 @@ class Group(TyperGroup):
             ctx = getattr(e, "ctx", None)
             if type(e).__name__ == "NoArgsIsHelpError" and ctx is not None:
                 typer.echo(ctx.get_help())
-                sys.exit(0)
+                end(0)
             if not hasattr(e, "format_message"):  # Exit: --help, or a command's own exit
-                sys.exit(code)
+                end(code)
             where = getattr(ctx, "command_path", "massif").partition(" ")[2]
-            typer.echo(f"massif: error: {where + ': ' if where else ''}"
-                       f"{e.format_message()[:300]} (see --help)", err=True)
-            sys.exit(code)
+            if says_error():
+                typer.echo(f"massif: error: {where + ': ' if where else ''}"
+                           f"{e.format_message()[:300]} (see --help)", err=True)
+            end(code)
+
+
+def end(code: int) -> NoReturn:
+    """``sys.exit(code)``; a process that torchrun started ends at once instead (its output
+    flushed, its files written and synced already): a SIGTERM from torchrun stopping the others
+    while the interpreter shuts down would end it by that signal, not with its own status."""
+    if torchrun():
+        import os
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def say(message: str) -> None:
@@ -53,14 +69,37 @@ def say(message: str) -> None:
 def fail(message: str) -> None:
     """Close the open progress bars (ending their line), print one error line, exit 2.
 
-    From then on a SIGTERM (torchrun stopping the ranks of a failed run while this one shuts
-    down) ends the process at once with the same status: the line is said, and a second
-    message (or a traceback from inside interpreter shutdown) would only bury it."""
+    Under torchrun only one process of the run prints the line (``says_error``); every
+    process exits 2. From then on a SIGTERM (torchrun stopping the ranks of a failed run while
+    this one shuts down) ends the process at once with the same status: the line is said, and
+    a second message (or a traceback from inside interpreter shutdown) would only bury it."""
     while OPEN_BARS:
         OPEN_BARS.pop().close()
-    typer.echo(f"massif: error: {message}", err=True)
+    if says_error():
+        typer.echo(f"massif: error: {message}", err=True)
     quiet_sigterm()
     raise typer.Exit(2)
+
+
+def says_error() -> bool:
+    """Whether this process prints its error line: yes, but of the processes of a torchrun
+    only one does (``distributed.says_error``)."""
+    if not torchrun():
+        return True
+    from .distributed import says_error as first_to_fail
+
+    return first_to_fail()
+
+
+def torchrun() -> bool:
+    """Whether torchrun (or a script setting its variables) started this process: one of
+    ``WORLD_SIZE`` processes, more than one (``distributed.launched`` without torch)."""
+    import os
+
+    try:
+        return int(os.environ.get("WORLD_SIZE") or 1) > 1
+    except ValueError:  # a broken variable: said by the command that reads it
+        return False
 
 
 def quiet_sigterm(status: int = 2) -> None:

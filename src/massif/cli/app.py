@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,6 +68,22 @@ def picture_cache(cache: Path | None, create: bool = True) -> Path:
 
     what = "--cache" if cache is not None else "the cache folder"
     return (make_dir if create else writable_dir)(cache_root(cache), what)
+
+
+@contextmanager
+def removed_on_failure(*folders: Path | None) -> Iterator[None]:
+    """Run the block; when it fails (an error, a full disk, Ctrl+C), remove those of
+    ``folders`` that it made, and the parents it made for them, while they are still empty:
+    a failed command leaves no empty folder behind (one holding anything stays)."""
+    from ..download import missing_folders, remove_empty
+
+    made = [missing_folders(Path(f)) for f in folders if f is not None]  # innermost first
+    try:
+        yield
+    except BaseException:
+        for missing in made:
+            remove_empty(missing)
+        raise
 
 
 def build_request(**fields: object) -> object:

@@ -20,6 +20,7 @@ from .app import (
     app,
     neuron_list,
     picture_cache,
+    removed_on_failure,
 )
 
 
@@ -55,16 +56,19 @@ def visualize(
         dev = resolve_device(device)
         world = start(dev)  # under torchrun the processes share the neurons; rank 0 writes
         try:
-            root = picture_cache(cache) if world.main else cache_root(cache)
-            wanted = layers
-            if neurons and not layers:  # the layers the neurons name, in the order given
-                names = [s.strip().rpartition(":")[0] for s in neurons.split(",") if s.strip()]
-                wanted = ",".join(dict.fromkeys(n for n in names if n)) or None
-            loaded = load_model(model, weights=weights, image_size=image_size, layers=wanted)
-            ids = neuron_list(loaded, neurons, layers)
-            loaded.to(local_device(dev))
-            ensure_pictures(loaded, ids, root, steps=steps, world=world,
-                            progress=TqdmProgress() if world.main else None)
+            with removed_on_failure(cache_root(cache) if world.main else None):
+                root = picture_cache(cache) if world.main else cache_root(cache)
+                wanted = layers
+                if neurons and not layers:  # the layers the neurons name, in the order given
+                    names = [s.strip().rpartition(":")[0] for s in neurons.split(",")
+                             if s.strip()]
+                    wanted = ",".join(dict.fromkeys(n for n in names if n)) or None
+                loaded = load_model(model, weights=weights, image_size=image_size,
+                                    layers=wanted)
+                ids = neuron_list(loaded, neurons, layers)
+                loaded.to(local_device(dev))
+                ensure_pictures(loaded, ids, root, steps=steps, world=world,
+                                progress=TqdmProgress() if world.main else None)
             if world.main:
                 folder = root / "pictures" / loaded.fingerprint
                 typer.echo(f"{len(set(ids))} feature visualizations of model {loaded.name} "
@@ -109,23 +113,25 @@ def examples(
         dev = resolve_device(device)
         world = start(dev)  # under torchrun each process scans its share; rank 0 merges
         try:
-            root = picture_cache(cache) if world.main else cache_root(cache)
-            loaded = load_model(model, weights=weights, image_size=image_size, layers=layers)
-            spec = data or loaded.default_dataset
-            if not spec:
-                fail(f"model {loaded.name} has no default dataset; give one with --data")
-            dataset = load_dataset(spec, loaded.image_size, loaded.channels)
-            loaded.to(local_device(dev))
-            batch = batch_size
-            if batch is None:
-                from ..memory import auto_batch_size
+            with removed_on_failure(cache_root(cache) if world.main else None):
+                root = picture_cache(cache) if world.main else cache_root(cache)
+                loaded = load_model(model, weights=weights, image_size=image_size,
+                                    layers=layers)
+                spec = data or loaded.default_dataset
+                if not spec:
+                    fail(f"model {loaded.name} has no default dataset; give one with --data")
+                dataset = load_dataset(spec, loaded.image_size, loaded.channels)
+                loaded.to(local_device(dev))
+                batch = batch_size
+                if batch is None:
+                    from ..memory import auto_batch_size
 
-                batch = auto_batch_size(
-                    loaded.module, (loaded.channels, loaded.image_size, loaded.image_size), 0,
-                    loaded.device)
-            paths = ensure_examples(loaded, dataset, root, k=top, batch_size=batch,
-                                    images=examples_images, world=world,
-                                    progress=TqdmProgress() if world.main else None)
+                    batch = auto_batch_size(
+                        loaded.module, (loaded.channels, loaded.image_size, loaded.image_size),
+                        0, loaded.device)
+                paths = ensure_examples(loaded, dataset, root, k=top, batch_size=batch,
+                                        images=examples_images, world=world,
+                                        progress=TqdmProgress() if world.main else None)
             if world.main:
                 folder = examples_dir(root, loaded.fingerprint, dataset.fingerprint)
                 scanned = (f"{len(dataset)} images" if examples_images >= len(dataset) else

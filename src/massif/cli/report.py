@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ..terminal import run_guarded
-from .app import CACHE_OPTION, app
+from .app import CACHE_OPTION, app, removed_on_failure
 
 
 @app.command()
@@ -30,7 +30,8 @@ def report(
         writable_file(out, "--out")
         # read, never written: a read-only cache is fine, a file is refused (as by the others)
         usable_dir(cache_root(cache), "--cache" if cache is not None else "the cache folder")
-        path, counts = write_report(run, out, cache=cache)
+        with removed_on_failure(out.parent):  # a full disk leaves no folder made for nothing
+            path, counts = write_report(run, out, cache=cache)
         size = path.stat().st_size / 1e6
         missing = counts["nodes"] - counts["pictures"]
         note = (f"; {missing} of {counts['nodes']} neurons have no feature visualization in the "

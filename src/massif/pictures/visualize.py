@@ -128,23 +128,45 @@ def _transform(images: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
     return out + 0.5
 
 
-def _revive(spectra: torch.Tensor, opt: torch.optim.Optimizer, dead: torch.Tensor,
+def _revive(spectra: torch.Tensor, opt: _Adam, dead: torch.Tensor,
             gens: list[torch.Generator], tries: list[int]) -> None:
     """Step 5's remedy for a neuron that no pixel of its image activates (no gradient at all):
     redraw its spectrum with its own generator, three times stronger each try and low-pass
     filtered once more (so the stronger start is smooth blobs, not pixel noise)."""
     size = spectra.shape[2]
     lowpass = (_spectrum_scale(size, size) / size)[..., None].to(spectra)
-    state = opt.state.get(spectra, {})
     with torch.no_grad():
         for i in torch.nonzero(dead).flatten().tolist():
             tries[i] += 1
             sd = min(INIT_SD * 3.0 ** tries[i], 3.0)
             noise = torch.randn(spectra.shape[1:], generator=gens[i]).to(spectra)
             spectra[i] = noise * sd * lowpass
-            for key in ("exp_avg", "exp_avg_sq"):
-                if key in state:
-                    state[key][i] = 0
+            opt.exp_avg[i] = 0
+            opt.exp_avg_sq[i] = 0
+
+
+class _Adam:
+    """Adam (Kingma & Ba 2015) on one tensor, with ``torch.optim.Adam``'s arithmetic and
+    defaults (betas 0.9 and 0.999, epsilon 1e-8), the same numbers to the bit on the CPU.
+
+    Written out because ``torch.optim``'s first call imports ``torch._dynamo``, which makes an
+    empty ``torchinductor_<user>`` folder in the temporary folder of every run that draws."""
+
+    def __init__(self, param: torch.Tensor, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8) -> None:
+        self.param, self.betas, self.eps, self.steps = param, betas, eps, 0
+        self.exp_avg = torch.zeros_like(param)  # the moments, [N, ...] as ``param``
+        self.exp_avg_sq = torch.zeros_like(param)
+
+    @torch.no_grad()
+    def step(self, lr: float) -> None:
+        """One step along ``param.grad`` with learning rate ``lr``."""
+        grad, (beta1, beta2) = self.param.grad, self.betas
+        self.steps += 1
+        self.exp_avg.lerp_(grad, 1 - beta1)
+        self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        denom = (self.exp_avg_sq.sqrt() / (1 - beta2**self.steps) ** 0.5).add_(self.eps)
+        self.param.addcdiv_(self.exp_avg, denom, value=-lr / (1 - beta1**self.steps))
 
 
 def render(
@@ -201,9 +223,9 @@ def render(
                 if rows:
                     by_layer[lay] = (torch.tensor(rows, device=device),
                                      torch.tensor([chunk[i][1] for i in rows], device=device))
-            opt = torch.optim.Adam([image.spectra], lr=lr)
+            opt = _Adam(image.spectra)
             for step in range(steps):
-                opt.zero_grad(set_to_none=True)
+                image.spectra.grad = None
                 with stop_after(model.module, model.layers[last]):
                     try:
                         model.module(_transform(image(), draws_t[step]))
@@ -220,9 +242,8 @@ def render(
                     objective = objective.index_add(0, rows, a.mean(1).float())
                 (-(objective / scale).sum()).backward()
                 dead = image.spectra.grad.flatten(1).abs().amax(1) == 0  # no gradient at all
-                for group in opt.param_groups:  # cosine decay: bold first, fine at the end
-                    group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
-                opt.step()
+                # cosine decay: bold first, fine at the end
+                opt.step(lr * 0.5 * (1 + math.cos(math.pi * step / steps)))
                 if step < steps // 2 and dead.any():
                     _revive(image.spectra, opt, dead, gens, tries)
                 if progress and step + 1 < steps:  # the same count: a caller may stop here
