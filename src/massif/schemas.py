@@ -1,7 +1,7 @@
 """Every JSON (and ``torch.save`` dict) MASSIF reads or writes, as pydantic models.
 
-* ``Graph``: the graph JSON contract (``graph.json``, schema_version 2; version 1 files are
-  read too, see ``Graph.parse_data``). A public interface: the browser, notebooks and other
+* ``Graph``: the graph JSON contract (``graph.json``, schema_version 3; version 1 and 2 files
+  are read too, see ``Graph.parse_data``). A public interface: the browser, notebooks and other
   tools read it. Change it only by bumping ``SCHEMA_VERSION`` and documenting the change in
   ``docs/graph-json.md``. Fields may be added within a version (they are declared here first);
   none may be removed or change meaning.
@@ -36,7 +36,7 @@ from pydantic import (
 from .errors import MassifError
 from .io import as_path, writable_file, write_atomic
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 Group = Literal["suppressed", "shared", "emphasized"]
 
 
@@ -117,10 +117,53 @@ class Params(_GraphPart):
 
 
 class Faithfulness(_GraphPart):
+    """The check that the emphasized neurons carry the attack (``docs/method.md``): the images
+    attacked at ε_max through the model with them masked, and with as many random neurons of
+    the same layers masked (means over ``random_draws`` draws).
+
+    An ASR after a deletion reads 0 when the mask takes the benign class with it (the attacked
+    images then go to a third class), so each ASR comes with the benign class's clean accuracy
+    under the same mask, and the verdict (``faithful``) rests on the target margin
+    ``z_t − z_b`` on the attacked images, which deleting the benign class's own neurons raises
+    instead of lowering. The fields after ``random_draws`` are ``None`` in a graph read from
+    version 2, which did not measure them."""
+
     masked_emphasized_asr: Rate
     masked_random_asr: Rate
     n_masked: Count = 0
     random_draws: Count = 0
+    clean_accuracy_emphasized: Rate | None = Field(
+        None, description="the benign class's clean accuracy with the emphasized neurons masked")
+    clean_accuracy_random: Rate | None = Field(
+        None, description="the same with as many random neurons masked (mean over the draws)")
+    margin_unmasked: float | None = Field(
+        None, description="mean z_t − z_b on the correct images attacked at ε_max, unmasked")
+    margin_emphasized: float | None = Field(
+        None, description="the same with the emphasized neurons masked")
+    margin_random: float | None = Field(
+        None, description="the same with as many random neurons masked (mean over the draws)")
+    faithful: bool | None = Field(
+        None, description="whether masking the emphasized neurons lowers the margin more than "
+        "masking as many random ones; null when not measured or nothing was masked")
+
+    @property
+    def margin_drops(self) -> tuple[float, float] | None:
+        """How much masking the emphasized and the random neurons lowers the target margin."""
+        if self.margin_unmasked is None or self.margin_emphasized is None \
+                or self.margin_random is None:
+            return None
+        return (self.margin_unmasked - self.margin_emphasized,
+                self.margin_unmasked - self.margin_random)
+
+
+def faithful(n_masked: int, n_correct: int, margins: tuple[float, float, float]) -> bool | None:
+    """The faithfulness verdict from the target margins unmasked, with the emphasized neurons
+    masked and with random ones masked: the emphasized mask must lower the margin, and more
+    than the random one does. ``None`` when nothing was masked or no image counts."""
+    if not n_masked or not n_correct:
+        return None
+    unmasked, emphasized, rnd = margins
+    return unmasked - emphasized > max(0.0, unmasked - rnd)
 
 
 class Divergence(_GraphPart):
@@ -282,6 +325,8 @@ class Graph(_GraphPart):
                               f"{type(data).__name__}")
         if data.get("schema_version") == 1:
             data = _from_version_1(data)
+        if data.get("schema_version") == 2:
+            data = _from_version_2(data)
         if data.get("schema_version") != SCHEMA_VERSION:
             version = str(data.get("schema_version"))[:20]
             raise MassifError(f"{where} has schema_version {version}; this MASSIF reads "
@@ -302,12 +347,25 @@ def _from_version_1(data: dict) -> dict:
     (the first layer whose benign and attacked node sets differ by half) is dropped."""
     metrics = data.get("metrics")
     if not isinstance(metrics, dict):  # damaged: validation says where
-        return {**data, "schema_version": SCHEMA_VERSION}
+        return {**data, "schema_version": 2}
     warning = ("this graph was written by an older MASSIF (graph format 1), without the "
                "divergence measure; analyse the pair again to see where images cross")
     warnings = data.get("warnings", [])
-    return {**data, "schema_version": SCHEMA_VERSION,
+    return {**data, "schema_version": 2,
             "metrics": {**metrics, "divergence_layer": None, "divergence": None},
+            "warnings": [*warnings, warning] if isinstance(warnings, list) else warnings}
+
+
+def _from_version_2(data: dict) -> dict:
+    """A version 2 graph as version 3: the same, its faithfulness check without the clean
+    accuracies and margins under the masks (``None``: not measured), and a warning that its
+    check could not fail the way it read."""
+    warning = ("this graph was written by an older MASSIF (graph format 2), whose faithfulness "
+               "check compared ASRs only: an ASR after masking reads 0 when the mask takes the "
+               "benign class with it; analyse the pair again for the clean accuracy and the "
+               "target margin under the masks")
+    warnings = data.get("warnings", [])
+    return {**data, "schema_version": SCHEMA_VERSION,
             "warnings": [*warnings, warning] if isinstance(warnings, list) else warnings}
 
 
@@ -407,16 +465,48 @@ def summary(graph: Graph, most_vulnerable: int = 5) -> str:
                      f"flips at {n.flip_strength:g}")
     if not moved:
         lines.append("  none: the attack shares every graph neuron")
-    f = g.metrics.faithfulness
     eps_max = g.attack.strengths[-1]
     where = (f" (at {eps_max:g}, {div.crossed[-1][-1]:.0%} of the images end closer to "
              f"{g.target.name}; half of those have crossed by this layer)"
              if div and g.metrics.divergence_layer else "")
-    lines += [
-        "",
-        f"divergence layer: {g.metrics.divergence_layer or 'none'}{where}",
-        f"faithfulness: ASR at {eps_max:g} with the {f.n_masked} emphasized "
-        f"neurons masked {f.masked_emphasized_asr:.0%}, with as many random ones "
-        f"{f.masked_random_asr:.0%} (unmasked {g.metrics.attack_success_rate[-1]:.0%})",
-    ]
+    lines += ["", f"divergence layer: {g.metrics.divergence_layer or 'none'}{where}",
+              *faithfulness_lines(g)]
     return "\n".join(lines)
+
+
+def faithfulness_lines(g: Graph) -> list[str]:
+    """The summary's faithfulness check: ASR, the benign class's clean accuracy and the target
+    margin, unmasked and with each mask, and the verdict (``Faithfulness``)."""
+    f = g.metrics.faithfulness
+    eps_max = g.attack.strengths[-1]
+    asr = g.metrics.attack_success_rate[-1]
+    drops = f.margin_drops
+    if f.clean_accuracy_emphasized is None or f.clean_accuracy_random is None or drops is None:
+        return [f"faithfulness (graph format 2, ASR only): ASR at {eps_max:g} with the "
+                f"{f.n_masked} emphasized neurons masked {f.masked_emphasized_asr:.0%}, with "
+                f"as many random ones {f.masked_random_asr:.0%} (unmasked {asr:.0%})"]
+    lines = [
+        f"faithfulness at ε = {eps_max:g}: the {f.n_masked} emphasized neurons masked, and as "
+        f"many random ones of the same layers (mean of {f.random_draws} draws); clean accuracy "
+        f"on {g.benign.name}, target margin z_{g.target.name} − z_{g.benign.name} on the "
+        "attacked images",
+        f"  {'':<18}{'ASR':>5}  {'clean accuracy':>14}  {'target margin':>13}",
+    ]
+    for name, a, acc, m in (
+            ("unmasked", asr, g.metrics.clean_accuracy, f.margin_unmasked),
+            ("emphasized masked", f.masked_emphasized_asr, f.clean_accuracy_emphasized,
+             f.margin_emphasized),
+            ("random masked", f.masked_random_asr, f.clean_accuracy_random, f.margin_random)):
+        lines.append(f"  {name:<18}{a:>5.0%}  {acc:>14.1%}  {m:>13.2f}")
+    if f.faithful is None:
+        verdict = "not checked (no emphasized neurons, or no image classified correctly)"
+    else:
+        verdict = (f"{'faithful' if f.faithful else 'NOT faithful'}: masking the emphasized "
+                   f"neurons lowers the target margin on the attacked images by {drops[0]:.2f},"
+                   f" as many random ones by {drops[1]:.2f}")
+    lines.append(f"  {verdict}")
+    if f.clean_accuracy_emphasized < 0.5 * g.metrics.clean_accuracy:
+        lines.append(f"  (the emphasized mask leaves {f.clean_accuracy_emphasized:.0%} of the "
+                     f"{g.benign.name} images classified right: its ASR says the class is gone, "
+                     "not that the attack is stopped; the margin does not vanish with the class)")
+    return lines

@@ -31,6 +31,7 @@ from typer.testing import CliRunner
 
 import massif
 from massif.cli import app as cli_app
+from massif.schemas import SCHEMA_VERSION
 from massif.server import create_app
 from tests.helpers.cli import MASSIF
 from tests.helpers.synthetic import synthetic_graph
@@ -418,7 +419,8 @@ def cli_files(tmp_path_factory) -> dict[str, str]:
                root / "edited.pt")
     (root / "exits.py").write_text("import sys\nsys.exit(3)\n")
     good = json.loads(synthetic_graph(layers=2, per_layer=3).to_json(indent=None))
-    (root / "newer-version.json").write_text(json.dumps({**good, "schema_version": 3}))
+    newer = {**good, "schema_version": SCHEMA_VERSION + 1}
+    (root / "newer-version.json").write_text(json.dumps(newer))
     (root / "graph.json").write_text(json.dumps(good))
     short = json.loads(json.dumps(good))
     short["metrics"]["attack_success_rate"].pop()

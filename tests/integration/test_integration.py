@@ -45,8 +45,12 @@ def test_default_pair_is_a_real_attack_with_a_faithful_graph(default_graph):
     assert groups == {"suppressed", "shared", "emphasized"}
     f = g.metrics.faithfulness
     assert f.n_masked > 0 and f.random_draws == 5
-    # masking what the graph calls emphasized hurts the attack more than random masking
+    # masking what the graph calls emphasized hurts the attack more than random masking ...
     assert f.masked_emphasized_asr < f.masked_random_asr
+    # ... but the ASR alone reads 0 because the class goes too; the margin says it is faithful
+    assert f.clean_accuracy_emphasized < 0.05 < f.clean_accuracy_random < 0.9
+    assert f.margin_emphasized < 0 < f.margin_unmasked < f.margin_random
+    assert f.faithful is True
     # every node of a non-first layer has its incoming edges from the previous layer's nodes
     ids = {n.id: n for n in g.nodes}
     for e in g.edges:
@@ -73,6 +77,26 @@ def test_readme_divergence_figures_are_the_default_analysis(default_graph):
     assert round(100 * crossed[said[5]]) == 100
     k1 = g.attack.strengths.index(1.0)
     assert divergence_layer(g.layers, g.metrics.divergence.crossed[k1]) == said[6]
+
+
+def test_readme_faithfulness_figures_are_the_default_analysis(default_graph):
+    """README quotes the default pair's faithfulness check; it must be this run's."""
+    import re
+
+    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
+    said = re.search(r"the (\d+) emphasized neurons masked give ASR (\d+)% but leave (\d+)% of "
+                     r"the Sneakers right \(as many random ones: ASR (\d+)% at (\d+)%\), while "
+                     r"the margin falls from ([\d.]+) to (−?[\d.]+) \(random: ([\d.]+)\)", readme)
+    assert said, "README's faithfulness sentence changed: update this test with it"
+    f = default_graph.metrics.faithfulness
+    assert f.n_masked == int(said[1])
+    assert [round(100 * v) for v in (f.masked_emphasized_asr, f.clean_accuracy_emphasized,
+                                     f.masked_random_asr, f.clean_accuracy_random)] == \
+        [int(said[i]) for i in (2, 3, 4, 5)]
+    assert [f"{v:.2f}" for v in (f.margin_unmasked, f.margin_emphasized, f.margin_random)] == \
+        [said[6], said[7].replace("−", "-"), said[8]]
+    assert f"lowers the target margin on the attacked images by " \
+        f"{f.margin_unmasked - f.margin_emphasized:.2f}" in readme
 
 
 def test_emphasized_neurons_raise_the_target_logit_when_kept(bundled, default_graph):

@@ -73,11 +73,32 @@ def test_a_graph_of_format_1_reads_without_a_divergence(graph, tmp_path):
     old["schema_version"] = 1
     del old["metrics"]["divergence"]
     old["metrics"]["divergence_layer"] = "l1"  # version 1's node-set rule
+    for field in ("clean_accuracy_emphasized", "clean_accuracy_random", "margin_unmasked",
+                  "margin_emphasized", "margin_random", "faithful"):
+        del old["metrics"]["faithfulness"][field]
     g = Graph.parse_data(old)
-    assert g.schema_version == 2
+    assert g.schema_version == 3
     assert g.metrics.divergence is None and g.metrics.divergence_layer is None
-    assert "older MASSIF" in g.warnings[-1]
+    assert "graph format 1" in g.warnings[-2] and "graph format 2" in g.warnings[-1]
     assert "divergence layer: none" in g.summary()
+    assert "faithfulness (graph format 2, ASR only)" in g.summary()
+
+
+def test_a_graph_of_format_2_reads_without_the_masks_clean_accuracy(graph):
+    """Version 2 had the ASRs only: they are kept, the rest is null, and a warning says why."""
+    old = graph.model_dump(mode="json")
+    old["schema_version"] = 2
+    f = old["metrics"]["faithfulness"]
+    for field in ("clean_accuracy_emphasized", "clean_accuracy_random", "margin_unmasked",
+                  "margin_emphasized", "margin_random", "faithful"):
+        del f[field]
+    g = Graph.parse_data(old)
+    assert g.schema_version == 3
+    assert g.metrics.faithfulness.masked_random_asr == f["masked_random_asr"]
+    assert g.metrics.faithfulness.faithful is None
+    assert g.metrics.faithfulness.clean_accuracy_emphasized is None
+    assert "graph format 2" in g.warnings[-1] and "ASR" in g.warnings[-1]
+    assert g.model_dump(mode="json")["metrics"]["divergence"] == old["metrics"]["divergence"]
 
 
 def test_one_image_crosses_where_the_ladder_says(graph):

@@ -225,8 +225,9 @@ class SkipBranchy(Branchy):
 
 @pytest.mark.parametrize("kind", [Branchy, SkipBranchy])
 def test_faithfulness_check_equals_masking_the_whole_model_image_by_image(kind):
-    # b1 and b2 masked: the check runs only the images the model gets right, and c1 (before
-    # the earliest masked layer) not once per mask: with Branchy not at all (b1's input comes
+    # b1 and b2 masked: the check attacks only the images the model gets right (its clean
+    # accuracy under each mask counts all), and c1 (before the earliest masked layer) not once
+    # per mask: with Branchy not at all (b1's input comes
     # from the pass that recorded the attacked images), with SkipBranchy once per batch (the
     # cut's first half). The counts must be the plain ones.
     torch.manual_seed(11)
@@ -254,29 +255,46 @@ def test_faithfulness_check_equals_masking_the_whole_model_image_by_image(kind):
     (plain, plain_calls), (cut, cut_calls) = runs[None], runs["auto"]
     # the oracle: each image alone through the whole model, masked with hooks.mask
     hits = {"emphasized": 0, "random": 0.0}
+    right = {"emphasized": 0, "random": 0.0}  # clean images classified benign under the mask
+    margins = {"unmasked": 0.0, "emphasized": 0.0, "random": 0.0}
     n_correct = 0
     for i in range(40):
         xi = images[i : i + 1]
         with torch.no_grad():
+            for group, masks in (("emphasized", [emphasized]), ("random", draws)):
+                for m in masks:
+                    with mask(net, m):
+                        right[group] += (int(net(xi).argmax(1)) == benign) / len(masks)
             if int(net(xi).argmax(1)) != benign:
                 continue
         n_correct += 1
         adv = attacked(model, attack, xi, torch.tensor([target]), [eps], 1)[0].detach()
         with torch.no_grad():
+            z = net(adv)[0]
+            margins["unmasked"] += float(z[target] - z[benign])
             for group, masks in (("emphasized", [emphasized]), ("random", draws)):
                 for m in masks:
                     with mask(net, m):
-                        hit = int(net(adv).argmax(1)) == target
-                    hits[group] += hit / len(masks)
+                        z = net(adv)[0]
+                    hits[group] += (int(z.argmax()) == target) / len(masks)
+                    margins[group] += float(z[target] - z[benign]) / len(masks)
     assert 0 < n_correct < 40
     for got in (plain, cut):
         assert got.masked_emphasized_asr == pytest.approx(hits["emphasized"] / n_correct)
         assert got.masked_random_asr == pytest.approx(hits["random"] / n_correct)
+        assert got.clean_accuracy_emphasized == pytest.approx(right["emphasized"] / 40)
+        assert got.clean_accuracy_random == pytest.approx(right["random"] / 40)
+        assert got.margin_unmasked == pytest.approx(margins["unmasked"] / n_correct, rel=1e-5)
+        assert got.margin_emphasized == pytest.approx(margins["emphasized"] / n_correct,
+                                                      rel=1e-5)
+        assert got.margin_random == pytest.approx(margins["random"] / n_correct, rel=1e-5)
     assert hits["emphasized"] != hits["random"]  # the masks matter here
-    # 3 batches, 3 masks; checking the cut once runs its two halves and the whole model once
+    assert right["emphasized"] != right["random"]
+    # 3 batches, 3 masks, the clean and the attacked images under each; checking the cut once
+    # runs its two halves and the whole model once
     assert cut_calls["b1"] == plain_calls["b1"] + 2  # every mask still runs the masked layer
     per_batch = 0 if kind is Branchy else 1
-    assert cut_calls["c1"] == plain_calls["c1"] - 3 * (3 - per_batch) + 2
+    assert cut_calls["c1"] == plain_calls["c1"] - 2 * 3 * (3 - per_batch) + 2
 
 
 def test_homogeneous_path_only_through_positively_homogeneous_channel_wise_steps():

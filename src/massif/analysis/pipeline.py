@@ -27,6 +27,7 @@ from ..schemas import (
     Metrics,
     ModelRef,
     TargetRef,
+    faithful,
 )
 from .divergence import class_means, divergence_layer
 from .graph import (
@@ -129,6 +130,17 @@ def run(r: Resolved, *, progress: Progress | None = None,
     if world.main:
         for ckpt in (ckpt0, ckpt1, ckpt2):
             ckpt.clear()
+    n_masked = sum(len(v) for v in emphasized.values())
+    margins = (infl.margin_unmasked, infl.margin_emphasized, infl.margin_random)
+    check = Faithfulness(
+        masked_emphasized_asr=infl.masked_emphasized_asr,
+        masked_random_asr=infl.masked_random_asr, n_masked=n_masked,
+        random_draws=infl.random_draws,
+        clean_accuracy_emphasized=infl.clean_accuracy_emphasized,
+        clean_accuracy_random=infl.clean_accuracy_random,
+        margin_unmasked=margins[0], margin_emphasized=margins[1], margin_random=margins[2],
+        faithful=faithful(n_masked, prof.n_correct, margins),
+    )
     divergence = None
     if means is not None and prof.crossed is not None:
         divergence = Divergence(crossed=prof.crossed.tolist(), n_images=prof.n_correct,
@@ -147,19 +159,12 @@ def run(r: Resolved, *, progress: Progress | None = None,
             divergence_layer=divergence_layer(prof.layers, divergence.crossed[-1])
             if divergence else None,
             divergence=divergence,
-            faithfulness=Faithfulness(
-                masked_emphasized_asr=infl.masked_emphasized_asr,
-                masked_random_asr=infl.masked_random_asr,
-                n_masked=sum(len(v) for v in emphasized.values()),
-                random_draws=infl.random_draws,
-            ),
+            faithfulness=check,
         ),
         nodes=nodes,
         edges=edges(prof.layers, nodes, infl, opts.edges_per_node),
         warnings=graph_warnings(prof.clean_accuracy, prof.attack_success_rate[-1],
-                                prof.n_correct, names[b], values[-1],
-                                masked=(infl.masked_emphasized_asr, infl.masked_random_asr,
-                                        sum(len(v) for v in emphasized.values()))),
+                                prof.n_correct, names[b], values[-1], check),
     )
 
 
@@ -169,11 +174,10 @@ MIN_CORRECT = 20  # fewer correctly classified images make every rate coarse
 
 
 def graph_warnings(clean_accuracy: float, asr_max: float, n_correct: int, benign: str,
-                   eps_max: float, masked: tuple[float, float, int] | None = None
-                   ) -> list[str]:
+                   eps_max: float, faithfulness: Faithfulness | None = None) -> list[str]:
     """Why a graph may mean little (shown in the summary, ``graph.json`` and on the page).
-    ``masked``: the faithfulness check's ASR at ε_max with the emphasized neurons masked, with
-    as many random ones, and how many."""
+    ``faithfulness``: the check's numbers; it warns when its verdict is false (the emphasized
+    neurons masked lower the attacked images' target margin no more than random ones)."""
     out = []
     if clean_accuracy < MIN_ACCURACY:
         out.append(f"the model classifies only {clean_accuracy:.0%} of the {benign} images "
@@ -186,10 +190,15 @@ def graph_warnings(clean_accuracy: float, asr_max: float, n_correct: int, benign
         out.append(f"the attack succeeds on only {asr_max:.0%} of the images at "
                    f"ε = {eps_max:g}: there is little to explain (try a larger "
                    "--max-strength or another attack)")
-    elif masked is not None and masked[2] and n_correct >= MIN_CORRECT \
-            and masked[0] >= masked[1] > 0:
-        out.append(f"masking the {masked[2]} emphasized neurons leaves the attack at "
-                   f"{masked[0]:.0%} (with as many random ones {masked[1]:.0%}): the graph has "
-                   "not found what the attack relies on (use more images of the class, or "
+    elif faithfulness is not None and faithfulness.faithful is False \
+            and n_correct >= MIN_CORRECT and faithfulness.margin_drops is not None:
+        f = faithfulness
+        emph, rnd = f.margin_drops
+        out.append(f"masking the {f.n_masked} emphasized neurons lowers the attacked images' "
+                   f"target margin by {emph:.2f}, as many random ones by {rnd:.2f}: the graph "
+                   "has not found what the attack relies on (ASR "
+                   f"{f.masked_emphasized_asr:.0%} at clean accuracy "
+                   f"{f.clean_accuracy_emphasized or 0:.0%} against {f.masked_random_asr:.0%} "
+                   f"at {f.clean_accuracy_random or 0:.0%}; use more images of the class, or "
                    "more --nodes-per-layer)")
     return out

@@ -25,10 +25,12 @@ both classes' clean images, ``divergence.class_means``):
    starting from the node's own branch where the layer concatenates branches, going through
    the branch's last convolution with the node's filter alone, and stopping before a pool
    between that convolution and the previous layer). The same pass
-   runs the faithfulness check: the ``ε_max`` images the model gets right on clean, through the
-   model with the emphasized neurons masked, and with as many random neurons of the same layers
-   masked; the layers before the earliest masked one run once for all the masks (or not at all:
-   that layer's input is kept from the pass that recorded the ``ε_max`` images).
+   runs the faithfulness check: the clean images (the benign class's clean accuracy under each
+   mask) and the ``ε_max`` images the model gets right on clean (ASR and the target margin
+   ``z_t − z_b``), through the model with the emphasized neurons masked, and with as many random
+   neurons of the same layers masked; the layers before the earliest masked one run once for
+   all the masks (or not at all: that layer's input is kept from the passes that recorded the
+   clean and the ``ε_max`` images).
 
 All sums are float64 on the CPU; means are taken at the end. With a ``Checkpoint`` the sums are
 saved (atomically) every few seconds, and a rerun of the same request resumes where it stopped.
@@ -87,6 +89,14 @@ class EdgeProfile:
     masked_emphasized_asr: float = 0.0
     masked_random_asr: float = 0.0
     random_draws: int = 0
+    # the faithfulness check beyond the ASR (``schemas.Faithfulness``): the benign class's clean
+    # accuracy under each mask, and the mean target margin ``z_t − z_b`` on the correct images
+    # attacked at ε_max, unmasked and under each mask (random: means over the draws)
+    clean_accuracy_emphasized: float = 0.0
+    clean_accuracy_random: float = 0.0
+    margin_unmasked: float = 0.0
+    margin_emphasized: float = 0.0
+    margin_random: float = 0.0
 
 
 def attacked(model: Model, attack: Attack, x: torch.Tensor, labels: torch.Tensor,
@@ -231,11 +241,11 @@ def profile_edges(
     """Pass 2 (see the module docstring): influence into ``nodes`` and the faithfulness check.
     Resumable like pass 1 through ``checkpoint``, shared over a ``world`` like pass 1.
 
-    The faithfulness check runs only the images the model gets right (the others cannot count
-    as successes), and, where ``fx_graph`` allows (``edit.cut``: the model traced with its
-    layers as leaves; ``"auto"``: traced here, which patches torch process-wide for a moment;
-    ``None``: never), the layers before the earliest masked one once per batch for all the
-    masks."""
+    The faithfulness check attacks only the images the model gets right (the others cannot
+    count as successes; the clean accuracy under each mask counts every image), and, where
+    ``fx_graph`` allows (``edit.cut``: the model traced with its layers as leaves; ``"auto"``:
+    traced here, which patches torch process-wide for a moment; ``None``: never), runs the
+    layers before the earliest masked one once per batch for all the masks."""
     world = world or World()
     layers = list(model.layers)
     device = model.device
@@ -254,10 +264,17 @@ def profile_edges(
     under_masks = _UnderMasks(
         model, [to_paths(emphasized), *(to_paths(draw) for draw in random_masks)], fx_graph)
     first_input: list[tuple[torch.Tensor, int]] = []  # its input on ``adv``, and version
+    first_clean: list[tuple[torch.Tensor, int]] = []  # its input on ``x``, and version
 
-    running = RunningSums(4, {"influence_benign": out.influence_benign,
+    def margin(logits: torch.Tensor) -> float:
+        """The sum over the rows of the target margin ``z_t − z_b``."""
+        return float((logits[:, target] - logits[:, benign]).double().sum())
+
+    running = RunningSums(9, {"influence_benign": out.influence_benign,
                               "influence_attacked": out.influence_attacked}, checkpoint, world)
-    counts = running.counts  # images, correct, hits with emphasized / random neurons masked
+    # images, correct, hits with the emphasized / random neurons masked, clean images right
+    # with them masked, target margins on the correct attacked images unmasked and masked
+    counts = running.counts
     end = start = running.resume()
     with frozen(model.module):
         for end, _, x in rounds(dataset, indices, batch_size, device, world, "edges", progress,
@@ -270,7 +287,9 @@ def profile_edges(
             parts: dict[str, list[torch.Tensor]] = {}
             with record(model.module, model.layers, parts, model.units) as acts:
                 x0 = x.detach().requires_grad_(True)
-                logits = model.module(x0)
+                with module_input(model.module, under_masks.first, first_clean) \
+                        if under_masks.first else nullcontext():
+                    logits = model.module(x0)
                 correct = logits.argmax(1) == benign
                 accumulate_influence(layers, acts, nodes, out.influence_benign, parts,
                                      units=model.units)
@@ -281,19 +300,27 @@ def profile_edges(
                 del logits
                 with module_input(model.module, under_masks.first, first_input) \
                         if under_masks.first else nullcontext():
-                    model.module(adv.requires_grad_(True))
+                    adv_logits = model.module(adv.requires_grad_(True))
                 accumulate_influence(layers, acts, nodes, out.influence_attacked, parts,
                                      units=model.units)
                 acts.clear()
                 parts.clear()
             counts[0] += b
             counts[1] += int(correct.sum())
+            under_masks.build(x[:2])
+            emph, *others = under_masks.logits(x, torch.ones_like(correct), first_clean)
+            counts[4] += int((emph.argmax(1) == benign).sum())
+            if others:
+                counts[5] += sum(int((z.argmax(1) == benign).sum()) for z in others) / len(others)
             if correct.any():
-                under_masks.build(adv[:2])
+                counts[6] += margin(adv_logits.detach()[correct])
                 emph, *others = under_masks.logits(adv, correct, first_input)
                 counts[2] += successes(emph)
+                counts[7] += margin(emph)
                 if others:
                     counts[3] += sum(successes(z) for z in others) / len(others)
+                    counts[8] += sum(margin(z) for z in others) / len(others)
+            del adv_logits
             running.save(end)
     running.save(end, force=True)
     running.finish()
@@ -304,6 +331,11 @@ def profile_edges(
     n_correct = int(counts[1])
     out.masked_emphasized_asr = float(counts[2]) / n_correct if n_correct else 0.0
     out.masked_random_asr = float(counts[3]) / n_correct if n_correct else 0.0
+    n_images = int(counts[0])
+    out.clean_accuracy_emphasized = float(counts[4]) / n_images if n_images else 0.0
+    out.clean_accuracy_random = float(counts[5]) / n_images if n_images else 0.0
+    out.margin_unmasked, out.margin_emphasized, out.margin_random = (
+        float(counts[i]) / n_correct if n_correct else 0.0 for i in (6, 7, 8))
     return out
 
 

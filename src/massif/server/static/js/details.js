@@ -68,9 +68,28 @@ export function createDetails(element, store) {
       <span class="muted">(${formatPercent(last)} of attacked images end closer to ${esc(graph.target.name)})</span>`;
   }
 
+  // Every ASR after masking beside the benign class's clean accuracy after it (an ASR reads 0
+  // when the mask takes the class with it), and the verdict, which rests on the target margin
+  // (docs/method.md, Faithfulness). Graphs of format 2 have the ASRs only.
+  function faithfulness(graph) {
+    const f = graph.metrics.faithfulness;
+    const asrs = `ASR with the ${f.n_masked} emphasized masked ${formatPercent(f.masked_emphasized_asr)}`;
+    if (f.clean_accuracy_emphasized == null || f.margin_unmasked == null) {
+      return `${asrs}, with as many random ${formatPercent(f.masked_random_asr)}
+        <span class="muted">(ASR only: an older graph, analyse again for the clean accuracy)</span>`;
+    }
+    const verdict = f.faithful == null ? "not checked"
+      : f.faithful ? "faithful" : "<strong>not faithful</strong>";
+    const drop = (m) => formatNumber(f.margin_unmasked - m);
+    return `${verdict}: ${asrs} at clean accuracy ${formatPercent(f.clean_accuracy_emphasized)},
+      with as many random ${formatPercent(f.masked_random_asr)} at ${formatPercent(f.clean_accuracy_random)}
+      <span class="muted">(target margin z<sub>t</sub> − z<sub>b</sub> on the attacked images
+      ${formatNumber(f.margin_unmasked)}, lowered by ${drop(f.margin_emphasized)} and by
+      ${drop(f.margin_random)})</span>`;
+  }
+
   function summary(graph) {
     const count = (g) => graph.nodes.filter((n) => n.group === g).length;
-    const f = graph.metrics.faithfulness;
     const warnings = (graph.warnings ?? []).map((w) => `<li>${esc(w)}</li>`).join("");
     summaryBox.innerHTML = `
       <h2>${esc(graph.benign.name)} → ${esc(graph.target.name)}</h2>
@@ -84,8 +103,7 @@ export function createDetails(element, store) {
         <dt>nodes</dt><dd><span style="color:${COLORS.suppressed}">${count("suppressed")} suppressed</span>,
           <span style="color:${COLORS.shared}">${count("shared")} shared</span>,
           <span style="color:${COLORS.emphasized}">${count("emphasized")} emphasized</span></dd>
-        <dt>faithfulness</dt><dd>ASR with the ${f.n_masked} emphasized masked ${formatPercent(f.masked_emphasized_asr)},
-          with as many random ${formatPercent(f.masked_random_asr)}</dd>
+        <dt>faithfulness</dt><dd class="faithfulness">${faithfulness(graph)}</dd>
       </dl>
       <p class="hint">Hover a neuron to see its curves and pictures; click to pin it
         (shift-click pins several).</p>
