@@ -12,7 +12,7 @@ import massif
 from massif.comparison import split
 from tests.helpers.browser import ARTIFACTS, graph_of, in_view
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(120, func_only=True)  # the test alone, not the site's set-up
 
 
 def open_compare(page, url: str) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -11,6 +13,7 @@ import pytest
 
 from massif.errors import MassifError
 from massif.threads import in_own_thread
+from tests.helpers.waiting import wait_for
 
 
 def test_the_result_comes_back_from_a_thread_that_then_ends():
@@ -43,6 +46,17 @@ def ctrl_c_raises():
     signal.signal(signal.SIGINT, old)
 
 
+def waiting_on_the_result(thread_id: int) -> bool:
+    """Whether the thread is in ``in_own_thread``'s wait for the work's result (not still
+    starting the work's thread, where a Ctrl+C would leave the work running)."""
+    codes = set()
+    frame = sys._current_frames().get(thread_id)
+    while frame is not None:
+        codes.add(frame.f_code)
+        frame = frame.f_back
+    return {in_own_thread.__code__, concurrent.futures.wait.__code__} <= codes
+
+
 @pytest.mark.parametrize("to", ["the process", "a helper thread"])
 def test_ctrl_c_while_waiting_stops_the_work_too(ctrl_c_raises, to):
     """Ctrl+C reaches the waiting caller, and the work stops as it would have in the caller's
@@ -51,7 +65,7 @@ def test_ctrl_c_while_waiting_stops_the_work_too(ctrl_c_raises, to):
     The kernel may hand a process's SIGINT to any of its threads; Python then runs the handler
     in the main thread only when that thread next executes. Sent to a helper thread on purpose,
     the wait must still notice it (the work would otherwise run on to its 30 s deadline)."""
-    started, how = threading.Event(), []
+    started, how, caller = threading.Event(), [], threading.get_ident()
 
     def work() -> None:
         deadline = time.monotonic() + 30
@@ -66,7 +80,7 @@ def test_ctrl_c_while_waiting_stops_the_work_too(ctrl_c_raises, to):
 
     def press_ctrl_c() -> None:
         started.wait(10)
-        time.sleep(0.1)
+        wait_for(lambda: waiting_on_the_result(caller), 10, "in_own_thread to wait")
         if to == "the process":
             os.kill(os.getpid(), signal.SIGINT)
         else:
