@@ -1,16 +1,20 @@
 """One image's path on the page (the right panel's images tab), in Chromium at 1280×800: the
-gallery is the server's, a click shows the image's pictures, predictions and crossing layer
-and puts its activations on the nodes, the slider moves them, and the URL keeps the image."""
+gallery is the server's, in each of its sort orders; a click shows the image's pictures,
+predictions and crossing layer and puts its activations on the nodes, the slider moves them,
+and the URL keeps the image."""
 
 from __future__ import annotations
 
+import contextlib
+
 import httpx
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from massif.one_image import Gallery, ImageDetail
-from tests.helpers.browser import ARTIFACTS, in_view
+from tests.helpers.browser import ARTIFACTS, in_view, open_page
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(180, func_only=True)  # the test alone, not the site's set-up
 
 
 def test_gallery_click_shows_the_image_and_its_activations(site, page):
@@ -76,3 +80,35 @@ def test_gallery_click_shows_the_image_and_its_activations(site, page):
     page.click("#image-detail button.close")
     page.wait_for_function("document.querySelector('#graph-svg').dataset.image === ''")
     page.wait_for_function("!location.search.includes('image=')")
+
+
+def test_the_gallery_sorts_flipped_first_by_confidence_or_in_dataset_order(site, page):
+    """Each of the gallery's sort orders (docs/web.md) puts the tiles in the order its rule
+    gives from the server's gallery: flipped first (then correct, then by the attacked
+    prediction's probability), by that probability alone, or by position."""
+    key, url = site["default"], site["url"]
+    open_page(page, f"{url}/graphs/{key}")
+    page.click("#tab-images")
+    page.wait_for_selector("#gallery[data-k] .tile", timeout=90_000)
+    gallery = Gallery.model_validate(httpx.post(f"{url}/graphs/{key}/images", json={},
+                                                timeout=60).json())
+    items = gallery.items
+    expected = {
+        "flipped": sorted(items, key=lambda i: (-i.success, -i.correct, -i.attacked_p,
+                                                i.position)),
+        "confidence": sorted(items, key=lambda i: (-i.attacked_p, i.position)),
+        "position": sorted(items, key=lambda i: i.position),
+    }
+    options = page.locator("#gallery-sort option").evaluate_all("os => os.map(o => o.value)")
+    assert options == list(expected)  # a new order needs its rule here
+    assert page.locator("#gallery-sort").input_value() == "flipped"  # the default
+    shown = "[...document.querySelectorAll('#gallery .tile')].map(t => +t.dataset.position)"
+    for how in ["confidence", "position", "flipped"]:
+        page.select_option("#gallery-sort", how)
+        want = [i.position for i in expected[how]]
+        with contextlib.suppress(PlaywrightTimeout):  # (then the assert says how it differs)
+            page.wait_for_function(f"want => ({shown}).join() === want.join()", arg=want,
+                                   timeout=10_000)
+        assert page.evaluate(shown) == want, how
+    # the orders differ on this class, so each check above could fail
+    assert len({tuple(i.position for i in v) for v in expected.values()}) == 3

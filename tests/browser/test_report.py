@@ -1,19 +1,23 @@
-"""The standalone report (``massif report``), the page's "download report" and a ``Graph`` in a
-notebook, opened in Chromium from ``file://`` with every network request refused: all nodes
-drawn with their pictures, hover, pins, slider and pathways working, no console error."""
+"""The standalone report (``massif report``, ``massif.show``), the page's "download report" and
+a ``Graph`` in a notebook, opened in Chromium from ``file://`` with every network request
+refused: all nodes drawn with their pictures, hover, pins, slider and pathways working, no
+console error."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page
 
+import massif
 from massif.report import bundle_modules
 from tests.helpers.browser import ARTIFACTS, graph_of
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(180, func_only=True)  # the test alone, not the site's set-up
 
 
 def offline_page(browser, width: int = 1280, height: int = 800):
@@ -82,6 +86,46 @@ def test_massif_report_opens_from_disk_with_no_network(site, browser, tmp_path):
         page.keyboard.press("Escape")
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "report-1280x800.png"))
+        assert not refused and not errors, (refused, errors)
+    finally:
+        page.context.close()
+
+
+def test_massif_show_writes_the_report_and_opens_it_in_the_web_browser(site, browser,
+                                                                        tmp_path):
+    """``massif.show(run)``: the file ``massif report`` writes, opened in the user's web browser
+    (``$BROWSER``, here a script that notes the URL it is given); ``massif.show(graph)``
+    without ``out`` writes to the cache's reports folder, a page that works offline."""
+    key = site["default"]
+    run, out, cli = site["ws"].root / "graphs" / key, tmp_path / "shown.html", tmp_path / "cli.html"
+    opened = tmp_path / "opened.txt"
+    web_browser = tmp_path / "web-browser"
+    web_browser.write_text('#!/bin/sh\nprintf "%s" "$1" > "$OPENED"\n')
+    web_browser.chmod(0o755)
+    env = dict(os.environ, BROWSER=str(web_browser), OPENED=str(opened))
+    code = "import sys, massif; print(massif.show(sys.argv[1], out=sys.argv[2]))"
+    done = subprocess.run([sys.executable, "-c", code, str(run), str(out)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(out)
+    assert opened.read_text() == out.resolve().as_uri()
+    subprocess.run([sys.executable, "-m", "massif", "report", str(run), "-o", str(cli)],
+                   check=True, capture_output=True, timeout=120)
+    assert out.read_bytes() == cli.read_bytes()
+
+    graph = site["ws"].load(key)
+    cache = tmp_path / "cache"
+    shown = massif.show(graph, cache=cache, browser=False)
+    assert shown == cache / "reports" / "sneaker-sandal-fgm.html"
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()) == [
+        Path("cache/reports/sneaker-sandal-fgm.html"), Path("cli.html"), Path("opened.txt"),
+        Path("shown.html"), Path("web-browser")]
+    page, refused, errors = offline_page(browser)
+    try:
+        page.goto(shown.as_uri())
+        page.wait_for_selector("html[data-state=ready]", state="attached", timeout=30_000)
+        assert page.locator("#graph-svg .node").count() == len(graph.nodes)
+        assert "Sneaker → Sandal" in page.locator("#title").text_content()
         assert not refused and not errors, (refused, errors)
     finally:
         page.context.close()

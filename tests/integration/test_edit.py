@@ -19,6 +19,7 @@ from massif.edit.defense import emphasized_order
 from massif.edit.estimate import estimate_deletions
 from massif.edit.session import Mask
 from massif.hooks import frozen, mask
+from tests.helpers.cli import run_massif
 from tests.helpers.tiny import Planted, planted_data, planted_model
 
 STRENGTHS = [3.5 * i / 7 for i in range(8)]
@@ -603,3 +604,52 @@ def test_bundled_export_reloads_into_a_fresh_net(bundled_pair, tmp_path):
         got = edited(x)
     assert torch.allclose(got, want, atol=1e-5)
     assert torch.equal(edited.net.fc.weight, plain)
+
+
+def test_massif_edit_graph_defense_exports_the_suggested_mask(bundled_pair, tmp_path):
+    """``massif edit --graph G --defense 2 --export F``: the graph's pair, attack, strengths,
+    images and neurons (the candidates), a suggestion that lowers the attack, and the edited
+    model of the suggested mask written to F."""
+    from massif.bundled.net import FashionInception
+    from massif.edit.defense import DefenseResult
+
+    _, graph, ed = bundled_pair
+    graph.save(tmp_path / "graph.json")
+    out = tmp_path / "defended.pt"
+    done = run_massif("edit", "--graph", str(tmp_path / "graph.json"), "--defense", "2",
+                      "--export", str(out), "--json", "--device", "cpu", timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    d = DefenseResult.model_validate_json(done.stdout)
+    assert d.n_images == graph.benign.n_images == 200  # the graph's images, not the class's
+    assert d.epsilon == graph.attack.strengths[-1] and d.n_candidates == len(graph.nodes)
+    n_correct = round(graph.metrics.clean_accuracy * 200)
+    assert abs(d.before.adaptive_asr - graph.metrics.attack_success_rate[-1]) <= 1.5 / n_correct
+    assert 1 <= len(d.greedy) <= 2 and d.greedy[-1].adaptive_asr < d.before.adaptive_asr
+    mask = d.greedy[-1].mask
+    assert set(mask) <= {n.id for n in graph.nodes}
+    assert f"wrote the edited model ({len(mask)} neurons deleted) to {out}" in done.stderr
+    saved = torch.load(out, weights_only=True)
+    assert saved["mask"] == mask and saved["mode"] == "zero"
+    edited = apply_mask(FashionInception().eval(), out)
+    x = ed.session.images[:16]
+    with ed.edited(mask) as net, torch.no_grad():
+        want = net(x)
+    with torch.no_grad():
+        assert torch.allclose(edited(x), want, atol=1e-5)
+
+
+def test_massif_edit_graph_mask_measures_the_graphs_images(bundled_pair, tmp_path):
+    """``massif edit --graph G --mask M``: what the Python editor of the same graph measures
+    (all but the all-class sample's size, which the command leaves at its default)."""
+    _, graph, ed = bundled_pair
+    graph.save(tmp_path / "graph.json")
+    mask = [n.id for n in graph.nodes if n.group == "emphasized"][:2]
+    done = run_massif("edit", "--graph", str(tmp_path / "graph.json"), "--mask", ",".join(mask),
+                      "--json", "--device", "cpu", timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = EditResult.model_validate_json(done.stdout)
+    want = ed.evaluate(mask)
+    assert got.n_images == 200 and got.strengths == graph.attack.strengths
+    same = ("mask", "benign", "target", "attack", "strengths", "n_images", "n_correct",
+            "clean_accuracy_benign", "transfer_asr", "adaptive_asr")
+    assert got.model_dump(include=set(same)) == want.model_dump(include=set(same))

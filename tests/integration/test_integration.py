@@ -99,6 +99,35 @@ def test_readme_faithfulness_figures_are_the_default_analysis(default_graph):
         f"{f.margin_unmasked - f.margin_emphasized:.2f}" in readme
 
 
+def test_demo_no_serve_prints_the_saved_default_analysis_makes_its_pictures_and_ends(
+        default_graph, tmp_path):
+    """``massif demo --no-serve`` with the default analysis already in its workspace (this
+    module's, the request ``massif demo`` makes: the same key): it uses it, makes the pictures
+    of its neurons, prints its summary and where it is, and ends without serving."""
+    from massif import AnalysisRequest
+    from massif.store import Workspace
+
+    key = AnalysisRequest(benign="Sneaker", target="Sandal", attack="fgm").resolve().key
+    ws = Workspace(tmp_path / "ws")
+    saved = ws.graph_path(ws.save(default_graph, key))
+    stamp = saved.stat().st_mtime_ns
+    done = subprocess.run([MASSIF, "demo", "--no-serve", "--workspace", str(ws.root)],
+                          capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"using the saved analysis in {saved}" in done.stderr
+    assert done.stdout.startswith(default_graph.summary())
+    assert done.stdout.rstrip().endswith(f"wrote {saved}")
+    assert saved.stat().st_mtime_ns == stamp  # used, not computed again
+    cache = Path(os.environ["MASSIF_CACHE"])
+    assert f"pictures of the graph's neurons are in {cache}" in done.stderr
+    g = default_graph
+    for n in g.nodes:
+        assert (cache / "pictures" / g.model.fingerprint / n.layer / f"{n.channel}.png").is_file()
+        assert (cache / "examples" / f"{g.model.fingerprint}-{g.dataset.fingerprint}" / n.layer
+                / f"{n.channel}.png").is_file()
+    assert "serving" not in done.stdout + done.stderr
+
+
 def test_emphasized_neurons_raise_the_target_logit_when_kept(bundled, default_graph):
     """Intervention: ablating the emphasized neurons lowers the target logit on attacked
     images, as the graph claims."""
