@@ -4,10 +4,18 @@ and exit status 2, never a traceback (``terminal.py``).
 
 ``app.py`` holds the command group and the shared options; each sibling module adds commands to
 it: ``analysis`` (analyze, download-data, demo), ``pictures`` (visualize, examples), ``edit``,
-``serve``, ``report``, ``compare``.
+``serve``, ``report``, ``compare``, ``evaluate``.
 """
 
-from . import analysis, compare, edit, pictures, report, serve  # noqa: F401  (add commands)
+from . import (  # noqa: F401  (add commands)
+    analysis,
+    compare,
+    edit,
+    evaluate,
+    pictures,
+    report,
+    serve,
+)
 from .app import app
 
 __all__ = ["app", "main"]

@@ -12,7 +12,9 @@ An ``Editor`` is built once per analysis (an ``AnalysisRequest``, or a saved gra
    under the model measured (DESIGN.md section 3); it is 0 at ``ε_0 = 0``. The adaptive part is
    the slow one; ``evaluate(..., adaptive=False)`` gives the rest at once, and the transfer
    numbers of the last few masks are remembered for the call that adds the adaptive ones.
-3. **Suggest a defense** (``Editor.suggest_defense``, see ``defense.py``).
+3. **Suggest a defense** (``Editor.suggest_defense``, see ``defense.py``); **deletion curves**
+   (``Editor.curves``, see ``curves.py``): the ASR and the clean accuracy as the top ``k``
+   neurons of several rankings are deleted.
    **One image** (``Editor.gallery``, ``Editor.image``): the class's images through the
    attack, one at a time (``one_image.py``).
 4. **Export** (``Editor.export``): the model's state dict plus the mask, fill values and layer
@@ -46,6 +48,7 @@ from ..one_image import Gallery, ImageDetail
 from ..request import AnalysisRequest, Resolved
 from ..schemas import Graph
 from .cache import AUTO
+from .curves import Curves, deletion_curves
 from .defense import SHORTLIST, DefenseResult, suggest_defense
 from .masks import export_edited
 from .session import Mask, Session
@@ -329,6 +332,26 @@ class Editor:
                                search_images=search_images, shortlist=shortlist,
                                progress=progress,
                                cancelled=cancelled, found=found, suggested=suggested)
+
+    def curves(self, graph: Graph | None = None, ks: Sequence[int] | str | None = None,
+               rankings: Sequence[str] | str | None = None, *, draws: int = 10, seed: int = 0,
+               adaptive: bool = False, progress: Progress | None = None) -> Curves:
+        """Deletion curves (``curves.deletion_curves``; ``massif evaluate``): for each ranking
+        (MASSIF's emphasized neurons by vulnerability and by importance change, activation
+        change, gradient × activation, Summit's votes, random), the ASR at ε_max and the clean
+        accuracy after deleting its top ``k`` neurons, ``k`` in ``ks`` (default 1, 2, 4, …, 32,
+        capped at what each ranking holds) and all emphasized, with the areas under the curves
+        against ``k`` and against the clean-accuracy cost. ``graph``: the analysis's graph
+        (default the one given when built)::
+
+            curves = editor.curves(graph, ks=[1, 2, 4])
+            print(curves.table()); curves.save("runs/sneaker-sandal")
+        """
+        graph = graph or self.graph
+        if graph is None:
+            raise MassifError("give the analysis's graph (Editor.from_graph, or graph=)")
+        return deletion_curves(self.session, graph, ks, rankings, draws=draws, seed=seed,
+                               adaptive=adaptive, progress=progress)
 
     def export(self, neurons: Sequence[str] | str, path: str | Path | io.BytesIO,
                mode: Mode = "zero") -> Path | io.BytesIO:
