@@ -80,12 +80,12 @@ export function createDetails(element, store) {
     }
     const verdict = f.faithful == null ? "not checked"
       : f.faithful ? "faithful" : "<strong>not faithful</strong>";
-    const drop = (m) => formatNumber(f.margin_unmasked - m);
+    const m = (v) => v.toFixed(2).replace("-", "−");
     return `${verdict}: ${asrs} at clean accuracy ${formatPercent(f.clean_accuracy_emphasized)},
       with as many random ${formatPercent(f.masked_random_asr)} at ${formatPercent(f.clean_accuracy_random)}
       <span class="muted">(target margin z<sub>t</sub> − z<sub>b</sub> on the attacked images
-      ${formatNumber(f.margin_unmasked)}, lowered by ${drop(f.margin_emphasized)} and by
-      ${drop(f.margin_random)})</span>`;
+      ${m(f.margin_unmasked)}: ${m(f.margin_emphasized)} with the emphasized masked,
+      ${m(f.margin_random)} with random ones)</span>`;
   }
 
   function summary(graph) {
