@@ -137,25 +137,29 @@ class DefenseResult(BaseModel):
     seconds: float
 
     def table(self) -> str:
-        """The three curves side by side, one row per size."""
+        """The three curves side by side, one row per size: each ASR beside the clean accuracy
+        on all classes and on the benign class after the same deletion (an ASR reads 0 when the
+        deletion takes the benign class with it)."""
         pct = lambda v: f"{100 * v:5.1f}%"  # noqa: E731
-        pair = lambda p: f"{pct(p.adaptive_asr)} {pct(p.clean_accuracy)}"  # noqa: E731
-        blank = f"{'—':>6} {'—':>6}"
+        triple = lambda p: (f"{pct(p.adaptive_asr)} {pct(p.clean_accuracy)} "  # noqa: E731
+                            f"{pct(p.clean_accuracy_benign)}")
+        blank = f"{'—':>6} {'—':>6} {'—':>6}"
+        sub = f"{'ASR':>6} {'all':>6} {'benign':>6}"
         lines = [
             f"suggested defense against {self.attack} at ε = {self.epsilon:g} "
-            f"({self.n_images} images, clean accuracy on {self.n_sample}; searched on "
-            f"{self.n_search_images} and {self.n_search_sample}; {self.n_candidates} "
-            f"candidates, {'all' if self.shortlist is None else self.shortlist} measured per "
-            f"step; mode {self.mode})",
-            f"{'size':>4}  {'greedy: ASR  clean':<19}  {'random: ASR  clean':<19}  "
-            f"{'emphasized: ASR  clean':<23}  added",
-            f"{0:>4}  {pair(self.before):<19}  {pair(self.before):<19}  "
-            f"{pair(self.before):<23}",
+            f"({self.n_images} images, clean accuracy on {self.n_sample} of all classes and on "
+            f"the benign class; searched on {self.n_search_images} and "
+            f"{self.n_search_sample}; {self.n_candidates} candidates, "
+            f"{'all' if self.shortlist is None else self.shortlist} measured per step; mode "
+            f"{self.mode})",
+            f"{'':>4}  {'greedy':<20}  {'random':<20}  top emphasized",
+            f"{'size':>4}  {sub}  {sub}  {sub}  added",
+            f"{0:>4}  {triple(self.before)}  {triple(self.before)}  {triple(self.before)}",
         ]
         for i, step in enumerate(self.greedy):
-            rnd = pair(self.random[i]) if i < len(self.random) else blank
-            emp = pair(self.top_emphasized[i]) if i < len(self.top_emphasized) else blank
-            lines.append(f"{step.size:>4}  {pair(step):<19}  {rnd:<19}  {emp:<23}  {step.added}")
+            rnd = triple(self.random[i]) if i < len(self.random) else blank
+            emp = triple(self.top_emphasized[i]) if i < len(self.top_emphasized) else blank
+            lines.append(f"{step.size:>4}  {triple(step)}  {rnd}  {emp}  {step.added}")
         if self.stopped:
             lines.append(f"stopped early: {self.stopped}")
         if not self.complete:
