@@ -105,6 +105,16 @@ def test_the_table_json_and_plots(curves, tmp_path):
         assert img.format == "PNG" and img.size == (980, 470)
 
 
+def test_a_fresh_attack_through_the_edited_model(editor_graph):
+    """Without l1:1 no step toward the target helps: z_t = 0.4 whatever the image, and the
+    attack can only lower z_b = x0 + 0.5 to 0.5."""
+    editor, graph = editor_graph
+    c = editor.curves(graph, ks=[1], rankings="vulnerability", adaptive=True)
+    assert c.adaptive
+    assert [(p.k, p.adaptive_asr) for p in c.curve("vulnerability").points] == [
+        (0, 1.0), (1, 0.0), (2, 0.0)]
+
+
 def test_areas():
     # a straight fall from 1 to 0 between k = 0 and k = 1, flat after
     assert area_k([(0, 1.0), (1, 0.0), (3, 0.0)], 3) == pytest.approx(0.5 / 2)

@@ -446,7 +446,8 @@ class _Measurer:
 
 
 def _earliest(session: Session, ids: list[str]) -> int:
-    """The position of the earliest layer ``ids`` touch (-1: none): masks run latest first."""
+    """The position of the earliest layer ``ids`` touch (the number of layers for none): masks
+    run latest first."""
     order = list(session.paths)
     return min((order.index(nid.rpartition(":")[0]) for nid in ids), default=len(order))
 
