@@ -243,7 +243,7 @@ def start_and_kill(out: Path, log: Path) -> str:
                                 stdout=subprocess.DEVNULL, stderr=err, env=env,
                                 stdin=subprocess.DEVNULL)
     try:
-        wait_for(lambda: proc.poll() is not None or list(out.glob("*.profile.pt")), 120,
+        wait_for(lambda: proc.poll() is not None or list(out.glob("*.profile.pt")), 300,
                  "a checkpoint of the neuron profile")
         assert proc.poll() is None, log.read_text()[-2000:]  # killed, not ended
     finally:

@@ -11,7 +11,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ import torch
 from PIL import Image
 
 from tests.helpers.cli import MASSIF
+from tests.helpers.waiting import wait_for
 
 # One batch size for every run: each image is then computed in the same batch, at the same
 # place, in any world size (``World.rounds``), so the runs differ by float64 rounding alone.
@@ -136,19 +136,22 @@ def ranks(pattern: str) -> dict[int, int]:
 def test_a_killed_rank_stops_every_rank_and_the_run_resumes(one_process, tmp_path):
     out = tmp_path / "killed"
     args = [*NO_PICTURES, "--out", str(out)]
-    proc = subprocess.Popen(torchrun(2, args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env(tmp_path, MASSIF_CHECKPOINT_SECONDS="0"))
+    log = tmp_path / "stderr.txt"  # a file, not a pipe: no rank blocks on a full pipe
+    with log.open("w") as f:
+        proc = subprocess.Popen(torchrun(2, args), stdout=subprocess.DEVNULL, stderr=f,
+                                env=env(tmp_path, MASSIF_CHECKPOINT_SECONDS="0"))
     try:
-        deadline = time.monotonic() + 120
-        while not list(out.glob(".*.profile.pt")):  # a checkpoint: the run is under way
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.1)
+        # a checkpoint: the run is under way
+        wait_for(lambda: proc.poll() is not None or list(out.glob(".*.profile.pt")), 300,
+                 "rank 0's first checkpoint")
+        assert proc.poll() is None, log.read_text()[-2000:]
         pids = ranks(str(out))
         assert set(pids) == {0, 1}
         os.kill(pids[1], signal.SIGKILL)
-        _, err = proc.communicate(timeout=120)  # never a hang
+        proc.wait(timeout=120)  # never a hang
     finally:
         proc.kill()
+    err = log.read_text()
     assert proc.returncode != 0
     lines = [ln for ln in err.splitlines() if ln.startswith("massif: error:")]
     assert len(lines) == 1 and lines[0].startswith("massif: error: rank 0:"), err[-2000:]
