@@ -1,8 +1,9 @@
 """Models from timm and Hugging Face: ``timm:NAME`` and ``hf:PATH_OR_NAME``.
 
 Each loader gives the network, its own mean and std (``models.load_model`` puts them inside
-``Normalized``, so MASSIF's images stay in [0, 1]), its default layers (``families.LayerSpec``: paths inside the network,
-with their units' layout where the family fixes it), its input size and its class names.
+``Normalized``, so MASSIF's images stay in [0, 1]), its default layers (``families.LayerSpec``:
+paths inside the network, with their units' layout where the family fixes it), its input size
+and its class names.
 
 ``weights``: ``none`` builds the architecture with random weights, seeded (every process of a
 torchrun job builds the same ones); a file is a state dict (``.pt``, ``.pth``, ``.bin`` or

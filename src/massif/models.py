@@ -4,7 +4,9 @@
 
 * ``bundled`` (the default): the small InceptionV1-style Fashion-MNIST net shipped with MASSIF,
   layers ``mixed3a mixed3b mixed4a mixed4b mixed5a``; ``bundled-robust``: the same network
-  adversarially trained (PGD-L2, ``python -m massif.bundled.train --robust``).
+  adversarially trained (PGD-L2, ``python -m massif.bundled.train --robust``); ``bundled-vit``:
+  a small vision transformer on the same data (``bundled/vit.py``), layers ``mlp1`` … ``mlp4``
+  (each block's MLP units, the class token apart).
 * ``torchvision:NAME``: any torchvision classifier, with ImageNet normalisation inside the wrapper
   and ImageNet class names, and its family's default layers (``families.py``), named as the
   network names its modules (``layer1``; the wrapper's ``net.layer1`` still accepted).
@@ -47,6 +49,7 @@ from .weights import apply_weights, load_state_dict, misfit
 
 BUNDLED_WEIGHTS = Path(__file__).parent / "bundled" / "fashion_inception.pt"
 ROBUST_WEIGHTS = Path(__file__).parent / "bundled" / "fashion_inception_robust.pt"
+VIT_WEIGHTS = Path(__file__).parent / "bundled" / "fashion_vit.pt"
 
 
 class Normalized(nn.Module):
@@ -119,24 +122,35 @@ def fingerprint(module: nn.Module, extra: str = "") -> str:
     return h.hexdigest()[:16]
 
 
-def _bundled(weights: str | None = None, robust: bool = False
+def _bundled(weights: str | None = None, kind: str = "bundled"
              ) -> tuple[nn.Module, dict[str, LayerSpec], int, int, list[str], str]:
-    from .bundled.net import LAYERS, FashionInception
+    """``bundled``, ``bundled-robust`` or ``bundled-vit``, with the shipped weights or
+    ``weights`` (the user's own training of the architecture)."""
     from .datasets import FASHION_CLASSES
 
-    net = FashionInception()
+    if kind == "bundled-vit":
+        from .bundled.vit import LAYERS as VIT_LAYERS
+        from .bundled.vit import FashionViT
+
+        net: nn.Module = FashionViT()
+        specs: dict[str, LayerSpec] = {n: (p, "tokens", 1) for n, p in VIT_LAYERS.items()}
+        shipped, flag = VIT_WEIGHTS, " --vit"
+    else:
+        from .bundled.net import LAYERS, FashionInception
+
+        net, specs = FashionInception(), {n: (n, None, 0) for n in LAYERS}
+        robust = kind == "bundled-robust"
+        shipped, flag = (ROBUST_WEIGHTS, " --robust") if robust else (BUNDLED_WEIGHTS, "")
     if weights is not None:  # the user's own training of the bundled architecture
         apply_weights(net, weights)
     else:
-        shipped = ROBUST_WEIGHTS if robust else BUNDLED_WEIGHTS
         if not shipped.is_file():
-            raise MassifError(
-                f"the bundled weights {shipped} are missing; rebuild them with "
-                f"`python -m massif.bundled.train{' --robust' if robust else ''}`"
-            )
+            raise MassifError(f"the bundled weights {shipped} are missing; rebuild them with "
+                              f"`python -m massif.bundled.train{flag}`")
         apply_weights(net, shipped)
-    net = net.to(memory_format=torch.channels_last)
-    return net, {n: (n, None, 0) for n in LAYERS}, 28, 1, list(FASHION_CLASSES), "fashion-mnist"
+    if kind != "bundled-vit":  # on CPU the CNN runs fastest in channels_last
+        net = net.to(memory_format=torch.channels_last)
+    return net.eval(), specs, 28, 1, list(FASHION_CLASSES), "fashion-mnist"
 
 
 def _torchvision(name: str, weights: str | None) -> tuple[nn.Module, list[str]]:
@@ -264,11 +278,10 @@ def load_model(
     weights = os.fspath(weights) if weights is not None else None
     if isinstance(spec, nn.Module):
         module, own, name = spec, None, type(spec).__name__
-    elif spec in ("bundled", "bundled-robust", "", None):
-        robust = spec == "bundled-robust"
-        module, own, size, chans, names, default_dataset = _bundled(weights, robust)
+    elif spec in ("bundled", "bundled-robust", "bundled-vit", "", None):
+        name = spec or "bundled"
+        module, own, size, chans, names, default_dataset = _bundled(weights, name)
         image_size, channels = image_size or size, channels or chans
-        name = "bundled-robust" if robust else "bundled"
     elif spec.startswith("torchvision:"):
         module, names = _torchvision(spec.split(":", 1)[1], weights)
         own, image_size, channels, name = None, image_size or 224, channels or 3, spec
@@ -285,7 +298,7 @@ def load_model(
         module, own, name = _from_file(spec, weights), None, spec
     else:
         raise MassifError(
-            f"unknown model {spec!r}: use bundled, bundled-robust, torchvision:NAME, "
+            f"unknown model {spec!r}: use bundled, bundled-robust, bundled-vit, torchvision:NAME, "
             "timm:NAME, hf:PATH_OR_NAME or path/to/file.py:factory"
         )
     class_names = class_names or names or None

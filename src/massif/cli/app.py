@@ -96,7 +96,8 @@ def build_request(**fields: object) -> object:
 
 
 MODEL_OPTION = typer.Option("bundled", help="bundled, bundled-robust (the same net "
-                            "adversarially trained), torchvision:NAME, timm:NAME, "
+                            "adversarially trained), bundled-vit (a small vision transformer), "
+                            "torchvision:NAME, timm:NAME, "
                             "hf:FOLDER_OR_NAME (Hugging Face) or path/to/file.py:factory.")
 WEIGHTS_OPTION = typer.Option(None, help="State-dict file (for the bundled model too); for "
                               "torchvision, timm and hf models also DEFAULT (the library's "

@@ -36,8 +36,8 @@ def serve(
                              "address or this machine's name)."),
     port: int = typer.Option(8000, help="Port to listen on."),
     model: str = typer.Option("bundled", help="Model for new analyses: bundled, "
-                              "bundled-robust, torchvision:NAME, timm:NAME, hf:FOLDER_OR_NAME or "
-                              "path/to/file.py:factory."),
+                              "bundled-robust, bundled-vit, torchvision:NAME, timm:NAME, "
+                              "hf:FOLDER_OR_NAME or path/to/file.py:factory."),
     weights: Optional[str] = WEIGHTS_OPTION,
     data: Optional[str] = typer.Option(None, help="Dataset for new analyses (default: the "
                                        "model's own)."),
