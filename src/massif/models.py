@@ -316,7 +316,12 @@ def load_model(
     if layers is not None:
         if not all(isinstance(v, str) for v in layers):
             raise MassifError("layers must be layer names")
-        layers = [v.strip() for v in layers if v.strip()]
+        stripped = [v.strip() for v in layers]
+        if not stripped or not all(stripped):
+            raise MassifError(f"layers {','.join(layers)!r} has an empty name (two commas in a "
+                              "row, or one at an end); name the layers, or leave the option "
+                              "out for the model's defaults")
+        layers = stripped
     specs: dict[str, LayerSpec] = {}
     given: dict[str, str] = {}
     if layers:

@@ -91,7 +91,7 @@ def build_request(**fields: object) -> object:
     from ..request import AnalysisRequest
 
     if fields.get("layers") is not None:
-        fields["layers"] = [s.strip() for s in str(fields["layers"]).split(",") if s.strip()]
+        fields["layers"] = str(fields["layers"]).split(",")  # load_model refuses empty names
     return AnalysisRequest(**fields)
 
 
