@@ -16,8 +16,9 @@ Three timings on the same images, interleaved in one run (so a noisy machine hur
   on the attack at ε_max: for each branch of each inception block one backward pass to its last
   convolution's output, then each node through that convolution with its own filter alone and
   through the branch's 1×1 reduction where there is one, never through a pool; then the six
-  masked forward passes on the images the model gets right, from the first masked layer's
-  input on). These are the exact shortcuts massif's edge pass finds in the autograd graph, so
+  masked forward passes, from the first masked layer's input on, on every clean image (the
+  faithfulness check's clean accuracy under each mask) and on the attacked images the model
+  gets right). These are the exact shortcuts massif's edge pass finds in the autograd graph, so
   ``massif / bare-same-work`` is our overhead; the target is at most 1.15.
 * ``bare-attack-only``: just the attack gradient and one forward pass per strength (what
   measuring the ASR alone costs), for scale.
@@ -48,7 +49,6 @@ def bare_same_work(model, images, benign, target, strengths, node_map, masks, ba
     store = {}
     handles = [net.get_submodule(p).register_forward_hook(
         lambda m, i, o, n=n: store.__setitem__(n, o)) for n, p in layers.items()]
-    mask_handles = []
     try:
         for p in net.parameters():
             p.requires_grad_(False)
@@ -66,6 +66,7 @@ def bare_same_work(model, images, benign, target, strengths, node_map, masks, ba
             x = images[start : start + batch_size].clone().requires_grad_(True)
             labels = torch.full((len(x),), target, device=x.device)
             z = net(x)
+            clean_first = kept["x"].detach()  # the faithfulness check's clean passes start here
             correct = z.argmax(1) == benign
             influence(names, store, branches, node_map)
             (g,) = torch.autograd.grad(F.cross_entropy(z, labels, reduction="sum"), x)
@@ -73,23 +74,30 @@ def bare_same_work(model, images, benign, target, strengths, node_map, masks, ba
             adv = (x.detach() + strengths[-1] * unit).clamp(0, 1)
             net(adv.clone().requires_grad_(True))
             influence(names, store, branches, node_map)
-            if not correct.any():
-                continue
-            with torch.no_grad():  # the masked passes: right images, from the first masked layer
-                h = kept["x"].detach()[correct]
-                for m in masks:
-                    for lay, chans in m.items():
-                        keep = torch.ones(model.layer_channels[lay], device=x.device)
-                        keep[chans] = 0
-                        mask_handles.append(net.get_submodule(layers[lay]).register_forward_hook(
-                            lambda mod, i, o, k=keep: o * k.view(1, -1, 1, 1)))
-                    run_from(net, layers[first], h).argmax(1)
-                    for hd in mask_handles:
-                        hd.remove()
-                    mask_handles.clear()
+            with torch.no_grad():  # the masked passes from the first masked layer: every clean
+                # image (the clean accuracy under each mask), the attacked ones it got right
+                for h in (clean_first, kept["x"].detach()[correct]):
+                    if len(h):
+                        masked_passes(model, net, layers, first, masks, h)
     finally:
-        for h in handles + mask_handles:
+        for h in handles:
             h.remove()
+
+
+def masked_passes(model, net, layers, first, masks, h):
+    """The model under each mask, from the first masked layer's input ``h`` on."""
+    for m in masks:
+        hooks = []
+        for lay, chans in m.items():
+            keep = torch.ones(model.layer_channels[lay], device=h.device)
+            keep[chans] = 0
+            hooks.append(net.get_submodule(layers[lay]).register_forward_hook(
+                lambda mod, i, o, k=keep: o * k.view(1, -1, 1, 1)))
+        try:
+            run_from(net, layers[first], h).argmax(1)
+        finally:
+            for hd in hooks:
+                hd.remove()
 
 
 def pass0(net, names, store, both, batch_size):
