@@ -43,6 +43,28 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'massif' has no attribute {name!r}")
 
 
+def _graph_html(graph: Any) -> str:
+    from .report import notebook_html
+
+    return notebook_html(graph)
+
+
+def _show_graphs_inline() -> None:
+    """In Jupyter (IPython running when massif is imported), a ``Graph`` as a cell's value shows
+    as the page itself (``report.notebook_html``). IPython's display formatter is told so by the
+    class's name, so nothing is imported now, and the graph contract (``schemas``) does not
+    depend on the report that draws it."""
+    import sys
+
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is not None:
+        html = shell.display_formatter.formatters["text/html"]
+        html.for_type_by_name("massif.schemas", "Graph", _graph_html)
+
+
+_show_graphs_inline()
+
 if TYPE_CHECKING:
     from .analysis import analyze
     from .attacks import Attack, make_attack

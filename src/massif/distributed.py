@@ -38,6 +38,7 @@ from datetime import timedelta
 import torch
 
 from .errors import MassifError
+from .process import quiet_sigterm
 
 _joining = False  # start() is under way: an error now is this process's own (its GPU, its peers)
 _store: object = None  # the run's key-value store, where the processes agree who says an error
@@ -319,8 +320,6 @@ def _stop_cleanly(rank: int) -> None:
     job) → an error (said once for the run, ``says_error``), exit 2."""
 
     def handler(_sig: int, _frame: object) -> None:
-        from .terminal import quiet_sigterm
-
         quiet_sigterm()  # a second SIGTERM while this one unwinds ends the process quietly
         raise MassifError(f"rank {rank}: stopped by SIGTERM (torchrun stops every process when "
                           "one fails; its report says which; a scheduler may have cancelled "

@@ -19,7 +19,7 @@ from typing import Any
 
 from .datasets import FASHION_FILES, cache_dir, read_idx
 from .errors import MassifError, short
-from .io import create_temp
+from .files import create_temp
 
 FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 

@@ -99,7 +99,7 @@ class Model:
 
     def to(self, device: torch.device | str) -> Model:
         """Move the module to ``device`` (checked as ``--device`` is: auto, cpu, cuda, cuda:N)."""
-        from .request import resolve_device
+        from .devices import resolve_device
 
         self.module.to(resolve_device(device))
         return self

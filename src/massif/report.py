@@ -10,7 +10,8 @@ sees ``window.MASSIF_REPORT`` and answers its reads from it (``api.js``); what n
 (new pairs, deleting neurons, defenses) is hidden.
 
 The same HTML, in an ``<iframe srcdoc>``, is how a ``Graph`` shows itself in Jupyter
-(``Graph._repr_html_``), and ``massif.show`` writes it and opens it in the web browser.
+(IPython's display formatter, told in ``massif/__init__``); ``massif.show`` writes it and
+opens it in the web browser.
 """
 
 from __future__ import annotations
@@ -185,7 +186,7 @@ def write_report(run: str | Path, out: str | Path,
                  cache: str | Path | None = None) -> tuple[Path, dict[str, int]]:
     """Write the standalone report of the analysis at ``run`` to ``out`` (atomically); returns
     the path and counts: ``nodes``, and those with a ``pictures`` and ``examples``."""
-    from .io import writable_file, write_atomic
+    from .files import writable_file, write_atomic
 
     writable_file(out, "the report")
     graph, path, key = find_run(run)
@@ -197,7 +198,7 @@ def write_report(run: str | Path, out: str | Path,
 
 def graph_key(graph: Graph) -> str:
     """A key for a graph that has no folder: ``benign-target-attack``."""
-    from .io import slug
+    from .files import slug
 
     return f"{slug(graph.benign.name)}-{slug(graph.target.name)}-{slug(graph.attack.name)}"
 
@@ -221,7 +222,7 @@ def show(graph: Graph | str | Path, out: str | Path | None = None,
     it in the web browser (``browser=False``: only write it). Returns the file."""
     import webbrowser
 
-    from .io import as_path, writable_file, write_atomic
+    from .files import as_path, writable_file, write_atomic
     from .pictures import cache_root
 
     if cache is not None:

@@ -26,8 +26,9 @@ from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from .classes import class_images, class_space, resolve_class_of
+from .devices import resolve_device
 from .errors import MassifError, short
-from .io import slug
+from .files import slug
 from .schemas import SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -331,28 +332,3 @@ def make_strengths(max_strength: float | None, steps: int,
     if len(values) < 2:
         raise MassifError("give at least one strength above 0")
     return values
-
-
-def resolve_device(device: Any) -> torch.device:
-    """``auto`` (CUDA when there is one), ``cpu``, ``cuda`` or ``cuda:N``."""
-    import torch
-
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if isinstance(device, torch.dtype):
-        raise MassifError(f"{device} is a dtype, not a device; use auto, cpu, cuda or cuda:N")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise MassifError(f"unknown device {short(device)} ({first[:100]}); use auto, cpu, "
-                          "cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise MassifError("device cuda asked for, but PyTorch sees no CUDA GPU")
-    if dev.type not in ("cpu", "cuda"):
-        raise MassifError(f"device {short(device)} is not supported; use auto, cpu, cuda or "
-                          "cuda:N")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise MassifError(f"device {dev} does not exist: PyTorch sees "
-                          f"{torch.cuda.device_count()} GPU(s)")
-    return dev

@@ -34,17 +34,20 @@ from pydantic import (
 )
 
 from .errors import MassifError
-from .io import as_path, writable_file, write_atomic
+from .files import as_path, writable_file, write_atomic
 
 SCHEMA_VERSION = 3
 Group = Literal["suppressed", "shared", "emphasized"]
 
 
-class _Model(BaseModel):
+class Strict(BaseModel):
+    """A record that refuses fields it does not know (a typo in a request, a file of another
+    version): the base of the graph contract, and of every request body and answer."""
+
     model_config = ConfigDict(extra="forbid")
 
 
-class _GraphPart(_Model):
+class _GraphPart(Strict):
     """A part of the graph contract: every number finite (JSON has no NaN; a NaN written out
     reads back as ``null``)."""
 
@@ -291,12 +294,6 @@ class Graph(_GraphPart):
     def nodes_in(self, layer: str, group: Group | None = None) -> list[Node]:
         return [n for n in self.nodes if n.layer == layer and (group is None or n.group == group)]
 
-    def _repr_html_(self) -> str:
-        """Jupyter shows a graph as the page itself, self-contained (``report.notebook_html``)."""
-        from .report import notebook_html
-
-        return notebook_html(self)
-
     def to_json(self, indent: int | None = 2) -> str:
         return self.model_dump_json(indent=indent)
 
@@ -378,13 +375,13 @@ def first_error(e: ValidationError) -> str:
     return f"{where}: {err.get('msg')}{more}" if where else f"{err.get('msg')}{more}"
 
 
-class ReceptiveFieldInfo(_Model):
+class ReceptiveFieldInfo(Strict):
     size: int
     stride: int
     offset: int
 
 
-class ExampleChannel(_Model):
+class ExampleChannel(Strict):
     images: list[int] = Field(description="dataset indices, best first")
     values: list[float] = Field(description="max over positions of the channel's activation")
     positions: list[list[int]] = Field(description="arg-max (row, column) per image")
@@ -394,7 +391,7 @@ class ExampleChannel(_Model):
         "it was added)")
 
 
-class ExamplePatch(_Model):
+class ExamplePatch(Strict):
     """One patch of a neuron's dataset-examples strip: its dataset image, that image's class
     (``None`` when unknown) and the channel's activation on it."""
 
@@ -403,7 +400,7 @@ class ExamplePatch(_Model):
     value: float
 
 
-class ExamplesIndex(_Model):
+class ExamplesIndex(Strict):
     """``examples/<model fp>-<dataset fp>/<layer>.json``: the top images of every channel."""
 
     layer: str
@@ -416,7 +413,7 @@ class ExamplesIndex(_Model):
     channels: list[ExampleChannel]
 
 
-class ExportHeader(_Model):
+class ExportHeader(Strict):
     """An edited model's file (``Editor.export``) without its tensors (``state_dict``, and the
     fill ``values`` of mode ``mean``), which are checked to be tensors on their own."""
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import MassifError
-from .io import slug, write_atomic
+from .files import slug, write_atomic
 from .request import analysis_key
 from .schemas import Graph
 

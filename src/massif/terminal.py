@@ -10,6 +10,8 @@ from typing import Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
+from .process import quiet_sigterm, torchrun
+
 OPEN_BARS: list = []  # progress bars to close (ending their line) before an error message
 
 
@@ -89,28 +91,6 @@ def says_error() -> bool:
     from .distributed import says_error as first_to_fail
 
     return first_to_fail()
-
-
-def torchrun() -> bool:
-    """Whether torchrun (or a script setting its variables) started this process: one of
-    ``WORLD_SIZE`` processes, more than one (``distributed.launched`` without torch)."""
-    import os
-
-    try:
-        return int(os.environ.get("WORLD_SIZE") or 1) > 1
-    except ValueError:  # a broken variable: said by the command that reads it
-        return False
-
-
-def quiet_sigterm(status: int = 2) -> None:
-    """Let SIGTERM end the process at once with ``status`` (main thread only; else a no-op)."""
-    import os
-    import signal
-
-    try:
-        signal.signal(signal.SIGTERM, lambda _sig, _frame: os._exit(status))
-    except ValueError:  # not the main thread
-        pass
 
 
 def run_guarded(fn: Callable[[], object]) -> object:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from massif.one_image import Gallery, ImageDetail
+from massif.edit.one_image import Gallery, ImageDetail
 from tests.helpers.browser import ARTIFACTS, in_view, open_page
 
 pytestmark = pytest.mark.timeout(180, func_only=True)  # the test alone, not the site's set-up

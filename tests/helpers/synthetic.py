@@ -2,7 +2,7 @@
 and ``live_server``, which serves an app over a real socket on 127.0.0.1.
 
 ``synthetic_graph`` makes a valid ``massif.Graph`` of any size whose groups, vulnerabilities,
-flip strengths and curves follow DESIGN.md section 3 (a node flips at the first strength where
+flip strengths and curves follow docs/method.md (a node flips at the first strength where
 it has made half of its move), with distinct benign and attacked influences on every edge.
 """
 

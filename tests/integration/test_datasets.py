@@ -37,7 +37,7 @@ from massif.datasets import (
 )
 from massif.download import download_fashion_mnist
 from massif.errors import MassifError
-from massif.io import write_atomic
+from massif.files import write_atomic
 from tests.helpers.cli import MASSIF
 
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")

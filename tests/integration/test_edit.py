@@ -390,7 +390,7 @@ def test_before_numbers_are_the_analysis_numbers(bundled_pair):
 
 
 def test_emphasized_first_masking_beats_random_masking(bundled_pair):
-    """The faithfulness ordering (DESIGN.md section 3) on the fresh attack: deleting the four
+    """The faithfulness ordering (docs/method.md) on the fresh attack: deleting the four
     most vulnerable emphasized neurons lowers the adaptive ASR at ε_max more than deleting as
     many random neurons of the same layers, averaged over 5 draws."""
     model, graph, ed = bundled_pair

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import massif
 from tests.helpers.cli import MASSIF
+from tests.helpers.killed import killed_writer
 from tests.helpers.synthetic import synthetic_graph
-from tests.unit.test_io import killed_writer
 
 SMALL = ["analyze", "--max-images", "16", "--steps", "3", "--no-pictures", "--device", "cpu"]
 
@@ -43,7 +43,7 @@ def test_a_rerun_removes_the_temporary_files_that_killed_runs_left(tmp_path):
         folder.mkdir(parents=True)
     stale = [killed_writer(out / "sneaker-sandal.profile.pt"),
              killed_writer(reports / "r.html"), killed_writer(layer / "1.png")]
-    code = ("import sys, time; from massif.io import create_temp; "
+    code = ("import sys, time; from massif.files import create_temp; "
             "create_temp(sys.argv[1]); print(flush=True); time.sleep(120)")
     alive = subprocess.Popen([sys.executable, "-c", code, str(out / "graph.json")],
                              stdout=subprocess.PIPE)  # another process, writing right now

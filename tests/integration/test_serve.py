@@ -293,7 +293,7 @@ def test_edit_json_answers_what_the_python_api_answers(client, planted_key):
 
 def test_images_answer_what_the_python_api_answers(client, planted_key):
     from massif.edit import Editor
-    from massif.one_image import Gallery, ImageDetail
+    from massif.edit.one_image import Gallery, ImageDetail
 
     graph = Graph.model_validate(client.get(f"/graphs/{planted_key}.json").json())
     direct = Editor.from_graph(planted_model(), planted_data(), graph, device="cpu")

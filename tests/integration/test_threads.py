@@ -16,7 +16,7 @@ import torch
 
 import massif
 from massif.analysis.profile import Checkpoint, profile_neurons
-from massif.io import write_atomic
+from massif.files import write_atomic
 from massif.server import create_app, is_loopback
 from tests.helpers.synthetic import live_server
 from tests.helpers.waiting import settled, wait_for

@@ -1,6 +1,6 @@
 """Build the benign, attacked and merged attribution graphs from profiles (pure and fast).
 
-Definitions (DESIGN.md section 3):
+Definitions (docs/method.md, "Definitions"):
 
 1. **Benign graph**: per layer, the top ``N`` neurons by ``I^b(0)`` (clean images toward the
    benign class) among those with importance > 0. **Attacked graph**: the same by ``I^t(K)``

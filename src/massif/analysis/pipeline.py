@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..distributed import World, local_device
-from ..io import as_path, writable_dir
+from ..files import as_path, writable_dir
 from ..request import AnalysisRequest, Resolved
 from ..schemas import (
     BenignRef,

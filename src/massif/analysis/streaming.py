@@ -19,7 +19,7 @@ import torch
 
 from ..datasets import Dataset
 from ..distributed import World
-from ..io import write_atomic
+from ..files import write_atomic
 
 Progress = Callable[[str, int, int], None]
 

@@ -83,10 +83,10 @@ def analyze(
 
     def work() -> None:
         from ..analysis import run
+        from ..devices import resolve_device
         from ..distributed import start, stop
         from ..download import missing_folders, remove_empty
-        from ..io import make_dir, slug, writable_dir
-        from ..request import resolve_device
+        from ..files import make_dir, slug, writable_dir
 
         if examples_images < 1:
             fail("--examples-images must be at least 1")
@@ -146,7 +146,7 @@ def download_data(
 
     def work() -> None:
         from ..download import check_url, download_fashion_mnist
-        from ..io import writable_dir
+        from ..files import writable_dir
 
         if url is not None:
             check_url(url, "--url")
@@ -167,7 +167,7 @@ def demo(
     """The embedded default: Sneaker -> Sandal, targeted FGM up to 3.5, on the bundled model."""
 
     def work() -> None:
-        from ..io import make_dir
+        from ..files import make_dir
         from ..threads import in_own_thread
 
         one_process("demo")

@@ -43,9 +43,9 @@ def made_pictures(model: object, graph: object, dataset: object, device: str,
                   examples_images: int | None = None, world: World | None = None) -> None:
     """The ``visualize`` stage for a graph's neurons (the dataset the analysis used, already
     loaded), with progress bars; says where they are. Under torchrun every rank calls it."""
+    from ..devices import resolve_device
     from ..distributed import World, local_device
     from ..pictures import cache_root, make_graph_pictures
-    from ..request import resolve_device
 
     world = world or World()
     main = world.main
@@ -63,7 +63,7 @@ EXAMPLES_IMAGES_OPTION = typer.Option(
 
 def picture_cache(cache: Path | None, create: bool = True) -> Path:
     """The pictures' cache folder, checked (and, with ``create``, made) before any work."""
-    from ..io import make_dir, writable_dir
+    from ..files import make_dir, writable_dir
     from ..pictures import cache_root
 
     what = "--cache" if cache is not None else "the cache folder"

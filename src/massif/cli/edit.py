@@ -73,11 +73,11 @@ def edit(
 
     def work() -> None:
         from ..analysis import run
+        from ..devices import resolve_device
         from ..edit import Editor
         from ..edit.defense import MAX_BUDGET
         from ..edit.masks import parse_mask
-        from ..io import writable_file
-        from ..request import resolve_device
+        from ..files import writable_file
         from ..schemas import Graph
 
         one_process("edit")

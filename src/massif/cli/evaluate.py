@@ -69,11 +69,11 @@ def evaluate(
     a plot (SVG and PNG)."""
 
     def work() -> None:
+        from ..devices import resolve_device
         from ..edit import Editor
         from ..edit.curves import check_curves
-        from ..io import writable_dir
+        from ..files import writable_dir
         from ..report import find_run
-        from ..request import resolve_device
 
         one_process("evaluate")
         graph, path, _ = find_run(run)

@@ -42,11 +42,11 @@ def visualize(
     cached per model (a second request is instant)."""
 
     def work() -> None:
+        from ..devices import resolve_device
         from ..distributed import local_device, start, stop
         from ..models import load_model
         from ..pictures import cache_root
         from ..pictures.visualize import ensure_pictures
-        from ..request import resolve_device
 
         if not 1 <= steps <= 100_000:
             fail("--steps must be 1 to 100000")
@@ -98,11 +98,11 @@ def examples(
 
     def work() -> None:
         from ..datasets import load_dataset
+        from ..devices import resolve_device
         from ..distributed import local_device, start, stop
         from ..models import load_model
         from ..pictures import cache_root
         from ..pictures.examples import ensure_examples, examples_dir
-        from ..request import resolve_device
 
         if not 1 <= top <= 1000:
             fail("--top must be 1 to 1000")

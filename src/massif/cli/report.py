@@ -23,7 +23,7 @@ def report(
     that opens from disk with no server and no network."""
 
     def work() -> None:
-        from ..io import usable_dir, writable_file
+        from ..files import usable_dir, writable_file
         from ..pictures import cache_root
         from ..report import write_report
 

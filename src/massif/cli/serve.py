@@ -57,8 +57,8 @@ def serve(
     """Serve the interactive page for a workspace; new pairs are analysed on demand."""
 
     def work() -> None:
-        from ..io import make_dir
-        from ..request import resolve_device
+        from ..devices import resolve_device
+        from ..files import make_dir
         from ..server import bind, create_app, run
 
         one_process("serve")

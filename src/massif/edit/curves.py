@@ -72,13 +72,13 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from ..attacks import attack_label
 from ..errors import MassifError
 from ..hooks import frozen, mask, record
 from ..request import Resolved
-from ..schemas import Graph
+from ..schemas import Graph, Strict
 from .defense import emphasized_order
 from .session import Mask, Progress, Session
 
@@ -99,11 +99,11 @@ DEFAULT_KS = (1, 2, 4, 8, 16, 32)
 MAX_DRAWS = 1000
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+class _Finite(Strict):
+    model_config = ConfigDict(allow_inf_nan=False)
 
 
-class CurvePoint(_Model):
+class CurvePoint(_Finite):
     """One mask size ``k`` of a ranking (``k = 0``: the unedited model); random: means over the
     draws, with ``*_std`` their spread and ``draws`` the masks."""
 
@@ -128,7 +128,7 @@ class CurvePoint(_Model):
     draws: list[list[str]] | None = Field(None, description="random: each draw's mask")
 
 
-class Curve(_Model):
+class Curve(_Finite):
     """One ranking's curve: its points by ``k`` (0 first) and its areas (module docstring)."""
 
     ranking: str
@@ -142,7 +142,7 @@ class Curve(_Model):
     auc_cost_std: float | None = None
 
 
-class Curves(_Model):
+class Curves(_Finite):
     """``curves.json``: deletion curves of one analysis (``massif evaluate``; docs/evaluate.md)."""
 
     format: Literal["massif-curves"] = "massif-curves"
@@ -220,7 +220,7 @@ class Curves(_Model):
     def save(self, folder: str | Path) -> list[Path]:
         """Write ``curves.json``, ``curves.svg`` and ``curves.png`` into ``folder`` (each
         atomically, all made before the first is written); their paths."""
-        from ..io import as_path, make_dir, write_atomic
+        from ..files import as_path, make_dir, write_atomic
 
         where = make_dir(as_path(folder, "the curves' folder"), "the curves' folder")
         files = {"curves.json": self.model_dump_json(indent=2), "curves.svg": self.svg(),

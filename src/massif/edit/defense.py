@@ -40,7 +40,7 @@
 6. **Baselines** of the same sizes, measured like step 5:
    * ``random``: for each of ``random_draws`` draws, as many random neurons *per layer* as the
      greedy path has in that layer at that size, drawn from the layer's channels outside the
-     greedy path (DESIGN.md's faithfulness check uses the same rule); the draws are nested (size
+     greedy path (docs/method.md's faithfulness check uses the same rule); draws are nested (size
      ``n + 1`` extends size ``n``); the mean over draws is reported, and every draw;
    * ``top_emphasized``: the graph's emphasized neurons, most vulnerable first (ties: the larger
      importance toward the target at ``ε_max``), the first ``n`` (none without a graph).

@@ -9,7 +9,7 @@ An ``Editor`` is built once per analysis (an ``AnalysisRequest``, or a saved gra
 2. **Evaluate** (``Editor.evaluate``): the session's counts with the mask (transfer: the stored
    attack; adaptive: a fresh attack through the edited model) and without it (``before``),
    as rates. ``ASR(ε_k)`` = successes at ``ε_k`` / images classified ``b`` when clean, both
-   under the model measured (DESIGN.md section 3); it is 0 at ``ε_0 = 0``. The adaptive part is
+   under the model measured (docs/method.md); it is 0 at ``ε_0 = 0``. The adaptive part is
    the slow one; ``evaluate(..., adaptive=False)`` gives the rest at once, and the transfer
    numbers of the last few masks are remembered for the call that adds the adaptive ones.
 3. **Suggest a defense** (``Editor.suggest_defense``, see ``defense.py``); **deletion curves**
@@ -41,16 +41,16 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
-from .. import one_image
 from ..attacks import attack_label
 from ..errors import MassifError
-from ..one_image import Gallery, ImageDetail
 from ..request import AnalysisRequest, Resolved
 from ..schemas import Graph
+from . import one_image
 from .cache import AUTO
 from .curves import Curves, deletion_curves
 from .defense import SHORTLIST, DefenseResult, suggest_defense
 from .masks import export_edited
+from .one_image import Gallery, ImageDetail
 from .session import Mask, Session
 
 __all__ = ["BeforeAfter", "EditResult", "Editor"]

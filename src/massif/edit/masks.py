@@ -22,8 +22,8 @@ from pydantic import ValidationError
 from torch import nn
 
 from ..errors import MassifError, did_you_mean, is_index, short
+from ..files import writable_file, write_atomic
 from ..hooks import get_module, mask
-from ..io import writable_file, write_atomic
 from ..schemas import ExportHeader, first_error
 from ..units import Units, parse_layer
 

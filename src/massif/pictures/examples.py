@@ -41,8 +41,8 @@ import torch.nn.functional as F
 from ..datasets import Dataset, sample_indices
 from ..distributed import World
 from ..errors import MassifError, did_you_mean
+from ..files import write_atomic
 from ..hooks import frozen, record
-from ..io import write_atomic
 from ..models import Model
 from ..schemas import ExampleChannel, ExamplesIndex, ReceptiveFieldInfo
 from .receptive_field import ReceptiveField, crop_box, receptive_field

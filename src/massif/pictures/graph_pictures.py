@@ -1,6 +1,6 @@
 """Pictures for a graph's neurons: feature visualizations and dataset examples, made once.
 
-The ``visualize`` stage (DESIGN.md section 4) in one call for the pipeline, the CLI and the
+The ``visualize`` stage (docs/pictures.md) in one call for the pipeline, the CLI and the
 server:
 
 1. feature visualizations (``visualize.ensure_pictures``) for the graph's nodes that have none
@@ -66,8 +66,8 @@ def make_graph_pictures(model: Model, dataset: Dataset | None, graph: Graph,
     """``ensure_graph_pictures`` with the model on ``device`` for the work and back where it
     was afterwards (the caller must own the model for that long); ``batch_size=None``: the
     largest batch that fits in memory."""
+    from ..devices import resolve_device
     from ..memory import auto_batch_size
-    from ..request import resolve_device
 
     home = model.device
     dev = resolve_device(device)

@@ -51,8 +51,8 @@ import torch.nn.functional as F
 
 from ..distributed import World
 from ..errors import MassifError, did_you_mean, is_index, short
+from ..files import write_atomic
 from ..hooks import ForwardStopped, frozen, record, stop_after
-from ..io import write_atomic
 from ..memory import auto_batch_size
 from ..models import Model
 

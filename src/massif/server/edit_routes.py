@@ -130,7 +130,7 @@ def add_edit_routes(app: Any, graph_entry: Callable[[str], tuple[Graph, bytes]],
     from fastapi.responses import Response
 
     from ..edit import DefenseResult, Editor, EditResult
-    from ..one_image import Gallery, ImageDetail
+    from ..edit.one_image import Gallery, ImageDetail
     from .defense_jobs import DefenseStatus
 
     slots: OrderedDict[str, _Slot] = OrderedDict()

@@ -24,23 +24,19 @@ import copy
 from typing import TYPE_CHECKING
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from .analysis.divergence import ClassMeans, class_means, crossing, margins
-from .errors import MassifError
-from .hooks import frozen, record
-from .pictures.visualize import to_png
-from .schemas import Graph
+from ..analysis.divergence import ClassMeans, class_means, crossing, margins
+from ..errors import MassifError
+from ..hooks import frozen, record
+from ..pictures.visualize import to_png
+from ..schemas import Graph, Strict
 
 if TYPE_CHECKING:
-    from .edit.session import Session
+    from .session import Session
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class GalleryItem(_Model):
+class GalleryItem(Strict):
     position: int = Field(description="the image's place among the class's images (0-based)")
     image: int = Field(description="its index in the dataset")
     clean: int = Field(description="the class predicted on the clean image (model output)")
@@ -51,7 +47,7 @@ class GalleryItem(_Model):
     success: bool = Field(description="correct, and the attack succeeds (the ASR counts it)")
 
 
-class Gallery(_Model):
+class Gallery(Strict):
     """The benign class's images at one strength (``Editor.gallery``)."""
 
     strength_index: int
@@ -62,7 +58,7 @@ class Gallery(_Model):
     items: list[GalleryItem]
 
 
-class Prediction(_Model):
+class Prediction(Strict):
     label: int
     name: str
     p: float = Field(description="the probability of the predicted class")
@@ -70,7 +66,7 @@ class Prediction(_Model):
     p_target: float
 
 
-class ImageDetail(_Model):
+class ImageDetail(Strict):
     """One image of the class through the attack (``Editor.image``)."""
 
     position: int
