@@ -235,6 +235,9 @@ class Resolved:
     def key(self) -> str:
         """The workspace key: ``<benign>-<target>-<attack>-<hash of everything>``."""
         if self._key is None:
+            from .analysis.graph import NARROW_SHARE
+
+            widest = NARROW_SHARE * self.request.nodes_per_layer
             self._key = analysis_key(
                 self.model.fingerprint, self.dataset.fingerprint, self.benign, self.target,
                 self.attack_info.model_dump(), self.params.model_dump(),
@@ -242,7 +245,8 @@ class Resolved:
                 layers=[path + (f"@{self.model.given_layouts[lay]}"
                                 if lay in self.model.given_layouts else "")
                         for lay, path in self.model.layers.items()]
-                if self.model.named_layers else None)
+                if self.model.named_layers else None,
+                narrow=any(c < widest for c in self.model.layer_channels.values()))
         return self._key
 
     @property
@@ -272,14 +276,18 @@ class Resolved:
 
 def analysis_key(model_fp: str, dataset_fp: str, benign: int, target: int,
                  attack: dict, params: dict, benign_name: str = "", target_name: str = "",
-                 layers: list[str] | None = None) -> str:
+                 layers: list[str] | None = None, narrow: bool = False) -> str:
     """A stable folder name: ``<benign>-<target>-<attack>-<hash>`` (see ``Resolved.key``).
     ``layers``: the module paths analysed when they are not the model's own (``--layers``; the
-    model's own leave the hash as it was)."""
+    model's own leave the hash as it was). ``narrow``: some layer is narrower than 3 nodes per
+    layer, so its graphs may take fewer nodes (``analysis.graph.layer_nodes``, added in
+    format 3: analyses of such models made before it get another key; others keep theirs)."""
     fields = {"model": model_fp, "dataset": dataset_fp, "benign": benign, "target": target,
               "attack": attack, "params": params, "format": SCHEMA_VERSION}
     if layers:
         fields["layers"] = layers
+    if narrow:
+        fields["narrow"] = "third"
     blob = json.dumps(fields, sort_keys=True)
     digest = hashlib.sha256(blob.encode()).hexdigest()[:12]
     return (f"{slug(benign_name or str(benign))[:40]}-{slug(target_name or str(target))[:40]}-"

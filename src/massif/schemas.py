@@ -113,10 +113,17 @@ class Params(_GraphPart):
     edges_per_node: Count = 4
     max_images: int | None = Field(None, ge=1,
                                    description="the class was capped at this many images")
+    layer_nodes: dict[str, Annotated[int, Field(ge=1)]] | None = Field(
+        None, description="the layers too narrow for nodes_per_layer, and the nodes each took "
+        "instead (a third of its units, analysis.graph.layer_nodes)")
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: Any) -> dict[str, Any]:
-        return _without_none(handler(self), ("max_images",))
+        return _without_none(handler(self), ("max_images", "layer_nodes"))
+
+    def nodes_for(self, layer: str) -> int:
+        """The most nodes each of ``layer``'s graphs took."""
+        return (self.layer_nodes or {}).get(layer, self.nodes_per_layer)
 
 
 class Faithfulness(_GraphPart):
@@ -252,6 +259,10 @@ class Graph(_GraphPart):
         if len(position) != len(self.layers):
             twice = next(lay for lay in self.layers if self.layers.count(lay) > 1)
             raise ValueError(f"layers: {twice[:60]!r} is listed twice")
+        for lay, n in (self.params.layer_nodes or {}).items():
+            if lay not in position or n >= self.params.nodes_per_layer:
+                raise ValueError(f"params.layer_nodes: {lay[:60]!r} must be one of layers, "
+                                 "with fewer nodes than nodes_per_layer")
         if self.metrics.divergence_layer is not None \
                 and self.metrics.divergence_layer not in position:
             raise ValueError(f"metrics.divergence_layer: {self.metrics.divergence_layer[:60]!r}"
@@ -454,6 +465,10 @@ def summary(graph: Graph, most_vulnerable: int = 5) -> str:
         lines.append(f"(crossed: share of the correct images that, attacked at "
                      f"{g.attack.strengths[-1]:g}, are closer to {g.target.name}'s activations "
                      "from this layer on)")
+    if g.params.layer_nodes:
+        narrow = ", ".join(f"{lay} {n}" for lay, n in g.params.layer_nodes.items())
+        lines.append(f"(narrow layers: the graphs took a third of their units, not "
+                     f"{g.params.nodes_per_layer}: {narrow})")
     moved = [n for n in g.nodes if n.vulnerability is not None]
     moved.sort(key=lambda n: (-(n.vulnerability or 0), n.flip_strength or 0, n.id))
     lines += ["", "most vulnerable neurons (flip at the weakest strength):"]

@@ -28,10 +28,12 @@ RUN_PREFIX = "run-"  # the keys of analyses found beside a workspace's own (``Wo
 
 
 def graph_key(graph: Graph) -> str:
-    """The key of an existing graph (recomputed from its own fields)."""
+    """The key of an existing graph (recomputed from its own fields; the nodes narrow layers
+    took, ``params.layer_nodes``, are a result, not part of the request)."""
     return analysis_key(graph.model.fingerprint, graph.dataset.fingerprint, graph.benign.index,
                         graph.target.index, graph.attack.model_dump(),
-                        graph.params.model_dump(), graph.benign.name, graph.target.name)
+                        graph.params.model_dump(exclude={"layer_nodes"}), graph.benign.name,
+                        graph.target.name, narrow=graph.params.layer_nodes is not None)
 
 
 def valid_key(key: str) -> bool:

@@ -3,7 +3,8 @@
 Definitions (docs/method.md, "Definitions"):
 
 1. **Benign graph**: per layer, the top ``N`` neurons by ``I^b(0)`` (clean images toward the
-   benign class) among those with importance > 0. **Attacked graph**: the same by ``I^t(K)``
+   benign class) among those with importance > 0 (``N``: nodes per layer, or a third of a
+   narrower layer's units, ``layer_nodes``). **Attacked graph**: the same by ``I^t(K)``
    (images attacked at ``ε_max``, toward the target).
 2. **Merged graph**: a node in both is *shared*, benign only *suppressed*, attacked only
    *emphasized*.
@@ -38,11 +39,44 @@ def top_neurons(scores: torch.Tensor, n: int) -> list[int]:
     return order[:n]
 
 
-def select(profile: NeuronProfile, nodes_per_layer: int) -> tuple[dict, dict]:
-    """Benign and attacked node sets per layer."""
-    benign = {lay: top_neurons(profile.importance_benign[lay][0], nodes_per_layer)
+NARROW_SHARE = 3  # a narrow layer's graphs take at most 1/NARROW_SHARE of its units
+
+
+def layer_nodes(profile: NeuronProfile, nodes_per_layer: int) -> dict[str, int]:
+    """The nodes per layer each layer's graphs take: ``nodes_per_layer`` (``N``), or a third
+    of the layer's units (rounded down, at least 1) in a **narrow** layer: one of fewer than
+    ``3N`` units where more than a third of them matter to both graphs (importance > 0 toward
+    the benign class on the clean images and toward the target at ``ε_max``).
+
+    Pitfall this avoids: the benign and the attacked graph each take the top ``N`` of a layer,
+    so in a layer of ``C < 2N`` units the two sets must overlap, and where every unit matters
+    to both, ``N ≥ C`` puts every unit in both: all *shared*, none *emphasized*, and the graph
+    says nothing about the attack (the CIFAR-10 tutorial CNN's ``relu1`` has 6 channels,
+    ``relu2`` 16, against the default 8). A third leaves room for two disjoint sets and a third
+    of the layer outside both, where the faithfulness check draws its random neurons. A layer
+    whose graphs already part (few units matter to both, as in a hand-set model whose units
+    each serve one class) keeps ``N``, and so does every layer of at least ``3N`` units (all
+    the bundled models' at the default 8)."""
+    out = {}
+    for lay in profile.layers:
+        benign = profile.importance_benign[lay][0] > 0
+        attacked = profile.importance_target[lay][-1] > 0
+        width = benign.numel()
+        third = max(1, width // NARROW_SHARE)
+        narrow = width < NARROW_SHARE * nodes_per_layer and int((benign & attacked).sum()) > third
+        out[lay] = min(nodes_per_layer, third) if narrow else nodes_per_layer
+    return out
+
+
+def select(profile: NeuronProfile, nodes_per_layer: int | dict[str, int]) -> tuple[dict, dict]:
+    """Benign and attacked node sets per layer (``nodes_per_layer``: one count for every layer,
+    or one per layer as ``layer_nodes`` gives)."""
+    def n(lay: str) -> int:
+        return nodes_per_layer[lay] if isinstance(nodes_per_layer, dict) else nodes_per_layer
+
+    benign = {lay: top_neurons(profile.importance_benign[lay][0], n(lay))
               for lay in profile.layers}
-    attacked = {lay: top_neurons(profile.importance_target[lay][-1], nodes_per_layer)
+    attacked = {lay: top_neurons(profile.importance_target[lay][-1], n(lay))
                 for lay in profile.layers}
     return benign, attacked
 

@@ -32,6 +32,7 @@ from ..schemas import (
 from .divergence import class_means, divergence_layer
 from .graph import (
     edges,
+    layer_nodes,
     merged_nodes,
     node_channels,
     random_masks,
@@ -111,7 +112,8 @@ def run(r: Resolved, *, progress: Progress | None = None,
                                votes_top_k=opts.nodes_per_layer, batch_size=batch,
                                progress=progress, checkpoint=ckpt1, world=world,
                                workers=workers, means=means)
-        benign_sets, attacked_sets = select(prof, opts.nodes_per_layer)
+        per_layer = layer_nodes(prof, opts.nodes_per_layer)
+        benign_sets, attacked_sets = select(prof, per_layer)
         nodes = merged_nodes(prof, benign_sets, attacked_sets)
         emphasized: dict[str, list[int]] = {}
         for n in nodes:
@@ -145,13 +147,15 @@ def run(r: Resolved, *, progress: Progress | None = None,
     if means is not None and prof.crossed is not None:
         divergence = Divergence(crossed=prof.crossed.tolist(), n_images=prof.n_correct,
                                 n_target_images=means.n_target)
+    narrow = {lay: n for lay, n in per_layer.items() if n < opts.nodes_per_layer}
+    params = r.params.model_copy(update={"layer_nodes": narrow or None})
     return Graph(
         model=ModelRef(name=model.name, fingerprint=model.fingerprint),
         dataset=DatasetRef(name=dataset.name, fingerprint=dataset.fingerprint),
         benign=BenignRef(index=b, name=names[b], n_images=len(indices)),
         target=TargetRef(index=t, name=names[t]),
         attack=r.attack_info,
-        params=r.params,
+        params=params,
         layers=list(model.layers),
         metrics=Metrics(
             clean_accuracy=prof.clean_accuracy,
@@ -164,7 +168,9 @@ def run(r: Resolved, *, progress: Progress | None = None,
         nodes=nodes,
         edges=edges(prof.layers, nodes, infl, opts.edges_per_node),
         warnings=graph_warnings(prof.clean_accuracy, prof.attack_success_rate[-1],
-                                prof.n_correct, names[b], values[-1], check),
+                                prof.n_correct, names[b], values[-1], check,
+                                narrow_layers(params.layer_nodes, model.layer_channels,
+                                              opts.nodes_per_layer, n_masked)),
     )
 
 
@@ -173,12 +179,32 @@ MIN_ASR = 0.1  # below this, at ε_max, the attack hardly succeeds
 MIN_CORRECT = 20  # fewer correctly classified images make every rate coarse
 
 
+def narrow_layers(layer_nodes: dict[str, int] | None, layer_channels: dict[str, int],
+                  nodes_per_layer: int, n_emphasized: int) -> str | None:
+    """The warning for narrow layers: ``None`` when no layer was narrowed
+    (``graph.layer_nodes``, where ``params.layer_nodes`` and the summary say which were), or when
+    the narrowed graph still found emphasized neurons; else why it cannot say what the attack
+    relies on."""
+    if not layer_nodes or n_emphasized:
+        return None
+    which = ", ".join(f"{lay} ({layer_channels[lay]} units, {n})"
+                      for lay, n in layer_nodes.items())
+    return (f"no neuron is emphasized: the benign and the attacked graphs took the same neurons "
+            f"in every layer, although the narrow ones took a third of their units rather "
+            f"than {nodes_per_layer} ({which}); the graph cannot say which neurons carry the "
+            "attack, the layers being too narrow to tell them from the class's own (analyse "
+            "wider layers, --layers)")
+
+
 def graph_warnings(clean_accuracy: float, asr_max: float, n_correct: int, benign: str,
-                   eps_max: float, faithfulness: Faithfulness | None = None) -> list[str]:
+                   eps_max: float, faithfulness: Faithfulness | None = None,
+                   narrow: str | None = None) -> list[str]:
     """Why a graph may mean little (shown in the summary, ``graph.json`` and on the page).
     ``faithfulness``: the check's numbers; it warns when its verdict is false (the emphasized
-    neurons masked lower the attacked images' target margin no more than random ones)."""
-    out = []
+    neurons masked lower the attacked images' target margin no more than random ones).
+    ``narrow``: ``narrow_layers``'s sentence, when some layer was too narrow for the nodes per
+    layer asked for (it then also replaces the advice to ask for more nodes)."""
+    out = [narrow] if narrow else []
     if clean_accuracy < MIN_ACCURACY:
         out.append(f"the model classifies only {clean_accuracy:.0%} of the {benign} images "
                    "correctly, so the graphs describe a class it hardly knows (untrained "
@@ -199,6 +225,6 @@ def graph_warnings(clean_accuracy: float, asr_max: float, n_correct: int, benign
                    "has not found what the attack relies on (ASR "
                    f"{f.masked_emphasized_asr:.0%} at clean accuracy "
                    f"{f.clean_accuracy_emphasized or 0:.0%} against {f.masked_random_asr:.0%} "
-                   f"at {f.clean_accuracy_random or 0:.0%}; use more images of the class, or "
-                   "more --nodes-per-layer)")
+                   f"at {f.clean_accuracy_random or 0:.0%}; use more images of the class"
+                   + (", or wider layers)" if narrow else ", or more --nodes-per-layer)"))
     return out

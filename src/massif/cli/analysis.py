@@ -59,7 +59,9 @@ def analyze(
                                          "where a layer's units are (docs/models.md)."),
     image_size: Optional[int] = IMAGE_SIZE_OPTION,
     class_index: Optional[str] = CLASS_INDEX_OPTION,
-    nodes_per_layer: int = typer.Option(8, help="Top N neurons per layer in each graph."),
+    nodes_per_layer: int = typer.Option(
+        8, help="Top N neurons per layer in each graph (a layer narrower than 3N takes a third "
+        "of its units: docs/method.md)."),
     edges_per_node: int = typer.Option(4, help="Top E incoming edges per node."),
     importance: str = typer.Option("attribution", help="attribution (gradient x activation)"
                                    " or votes (Summit)."),

@@ -322,9 +322,10 @@ def check_curves(resolved: Resolved, graph: Graph, ks: Sequence[int] | str | Non
 # ---------------------------------------------------------------------- scores
 
 
-def neuron_scores(session: Session, top_n: int, progress: Progress | None = None
-                  ) -> dict[str, dict[str, torch.Tensor]]:
-    """Step 1 of the module docstring: ``{score: {layer: [units] float64}}``."""
+def neuron_scores(session: Session, top_n: int | dict[str, int],
+                  progress: Progress | None = None) -> dict[str, dict[str, torch.Tensor]]:
+    """Step 1 of the module docstring: ``{score: {layer: [units] float64}}``. ``top_n``:
+    the votes per image and layer (one count, or one per layer as the graph took them)."""
     ses = session
     net, n, bs = ses.net, len(ses.images), ses.batch_size
     k_max = len(ses.strengths) - 1
@@ -335,7 +336,8 @@ def neuron_scores(session: Session, top_n: int, progress: Progress | None = None
 
     def votes(a: torch.Tensor, lay: str) -> torch.Tensor:
         s = ses.units[lay].summary(a) if lay in ses.units else a.flatten(2).amax(2)
-        top = s.topk(min(top_n, s.shape[1]), dim=1).indices
+        k = top_n[lay] if isinstance(top_n, dict) else top_n
+        top = s.topk(min(k, s.shape[1]), dim=1).indices
         return torch.zeros_like(s).scatter_(1, top, 1.0).double().sum(0).cpu()
 
     with frozen(net), record(net, ses.paths, units=ses.units) as acts:
@@ -529,7 +531,8 @@ def deletion_curves(session: Session, graph: Graph, ks: Sequence[int] | str | No
         orders["importance-change"] = _keep_one_per_layer(change, ses.layer_channels)
     scored = [r for r in names if r in ("activation-change", "gradient-x-activation", "votes")]
     if scored:
-        scores = neuron_scores(ses, graph.params.nodes_per_layer, progress)
+        top_n = {lay: graph.params.nodes_for(lay) for lay in layers}
+        scores = neuron_scores(ses, top_n, progress)
         for r in scored:
             orders[r] = _keep_one_per_layer(_order(scores[r], layers), ses.layer_channels)
     random_orders: list[list[str]] = []
