@@ -114,6 +114,23 @@ def test_two_processes_write_the_one_process_graph_and_pictures(one_process, tmp
     assert sum(alike) >= 0.75 * len(pictures)
 
 
+def test_a_token_model_shares_its_analysis_over_two_processes(tmp_path):
+    """bundled-vit (MLP units of token layers, pooled over the patch tokens): two processes
+    write the one-process graph, as for a convolution model."""
+    args = ["analyze", "--model", "bundled-vit", "--benign", "Sneaker", "--target", "Sandal",
+            "--max-images", "120", "--device", "cpu", "--batch-size", "16", "--no-pictures"]
+    alone = subprocess.run([MASSIF, *args, "--out", str(tmp_path / "one")], capture_output=True,
+                           text=True, timeout=600, env=env(tmp_path))
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    two = subprocess.run(torchrun(2, [*args, "--out", str(tmp_path / "two")]),
+                         capture_output=True, text=True, timeout=600, env=env(tmp_path))
+    assert two.returncode == 0, two.stderr[-2000:]
+    graph = json.loads((tmp_path / "two" / "graph.json").read_text())
+    assert graph["model"]["name"] == "bundled-vit"
+    assert {n["layer"] for n in graph["nodes"]} <= {"mlp1", "mlp2", "mlp3", "mlp4"}
+    assert_same_graph(tmp_path / "one" / "graph.json", tmp_path / "two" / "graph.json")
+
+
 def ranks(pattern: str) -> dict[int, int]:
     """pid per rank of the running ``massif`` processes started by torchrun."""
     found = {}
