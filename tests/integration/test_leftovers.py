@@ -87,6 +87,27 @@ def test_a_failed_command_removes_the_folders_it_made(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
+def test_a_server_that_cannot_start_leaves_no_folder(tmp_path):
+    """``serve`` with a model that does not load, ``demo`` on a port in use: the workspace and
+    cache folders they made for it are gone with the error line."""
+    import socket
+
+    failed = run("serve", str(tmp_path / "new" / "ws"), "--model", "nonexistent", "--device",
+                 "cpu", "--cache", str(tmp_path / "new" / "cache"))
+    assert failed.returncode == 2 and failed.stderr.startswith("massif: error:"), failed.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        for args in (["serve", str(tmp_path / "new" / "ws"), "--device", "cpu"],
+                     ["demo", "--workspace", str(tmp_path / "new" / "demo")]):
+            failed = run(*args, "--port", port, env={**os.environ,
+                                                     "MASSIF_CACHE": str(tmp_path / "new" / "c")})
+            assert failed.returncode == 2, failed.stderr
+            assert "port" in failed.stderr and failed.stderr.startswith("massif: error:"), args
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 def test_an_ordinary_run_leaves_nothing_in_the_temporary_folder(tmp_path):
     env = own_temp(tmp_path)
     done = run("visualize", "--neurons", "mixed4a:1", "--steps", "4", "--device", "cpu",

@@ -33,6 +33,7 @@ from .app import (
     one_process,
     parse_floats,
     picture_cache,
+    removed_on_failure,
 )
 
 
@@ -174,15 +175,20 @@ def demo(
 
         one_process("demo")
         check_port(port)
-        make_dir(workspace, "--workspace")
-        cache_dir = picture_cache(None)
-        sock = None
-        if not no_serve:
-            from ..server import bind
+        from ..pictures import cache_root
 
-            sock = bind("127.0.0.1", port)  # a port in use is reported before any work
-        # torch runs in a thread that ends with it, never in the thread that serves (threads.py)
-        app_ = in_own_thread(lambda: prepare(cache_dir, sock is not None), "massif-demo")
+        # a failed start leaves no empty folder
+        with removed_on_failure(workspace, cache_root(None)):
+            make_dir(workspace, "--workspace")
+            cache_dir = picture_cache(None)
+            sock = None
+            if not no_serve:
+                from ..server import bind
+
+                sock = bind("127.0.0.1", port)  # a port in use is reported before any work
+            # torch runs in a thread that ends with it, never in the thread that serves
+            # (threads.py)
+            app_ = in_own_thread(lambda: prepare(cache_dir, sock is not None), "massif-demo")
         if sock is not None:
             from ..server import run as serve_app
 

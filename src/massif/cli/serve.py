@@ -20,6 +20,7 @@ from .app import (
     check_port,
     one_process,
     picture_cache,
+    removed_on_failure,
 )
 
 
@@ -67,11 +68,15 @@ def serve(
                             layers=layers, image_size=image_size, class_index=class_index,
                             max_images=max_images, batch_size=batch_size, device=device)
         resolve_device(device)
-        make_dir(workspace, "the workspace")
-        picture_cache(cache)
-        sock = bind(host, port)  # first, so a port in use is reported at once
-        say(f"loading model {model} ...")
-        app_ = create_app(workspace, cache=cache, pictures=pictures, request=req, host=host)
+        from ..pictures import cache_root
+
+        # a failed start leaves no empty folder
+        with removed_on_failure(workspace, cache_root(cache)):
+            make_dir(workspace, "the workspace")
+            picture_cache(cache)
+            sock = bind(host, port)  # first, so a port in use is reported at once
+            say(f"loading model {model} ...")
+            app_ = create_app(workspace, cache=cache, pictures=pictures, request=req, host=host)
         run(app_, host, port, sock)
 
     run_guarded(work)
