@@ -23,6 +23,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from .attacks import ATTACKS, attack_label
 from .errors import MassifError
 from .schemas import Graph
 
@@ -104,13 +105,17 @@ def report_data(graph: Graph, picture_roots: Sequence[Path], key: str) -> dict:
             found = example_patches(picture_roots, graph, node)
             if found is not None:
                 patches[node.id] = [p.model_dump() for p in found]
-    attack = graph.attack.name if graph.attack.name != "pgd" else f"pgd-{graph.attack.norm}"
+    attack = attack_label(graph.attack)
+    spec = ATTACKS[attack]
     info = {
         "model": graph.model.name, "dataset": graph.dataset.name, "can_analyze": False,
         "why_not": None, "report": True,
         "classes": sorted(({"index": c.index, "name": c.name}
                            for c in (graph.benign, graph.target)), key=lambda c: c["index"]),
         "attacks": [attack], "default_max_strength": {attack: graph.attack.strengths[-1]},
+        "attack_choices": [{"label": attack, "name": spec.name, "norm": spec.norm,
+                            "default_max_strength": graph.attack.strengths[-1],
+                            "strength": spec.strength, "description": spec.description}],
         "default_request": {"benign": graph.benign.index, "target": graph.target.index,
                             "attack": attack, "targeted": graph.attack.targeted,
                             "max_strength": graph.attack.strengths[-1]},

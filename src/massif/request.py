@@ -53,8 +53,8 @@ class AnalysisRequest:
     or an ``nn.Module`` taking [0, 1] images (``weights``, ``layers``, ``image_size`` apply to a
     spec). ``data``: ``"fashion-mnist[:train|:test]"``, an ImageFolder path, a ``Dataset``, or
     ``None`` for the model's own. ``benign`` / ``target``: a class name or model output index.
-    ``attack``: ``fgm``, ``fgsm``, ``pgd-l2``, ``pgd-linf`` or an ``Attack``. Strengths: ``steps``
-    values from 0 to ``max_strength`` (3.5 for L2, 0.1 for L∞ by default) or an explicit
+    ``attack``: an ``--attack`` name (``massif.attacks.ATTACKS``) or an attack object. Strengths:
+    ``steps`` values from 0 to ``max_strength`` (the attack's default, ``ATTACKS``) or an explicit
     increasing list. ``max_images``: the first images of the class in dataset order.
     ``class_index``: an ImageNet-style ``{"0": ["n01440764", "tench"], ...}`` file.
     """
@@ -148,7 +148,7 @@ class AnalysisRequest:
 
     def resolve(self) -> Resolved:
         """Load the model and dataset (unless given loaded) and resolve every field."""
-        from .attacks import Attack, default_max_strength, make_attack
+        from .attacks import default_max_strength, make_attack, spec_of
         from .datasets import Dataset, load_dataset
         from .models import Model, load_model
 
@@ -167,10 +167,12 @@ class AnalysisRequest:
             dataset = load_dataset(str(dataset), model.image_size, model.channels)
         names, label_map = class_space(model, dataset, self.class_index)
         atk = self.attack
-        if not isinstance(atk, Attack):
+        if not hasattr(atk, "perturb"):
             atk = make_attack(str(atk), targeted=self.targeted)
-        elif atk.targeted != self.targeted:
-            atk = replace(atk, targeted=self.targeted)
+        else:
+            spec_of(atk)  # one MASSIF knows (graph.json must name it)
+            if atk.targeted != self.targeted:
+                atk = replace(atk, targeted=self.targeted)
         b = resolve_class_of(self.benign, names, dataset, label_map)
         if self.target is None:
             raise MassifError("give a target class (--target): the attacked graph is measured "
@@ -219,9 +221,8 @@ class Resolved:
         from .schemas import AttackInfo
 
         atk = self.attack
-        extra = {"steps": atk.steps, "step_ratio": atk.step_ratio} if atk.name == "pgd" else {}
         return AttackInfo(name=atk.name, norm=atk.norm, targeted=atk.targeted,
-                          strengths=list(self.strengths), **extra)
+                          strengths=list(self.strengths), **atk.options())
 
     @property
     def params(self) -> Params:

@@ -33,6 +33,7 @@ from pydantic import (
     model_validator,
 )
 
+from .attacks import record_names
 from .errors import MassifError
 from .files import as_path, writable_file, write_atomic
 
@@ -84,8 +85,11 @@ class TargetRef(_GraphPart):
     name: str
 
 
+AttackKind = Literal[record_names()]  # type: ignore[valid-type]  # massif.attacks.ATTACKS
+
+
 class AttackInfo(_GraphPart):
-    name: Literal["fgm", "fgsm", "pgd"]
+    name: AttackKind
     norm: Literal["l2", "linf"]
     targeted: bool
     strengths: list[float] = Field(description="ε_0 = 0 < ε_1 < … < ε_K, on [0, 1] images")

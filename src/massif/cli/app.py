@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from ..attacks import attack_names, strengths_text
+from ..attacks import help_text as attack_help
 from ..terminal import Group, TqdmProgress, fail
 
 if TYPE_CHECKING:
@@ -117,9 +119,9 @@ WORKERS_OPTION = typer.Option(0, help="Processes that load and decode images whi
                               "already in memory needs none).")
 BENIGN_OPTION = typer.Option(DEFAULT_BENIGN, help="Benign class (name or index).")
 TARGET_OPTION = typer.Option(DEFAULT_TARGET, help="Target class (name or index).")
-ATTACK_OPTION = typer.Option("fgm", help="fgm (L2), fgsm (Linf), pgd-l2 or pgd-linf.")
-MAX_STRENGTH_OPTION = typer.Option(None, help="Largest strength on [0, 1] images (default 3.5 "
-                                   "for L2, 0.1 for Linf).")
+ATTACK_OPTION = typer.Option(attack_names()[0], help=f"The attack: {attack_help()}")
+MAX_STRENGTH_OPTION = typer.Option(None, help="Largest strength on [0, 1] images (default: "
+                                   f"{strengths_text()}).")
 
 
 def one_process(command: str) -> None:

@@ -193,14 +193,13 @@ class Editor:
         """The request of a saved analysis: ``request``'s model and data (or a model and a
         dataset as ``Editor`` takes them) with the graph's classes, attack, strengths and image
         cap; ``run_opts``: ``device``, ``batch_size``, ``max_images``."""
-        from ..attacks import Attack
+        from ..attacks import attack_from_record
 
         if not isinstance(graph, Graph):
             raise MassifError(f"graph must be a Graph (massif.Graph.load(path)), not "
                               f"{type(graph).__name__}")
         a = graph.attack
-        extra = {k: getattr(a, k) for k in ("steps", "step_ratio") if getattr(a, k) is not None}
-        atk = Attack(name=a.name, norm=a.norm, targeted=a.targeted, **extra)
+        atk = attack_from_record(a)
         run_opts.setdefault("max_images", graph.params.max_images)
         pair = dict(benign=graph.benign.index, target=graph.target.index, attack=atk,
                     targeted=a.targeted, strengths=tuple(a.strengths),

@@ -15,6 +15,29 @@ class ClassInfo(BaseModel):
     name: str
 
 
+class AttackChoice(BaseModel):
+    """One attack the page offers, as the registry (``massif.attacks.ATTACKS``) describes it:
+    its ``label`` is the choice's value, ``name`` and ``norm`` how a graph records it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str
+    name: str
+    norm: str
+    default_max_strength: float
+    strength: str = Field(description="what a strength is for this attack")
+    description: str
+
+
+def attack_choices() -> list[AttackChoice]:
+    """Every attack of the registry, in its order."""
+    from ..attacks import ATTACKS
+
+    return [AttackChoice(label=s.label, name=s.name, norm=s.norm,
+                         default_max_strength=s.default_max_strength, strength=s.strength,
+                         description=s.description) for s in ATTACKS.values()]
+
+
 class SavedAnalysis(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -41,6 +64,7 @@ class Info(BaseModel):
     classes: list[ClassInfo]
     attacks: list[str]
     default_max_strength: dict[str, float]
+    attack_choices: list[AttackChoice] = Field(default_factory=attack_choices)
     default_request: PairChoice
     analyses: list[SavedAnalysis]
 

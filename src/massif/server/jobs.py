@@ -45,6 +45,7 @@ from pydantic import (
     StrictStr,
 )
 
+from ..attacks import ATTACKS as REGISTRY
 from ..classes import class_space
 from ..errors import SERVER_MEMORY_ADVICE, MassifError, out_of_memory
 from ..memory import release_cached
@@ -53,8 +54,9 @@ from ..store import Workspace
 
 log = logging.getLogger("massif.server")
 
-AttackName = Literal["fgm", "fgsm", "pgd-l2", "pgd-linf"]
-ATTACKS: dict[str, float] = {"fgm": 3.5, "fgsm": 0.1, "pgd-l2": 3.5, "pgd-linf": 0.1}
+# The page's attack choices and their default largest strengths: the registry's.
+AttackName = Literal[tuple(REGISTRY)]  # type: ignore[valid-type]
+ATTACKS: dict[str, float] = {label: spec.default_max_strength for label, spec in REGISTRY.items()}
 # Share of the whole run each progress stage stands for (means: one forward pass of two classes;
 # profile: all strengths; edges: one).
 STAGE_SPAN = {"means": (0.0, 0.04), "profile": (0.04, 0.6), "edges": (0.6, 0.8),
@@ -81,7 +83,7 @@ class Cancelled(Exception):
 
 class PairChoice(BaseModel):
     """What the control panel asks for: classes by model output index or name, the attack, and
-    its maximum strength (default 3.5 for L2, 0.1 for L∞, on [0, 1] images)."""
+    its maximum strength (default: the attack's, ``massif.attacks.ATTACKS``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -172,7 +174,8 @@ class Engine:
             b, t = lower.index("sneaker"), lower.index("sandal")
         else:
             b, t = 0, min(1, len(lower) - 1)
-        return PairChoice(benign=b, target=t, attack="fgm", max_strength=ATTACKS["fgm"])
+        first = next(iter(ATTACKS))
+        return PairChoice(benign=b, target=t, attack=first, max_strength=ATTACKS[first])
 
     def request(self, choice: PairChoice) -> AnalysisRequest:
         """The base request with the page's choice on top (checked)."""

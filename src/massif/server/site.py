@@ -29,7 +29,9 @@ ABSOLUTE_FOLDERS = re.compile(r"(?<![\w.~>/-])/(?!/)(?:[^\s/'\"]+/)+")
 
 def attack_choice(graph: Graph) -> str:
     """The control panel's attack name (``pgd-l2``) for a graph's ``attack`` record."""
-    return f"pgd-{graph.attack.norm}" if graph.attack.name == "pgd" else graph.attack.name
+    from ..attacks import attack_label
+
+    return attack_label(graph.attack)
 
 
 class Site:

@@ -18,6 +18,14 @@ function fillClasses(select, classes, filterText = "", keep = null) {
   if (shown.some((c) => String(c.index) === chosen)) select.value = chosen;
 }
 
+// The attack choice (`pgd-l2`) of a graph's attack record (`name` pgd, `norm` l2): the server's
+// registry says which (info.attack_choices); the page keeps no list of attacks of its own.
+export function attackChoice(graph, info) {
+  const found = (info.attack_choices ?? []).find((a) =>
+    a.name === graph.attack.name && a.norm === graph.attack.norm);
+  return found ? found.label : graph.attack.name;
+}
+
 // The request a URL or the form asks for, checked against the server's classes and attacks:
 // {request, problems}; classes may be given by index or (case-insensitive) name.
 export function checkRequest(req, info) {
@@ -147,7 +155,12 @@ export function createControls(store, { loadGraph }) {
       filter.placeholder = `search ${classes.length} classes`;
       filter.addEventListener("input", () => fillClasses(select, classes, filter.value));
     }
-    attack.replaceChildren(...info.attacks.map((a) => new Option(a, a)));
+    attack.replaceChildren(...info.attacks.map((a) => {
+      const option = new Option(a, a);
+      const about = (info.attack_choices ?? []).find((c) => c.label === a);
+      if (about) option.title = `${about.description}; ${about.strength}`;
+      return option;
+    }));
     attack.addEventListener("change", () => {
       maxStrength.value = info.default_max_strength[attack.value];
       choose(false);

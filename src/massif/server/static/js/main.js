@@ -9,7 +9,7 @@
 // a history entry (Back returns to the analysis left, as it was); changes within one analysis
 // replace the current entry.
 import * as api from "./api.js";
-import { checkRequest, createControls } from "./controls.js";
+import { attackChoice, checkRequest, createControls } from "./controls.js";
 import { createDetails } from "./details.js";
 import { createEdit } from "./edit.js";
 import { createGraphView } from "./graph.js";
@@ -28,10 +28,6 @@ const store = createStore({ info: null, graph: null, key: null, pictures: null, 
                             imageDetail: null });
 window.massif = { store };  // for the browser tests and the curious
 
-function attackChoice(graph) {
-  return graph.attack.name === "pgd" ? `pgd-${graph.attack.norm}` : graph.attack.name;
-}
-
 // Show a saved analysis; `view` (from the URL) restores strength, pins, deletions and the rest.
 // Another analysis than the one shown gets a history entry of its own, unless `fromHistory`
 // (Back or Forward brought the page there: the entry exists).
@@ -39,7 +35,8 @@ async function loadGraph(key, view = null, fromHistory = false) {
   const [graph, pictures] = await Promise.all([api.getGraph(key), api.getPictures(key)]);
   const left = store.get().key;
   if (urlTimer !== null) { clearTimeout(urlTimer); writeUrl(); }  // the analysis left, as it was
-  controls.show({ benign: graph.benign.index, target: graph.target.index, attack: attackChoice(graph),
+  controls.show({ benign: graph.benign.index, target: graph.target.index,
+                  attack: attackChoice(graph, store.get().info),
                   targeted: graph.attack.targeted, max_strength: graph.attack.strengths.at(-1) });
   controls.showJob(null);
   $("title").textContent = $("title").title =  // the title attribute: whole when the line is cut

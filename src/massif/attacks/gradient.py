@@ -1,9 +1,10 @@
-"""Adversarial attacks on [0, 1] images, many strengths at once.
+"""The gradient attacks: FGM, FGSM and PGD (``Attack``), many strengths at once.
 
-All attacks share one shape: ``Attack(...).perturb(model, x, labels, strengths)`` takes images
-``x: [B, C, H, W]`` in [0, 1], ``labels: [B]`` (the target class when ``targeted``, the true class
-otherwise) and strengths ``ε_1 … ε_K`` (floats), and returns adversarial images
-``[K, B, C, H, W]``, clipped to [0, 1]. The model's normalisation lives inside the model.
+The shape every attack shares (``massif.attacks``): ``Attack(...).perturb(model, x, labels,
+strengths)`` takes images ``x: [B, C, H, W]`` in [0, 1], ``labels: [B]`` (the target class when
+``targeted``, the true class otherwise) and strengths ``ε_1 … ε_K`` (floats), and returns
+adversarial images ``[K, B, C, H, W]``, clipped to [0, 1]. The model's normalisation lives
+inside the model.
 
 * **FGM** (L2, Miyato et al. 2017; the MASSIF/Bluff papers' default): ``x + ε·d/‖d‖₂``.
 * **FGSM** (L∞, Goodfellow et al. 2015): ``x + ε·sign(d)``.
@@ -28,9 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import MassifError, short
+from ..errors import MassifError, short
 
-ATTACKS = ("fgm", "fgsm", "pgd")
+KINDS = ("fgm", "fgsm", "pgd")  # the ``name``s this class implements (the registry's labels
+# for them: ``massif.attacks.ATTACKS``)
 _DIV_EPS = 1e-10  # the same guard torchattacks uses when normalising by an L2 norm
 
 
@@ -71,8 +73,9 @@ class Attack:
                 or not math.isfinite(self.step_ratio) or self.step_ratio <= 0):
             raise MassifError(f"step_ratio must be a positive number, not "
                               f"{short(self.step_ratio)}")
-        if self.name not in ATTACKS:
-            raise MassifError(f"unknown attack {self.name!r}; choose from {', '.join(ATTACKS)}")
+        if self.name not in KINDS:
+            raise MassifError(f"unknown attack {self.name!r}; this class runs {', '.join(KINDS)}"
+                              " (massif.make_attack takes every attack's name)")
         if self.norm not in ("l2", "linf"):
             raise MassifError(f"unknown norm {self.norm!r}; choose l2 or linf")
         if self.name == "fgm" and self.norm != "l2" or self.name == "fgsm" and self.norm != "linf":
@@ -139,31 +142,7 @@ class Attack:
             adv = (x + delta).clamp(0, 1).detach()
         return adv
 
-
-def make_attack(name: str = "fgm", targeted: bool = True, **kwargs: object) -> Attack:
-    """``fgm``, ``fgsm``, ``pgd`` (= ``pgd-linf``) or ``pgd-l2``; the norm follows the name;
-    ``kwargs``: ``steps``, ``step_ratio``, ``random_start`` (``Attack``'s fields)."""
-    if not isinstance(name, str):
-        raise MassifError(f"the attack is named by a string (fgm, fgsm, pgd, pgd-l2), not "
-                          f"{type(name).__name__}")
-    unknown = sorted(set(kwargs) - {"steps", "step_ratio", "random_start"})
-    if unknown:
-        raise MassifError(f"unknown attack option {unknown[0]!r}; use steps, step_ratio or "
-                          "random_start")
-    name = name.lower().replace("_", "-")
-    table = {"fgm": ("fgm", "l2"), "fgsm": ("fgsm", "linf"), "pgd": ("pgd", "linf"),
-             "pgd-linf": ("pgd", "linf"), "pgd-l2": ("pgd", "l2")}
-    if name not in table:
-        raise MassifError(f"unknown attack {name!r}; choose from {', '.join(table)}")
-    attack, norm = table[name]
-    return Attack(name=attack, norm=norm, targeted=targeted, **kwargs)  # type: ignore[arg-type]
-
-
-def default_max_strength(attack: Attack) -> float:
-    """3.5 for L2 (the paper's FGM setting on [0, 1] images), 0.1 for L∞."""
-    return 3.5 if attack.norm == "l2" else 0.1
-
-
-def attack_label(attack: Attack) -> str:
-    """``fgm``, ``fgsm``, ``pgd-l2`` or ``pgd-linf``: the name ``make_attack`` takes."""
-    return f"pgd-{attack.norm}" if attack.name == "pgd" else attack.name
+    def options(self) -> dict[str, float | int]:
+        """The recipe beyond name, norm and direction, as ``graph.json`` keeps it (PGD's
+        steps and step ratio; FGM and FGSM have none)."""
+        return {"steps": self.steps, "step_ratio": self.step_ratio} if self.name == "pgd" else {}
