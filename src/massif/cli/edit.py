@@ -46,7 +46,12 @@ def edit(
                                               "it refuses."),
     defense: Optional[int] = typer.Option(None, help="Suggest a defense: greedily delete up to "
                                           "this many (1 to 64) of the graph's neurons, "
-                                          "compared with random and top emphasized ones."),
+                                          "compared with random and top emphasized ones, "
+                                          "and the Pareto front of ASR against clean "
+                                          "accuracy over every mask it measured."),
+    start: Optional[str] = typer.Option(None, help="With --defense: comma-separated neurons "
+                                        "already deleted; every mask the search measures "
+                                        "holds them and it adds to them."),
     export: Optional[Path] = typer.Option(None, help="Write the edited model (state dict + "
                                           "mask list) to this file."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
@@ -77,6 +82,7 @@ def edit(
         from ..edit import Editor
         from ..edit.defense import MAX_BUDGET
         from ..edit.masks import parse_mask
+        from ..errors import MassifError
         from ..files import writable_file
         from ..schemas import Graph
 
@@ -87,6 +93,8 @@ def edit(
             fail(f"--mode must be zero or mean, not {mode[:20]!r}")
         if defense is not None and not 1 <= defense <= MAX_BUDGET:
             fail(f"--defense must be 1 to {MAX_BUDGET} (neurons to delete), not {defense}")
+        if start is not None and defense is None:
+            fail("--start is where the defense search starts: give --defense N too")
         if export is not None:
             writable_file(export, "--export")
         resolve_device(device)
@@ -111,6 +119,11 @@ def edit(
             resolved = req.resolve()
         if mask is not None:  # a bad mask is refused before the editor attacks the class
             parse_mask(ids, resolved.model.layer_channels, list(resolved.model.layers))
+        if start is not None:  # and so is a bad start
+            try:
+                parse_mask(start, resolved.model.layer_channels, list(resolved.model.layers))
+            except MassifError as e:
+                fail(f"--start: {e}")
         if graph is None and defense is not None:
             typer.echo("analysing the pair first (its graph names the candidate neurons) ...",
                        err=True)
@@ -123,7 +136,7 @@ def edit(
             if not as_json:
                 typer.echo(result.table())
         if defense is not None:
-            suggestion = editor.suggest_defense(defense, graph=graph, mode=mode)
+            suggestion = editor.suggest_defense(defense, graph=graph, mode=mode, start=start)
             answer["defense"] = suggestion.model_dump(mode="json")
             if not as_json:
                 typer.echo(suggestion.table())

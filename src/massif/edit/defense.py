@@ -2,13 +2,15 @@
 
 ``suggest_defense(editor, budget, ...)`` (also ``Editor.suggest_defense``):
 
-1. **Candidates**: the given neuron ids, else the graph's nodes (all three groups).
+1. **Candidates**: the given neuron ids, else the graph's nodes (all three groups), less the
+   ``start`` neurons. **Start**: the neurons already deleted (the page passes its current
+   deletions; empty by default): every mask below holds them, and the search adds to them.
 2. **Search set**, for speed: the first ``search_images`` benign images and the first as many
    images of the all-class sample (a stratified prefix, see ``datasets.sample_indices``);
    ``search_images=None`` searches on everything.
-3. Start from the empty mask ``M``, with ``a(M)`` the adaptive ASR at ``ε_max`` (a fresh attack
-   through the edited model) and ``c(M)`` the clean accuracy on the sample, both on the search
-   set.
+3. Start from the mask ``M = start`` (empty by default), with ``a(M)`` the adaptive ASR at
+   ``ε_max`` (a fresh attack through the edited model) and ``c(M)`` the clean accuracy on the
+   sample, both on the search set.
 4. Each step, every candidate ``n`` not in ``M`` (skipping one that would delete a whole layer)
    is scored by the ASR drop per unit of accuracy lost,
    ``(a(M) − a(M ∪ {n})) / max(cost, COST_FLOOR)``, where ``cost`` is the larger of the two
@@ -37,13 +39,22 @@
    reported numbers (the search's own are kept as ``search_adaptive_asr`` etc.; size 0 is the
    session's own unedited measurement). ``suggested(result)`` gets the result at this point,
    before its baselines (``complete`` false), so a page can show the suggestion at once.
-6. **Baselines** of the same sizes, measured like step 5:
+6. **Baselines** of the same sizes (each holding the ``start`` neurons too), measured like
+   step 5:
    * ``random``: for each of ``random_draws`` draws, as many random neurons *per layer* as the
      greedy path has in that layer at that size, drawn from the layer's channels outside the
      greedy path (docs/method.md's faithfulness check uses the same rule); draws are nested (size
      ``n + 1`` extends size ``n``); the mean over draws is reported, and every draw;
    * ``top_emphasized``: the graph's emphasized neurons, most vulnerable first (ties: the larger
      importance toward the target at ``ε_max``), the first ``n`` (none without a graph).
+7. **The trade-off**: the Pareto front of the adaptive ASR against the clean accuracy on all
+   classes over every mask measured on all images (the unedited model, the start, each prefix
+   of the greedy path, each top-emphasized prefix and each random draw): the masks that no
+   other beats on both, that is, none has an ASR as low and an accuracy as high, one of them
+   strictly (``pareto_front``). Each point keeps the benign class's clean accuracy beside it,
+   which the front does not weigh: a mask that takes the benign class with it reads ASR 0 and
+   can sit on the front (docs/method.md, *Faithfulness*). The suggestion before its baselines
+   carries the front of what is measured by then.
 
 Cost: a step costs the estimate (forward and backward passes over the search images, their
 attacked versions and the search sample) and, for each shortlisted candidate, a forward and
@@ -62,8 +73,9 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..attacks import attack_label
 from ..errors import MassifError
@@ -88,6 +100,12 @@ class DefensePoint(BaseModel):
     clean_accuracy_benign: float
 
 
+class FrontPoint(DefensePoint):
+    """A mask on the Pareto front, and where it comes from."""
+
+    source: Literal["unedited", "start", "greedy", "top emphasized", "random"]
+
+
 class DefenseStep(DefensePoint):
     """A step of the greedy path: the neuron it added and what the search measured."""
 
@@ -108,11 +126,15 @@ class RandomPoint(BaseModel):
     clean_accuracy_benign: float
     adaptive_asr_draws: list[float]
     clean_accuracy_draws: list[float]
+    clean_accuracy_benign_draws: list[float] = Field(default_factory=list)
     masks: list[list[str]]
 
 
 class DefenseResult(BaseModel):
-    """A suggested defense (``greedy``) and its baselines, all at ``ε_max`` (``epsilon``)."""
+    """A suggested defense (``greedy``), its baselines and the Pareto front of all the masks
+    measured (``front``), all at ``ε_max`` (``epsilon``). ``start``: the neurons every mask
+    holds (those already deleted; empty when the search started from the unedited model) and
+    ``from_start`` their numbers; a point's ``size`` counts them."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -132,6 +154,9 @@ class DefenseResult(BaseModel):
     greedy: list[DefenseStep]
     random: list[RandomPoint]
     top_emphasized: list[DefensePoint]
+    start: list[str] = Field(default_factory=list)
+    from_start: DefensePoint | None = None
+    front: list[FrontPoint] = Field(default_factory=list)
     stopped: str | None
     complete: bool = True  # false while the baselines are still being measured
     seconds: float
@@ -145,17 +170,23 @@ class DefenseResult(BaseModel):
                             f"{pct(p.clean_accuracy_benign)}")
         blank = f"{'—':>6} {'—':>6} {'—':>6}"
         sub = f"{'ASR':>6} {'all':>6} {'benign':>6}"
+        start = (f"started from the neurons already deleted ({','.join(self.start)}): every "
+                 "mask holds them"
+                 if self.start else "started from the unedited model")
         lines = [
             f"suggested defense against {self.attack} at ε = {self.epsilon:g} "
             f"({self.n_images} images, clean accuracy on {self.n_sample} of all classes and on "
             f"the benign class; searched on {self.n_search_images} and "
             f"{self.n_search_sample}; {self.n_candidates} candidates, "
             f"{'all' if self.shortlist is None else self.shortlist} measured per step; mode "
-            f"{self.mode})",
+            f"{self.mode}); {start}",
             f"{'':>4}  {'greedy':<20}  {'random':<20}  top emphasized",
             f"{'size':>4}  {sub}  {sub}  {sub}  added",
             f"{0:>4}  {triple(self.before)}  {triple(self.before)}  {triple(self.before)}",
         ]
+        if self.from_start is not None:
+            first = triple(self.from_start)
+            lines.append(f"{self.from_start.size:>4}  {first}  {first}  {first}  (the start)")
         for i, step in enumerate(self.greedy):
             rnd = triple(self.random[i]) if i < len(self.random) else blank
             emp = triple(self.top_emphasized[i]) if i < len(self.top_emphasized) else blank
@@ -164,9 +195,52 @@ class DefenseResult(BaseModel):
             lines.append(f"stopped early: {self.stopped}")
         if not self.complete:
             lines.append("(the baselines are not measured yet)")
+        if self.front:
+            lines.append("Pareto front (no other mask measured has an ASR as low and a clean "
+                         "accuracy on all classes as high):")
+            gone = self.before.clean_accuracy_benign / 2
+            for p in self.front:
+                note = "  (takes the benign class with it)" \
+                    if p.clean_accuracy_benign < gone else ""
+                lines.append(f"  {p.source:<14} {p.size:>3} deleted  {triple(p)}  "
+                             f"{','.join(p.mask) or '—'}{note}")
         lines.append(f"greedy mask: {','.join(self.greedy[-1].mask) if self.greedy else '—'}"
                      f"  ({self.seconds:.1f} s)")
         return "\n".join(lines)
+
+
+def pareto_front(points: Sequence[FrontPoint]) -> list[FrontPoint]:
+    """The points no other beats on both counts (none has an adaptive ASR as low and a clean
+    accuracy as high, one of them strictly), from the highest clean accuracy down; of equal
+    points, the first."""
+    order = sorted(range(len(points)),
+                   key=lambda i: (-points[i].clean_accuracy, points[i].adaptive_asr, i))
+    front: list[FrontPoint] = []
+    for i in order:
+        if not front or points[i].adaptive_asr < front[-1].adaptive_asr:
+            front.append(points[i])
+    return front
+
+
+def front_of(result: DefenseResult) -> list[FrontPoint]:
+    """``pareto_front`` over every mask ``result`` holds (step 7)."""
+    def point(p: DefensePoint, source: str) -> FrontPoint:
+        return FrontPoint(size=p.size, mask=list(p.mask), adaptive_asr=p.adaptive_asr,
+                          clean_accuracy=p.clean_accuracy,
+                          clean_accuracy_benign=p.clean_accuracy_benign, source=source)
+
+    points = [point(result.before, "unedited")]
+    if result.from_start is not None:
+        points.append(point(result.from_start, "start"))
+    points += [point(p, "greedy") for p in result.greedy]
+    points += [point(p, "top emphasized") for p in result.top_emphasized]
+    for r in result.random:
+        for mask, a, c, cb in zip(r.masks, r.adaptive_asr_draws, r.clean_accuracy_draws,
+                                  r.clean_accuracy_benign_draws):
+            points.append(FrontPoint(size=len(mask), mask=list(mask), adaptive_asr=a,
+                                     clean_accuracy=c, clean_accuracy_benign=cb,
+                                     source="random"))
+    return pareto_front(points)
 
 
 def emphasized_order(graph: Graph) -> list[str]:
@@ -186,15 +260,18 @@ def score_of(drop: float, loss: float, benign_loss: float) -> float:
 
 
 def suggest_defense(session: Session, budget: int, candidates: Sequence[str] | None = None,
-                    graph: Graph | None = None, *, mode: Mode = "zero", random_draws: int = 5,
+                    graph: Graph | None = None, *, start: Sequence[str] | str | None = None,
+                    mode: Mode = "zero", random_draws: int = 5,
                     seed: int = 0, search_images: int | None = 256,
                     shortlist: int | None = SHORTLIST, progress: Progress | None = None,
                     cancelled: Callable[[], bool] | None = None,
                     found: Callable[[list[str]], None] | None = None,
                     suggested: Callable[[DefenseResult], None] | None = None) -> DefenseResult:
-    """The greedy defense of at most ``budget`` neurons and its baselines (module docstring).
-    ``found(path)`` is called with the greedy picks so far each time the search adds one, and
-    ``suggested(result)`` with the result before its baselines (``complete`` false)."""
+    """The greedy defense of at most ``budget`` neurons, its baselines and the Pareto front
+    (module docstring). ``start``: neurons already deleted, which every mask holds and the
+    search adds to (bad ids, or all of a layer, raise a ``MassifError``). ``found(path)`` is
+    called with the greedy picks so far (the start left out) each time the search adds one,
+    and ``suggested(result)`` with the result before its baselines (``complete`` false)."""
     t0 = time.perf_counter()
     if isinstance(budget, bool) or not isinstance(budget, int) or not 1 <= budget <= MAX_BUDGET:
         raise MassifError(f"the defense budget must be 1 to {MAX_BUDGET} neurons, not "
@@ -208,6 +285,14 @@ def suggest_defense(session: Session, budget: int, candidates: Sequence[str] | N
         raise MassifError("shortlist must be at least 1 (or None to measure every candidate)")
     if mode not in ("zero", "mean"):
         raise MassifError(f"unknown mask mode {str(mode)[:20]!r}; choose zero or mean")
+    first: list[str] = []  # the start mask
+    if start is not None and (isinstance(start, str) and start.strip() or
+                              not isinstance(start, str) and len(start)):
+        try:
+            first = mask_ids(parse_mask(start, session.layer_channels, list(session.paths)))
+        except MassifError as e:
+            raise MassifError(f"the defense's start (the neurons already deleted): {e}") \
+                from None
     if candidates is None:
         if graph is None:
             raise MassifError("give candidate neurons or a graph whose nodes are the candidates")
@@ -218,10 +303,12 @@ def suggest_defense(session: Session, budget: int, candidates: Sequence[str] | N
     for cand in candidates:  # bad ids raise; a lone channel of a 1-channel layer is skipped
         channels = parse_mask([cand], session.layer_channels, list(session.paths),
                               whole_layer_ok=True)
-        pool += [nid for nid in mask_ids(channels) if not session.deletes_whole_layer([nid])]
+        pool += [nid for nid in mask_ids(channels)
+                 if nid not in first and not session.deletes_whole_layer(first + [nid])]
     pool = list(dict.fromkeys(pool))
     if not pool:
-        raise MassifError("no candidate neurons to choose from; give some (layer:channel)")
+        raise MassifError("no candidate neurons to choose from; give some (layer:channel)"
+                          + (" not in the start" if first else ""))
     n_img, n_smp = len(session.images), len(session.sample_images)
     s_img = min(search_images or n_img, n_img)
     s_smp = min(search_images or n_smp, n_smp)
@@ -230,7 +317,7 @@ def suggest_defense(session: Session, budget: int, candidates: Sequence[str] | N
     # two; a mask measured on everything, ``weight``)
     per_step = min(len(pool), shortlist) if shortlist is not None else len(pool)
     weight = max(1, round((n_img + n_smp) / max(1, s_img + s_smp)))
-    total = budget * (2 + per_step) + weight * budget * (2 + random_draws)
+    total = budget * (2 + per_step) + weight * (budget * (2 + random_draws) + bool(first))
     done = 0
 
     def points(masks: list[list[str]], n_images: int | None,
@@ -262,16 +349,17 @@ def suggest_defense(session: Session, budget: int, candidates: Sequence[str] | N
     # start the empty mask; with a shortlist the first estimate counts them)
     base: tuple[float, float, float] | None = None
     if shortlist is None:
-        (base,) = points([[]], s_img, s_smp)
+        (base,) = points([first], s_img, s_smp)
     while len(path) < budget:
         if cancelled is not None and cancelled():
             raise Cancelled()
-        tried = [c for c in pool if c not in path and not session.deletes_whole_layer(path + [c])]
+        tried = [c for c in pool
+                 if c not in path and not session.deletes_whole_layer(first + path + [c])]
         cut_short = shortlist is not None and len(tried) > shortlist
         est = None
         if cut_short or base is None:
-            est = estimate_deletions(session, session.parse(path, mode) if path
-                                     else Mask({}, mode), s_img, s_smp)
+            est = estimate_deletions(session, session.parse(first + path, mode)
+                                     if first + path else Mask({}, mode), s_img, s_smp)
             advance(2)
         if base is None:
             assert est is not None
@@ -295,7 +383,8 @@ def suggest_defense(session: Session, budget: int, candidates: Sequence[str] | N
                                                  pool.index(c)))[:shortlist]
         total += len(tried) - per_step  # a short pool or a short last list
         best: tuple | None = None
-        for cand, (a, c, cb) in zip(tried, points([path + [c] for c in tried], s_img, s_smp)):
+        for cand, (a, c, cb) in zip(tried, points([first + path + [c] for c in tried], s_img,
+                                                  s_smp)):
             drop = asr - a
             score = score_of(drop, acc - c, acc_b - cb)
             key = (score, drop, -pool.index(cand), cand, a, c, cb)
@@ -328,14 +417,20 @@ def suggest_defense(session: Session, budget: int, candidates: Sequence[str] | N
         before=DefensePoint(size=0, mask=[], adaptive_asr=before.rates(before.transfer)[k_max],
                             clean_accuracy=before.sample_accuracy,
                             clean_accuracy_benign=before.accuracy),
-        greedy=[], random=[], top_emphasized=[], stopped=stopped, complete=False, seconds=0.0)
-    greedy_masks = [path[: i + 1] for i in range(len(searched))]
-    for i, ((cand, score, s_asr, s_acc), (a, c, cb)) in enumerate(
-            zip(searched, points(greedy_masks, None, None))):
+        greedy=[], random=[], top_emphasized=[], start=first, stopped=stopped, complete=False,
+        seconds=0.0)
+    greedy_masks = [first + path[: i + 1] for i in range(len(searched))]
+    measured = points(([first] if first else []) + greedy_masks, None, None)
+    if first:
+        a, c, cb = measured.pop(0)
+        result.from_start = DefensePoint(size=len(first), mask=first, adaptive_asr=a,
+                                         clean_accuracy=c, clean_accuracy_benign=cb)
+    for i, ((cand, score, s_asr, s_acc), (a, c, cb)) in enumerate(zip(searched, measured)):
         result.greedy.append(DefenseStep(
-            size=i + 1, mask=path[: i + 1], adaptive_asr=a, clean_accuracy=c,
+            size=len(first) + i + 1, mask=greedy_masks[i], adaptive_asr=a, clean_accuracy=c,
             clean_accuracy_benign=cb, added=cand, score=score, search_adaptive_asr=s_asr,
             search_clean_accuracy=s_acc))
+    result.front = front_of(result)
     result.seconds = time.perf_counter() - t0
     if suggested:
         suggested(result.model_copy(deep=True))
@@ -343,7 +438,7 @@ def suggest_defense(session: Session, budget: int, candidates: Sequence[str] | N
     # step 6: the baselines, measured likewise
     rng = random.Random(seed)
     in_path: dict[str, set[int]] = {}
-    for nid in path:
+    for nid in first + path:
         lay, _, ch = nid.rpartition(":")
         in_path.setdefault(lay, set()).add(int(ch))
     orders = []
@@ -358,14 +453,15 @@ def suggest_defense(session: Session, budget: int, candidates: Sequence[str] | N
         for nid in path[:size]:
             lay = nid.rpartition(":")[0]
             counts[lay] = counts.get(lay, 0) + 1
-        random_masks.append([ids for ids in (
+        random_masks.append([first + ids for ids in (
             [f"{lay}:{c}" for lay, n in counts.items() for c in order[lay][:n]]
             for order in orders) if ids])
     top_masks = []
+    emphasized = [nid for nid in emphasized if nid not in first]
     for size in range(1, min(len(path), len(emphasized)) + 1):
-        if session.deletes_whole_layer(emphasized[:size]):
+        if session.deletes_whole_layer(first + emphasized[:size]):
             break
-        top_masks.append(emphasized[:size])
+        top_masks.append(first + emphasized[:size])
     measured = iter(points([m for ms in random_masks for m in ms] + top_masks, None, None))
     for size, masks in enumerate(random_masks, start=1):
         vals = [next(measured) for _ in masks]
@@ -373,15 +469,16 @@ def suggest_defense(session: Session, budget: int, candidates: Sequence[str] | N
             mean = lambda v: sum(v) / len(v)  # noqa: E731
             asrs, accs, accs_b = ([v[i] for v in vals] for i in range(3))
             result.random.append(RandomPoint(
-                size=size, adaptive_asr=mean(asrs), clean_accuracy=mean(accs),
+                size=len(first) + size, adaptive_asr=mean(asrs), clean_accuracy=mean(accs),
                 clean_accuracy_benign=mean(accs_b), adaptive_asr_draws=asrs,
-                clean_accuracy_draws=accs, masks=masks))
+                clean_accuracy_draws=accs, clean_accuracy_benign_draws=accs_b, masks=masks))
     for ids in top_masks:
         a, c, cb = next(measured)
         result.top_emphasized.append(DefensePoint(
             size=len(ids), mask=ids, adaptive_asr=a, clean_accuracy=c, clean_accuracy_benign=cb))
     if progress:
         progress("defense", total, total)
+    result.front = front_of(result)
     result.complete = True
     result.seconds = time.perf_counter() - t0
     return result

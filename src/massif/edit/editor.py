@@ -318,16 +318,19 @@ class Editor:
         return one_image.image(self.session, graph, self._means, position)
 
     def suggest_defense(self, budget: int, candidates: Sequence[str] | None = None,
-                        graph: Graph | None = None, *, mode: Mode = "zero",
+                        graph: Graph | None = None, *, start: Sequence[str] | str | None = None,
+                        mode: Mode = "zero",
                         random_draws: int = 5, seed: int = 0, search_images: int | None = 256,
                         shortlist: int | None = SHORTLIST, progress: Progress | None = None,
                         cancelled: Callable[[], bool] | None = None,
                         found: Callable[[list[str]], None] | None = None,
                         suggested: Callable[[DefenseResult], None] | None = None
                         ) -> DefenseResult:
-        """A greedy defense of at most ``budget`` neurons (see ``defense.suggest_defense``)."""
+        """A greedy defense of at most ``budget`` neurons more than ``start`` (the neurons
+        already deleted, which every mask holds), its baselines and the Pareto front of ASR
+        against clean accuracy over every mask measured (see ``defense.suggest_defense``)."""
         return suggest_defense(self.session, budget, candidates, graph or self.graph,
-                               mode=mode, random_draws=random_draws, seed=seed,
+                               start=start, mode=mode, random_draws=random_draws, seed=seed,
                                search_images=search_images, shortlist=shortlist,
                                progress=progress,
                                cancelled=cancelled, found=found, suggested=suggested)

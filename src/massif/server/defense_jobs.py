@@ -34,6 +34,7 @@ class DefenseStatus(BaseModel):
     progress: float = 0.0
     error: str | None = None
     picks: list[str] = Field(default_factory=list)  # the greedy picks so far, in order
+    start: list[str] = Field(default_factory=list)  # the neurons it started from, deleted
     result: Any = None  # edit.DefenseResult: the suggestion first (complete false), then all
 
 
@@ -46,6 +47,7 @@ class DefenseJob(JobState):
     budget: int
     mode: str
     picks: list[str] = field(default_factory=list)
+    start: list[str] = field(default_factory=list)
     result: Any = None
 
 
@@ -63,16 +65,18 @@ class DefenseJobs:
         self._next_id = 1
 
     def start(self, key: str, budget: int, mode: str, fork: Callable[[], Any],
-              graph: Any) -> DefenseJob | None:
+              graph: Any, start: list[str] | None = None) -> DefenseJob | None:
         """Run ``suggest_defense`` in the background on the editor ``fork()`` makes (a copy
-        this job owns); ``None`` when ``RUNNING`` searches are queued or running already.
+        this job owns), from the neurons ``start`` deleted; ``None`` when ``RUNNING`` searches
+        are queued or running already.
 
         The job takes its place before the (slow) fork, under the same lock as the count, so
         requests that arrive together cannot all pass the limit. A failed fork gives it back."""
         with self._lock:
             if sum(not j.finished.is_set() for j in self.jobs.values()) >= self.RUNNING:
                 return None
-            job = DefenseJob(id=self._next_id, key=key, budget=budget, mode=mode)
+            job = DefenseJob(id=self._next_id, key=key, budget=budget, mode=mode,
+                             start=list(start or []))
             self._next_id += 1
             self.jobs[job.id] = job
             finished = [j for j in self.jobs.values() if j.finished.is_set()]
@@ -105,7 +109,7 @@ class DefenseJobs:
                 job.state = "running"
             try:
                 result = editor.suggest_defense(budget, graph=graph, mode=mode,
-                                                progress=progress,
+                                                start=job.start, progress=progress,
                                                 cancelled=job.cancel.is_set, found=found,
                                                 suggested=suggested)
                 state, error = "done", None
@@ -137,4 +141,5 @@ class DefenseJobs:
         with self._lock:
             return DefenseStatus(id=job.id, key=job.key, budget=job.budget, mode=job.mode,
                                  state=job.state, progress=job.progress, error=job.error,
-                                 picks=list(job.picks), result=job.result)
+                                 picks=list(job.picks), start=list(job.start),
+                                 result=job.result)

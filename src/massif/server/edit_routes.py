@@ -11,10 +11,12 @@ link cannot set one off; see ``app.py``):
   The page asks for the preview, then without the fresh attack, then with it;
 * ``POST /graphs/{key}/editor`` ``{}`` → ``EditorInfo``: build the editors now (the page asks
   as soon as it opens an analysis);
-* ``POST /graphs/{key}/defense`` ``{"budget": 5, "mode": "zero"}`` →
-  ``defense_jobs.DefenseStatus``: a defense search started as a job; ``GET
+* ``POST /graphs/{key}/defense`` ``{"budget": 5, "mode": "zero", "start": ["mixed4a:12"]}`` →
+  ``defense_jobs.DefenseStatus``: a defense search started as a job, from the neurons in
+  ``start`` deleted (the page's deletions; a bad id is a 422 before it starts); ``GET
   /defenses/{id}.json`` its progress and its ``edit.DefenseResult`` (the suggestion first,
-  ``complete`` false while the baselines are measured); ``POST
+  ``complete`` false while the baselines are measured; its ``front``: the Pareto front of ASR
+  against clean accuracy over every mask measured, and ``start``); ``POST
   /defenses/{id}/cancel`` ``{}`` stops it;
 * ``POST /graphs/{key}/images`` ``{"k": 3}`` → ``one_image.Gallery``: the class's images with
   their clean and attacked predictions at strength index ``k``; ``POST
@@ -99,6 +101,9 @@ class DefenseBody(BaseModel):
 
     budget: StrictInt = Field(5, ge=1, le=64, description="neurons the greedy search may delete")
     mode: Mode = "zero"
+    start: list[StrictStr] = Field(
+        default_factory=list, max_length=MAX_MASK, description="neurons already deleted (the "
+        "page's deletions): every mask the search measures holds them, and it adds to them")
 
 
 class ExportBody(BaseModel):
@@ -223,8 +228,18 @@ def add_edit_routes(app: Any, graph_entry: Callable[[str], tuple[Graph, bytes]],
     @app.post("/graphs/{key}/defense", response_model=DefenseStatus, status_code=202)
     def start_defense(key: str, body: DefenseBody) -> DefenseStatus:
         graph, _ = graph_entry(key)
+        start = [s.strip() for s in body.start]
+
+        def fork(ed: Any) -> Any:  # a bad start is refused here, before the search
+            if start:
+                try:
+                    ed.session.parse(start, body.mode)
+                except MassifError as e:
+                    raise MassifError(f"start (the neurons already deleted): {e}") from None
+            return ed.fork()
+
         job = defenses.start(key, body.budget, body.mode,
-                             lambda: use(key, False, lambda ed: ed.fork()), graph)
+                             lambda: use(key, False, fork), graph, start=start)
         if job is None:
             raise HTTPException(429, f"{defenses.RUNNING} defense searches are running "
                                      "already; cancel one or wait for it")
