@@ -67,7 +67,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -80,7 +80,7 @@ from ..hooks import frozen, mask, record
 from ..request import Resolved
 from ..schemas import Graph, Strict
 from .defense import emphasized_order
-from .session import Mask, Progress, Session
+from .session import Cancelled, Mask, Progress, Session
 
 RANKINGS = ("vulnerability", "importance-change", "activation-change", "gradient-x-activation",
             "votes", "random")
@@ -503,12 +503,14 @@ def _std(values: list[float]) -> float:
 def deletion_curves(session: Session, graph: Graph, ks: Sequence[int] | str | None = None,
                     rankings: Sequence[str] | str | None = None, *, draws: int = 10,
                     seed: int = 0, adaptive: bool = False,
-                    progress: Progress | None = None) -> Curves:
+                    progress: Progress | None = None,
+                    cancelled: Callable[[], bool] | None = None) -> Curves:
     """Deletion curves of ``graph``'s analysis (module docstring). ``ks``: the sizes (default
     1, 2, 4, …, 32, each capped at what a ranking holds; a given ``k`` beyond what the analysed
     layers hold is an error); ``rankings``: names from ``RANKINGS`` (default all); ``draws``:
     random draws (at least 10 when random is asked for); ``adaptive``: add a fresh attack's
-    ASR (slower). Bad input is one ``MassifError`` line, before any work."""
+    ASR (slower); ``cancelled()`` is asked before each mask, and ``Cancelled`` raised when it
+    answers true. Bad input is one ``MassifError`` line, before any work."""
     t0 = time.perf_counter()
     ses = session
     resolved = ses.resolved
@@ -565,6 +567,8 @@ def deletion_curves(session: Session, graph: Graph, ks: Sequence[int] | str | No
     results: dict[tuple[str, ...], dict[str, float]] = {}
     todo = sorted(masks, key=lambda key: -_earliest(ses, list(key)))
     for i, key in enumerate(todo):
+        if cancelled is not None and cancelled():
+            raise Cancelled("deletion curves cancelled")
         results[key] = measure(masks[key])
         if progress:
             progress("curves", i + 1, len(todo))

@@ -337,7 +337,8 @@ class Editor:
 
     def curves(self, graph: Graph | None = None, ks: Sequence[int] | str | None = None,
                rankings: Sequence[str] | str | None = None, *, draws: int = 10, seed: int = 0,
-               adaptive: bool = False, progress: Progress | None = None) -> Curves:
+               adaptive: bool = False, progress: Progress | None = None,
+               cancelled: Callable[[], bool] | None = None) -> Curves:
         """Deletion curves (``curves.deletion_curves``; ``massif evaluate``): for each ranking
         (MASSIF's emphasized neurons by vulnerability and by importance change, activation
         change, gradient × activation, Summit's votes, random), the ASR at ε_max and the clean
@@ -353,7 +354,7 @@ class Editor:
         if graph is None:
             raise MassifError("give the analysis's graph (Editor.from_graph, or graph=)")
         return deletion_curves(self.session, graph, ks, rankings, draws=draws, seed=seed,
-                               adaptive=adaptive, progress=progress)
+                               adaptive=adaptive, progress=progress, cancelled=cancelled)
 
     def export(self, neurons: Sequence[str] | str, path: str | Path | io.BytesIO,
                mode: Mode = "zero") -> Path | io.BytesIO:

@@ -15,8 +15,9 @@ A route lives in the module of the resource its path names, each with its routes
 module doc: ``/``, ``/index.json`` and ``/analyses…`` in ``analysis_routes``; a saved analysis
 read (``/graphs/{key}``, its ``.json``, ``report.html``, ``pictures.json``, ``nodes/…``) in
 ``graph_routes``; what computes on a saved analysis (``/graphs/{key}/edit``, ``editor``,
-``defense``, ``images``, ``edited-model.pt``, ``/defenses/…``) in ``edit_routes``; ``/compare``
-in ``compare_routes``. What every request meets first (the rules below) is ``guard``; how the
+``defense``, ``images``, ``edited-model.pt``, ``/defenses/…``) in ``edit_routes``, its deletion
+curves (``/graphs/{key}/curves``, ``/curves/…``) in ``curves_routes``; ``/compare`` in
+``compare_routes``. What every request meets first (the rules below) is ``guard``; how the
 workspace is read (saved analyses, nodes, pictures, messages without paths) is ``site.Site``.
 
 Analyses are computed on demand by one background worker (``jobs.JobManager``): requests for
@@ -53,7 +54,9 @@ from ..schemas import Graph
 from ..store import Workspace
 from .analysis_routes import add_analysis_routes
 from .compare_routes import add_compare_routes
+from .curves_routes import add_curves_routes
 from .defense_jobs import DefenseJobs
+from .edit_jobs import EditJobs
 from .edit_routes import add_edit_routes
 from .graph_routes import add_graph_routes
 from .guard import add_guard
@@ -126,7 +129,8 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
     seal = add_guard(app, Hosts(host), site.clean)
     add_analysis_routes(app, site, jobs, page)
     add_graph_routes(app, site, page)
-    add_edit_routes(app, site.graph_entry, engine, defenses)
+    use = add_edit_routes(app, site.graph_entry, engine, defenses)
+    add_curves_routes(app, site, use, EditJobs())
     add_compare_routes(app, site.graph_entry, STATIC)
     seal()
     return app

@@ -130,7 +130,9 @@ class _Slot:
 
 
 def add_edit_routes(app: Any, graph_entry: Callable[[str], tuple[Graph, bytes]],
-                    engine: Any, defenses: Any) -> None:
+                    engine: Any, defenses: Any) -> Callable[..., Any]:
+    """Add the routes; returns ``use(key, preview, fn)``, which runs ``fn`` with the analysis's
+    editor (for the other routes that compute on one, ``curves_routes``)."""
     from fastapi import HTTPException
     from fastapi.responses import Response
 
@@ -272,3 +274,5 @@ def add_edit_routes(app: Any, graph_entry: Callable[[str], tuple[Graph, bytes]],
         return Response(buf.getvalue(), media_type="application/octet-stream",
                         headers={"content-disposition":
                                  f'attachment; filename="{key}-edited.pt"'})
+
+    return use

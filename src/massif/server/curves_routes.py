@@ -1,0 +1,91 @@
+"""Deletion curves over HTTP (``massif evaluate`` for the page; docs/evaluate.md).
+
+* ``GET /graphs/{key}/curves.json`` → ``edit.Curves``: the curves saved beside the analysis
+  (by ``massif evaluate`` or an earlier job), 404 while there are none;
+* ``POST /graphs/{key}/curves`` ``CurvesBody`` (``{}``: every ranking at the default sizes) →
+  ``CurvesStatus`` (202): computed as a job on a fork of the analysis's editor, and saved
+  beside the analysis (``curves.json``, ``.svg``, ``.png``) when done; ``GET
+  /curves/{id}.json`` its progress and result; ``POST /curves/{id}/cancel`` ``{}`` stops it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..edit.curves import Curves, check_curves
+from ..errors import MassifError, short
+from .edit_jobs import CurvesBody, CurvesStatus, EditJob, EditJobs, Hooks
+from .edit_routes import EmptyBody
+from .site import Site
+
+
+def add_curves_routes(app: Any, site: Site, use: Callable[..., Any], jobs: EditJobs) -> None:
+    """``use(key, preview, fn)``: run ``fn`` with the analysis's editor (``edit_routes``)."""
+    from fastapi import HTTPException
+    from fastapi.responses import Response
+
+    def saved_path(key: str) -> Any:
+        site.graph_entry(key)  # 404 or 409 first
+        return site.ws.graph_path(key).parent / "curves.json"
+
+    def status(job: EditJob) -> CurvesStatus:
+        state, progress, error, result = jobs.snapshot(job)
+        return CurvesStatus(id=job.id, key=job.key, state=state, progress=progress,
+                            error=error, result=result)
+
+    @app.get("/graphs/{key}/curves.json", response_model=Curves)
+    def saved_curves(key: str) -> Response:
+        path = saved_path(key)
+        if not path.is_file():
+            raise HTTPException(404, f"no deletion curves for analysis {key} yet (POST "
+                                     f"/graphs/{key}/curves, or massif evaluate)")
+        try:
+            Curves.model_validate_json(path.read_bytes())
+        except ValueError:
+            raise HTTPException(409, f"the deletion curves of analysis {key} cannot be read; "
+                                     "compute them again") from None
+        return Response(path.read_bytes(), media_type="application/json")
+
+    @app.post("/graphs/{key}/curves", response_model=CurvesStatus, status_code=202)
+    def start_curves(key: str, body: CurvesBody) -> CurvesStatus:
+        graph, _ = site.graph_entry(key)
+        folder = site.ws.graph_path(key).parent
+
+        def fork(editor: Any) -> Any:  # bad rankings or sizes: 422, before the job
+            check_curves(editor.session.resolved, graph, body.ks, body.rankings, body.draws, 0)
+            return editor.fork()
+
+        def work(editor: Any, hooks: Hooks) -> Curves:
+            curves = editor.curves(graph, ks=body.ks, rankings=body.rankings, draws=body.draws,
+                                   progress=hooks.progress, cancelled=hooks.cancelled)
+            try:
+                curves.save(folder)
+            except MassifError:  # (a read-only workspace: the page still gets them)
+                pass
+            return curves
+
+        job = jobs.start(key, "curves", lambda: use(key, False, fork), work)
+        if job is None:
+            raise HTTPException(429, f"{jobs.RUNNING} long jobs are running already; cancel "
+                                     "one or wait for it")
+        return status(job)
+
+    def curves_job(job_id: int) -> EditJob:
+        job = jobs.get(job_id, "curves") if 0 < job_id < 10**9 else None
+        if job is None:
+            raise HTTPException(404, f"no deletion curves job {short(job_id, 20)}")
+        return job
+
+    @app.get("/curves/{job_id}.json", response_model=CurvesStatus)
+    def curves_status(job_id: int) -> CurvesStatus:
+        return status(curves_job(job_id))
+
+    @app.post("/curves/{job_id}/cancel", response_model=CurvesStatus)
+    def curves_cancel(job_id: int, _body: EmptyBody) -> CurvesStatus:
+        job = curves_job(job_id)
+        if job.finished.is_set():
+            raise HTTPException(409, f"deletion curves job {job_id} has ended already "
+                                     f"({jobs.snapshot(job)[0]})")
+        job.cancel.set()
+        return status(job)

@@ -1,0 +1,150 @@
+"""Long jobs on a saved analysis's editor (``EditJobs``): each runs on its own thread, on a fork
+of the analysis's editor (its own model copy), so quick edits of the same analysis go on
+meanwhile; progress, a partial result, and cancel, like analyses (``jobs.py``). Deletion curves
+run here; what a job computes is the function it is given."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import Field, StrictInt, StrictStr
+
+from ..errors import SERVER_MEMORY_ADVICE, MassifError, out_of_memory
+from ..memory import release_cached
+from ..schemas import Strict
+from .jobs import JobState
+
+log = logging.getLogger("massif.server")
+
+State = Literal["queued", "running", "done", "error", "cancelled"]
+
+
+@dataclass(kw_only=True)
+class EditJob(JobState):
+    """One long job on an editor: ``kind`` says what (``curves``), ``result`` what it found
+    (a partial one while it runs, when the work says so)."""
+
+    id: int
+    key: str
+    kind: str
+    result: Any = None
+
+
+@dataclass
+class Hooks:
+    """What a job's work reports through: ``progress(stage, done, total)``, ``cancelled()``
+    (asked between steps), ``partial(result)`` (kept if the job is cancelled later)."""
+
+    progress: Callable[[str, int, int], None]
+    cancelled: Callable[[], bool]
+    partial: Callable[[Any], None] = field(default=lambda _result: None)
+
+
+class EditJobs:
+    """Long jobs on forks of editors; at most ``RUNNING`` at once (more is a 429: the
+    machine's cores are shared) and ``KEEP`` finished ones are remembered."""
+
+    KEEP = 32
+    RUNNING = 2
+
+    def __init__(self) -> None:
+        self.jobs: dict[int, EditJob] = {}
+        self._lock = threading.Lock()
+        self._next_id = 1
+
+    def start(self, key: str, kind: str, fork: Callable[[], Any],
+              work: Callable[[Any, Hooks], Any]) -> EditJob | None:
+        """Run ``work(editor, hooks)`` in the background on the editor ``fork()`` makes (a copy
+        this job owns); ``None`` when ``RUNNING`` jobs are queued or running already.
+
+        The job takes its place before the (slow) fork, under the same lock as the count, so
+        requests that arrive together cannot all pass the limit. A failed fork gives it back."""
+        with self._lock:
+            if sum(not j.finished.is_set() for j in self.jobs.values()) >= self.RUNNING:
+                return None
+            job = EditJob(id=self._next_id, key=key, kind=kind)
+            self._next_id += 1
+            self.jobs[job.id] = job
+            finished = [j for j in self.jobs.values() if j.finished.is_set()]
+            for old in finished[: max(0, len(finished) - self.KEEP)]:
+                del self.jobs[old.id]
+        try:
+            editor = fork()
+        except BaseException:
+            with self._lock:
+                del self.jobs[job.id]
+            job.finished.set()
+            raise
+
+        def progress(_stage: str, done: int, total: int) -> None:
+            with self._lock:
+                job.progress = round(done / total, 4) if total else 0.0
+
+        def partial(result: Any) -> None:
+            with self._lock:
+                job.result = result
+
+        def run() -> None:
+            from ..edit.session import Cancelled
+
+            with self._lock:
+                job.state = "running"
+            try:
+                result = work(editor, Hooks(progress, job.cancel.is_set, partial))
+                state, error = "done", None
+            except Cancelled:  # a partial result found before the stop is kept
+                result, state, error = job.result, "cancelled", None
+            except MassifError as e:
+                result, state, error = None, "error", str(e)
+            except Exception as e:  # a bug (or no memory left): one line in the log, the page
+                result, state, error = None, "error", out_of_memory(e, SERVER_MEMORY_ADVICE)
+                if error is None:
+                    log.error("%s job %s failed: %s: %s", kind, job.id, type(e).__name__, e,
+                              exc_info=log.isEnabledFor(logging.DEBUG))
+                    error = f"{type(e).__name__}: {str(e)[:200]}"
+            if error is not None and error.startswith("out of "):
+                release_cached()  # after the except: its traceback held the tensors
+            with self._lock:
+                job.state, job.error, job.result = state, error, result
+                job.progress = 1.0 if state == "done" else job.progress
+            job.finished.set()
+
+        threading.Thread(target=run, name=f"massif-{kind}-{job.id}", daemon=True).start()
+        return job
+
+    def get(self, job_id: int, kind: str) -> EditJob | None:
+        with self._lock:
+            job = self.jobs.get(job_id)
+        return job if job is not None and job.kind == kind else None
+
+    def snapshot(self, job: EditJob) -> tuple[State, float, str | None, Any]:
+        """The job's state, progress, error and result, read together."""
+        with self._lock:
+            return job.state, job.progress, job.error, job.result
+
+
+class CurvesBody(Strict):
+    """Which deletion curves to compute (``massif evaluate``'s options; defaults the same)."""
+
+    ks: list[StrictInt] | None = Field(None, max_length=16, description="sizes k (default 1, "
+                                       "2, 4, …, 32, capped at what each ranking holds)")
+    rankings: list[StrictStr] | None = Field(None, max_length=8, description="ranking names "
+                                             "(default all)")
+    draws: StrictInt = Field(10, ge=10, le=100, description="random draws")
+
+
+class CurvesStatus(Strict):
+    """Deletion curves being computed: ``queued``, ``running`` (progress in [0, 1]), ``done``
+    (with ``result``, ``edit.Curves``, also saved beside the analysis), ``error`` or
+    ``cancelled``."""
+
+    id: int
+    key: str
+    state: State
+    progress: float = 0.0
+    error: str | None = None
+    result: Any = None
