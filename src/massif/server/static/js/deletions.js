@@ -1,0 +1,122 @@
+// Deleting neurons: the list of deleted (masked) neurons in the control panel, *restore all*,
+// *set to 0* / *benign mean*, *export edited model*, and the requests that measure a mask.
+//
+// Every change POSTs the mask to /graphs/{key}/edit (the previous requests are aborted), which
+// answers clean accuracy and the attack success rate per strength before and after the edit,
+// for the stored adversarial images (transfer) and for a fresh attack through the edited model
+// (adaptive). It asks three times, so the panel updates at once and then sharpens: a preview
+// (the first 250 images, no fresh attack: well under a second on the bundled model), all images
+// without the fresh attack, then with it (the slow part). While a new mask is measured the
+// previous numbers stay in the results box, greyed, until its own arrive (edit_result.js).
+import * as api from "./api.js";
+import { download } from "./download.js";
+import { showEditResult } from "./edit_result.js";
+import { showBoxes } from "./results.js";
+import { esc } from "./store.js";
+
+const $ = (id) => document.getElementById(id);
+
+// `blocked()`: why this analysis cannot be edited here (null: it can); `problem(message)`
+// writes a refusal or failure in red in the results box. Answers {update, redraw, reset}.
+export function createDeletions(store, { blocked, problem }) {
+  const list = $("masked"), clear = $("mask-clear"), exportButton = $("mask-export");
+  const result = $("edit-result"), status = $("edit-status");
+  let controller = null;
+  let last = null;  // the latest answer, shown again when the strength slider moves
+  // Which request numbers answer: the mask and mode, as text; the box greys what answers
+  // another request than the one wanted.
+  const tagOf = (masked, maskMode) => `${masked.join(",")}|${maskMode}`;
+  let wanted = null;
+  const show = (r, tag) => showEditResult(store, r, tag !== wanted);
+
+  clear.addEventListener("click", () => store.set({ masked: [] }));
+  for (const radio of document.querySelectorAll("#mask-mode input")) {
+    radio.addEventListener("change", () => store.set({ maskMode: radio.value }));
+  }
+  list.addEventListener("click", (event) => {
+    const id = event.target.closest("[data-id]")?.dataset.id;
+    if (id) store.set({ masked: store.get().masked.filter((m) => m !== id) });
+  });
+  exportButton.addEventListener("click", () => exportModel());
+
+  async function exportModel() {
+    const { key, masked, maskMode } = store.get();
+    if (!key || masked.length === 0) return;
+    exportButton.disabled = true;
+    try {
+      const blob = await api.getEditedModel(key, { mask: masked, mode: maskMode });
+      download(blob, `${key}-edited.pt`);
+    } catch (e) {
+      problem(`export failed: ${e.message}`);
+    } finally {
+      exportButton.disabled = !!blocked();
+    }
+  }
+
+  async function update() {
+    const { key, masked, maskMode } = store.get();
+    list.innerHTML = masked.map((id) =>
+      `<li><button type="button" data-id="${esc(id)}" title="restore ${esc(id)}">${esc(id)} ×</button></li>`).join("");
+    clear.hidden = masked.length === 0;
+    exportButton.hidden = masked.length === 0;
+    controller?.abort();
+    wanted = tagOf(masked, maskMode);
+    if (!key || masked.length === 0) {
+      result.hidden = true;
+      $("edit-box").hidden = true;
+      showBoxes();
+      status.textContent = "";
+      status.classList.remove("problem");
+      last = null;
+      document.documentElement.dataset.edit = "idle";
+      return;
+    }
+    if (blocked()) {  // deleted neurons in the URL of an analysis this server cannot edit
+      last = null;
+      result.hidden = $("edit-chart").hidden = true;
+      return problem(blocked());
+    }
+    const body = { mask: masked, mode: maskMode };
+    const tag = wanted;
+    controller = new AbortController();
+    const { signal } = controller;
+    // The previous mask's numbers stay in view, greyed, until this mask's arrive.
+    if (last) show(last.r, last.tag);
+    else result.hidden = $("edit-chart").hidden = true;
+    status.classList.remove("problem");
+    status.textContent = last ? `measuring ${masked.length} deleted…; greyed: the previous deletion's numbers`
+      : `measuring ${masked.length} deleted…`;
+    $("edit-box").hidden = false;
+    showBoxes();
+    document.documentElement.dataset.edit = "busy";
+    const ask = async (options) => {
+      const r = await api.getEdit(key, { ...body, ...options }, signal);
+      last = { r, tag };
+      show(r, tag);
+    };
+    try {
+      await ask({ adaptive: false, preview: true });
+      await ask({ adaptive: false, preview: false });
+      // A moment's pause first: a quick next click aborts this before the server starts the
+      // slow part (a request the server has started runs to its end; edits run one at a time).
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      if (signal.aborted) return;
+      await ask({ adaptive: true, preview: false });
+      document.documentElement.dataset.edit = "ready";
+    } catch (e) {
+      if (e.name === "AbortError") return;
+      problem(e.status ? `the server refused the deletion (${e.status}): ${e.message}`
+        : `measuring the deletion failed: ${e.message}`);
+    }
+  }
+
+  return {
+    update,
+    // The slider moved: the same numbers at the new strength.
+    redraw() { if (last && !result.hidden) show(last.r, last.tag); },
+    // Another analysis opened: the numbers of the one left are not even stale ones.
+    reset() { last = null; },
+    // The latest answer (EditResult) for what is deleted now, or null.
+    latest: () => (last && last.tag === wanted ? last.r : null),
+  };
+}

@@ -1,0 +1,61 @@
+// The deletion's numbers in the results box: clean accuracy and the attack success rate before
+// → after, at the slider's strength, and the ASR per strength before (dashed) and after (solid),
+// transfer (the stored attack) and adaptive (a fresh attack through the edited model).
+import { lineChart } from "./chart.js";
+import { showBoxes, chartWidth } from "./results.js";
+import { esc, formatPercent } from "./store.js";
+
+const $ = (id) => document.getElementById(id);
+const COLORS = { adaptive: "#b00", transfer: "#2c7bb6" };
+
+function row(label, before, after, cls) {
+  const cell = (v) => (v === undefined ? "…" : formatPercent(v));
+  return `<tr class="${cls}"><th>${label}</th><td>${cell(before)}</td>` +
+    `<td>${cell(after)}</td></tr>`;
+}
+
+// Show an edit answer `r` (EditResult) at the store's strength; `stale`: it answers another
+// request than the one wanted, so it is greyed and the status line (which says what is being
+// measured) is left alone.
+export function showEditResult(store, r, stale) {
+  const { graph, strengthIndex } = store.get();
+  const result = $("edit-result"), status = $("edit-status");
+  $("edit-box").classList.toggle("stale", stale);
+  result.dataset.stale = String(stale);
+  const K = r.strengths;
+  const k = Math.min(strengthIndex ?? K.length - 1, K.length - 1);
+  const eps = +K[k].toPrecision(3);
+  result.querySelector("tbody").innerHTML =
+    row(`clean acc. ${esc(graph.benign.name)}`, r.clean_accuracy_benign.before,
+        r.clean_accuracy_benign.after, "acc-benign") +
+    row("clean acc. all classes", r.clean_accuracy_all.before, r.clean_accuracy_all.after,
+        "acc-all") +
+    row(`ASR transfer ε=${eps}`, r.transfer_asr.before[k], r.transfer_asr.after[k], "asr-transfer") +
+    row(`ASR adaptive ε=${eps}`, r.adaptive_asr?.before[k], r.adaptive_asr?.after[k], "asr-adaptive");
+  result.hidden = $("edit-chart").hidden = false;
+  $("edit-box").hidden = false;
+  showBoxes();
+  result.dataset.mask = r.mask.join(",");
+  const total = graph.benign.n_images;
+  result.dataset.phase = r.adaptive_asr ? "full" : r.n_images < total ? "preview" : "transfer";
+  // Adaptive first, wide and light, so the transfer line drawn over it stays visible where
+  // the two agree.
+  const series = [];
+  if (r.adaptive_asr) series.push(
+    { values: r.adaptive_asr.before, color: COLORS.adaptive, dash: "6 3", width: 7, opacity: 0.45, className: "adaptive-before" },
+    { values: r.adaptive_asr.after, color: COLORS.adaptive, width: 7, opacity: 0.45, className: "adaptive-after" });
+  series.push(
+    { values: r.transfer_asr.before, color: COLORS.transfer, dash: "3 2", className: "transfer-before" },
+    { values: r.transfer_asr.after, color: COLORS.transfer, className: "transfer-after" });
+  lineChart($("edit-chart"), { x: K, rule: K[k], width: chartWidth(), height: 120,
+    yFormat: d3.format(".0%"), xTitle: "attack strength ε", yTitle: "ASR", series });
+  const phase = result.dataset.phase === "preview"
+    ? `estimate on ${r.n_images} of ${total} images, measuring all…`
+    : r.adaptive_asr ? `${r.n_images} images, ${r.n_sample} in the all-class sample`
+    : `${r.n_images} images · measuring the fresh attack…`;
+  if (stale) return;  // the status says what is being measured
+  status.classList.remove("problem");
+  status.innerHTML = `${r.mask.length} deleted · ${phase}<br>` +
+    `<span style="color:${COLORS.transfer}">transfer</span> (stored attack), ` +
+    `<span style="color:${COLORS.adaptive}">adaptive</span> (fresh attack, the wide pale line); dashed: before`;
+}
