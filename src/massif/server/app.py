@@ -120,7 +120,8 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
 
     site = Site(ws, engine, picture_root)
     jobs = JobManager(ws, engine, make_pictures, site.damage)
-    defenses = DefenseJobs()
+    long_jobs = EditJobs()  # defense searches and deletion curves, 2 at once
+    defenses = DefenseJobs(long_jobs)
     app = FastAPI(title="MASSIF", version="1", docs_url="/api", redoc_url=None)
     app.state.workspace, app.state.engine, app.state.jobs = ws, engine, jobs
     app.state.defenses, app.state.make_pictures, app.state.site = defenses, make_pictures, site
@@ -130,7 +131,7 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
     add_analysis_routes(app, site, jobs, page)
     add_graph_routes(app, site, page)
     use = add_edit_routes(app, site.graph_entry, engine, defenses)
-    add_curves_routes(app, site, use, EditJobs())
+    add_curves_routes(app, site, use, long_jobs)
     add_compare_routes(app, site.graph_entry, STATIC)
     seal()
     return app

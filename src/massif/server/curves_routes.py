@@ -30,7 +30,7 @@ def add_curves_routes(app: Any, site: Site, use: Callable[..., Any], jobs: EditJ
         return site.ws.graph_path(key).parent / "curves.json"
 
     def status(job: EditJob) -> CurvesStatus:
-        state, progress, error, result = jobs.snapshot(job)
+        state, progress, error, result, _ = jobs.snapshot(job)
         return CurvesStatus(id=job.id, key=job.key, state=state, progress=progress,
                             error=error, result=result)
 

@@ -1,7 +1,8 @@
 """Long jobs on a saved analysis's editor (``EditJobs``): each runs on its own thread, on a fork
 of the analysis's editor (its own model copy), so quick edits of the same analysis go on
-meanwhile; progress, a partial result, and cancel, like analyses (``jobs.py``). Deletion curves
-run here; what a job computes is the function it is given."""
+meanwhile; progress, a partial result, and cancel, like analyses (``jobs.py``). Defense searches
+(``defense_jobs``) and deletion curves (``curves_routes``) run here, sharing one limit; what a
+job computes is the function it is given."""
 
 from __future__ import annotations
 
@@ -32,16 +33,19 @@ class EditJob(JobState):
     key: str
     kind: str
     result: Any = None
+    details: dict[str, Any] = field(default_factory=dict)  # what the kind adds to its status
 
 
 @dataclass
 class Hooks:
     """What a job's work reports through: ``progress(stage, done, total)``, ``cancelled()``
-    (asked between steps), ``partial(result)`` (kept if the job is cancelled later)."""
+    (asked between steps), ``partial(result)`` (kept if the job is cancelled later),
+    ``note(**details)`` (what its status adds, such as a search's picks so far)."""
 
     progress: Callable[[str, int, int], None]
     cancelled: Callable[[], bool]
-    partial: Callable[[Any], None] = field(default=lambda _result: None)
+    partial: Callable[[Any], None]
+    note: Callable[..., None]
 
 
 class EditJobs:
@@ -57,16 +61,18 @@ class EditJobs:
         self._next_id = 1
 
     def start(self, key: str, kind: str, fork: Callable[[], Any],
-              work: Callable[[Any, Hooks], Any]) -> EditJob | None:
+              work: Callable[[Any, Hooks], Any],
+              details: dict[str, Any] | None = None) -> EditJob | None:
         """Run ``work(editor, hooks)`` in the background on the editor ``fork()`` makes (a copy
         this job owns); ``None`` when ``RUNNING`` jobs are queued or running already.
+        ``details``: what the job's status adds (``note`` updates them).
 
         The job takes its place before the (slow) fork, under the same lock as the count, so
         requests that arrive together cannot all pass the limit. A failed fork gives it back."""
         with self._lock:
             if sum(not j.finished.is_set() for j in self.jobs.values()) >= self.RUNNING:
                 return None
-            job = EditJob(id=self._next_id, key=key, kind=kind)
+            job = EditJob(id=self._next_id, key=key, kind=kind, details=dict(details or {}))
             self._next_id += 1
             self.jobs[job.id] = job
             finished = [j for j in self.jobs.values() if j.finished.is_set()]
@@ -88,13 +94,17 @@ class EditJobs:
             with self._lock:
                 job.result = result
 
+        def note(**details: Any) -> None:
+            with self._lock:
+                job.details.update(details)
+
         def run() -> None:
             from ..edit.session import Cancelled
 
             with self._lock:
                 job.state = "running"
             try:
-                result = work(editor, Hooks(progress, job.cancel.is_set, partial))
+                result = work(editor, Hooks(progress, job.cancel.is_set, partial, note))
                 state, error = "done", None
             except Cancelled:  # a partial result found before the stop is kept
                 result, state, error = job.result, "cancelled", None
@@ -121,10 +131,10 @@ class EditJobs:
             job = self.jobs.get(job_id)
         return job if job is not None and job.kind == kind else None
 
-    def snapshot(self, job: EditJob) -> tuple[State, float, str | None, Any]:
-        """The job's state, progress, error and result, read together."""
+    def snapshot(self, job: EditJob) -> tuple[State, float, str | None, Any, dict[str, Any]]:
+        """The job's state, progress, error, result and details, read together."""
         with self._lock:
-            return job.state, job.progress, job.error, job.result
+            return job.state, job.progress, job.error, job.result, dict(job.details)
 
 
 class CurvesBody(Strict):

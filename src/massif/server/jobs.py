@@ -17,9 +17,10 @@
    picture step), a queued one at once. A saved graph that cannot be read (truncated, edited
    by hand, another schema) is ``damaged``, never ``done``; asking for its pair again computes
    it anew and saves it over the damaged one.
-3. **Defense searches** (``defense_jobs.DefenseJobs``): each runs on its own thread, on a fork
-   of the analysis's editor (its own model copy), so quick edits of the same analysis go on
-   meanwhile; progress and cancel like analyses.
+3. **Defense searches and deletion curves** (``edit_jobs.EditJobs``, used by ``defense_jobs``
+   and ``curves_routes``): each runs on its own thread, on a fork of the analysis's editor (its
+   own model copy), so quick edits of the same analysis go on meanwhile; progress and cancel
+   like analyses; two at once, of either kind.
 """
 
 from __future__ import annotations
