@@ -50,8 +50,9 @@ export const getStatus = served((key) => request(`/analyses/${key}.json`));
 export const getEdit = served((key, body, signal) => request(`/graphs/${key}/edit`, post(body, signal)));
 export const warmEditor = served((key) => request(`/graphs/${key}/editor`, post()));
 // A defense search is a job on the server: start it, then poll its status.
-export const startDefense = served((key, budget, mode) =>
-  request(`/graphs/${key}/defense`, post({ budget, mode })));
+// `start`: the neurons already deleted, where the search starts (sent only when there are some).
+export const startDefense = served((key, budget, mode, start = []) =>
+  request(`/graphs/${key}/defense`, post({ budget, mode, ...(start.length ? { start } : {}) })));
 export const getDefense = served((id) => request(`/defenses/${id}.json`));
 export const cancelDefense = served((id) => request(`/defenses/${id}/cancel`, post()));
 // The edited model as a Blob (the file's bytes, not JSON).

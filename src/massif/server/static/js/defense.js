@@ -6,6 +6,7 @@
 // its baselines are measured, then the whole result.
 import * as api from "./api.js";
 import { DEFENSE_COLORS as COLORS, drawDefenseChart } from "./defense_chart.js";
+import { clearDefenseFront, drawDefenseFront } from "./defense_front.js";
 import { chartWidth, showBoxes } from "./results.js";
 import { esc } from "./store.js";
 
@@ -21,6 +22,8 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const RESULT_VIEWS = [
   { draw: (d) => drawDefenseChart($("defense-chart"), d, chartWidth()),
     clear: () => $("defense-chart").replaceChildren() },
+  { draw: (d) => drawDefenseFront($("defense-front"), d, chartWidth()),
+    clear: () => clearDefenseFront($("defense-front")) },
 ];
 
 // `blocked()`: why this analysis cannot be edited here (null: it can). Answers {reset}.
@@ -79,7 +82,7 @@ export function createDefense(store, { blocked }) {
   }
 
   async function suggest() {
-    const { key, maskMode } = store.get();
+    const { key, maskMode, masked } = store.get();
     if (!key || search || blocked()) return;
     const budget = +$("budget").value || 5;
     $("defense-status").textContent = "searching…";
@@ -92,7 +95,7 @@ export function createDefense(store, { blocked }) {
     $("defense").disabled = true;  // a double click would start two searches
     let mine = null, drawn = false;
     try {
-      let job = await api.startDefense(key, budget, maskMode);
+      let job = await api.startDefense(key, budget, maskMode, masked);  // from the deletions
       if (store.get().key !== key) {  // another analysis opened while this one started
         api.cancelDefense(job.id).catch(() => {});
         return endSearch("cancelled", "");
