@@ -92,10 +92,15 @@ class AttackInfo(_GraphPart):
     name: AttackKind
     norm: Literal["l2", "linf"]
     targeted: bool
-    strengths: list[float] = Field(description="ε_0 = 0 < ε_1 < … < ε_K, on [0, 1] images")
-    steps: int | None = Field(None, ge=1, description="PGD only: iterations per strength")
+    strengths: list[float] = Field(description="ε_0 = 0 < ε_1 < … < ε_K, on [0, 1] images "
+                                   "(for cw, the constant c: docs/method.md)")
+    steps: int | None = Field(None, ge=1, description="PGD, CW, APGD: iterations per strength")
     step_ratio: float | None = Field(None, gt=0,
                                      description="PGD only: step = step_ratio·ε/steps")
+    learning_rate: float | None = Field(None, gt=0, description="CW only: Adam's step size")
+    kappa: float | None = Field(None, ge=0, description="CW only: the margin it stops at")
+    restarts: int | None = Field(None, ge=1, description="APGD only: runs per image")
+    seed: int | None = Field(None, ge=0, description="APGD only: of the random starts")
 
     @field_validator("strengths")
     @classmethod
@@ -108,7 +113,8 @@ class AttackInfo(_GraphPart):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: Any) -> dict[str, Any]:
-        return _without_none(handler(self), ("steps", "step_ratio"))
+        return _without_none(handler(self), ("steps", "step_ratio", "learning_rate", "kappa",
+                                             "restarts", "seed"))
 
 
 class Params(_GraphPart):

@@ -3,8 +3,10 @@
 import pytest
 import torch
 import torchattacks
+from torch import nn
 
 from massif.attacks import Attack, make_attack
+from massif.attacks.apgd import APGD
 from massif.errors import MassifError
 from tests.helpers.tiny import SmallConv
 
@@ -104,3 +106,139 @@ def test_bad_attack_names_are_clear():
         make_attack("deepfool")
     with pytest.raises(MassifError, match="l2"):
         Attack("fgm", "linf")
+
+
+# ------------------------------------------------------------------ CW-L2, APGD-CE, APGD-T
+
+
+class FiveWay(nn.Module):
+    """A seeded conv net on 1×8×8 images with 5 classes (APGD-T's DLR loss needs 4 or more);
+    ``shift`` is added to every logit (softmax and CW's margins do not change with it, but
+    torchattacks' CW reads a negative logit as 0, so its test keeps them positive)."""
+
+    def __init__(self, shift: float = 0.0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(1)
+        self.c1 = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU())
+        self.fc = nn.Linear(4 * 8 * 8, 5)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+        self.shift = shift
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.c1(x).flatten(1)) + self.shift
+
+
+@pytest.fixture
+def five():
+    torch.manual_seed(0)
+    model = FiveWay().eval()
+    x = 0.05 + 0.9 * torch.rand(12, 1, 8, 8)  # inside (0, 1): torchattacks' CW starts finite
+    y = model(x).argmax(1)  # the clean prediction as the true class: every image counts
+    return model, x, y
+
+
+@pytest.mark.parametrize("targeted", [True, False])
+def test_cw_matches_torchattacks_image_by_image(five, targeted):
+    _, x, y = five
+    model = FiveWay(shift=50.0).eval()
+    labels = (y + 1) % 5 if targeted else y
+    ours = make_attack("cw-l2", targeted=targeted, steps=30, learning_rate=0.05)
+    together = ours.perturb(model, x, labels, [0.5, 5.0])
+    for k, c in enumerate([0.5, 5.0]):
+        for i in range(len(x)):  # torchattacks stops the whole batch early: one image each
+            ref = reference(torchattacks.CW(model, c=c, kappa=0, steps=30, lr=0.05), targeted,
+                            x[i : i + 1], labels[i : i + 1])
+            assert (together[k, i] - ref[0]).abs().max() < 1e-5, (k, i)
+    assert (together[1] != x).any()  # the attack did something
+
+
+def test_cw_at_c_zero_leaves_the_image_and_black_pixels_are_not_stuck(five):
+    _, x, y = five
+    model = FiveWay(shift=50.0).eval()
+    x = x.clone()
+    x[:, :, :4] = 0.0  # black rows: torchattacks' CW starts them at atanh(-1) = -inf
+    t = (y + 1) % 5
+    adv = make_attack("cw-l2", steps=40, learning_rate=0.1).perturb(model, x, t, [0.0, 20.0])
+    assert torch.equal(adv[0], x)
+    ref = reference(torchattacks.CW(model, c=20.0, steps=40, lr=0.1), True, x, t)
+    assert (ref[:, :, :4] == 0).all()  # stuck: its gradient there is 0
+    assert (adv[1][:, :, :4] > 1e-6).any()  # ours start finite, so they can move
+
+
+@pytest.mark.parametrize("norm, eps", [("linf", 0.05), ("l2", 0.5)])
+def test_apgd_ce_matches_torchattacks(five, norm, eps):
+    model, x, y = five
+    ref = torchattacks.APGD(model, norm={"linf": "Linf", "l2": "L2"}[norm], eps=eps, steps=12,
+                            n_restarts=2, seed=3, loss="ce")
+    robust, ref_adv = ref.perturb(x, y)
+    ours = APGD("apgd-ce", norm, targeted=False, steps=12, restarts=2, seed=3)
+    adv, done = ours.attack_with_success(model, x, y, torch.full((len(x),), eps))
+    assert torch.equal(done, ~robust) and done.any() and not done.all()
+    assert (adv[done] - ref_adv[done]).abs().max() < 1e-6
+
+
+def test_apgd_t_untargeted_matches_torchattacks(five):
+    """AutoAttack's setting: the 4 other classes in turn, by clean likelihood."""
+    model, x, y = five
+    ref = torchattacks.APGDT(model, norm="Linf", eps=0.03, steps=10, n_restarts=1, seed=0,
+                             n_classes=5)
+    robust, ref_adv = ref.perturb(x, y)
+    ours = make_attack("apgd-t-linf", targeted=False, steps=10, seed=0)
+    adv, done = ours.attack_with_success(model, x, y, torch.full((len(x),), 0.03))
+    assert torch.equal(done, ~robust) and done.any() and not done.all()
+    assert (adv[done] - ref_adv[done]).abs().max() < 1e-6
+
+
+@pytest.mark.parametrize("norm, eps", [("linf", 0.05), ("l2", 0.6)])
+def test_apgd_t_toward_a_target_follows_torchattacks_run(five, norm, eps):
+    """MASSIF's targeted APGD-T aims at the given target: torchattacks' run toward the second
+    most likely class (its ``target_class`` 2) climbs the same DLR loss through the same
+    iterates when that class is the target (one image at a time: its L2 run shares the first
+    image's step size across a batch)."""
+    model, x, _ = five
+    ours = make_attack(f"apgd-t-{norm}", steps=15, seed=0)
+    ref = torchattacks.APGDT(model, norm={"linf": "Linf", "l2": "L2"}[norm], eps=eps, steps=15)
+    ref.target_class = 2
+    for i in range(6):
+        xi = x[i : i + 1]
+        order = model(xi).sort(dim=1)[1][0]
+        y, t = order[-1:], order[-2:-1]
+        torch.manual_seed(0)
+        ref_best, _, ref_loss, _ = ref.attack_single_run(xi, y)
+        best, _, loss, _ = ours._run(model, xi, y, t, torch.tensor([eps]),
+                                     torch.Generator().manual_seed(0))
+        assert (best - ref_best).abs().max() < 1e-6 and torch.allclose(loss, ref_loss)
+
+
+@pytest.mark.parametrize("name", ["apgd-t-linf", "apgd-t-l2", "cw-l2"])
+def test_new_attacks_run_many_strengths_at_once_in_the_box_and_ball(five, name):
+    model, x, y = five
+    atk = make_attack(name, steps=8)
+    strengths = [0.02, 0.1] if name.endswith("linf") else [0.3, 1.5]
+    adv = atk.perturb(model, x, (y + 1) % 5, strengths)
+    assert adv.shape == (2, *x.shape) and adv.min() >= 0 and adv.max() <= 1
+    for k, eps in enumerate(strengths):
+        if name.startswith("apgd"):
+            size = ((adv[k] - x).flatten(1).abs().amax(1) if name.endswith("linf")
+                    else (adv[k] - x).flatten(1).norm(dim=1))
+            assert (size <= eps + 1e-5).all()
+    if name == "cw-l2":  # one image's result does not depend on the batch it is in
+        alone = atk.perturb(model, x[:1], (y[:1] + 1) % 5, strengths)
+        assert (adv[:, :1] - alone).abs().max() < 1e-6
+
+
+def test_targeted_apgd_t_reaches_the_target_more_than_pgd_at_equal_steps(five):
+    model, x, y = five
+    t = (y + 2) % 5
+    apgd = make_attack("apgd-t-linf", steps=20).perturb(model, x, t, [0.05])[0]
+    pgd = make_attack("pgd-linf", steps=20).perturb(model, x, t, [0.05])[0]
+    assert (model(apgd).argmax(1) == t).sum() >= (model(pgd).argmax(1) == t).sum()
+    assert (model(apgd).argmax(1) == t).any()
+
+
+def test_apgd_t_needs_four_classes(setup):
+    model, x, y = setup
+    with pytest.raises(MassifError, match="at least 4 classes"):
+        make_attack("apgd-t-linf").perturb(model, x, y, [0.1])

@@ -4,7 +4,7 @@ Every attack has one shape: ``attack.perturb(model, x, labels, strengths)`` take
 ``x: [B, C, H, W]`` in [0, 1], ``labels: [B]`` (the target class when ``attack.targeted``, the
 true class otherwise) and strengths ``ε_1 … ε_K``, and returns adversarial images
 ``[K, B, C, H, W]`` in [0, 1]; the model's normalisation lives inside the model. One module per
-family: ``gradient.py`` (FGM, FGSM, PGD).
+family: ``gradient.py`` (FGM, FGSM, PGD), ``cw.py`` (CW-L2), ``apgd.py`` (APGD-CE, APGD-T).
 
 ``ATTACKS`` maps each ``--attack`` name (its *label*, ``pgd-l2``) to an ``AttackSpec``: the
 attack's ``name`` and ``norm`` as ``graph.json`` keeps them, its default largest strength, what
@@ -71,6 +71,7 @@ class AttackSpec:
 
 
 _PGD_OPTIONS = ("steps", "step_ratio", "random_start")
+_APGD_OPTIONS = ("steps", "restarts", "seed")
 
 ATTACKS: dict[str, AttackSpec] = {spec.label: spec for spec in (
     AttackSpec("fgm", "fgm", "l2", 3.5, "ε: the L2 length of the step",
@@ -85,9 +86,21 @@ ATTACKS: dict[str, AttackSpec] = {spec.label: spec for spec in (
     AttackSpec("pgd-linf", "pgd", "linf", 0.1, "ε: the L∞ radius of the ball",
                "10 signed gradient steps, each projected onto the ε-ball (Madry et al. 2018)",
                "gradient:Attack", (("name", "pgd"), ("norm", "linf")), _PGD_OPTIONS),
+    AttackSpec("cw-l2", "cw", "l2", 1.0,
+               "c: CW's constant weighing success against the L2 size (no radius)",
+               "Carlini & Wagner's L2 attack, 50 Adam steps (Carlini & Wagner 2017)",
+               "cw:CW", (), ("steps", "learning_rate", "kappa")),
+    AttackSpec("apgd-t-l2", "apgd-t", "l2", 3.5, "ε: the L2 radius of the ball",
+               "Auto-PGD on the targeted DLR loss, 10 steps, AutoAttack's APGD-T "
+               "(Croce & Hein 2020)",
+               "apgd:APGD", (("name", "apgd-t"), ("norm", "l2")), _APGD_OPTIONS),
+    AttackSpec("apgd-t-linf", "apgd-t", "linf", 0.1, "ε: the L∞ radius of the ball",
+               "Auto-PGD on the targeted DLR loss, 10 steps, AutoAttack's APGD-T "
+               "(Croce & Hein 2020)",
+               "apgd:APGD", (("name", "apgd-t"), ("norm", "linf")), _APGD_OPTIONS),
 )}
 # Other spellings ``make_attack`` takes (never listed as choices).
-ALIASES = {"pgd": "pgd-linf"}
+ALIASES = {"pgd": "pgd-linf", "apgd-t": "apgd-t-linf", "cw": "cw-l2"}
 
 
 def attack_names() -> list[str]:
