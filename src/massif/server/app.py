@@ -58,6 +58,7 @@ from .curves_routes import add_curves_routes
 from .defense_jobs import DefenseJobs
 from .edit_jobs import EditJobs
 from .edit_routes import add_edit_routes
+from .export_routes import add_export_routes
 from .graph_routes import add_graph_routes
 from .guard import add_guard
 from .jobs import Engine, JobManager
@@ -133,5 +134,6 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
     use = add_edit_routes(app, site.graph_entry, engine, defenses)
     add_curves_routes(app, site, use, long_jobs)
     add_compare_routes(app, site.graph_entry, STATIC)
+    add_export_routes(app, site)
     seal()
     return app

@@ -12,6 +12,7 @@ import * as api from "./api.js";
 import { attackChoice, checkRequest, createControls } from "./controls.js";
 import { createDetails } from "./details.js";
 import { createEdit } from "./edit.js";
+import { createExport } from "./export.js";
 import { createGraphView } from "./graph.js";
 import { createHeader } from "./header.js";
 import { createImages } from "./images.js";
@@ -95,7 +96,8 @@ createLegend($("legend"), store);  // first: it sets its height, which the graph
 const graphView = createGraphView($("graph-svg"), store);
 createDetails($("card"), store);
 createStrength(store);
-createEdit(store);
+const edit = createEdit(store);
+createExport(store, { deletion: edit.deletions.latest, defense: edit.defense.latest ?? (() => null) });
 createImages(store);
 createHeader(store, graphView);
 setupLightbox();
