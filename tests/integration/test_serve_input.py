@@ -115,8 +115,8 @@ def test_routes_that_need_nothing_take_an_empty_object_only(server, path, body, 
 def test_an_empty_object_is_still_taken(server):
     assert server.post(f"/graphs/{server.key}/editor", json={}).status_code == 200
     assert server.post(f"/graphs/{server.key}/images/0", json={}).status_code == 200
-    r = server.post(f"/analyses/{server.key}/cancel", json={})
-    assert r.status_code == 200 and r.json()["state"] == "done"
+    r = server.post(f"/analyses/{server.key}/cancel", json={})  # taken, and refused: it is done
+    assert r.status_code == 409 and "not running (it is done)" in r.json()["detail"]
 
 
 # ------------------------------------------------------------------ methods

@@ -65,6 +65,11 @@ def add_analysis_routes(app: Any, site: Site, jobs: JobManager, page: bytes) -> 
 
     @app.post("/analyses/{key}/cancel", response_model=AnalysisStatus)
     def cancel_analysis(key: str, _body: EmptyBody) -> AnalysisStatus:
+        before = jobs.status(key) if valid_key(key) else None
+        if before is not None and before.state in ("done", "error", "cancelled"):
+            # nothing runs: say so rather than answer as if a cancel had happened
+            raise HTTPException(409, f"analysis {key} is not running (it is {before.state}); "
+                                     "there is nothing to cancel")
         status = jobs.cancel(key) if valid_key(key) else None
         if status is None or status.state == "missing":
             raise HTTPException(404, f"no analysis {short(key, 40)} is saved or running")

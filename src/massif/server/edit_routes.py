@@ -263,6 +263,9 @@ def add_edit_routes(app: Any, graph_entry: Callable[[str], tuple[Graph, bytes]],
     @app.post("/defenses/{job_id}/cancel", response_model=DefenseStatus)
     def defense_cancel(job_id: int, _body: EmptyBody) -> DefenseStatus:
         job = defense_job(job_id)
+        if job.finished.is_set():  # nothing runs: a plain 409, not a cancel that did nothing
+            raise HTTPException(409, f"defense search {job_id} has ended already "
+                                     f"({defenses.status(job).state}); there is nothing to cancel")
         job.cancel.set()
         return defenses.status(job)
 

@@ -71,6 +71,7 @@ export const datasetImageUrl = (key, index) => `/graphs/${key}/dataset/${index}.
 export const getComparison = served((params) =>
   request(`/compare.json?${new URLSearchParams(params)}`));
 export const startAnalysis = served((params) => request("/analyses", post(params)));
+export const cancelAnalysis = served((key) => request(`/analyses/${key}/cancel`, post()));
 // An analysis's numbers as `massif report --numbers` writes them (with its saved deletion
 // curves, or null); params: {k, pins, deleted}.
 export const getNumbers = served((key, params = {}) =>

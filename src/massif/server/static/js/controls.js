@@ -1,7 +1,10 @@
 // The control panel (paper, Figure 3A): benign and target class (searchable when there are
 // many), attack, targeted, maximum strength. A pair already analysed is shown at once; a new
-// one is computed on the server, with a progress bar fed by polling its status; meanwhile a
-// banner over the graph says which pair is computing and which one is still drawn. A choice
+// one is computed on the server, with a progress bar fed by polling its status, the time spent
+// and an estimate of the time left (both ticking every second), and a cancel button (Escape
+// too: cancelJob); meanwhile a banner over the graph names the whole request computing (pair,
+// targeting, attack, strength) and the pair still drawn. When a job ends the saved analyses'
+// list is read again, so a new analysis is listed at once. A choice
 // that cannot be right (an unknown class, a strength that is not a positive number) is named
 // in a plain message and starts nothing.
 import * as api from "./api.js";
@@ -69,6 +72,8 @@ export function createControls(store, { loadGraph }) {
   const form = $("pair"), benign = $("benign"), target = $("target"), attack = $("attack");
   const targeted = $("targeted"), maxStrength = $("max-strength"), saved = $("saved");
   let polling = null;
+  let running = null;  // the analysis job followed: {key, since, p0, progress, stage, cancelling}
+  let ticker = null;  // rewrites the job's line every second while one runs
 
   function request() {
     return { benign: benign.value, target: target.value, attack: attack.value,
@@ -93,25 +98,97 @@ export function createControls(store, { loadGraph }) {
     $("error").textContent = message ?? "";
   }
 
-  // Which pair the form asks for, by name (for the banner).
-  const pairName = () => `${benign.selectedOptions[0]?.text ?? "?"} → ${target.selectedOptions[0]?.text ?? "?"}`;
+  // The whole request the form asks for, by name (for the banner): pair, targeting, attack and
+  // largest strength.
+  const requestName = () => `${benign.selectedOptions[0]?.text ?? "?"} → ${target.selectedOptions[0]?.text ?? "?"}` +
+    ` · ${targeted.checked ? "targeted" : "untargeted"} ${attack.value.toUpperCase()} up to ε = ${maxStrength.value}`;
+  const STAGES = { means: "class means", profile: "profiling neurons", edges: "influence edges",
+                   visualize: "feature visualizations", examples: "dataset examples" };
+
+  // "1 min 05 s" or "42 s".
+  function duration(seconds) {
+    const s = Math.max(0, Math.round(seconds));
+    return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, "0")} s`;
+  }
+
+  // The job's line: stage, percent, time so far and (once the progress has moved enough to
+  // tell) the time left at the pace seen so far. Rewritten every second, so it always moves.
+  function jobText() {
+    if (!running) return;
+    const seconds = (performance.now() - running.since) / 1000;
+    const p = running.progress, moved = p - running.p0;
+    const left = moved > 0.01 && seconds > 2 ? ` · about ${duration(seconds / moved * (1 - p))} left` : "";
+    const what = running.cancelling ? "cancelling…" : running.state === "queued"
+      ? "waiting for the server's other analyses" : `${STAGES[running.stage] ?? "starting"} ${Math.round(100 * p)}%`;
+    $("job-text").textContent = `${what} · ${duration(seconds)} so far${running.cancelling ? "" : left}`;
+    $("job-text").dataset.seconds = String(Math.floor(seconds));
+  }
 
   function showJob(status) {
-    const running = status && (status.state === "queued" || status.state === "running");
-    $("job").hidden = !running;
+    const on = status && (status.state === "queued" || status.state === "running");
+    $("job").hidden = !on;
     const { graph, key } = store.get();
-    const pending = running && status.key !== key;
+    const pending = on && status.key !== key;
     $("pending").hidden = !pending;
     if (pending) {
-      $("pending").textContent = `Computing ${pairName()} (${Math.round(100 * status.progress)}%)… ` +
+      $("pending").textContent = `Computing ${requestName()} (${Math.round(100 * status.progress)}%)… ` +
         (graph ? `The graph below is still ${graph.benign.name} → ${graph.target.name}.` : "");
     }
     document.documentElement.dataset.job = status ? status.state : "";
-    if (!running) return;
+    if (!on) {
+      const ended = running !== null;
+      running = null;
+      clearInterval(ticker);
+      ticker = null;
+      if (ended) refreshSaved();
+      return;
+    }
+    if (running?.key !== status.key) {
+      running = { key: status.key, since: performance.now(), p0: status.progress, cancelling: false };
+    }
+    if (status.state === "queued") running.p0 = status.progress;  // the pace counts from the start
+    Object.assign(running, { progress: status.progress, stage: status.stage, state: status.state });
     $("progress").value = status.progress;
-    const stage = { means: "class means", profile: "profiling neurons", edges: "influence edges",
-                    visualize: "feature visualizations", examples: "dataset examples" }[status.stage] ?? "queued";
-    $("job-text").textContent = `${stage} ${Math.round(100 * status.progress)}% (computing on the server)`;
+    $("job-cancel").disabled = running.cancelling;
+    jobText();
+    ticker ??= setInterval(jobText, 1000);
+  }
+
+  // Stop the analysis this page follows (the cancel button, Escape); false when none runs.
+  // A cancel the server refuses (the job has just ended: 409) is said under the form.
+  function cancelJob() {
+    if (!running || running.cancelling) return false;
+    const { key } = running;
+    running.cancelling = true;
+    $("job-cancel").disabled = true;
+    jobText();
+    api.cancelAnalysis(key).catch((e) => {
+      if (running?.key === key) running.cancelling = false;
+      showError(`cancel: ${e.message}`);
+    });
+    return true;
+  }
+  $("job-cancel").addEventListener("click", () => cancelJob());
+
+  // The saved analyses' list, read again from the server (a job has ended).
+  async function refreshSaved() {
+    if (api.offline) return;
+    try {
+      const info = await api.getInfo();
+      store.set({ info: { ...store.get().info, analyses: info.analyses } });
+      fillSaved(info.analyses);
+    } catch {
+      // the list stays as it was; the next job's end reads it again
+    }
+  }
+
+  function fillSaved(analyses) {
+    const chosen = saved.value || store.get().key || "";
+    saved.replaceChildren(new Option("—", ""), ...analyses.map((a) =>
+      new Option(`${a.benign} → ${a.target} (${a.targeted ? "" : "untargeted "}${a.attack} ${a.max_strength})` +
+                 (a.same_model ? "" : ` [${a.model}]`), a.key)));
+    saved.value = analyses.some((a) => a.key === chosen) ? chosen : "";
+    saved.dataset.count = String(analyses.length);
   }
 
   async function follow(status) {
@@ -174,9 +251,7 @@ export function createControls(store, { loadGraph }) {
     if (info.report) {  // a standalone report shows its one analysis: the pair is fixed
       for (const el of [benign, target, attack, targeted, maxStrength]) el.disabled = true;
     }
-    saved.replaceChildren(new Option("—", ""), ...info.analyses.map((a) =>
-      new Option(`${a.benign} → ${a.target} (${a.targeted ? "" : "untargeted "}${a.attack} ${a.max_strength})` +
-                 (a.same_model ? "" : ` [${a.model}]`), a.key)));
+    fillSaved(info.analyses);
     saved.addEventListener("change", () => { if (saved.value) loadGraph(saved.value); });
   }
 
@@ -194,5 +269,5 @@ export function createControls(store, { loadGraph }) {
     maxStrength.value = req.max_strength ?? store.get().info.default_max_strength[req.attack];
   }
 
-  return { setup, show, choose, follow, showError, showJob };
+  return { setup, show, choose, follow, showError, showJob, cancelJob };
 }

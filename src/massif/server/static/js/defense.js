@@ -28,7 +28,8 @@ const RESULT_VIEWS = [
 
 // `blocked()`: why this analysis cannot be edited here (null: it can). Answers {reset}.
 export function createDefense(store, { blocked }) {
-  let search = null;  // the running defense search: {id}
+  let search = null;  // the running defense search: {id, since, cancelling}
+  let result = null;  // the latest result shown
 
   $("defense-form").addEventListener("submit", (event) => {
     event.preventDefault();
@@ -46,12 +47,19 @@ export function createDefense(store, { blocked }) {
     for (const id of ["defense-job", "defense-progress", "defense-cancel"]) $(id).hidden = !running;
     $("defense").disabled = running;  // one search at a time from this page
     if (!running) return;
-    // A long search creeps at first: a tenth of a percent shows it is moving.
+    // A long search creeps at first: a tenth of a percent shows it is moving. The time so far
+    // and, once the progress tells, the time left at the pace seen so far.
     const p = 100 * job.progress;
     const pct = `${p > 0 && p < 10 ? p.toFixed(1) : Math.round(p)}%`;
     $("defense-progress").value = job.progress;
     $("defense-progress").textContent = pct;  // what a browser without <progress> shows
-    $("defense-percent").textContent = job.state === "queued" ? "waiting…" : pct;
+    const seconds = search ? (performance.now() - search.since) / 1000 : 0;
+    const left = job.progress > 0.02 && seconds > 2
+      ? `, about ${Math.round(seconds / job.progress * (1 - job.progress))} s left` : "";
+    if (!search?.cancelling) {  // "cancelling…" stays until the search ends
+      $("defense-percent").textContent = job.state === "queued" ? "waiting…"
+        : `${pct} · ${Math.round(seconds)} s so far${left}`;
+    }
     showPicks(job.picks ?? [], false);
   }
 
@@ -100,7 +108,7 @@ export function createDefense(store, { blocked }) {
         api.cancelDefense(job.id).catch(() => {});
         return endSearch("cancelled", "");
       }
-      mine = search = { id: job.id };
+      mine = search = { id: job.id, since: performance.now() };
       showSearch(job);
       while (!FINISHED.has(job.state)) {
         await sleep(POLL_MS);
@@ -134,6 +142,7 @@ export function createDefense(store, { blocked }) {
   // Ask the server to stop; the poll sees the search end (it stops between batches of masks).
   async function cancelSearch() {
     if (!search) return;
+    search.cancelling = true;
     $("defense-cancel").disabled = true;
     $("defense-percent").textContent = "cancelling…";
     try {
@@ -147,6 +156,7 @@ export function createDefense(store, { blocked }) {
   // how long it took, a button that deletes the picks).
   function showResult(d, cancelled = false) {
     showPicks(d.greedy.length ? d.greedy.at(-1).mask : [], true);
+    result = d;
     for (const view of RESULT_VIEWS) view.draw(d, { cancelled });
     const last = d.greedy.at(-1);
     const baselines = d.complete
@@ -164,9 +174,18 @@ export function createDefense(store, { blocked }) {
   }
 
   return {
+    // The latest result shown (DefenseResult), or null: the export menu's numbers.
+    latest: () => result,
+    // Stop the search this page runs (Escape); false when none runs.
+    cancel() {
+      if (!search || search.cancelling) return false;
+      cancelSearch();
+      return true;
+    },
     // Another analysis opened: clear the box, and stop a search for the analysis left behind
     // rather than wait for it.
     reset() {
+      result = null;
       for (const view of RESULT_VIEWS) view.clear();
       $("defense-status").textContent = "";
       $("defense-box").hidden = true;
