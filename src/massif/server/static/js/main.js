@@ -17,6 +17,7 @@ import { createGraphView } from "./graph.js";
 import { createHeader } from "./header.js";
 import { createImages } from "./images.js";
 import { createLegend } from "./legend.js";
+import { createPanels } from "./panels.js";
 import { closeLightbox, setupLightbox } from "./lightbox.js";
 import { createStrength } from "./strength.js";
 import { createStore, normalId } from "./store.js";
@@ -99,6 +100,7 @@ createStrength(store);
 const edit = createEdit(store);
 createExport(store, { deletion: edit.deletions.latest, defense: edit.defense.latest ?? (() => null) });
 createImages(store);
+createPanels(store);  // after createImages: it decides when the card shows
 createHeader(store, graphView);
 setupLightbox();
 // Escape cancels the jobs this page runs (the analysis computing, a defense search), unless
