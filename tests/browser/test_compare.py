@@ -124,3 +124,31 @@ def test_an_unknown_analysis_is_named_in_words(site, browser):
         assert not thrown
     finally:
         context.close()
+
+
+def test_an_unknown_analysis_is_a_404_and_no_choice_is_shown_as_made(site, browser):
+    """``/compare?a=nonexistent`` (issue 25): the page answers 404 and says what is missing in
+    words, and neither picker shows an analysis as chosen."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    thrown: list[str] = []
+    page.on("pageerror", lambda e: thrown.append(str(e)))
+    try:
+        answer = page.goto(f"{site['url']}/compare?a=nonexistent")
+        assert answer.status == 404
+        page.wait_for_selector("body[data-compared=error]", timeout=30_000)
+        message = page.locator("#compare-error").text_content()
+        assert "no analysis 'nonexistent'" in message and in_view(page, "#compare-error")
+        for side in ("a", "b"):
+            picker = page.locator(f"#pick-{side}")
+            assert picker.input_value() == ""
+            assert picker.locator("option:checked").text_content() == "choose an analysis…"
+        # one side known: that side shows it, the unknown one shows no choice
+        answer = page.goto(f"{site['url']}/compare?a={site['default']}&b=nonexistent")
+        assert answer.status == 404
+        page.wait_for_selector("body[data-compared=error]", timeout=30_000)
+        assert page.locator("#pick-a").input_value() == site["default"]
+        assert page.locator("#pick-b").input_value() == ""
+        assert not thrown
+    finally:
+        context.close()

@@ -45,5 +45,13 @@ def add_compare_routes(app: Any, graph_entry: Callable[[str], tuple[Graph, bytes
                        strength(graph_b, kb, "kb"), a, b)
 
     @app.get("/compare", include_in_schema=False)
-    def compare_page() -> Response:
+    def compare_page(a: str | None = None, b: str | None = None) -> Response:
+        # An analysis the URL names that is not there: the page still comes (it says so in
+        # words, from /compare.json), with the status of what is missing (404, or 409 damaged).
+        for key in (a, b):
+            if key:
+                try:
+                    graph_entry(key)
+                except HTTPException as e:
+                    return Response(page, media_type="text/html", status_code=e.status_code)
         return Response(page, media_type="text/html")

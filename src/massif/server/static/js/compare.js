@@ -124,8 +124,12 @@ async function main() {
   const counts = new Map();
   for (const s of info.analyses) counts.set(label(s), (counts.get(label(s)) ?? 0) + 1);
   const name = (s) => (counts.get(label(s)) > 1 ? `${label(s)} · ${s.key}` : label(s));
+  // No choice is shown as made until a comparison is: an unknown key in the URL leaves the
+  // pickers on "choose…" beside the message, never on another analysis.
   for (const side of ["a", "b"]) {
-    $(`pick-${side}`).replaceChildren(...info.analyses.map((s) => new Option(name(s), s.key)));
+    $(`pick-${side}`).replaceChildren(new Option("choose an analysis…", ""),
+      ...info.analyses.map((s) => new Option(name(s), s.key)));
+    $(`pick-${side}`).value = "";
   }
   if (!view.a) view.a = keys[0];
   if (!view.a) { showError("no saved analyses in this workspace yet: analyse a pair on the main page first"); return; }
@@ -137,7 +141,11 @@ async function main() {
     let c;
     try {
       c = await getComparison(Object.fromEntries(Object.entries(view).filter(([, v]) => v != null)));
-    } catch (e) { showError(e.message); return; }
+    } catch (e) {
+      for (const side of ["a", "b"]) $(`pick-${side}`).value = keys.includes(view[side]) ? view[side] : "";
+      showError(e.message);
+      return;
+    }
     if (first && view.a === view.b && view.ka == null && view.kb == null) {
       first = false;  // one analysis alone: compare its largest strength with a middle one
       view.kb = Math.floor((c.b.strengths.length - 1) / 2);
@@ -165,7 +173,10 @@ async function main() {
   }
 
   for (const side of ["a", "b"]) {
-    $(`pick-${side}`).addEventListener("change", (e) => { view[side] = e.target.value; view[`k${side}`] = null; show(); });
+    $(`pick-${side}`).addEventListener("change", (e) => {
+      if (!e.target.value) return;  // "choose an analysis…"
+      view[side] = e.target.value; view[`k${side}`] = null; show();
+    });
     $(`strength-${side}`).addEventListener("change", (e) => { view[`k${side}`] = +e.target.value; show(); });
   }
   await show();
