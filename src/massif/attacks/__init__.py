@@ -12,6 +12,8 @@ a strength means, and a one-line description. Everything that lists or names att
 the CLI's ``--attack`` help, the graph contract's ``attack.name`` (``schemas.AttackInfo``), the
 server's choices (``/index.json``, ``POST /analyses``), the page's select (from ``/index.json``),
 the report and the Editor's labels (``attack_label``). Adding an attack is one entry here.
+``CHECKS`` likewise lists the stronger attacks that check a deletion defense (``massif edit
+--check``, ``massif.edit.checks``).
 
 This module imports no torch (``massif --help`` stays instant): the attack classes load on
 first use.
@@ -28,8 +30,9 @@ from ..errors import MassifError, short
 if TYPE_CHECKING:
     from .gradient import Attack, attack_direction
 
-__all__ = ["ATTACKS", "Attack", "AttackSpec", "attack_direction", "attack_from_record",
-           "attack_label", "attack_names", "default_max_strength", "make_attack", "spec_of"]
+__all__ = ["ATTACKS", "CHECKS", "Attack", "AttackSpec", "CheckSpec", "attack_direction",
+           "attack_from_record", "attack_label", "attack_names", "default_max_strength",
+           "make_attack", "spec_of"]
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,28 @@ ATTACKS: dict[str, AttackSpec] = {spec.label: spec for spec in (
 )}
 # Other spellings ``make_attack`` takes (never listed as choices).
 ALIASES = {"pgd": "pgd-linf", "apgd-t": "apgd-t-linf", "cw": "cw-l2"}
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """A stronger attack that checks a deletion defense (``massif.edit.checks``): run at the
+    analysis's largest strength, in its norm and direction, ``steps`` iterations and
+    ``restarts`` runs; ``family``: ``pgd``, ``apgd-ce`` or ``apgd-t``."""
+
+    name: str
+    description: str
+    family: str
+    steps: int
+    restarts: int
+
+
+CHECKS: dict[str, CheckSpec] = {c.name: c for c in (
+    CheckSpec("pgd-restarts", "PGD, 50 steps from a random start, 5 restarts", "pgd", 50, 5),
+    CheckSpec("apgd-ce", "APGD on the cross-entropy, 100 steps (AutoAttack's APGD-CE)",
+              "apgd-ce", 100, 1),
+    CheckSpec("apgd-t", "APGD on the targeted DLR loss, 100 steps (AutoAttack's APGD-T)",
+              "apgd-t", 100, 1),
+)}
 
 
 def attack_names() -> list[str]:

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from ..attacks import CHECKS
 from ..terminal import TqdmProgress, fail, run_guarded
 from .app import (
     ATTACK_OPTION,
@@ -52,6 +53,13 @@ def edit(
     start: Optional[str] = typer.Option(None, help="With --defense: comma-separated neurons "
                                         "already deleted; every mask the search measures "
                                         "holds them and it adds to them."),
+    check: Optional[str] = typer.Option(None, "--check", help="With --mask: stronger attacks "
+                                        "that know the mask, run at the largest strength "
+                                        "through the model before and after, comma-separated: "
+                                        f"{', '.join(CHECKS)} (docs/edit.md). Their ASR and "
+                                        "robust accuracy, and a warning when the deletion's "
+                                        "gain shrinks to half under one (gradient masking?). "
+                                        "Slow; none by default."),
     export: Optional[Path] = typer.Option(None, help="Write the edited model (state dict + "
                                           "mask list) to this file."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
@@ -80,6 +88,7 @@ def edit(
         from ..analysis import run
         from ..devices import resolve_device
         from ..edit import Editor
+        from ..edit.checks import checkable, parse_checks
         from ..edit.defense import MAX_BUDGET
         from ..edit.masks import parse_mask
         from ..errors import MassifError
@@ -97,6 +106,9 @@ def edit(
             fail("--start is where the defense search starts: give --defense N too")
         if export is not None:
             writable_file(export, "--export")
+        checks = parse_checks(check, "--check")
+        if checks and mask is None:
+            fail("--check measures a mask: give --mask too")
         resolve_device(device)
         req = build_request(
             benign=benign, target=target, model=model, data=data, weights=weights,
@@ -117,6 +129,8 @@ def edit(
             Editor.check_graph(resolved, graph)
         else:
             resolved = req.resolve()
+        if checks:
+            checkable(resolved.attack)
         if mask is not None:  # a bad mask is refused before the editor attacks the class
             parse_mask(ids, resolved.model.layer_channels, list(resolved.model.layers))
         if start is not None:  # and so is a bad start
@@ -131,7 +145,7 @@ def edit(
         editor = Editor(resolved, graph=graph)
         answer: dict[str, object] = {}
         if mask is not None:
-            result = editor.evaluate(ids, mode=mode)
+            result = editor.evaluate(ids, mode=mode, checks=checks)
             answer["edit"] = result.model_dump(mode="json")
             if not as_json:
                 typer.echo(result.table())

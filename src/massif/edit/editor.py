@@ -47,6 +47,7 @@ from ..request import AnalysisRequest, Resolved
 from ..schemas import Graph
 from . import one_image
 from .cache import AUTO
+from .checks import CheckResult, check_attack, parse_checks, run_checks, warnings_of
 from .curves import Curves, deletion_curves
 from .defense import SHORTLIST, DefenseResult, suggest_defense
 from .masks import export_edited
@@ -94,6 +95,8 @@ class EditResult(BaseModel):
     clean_accuracy_all: BeforeAfter[float]
     transfer_asr: BeforeAfter[list[float]]
     adaptive_asr: BeforeAfter[list[float]] | None = None  # None: not asked for (adaptive=False)
+    checks: list[CheckResult] | None = None  # stronger attacks at ε_max (checks.py); None: none
+    warnings: list[str] = []  # one line per check whose gain shrank (gradient masking?)
     seconds: float
 
     def table(self) -> str:
@@ -120,6 +123,18 @@ class EditResult(BaseModel):
                      if self.adaptive_asr else f"{'—':>7} {'—':>7}")
             lines.append(f"{eps:8.3g}   {pct(self.transfer_asr.before[k])} "
                          f"{pct(self.transfer_asr.after[k])}   {fresh}")
+        if self.checks:
+            lines += ["", f"stronger attacks at ε = {self.checks[0].epsilon:g}, through the "
+                      "model before and after",
+                      "(ASR: among the images right when clean; robust accuracy: the class's "
+                      "images still right)",
+                      f"{'':<14}{'ASR':^17}   {'robust accuracy':^17}",
+                      f"{'':<14}{'before':>8}{'after':>9}   {'before':>8}{'after':>9}"]
+            for c in self.checks:
+                lines.append(f"{c.name:<14}{pct(c.asr.before)} {pct(c.asr.after)}   "
+                             f"{pct(c.robust_accuracy.before)} {pct(c.robust_accuracy.after)}"
+                             + ("   ⚠" if c.masking else ""))
+        lines += [f"warning: {w}" for w in self.warnings]
         lines.append(f"({self.seconds:.2f} s)")
         return "\n".join(lines)
 
@@ -254,7 +269,8 @@ class Editor:
             yield net
 
     def evaluate(self, neurons: Sequence[str] | str, mode: Mode = "zero", *,
-                 adaptive: bool = True) -> EditResult:
+                 adaptive: bool = True,
+                 checks: Sequence[str] | str | None = None) -> EditResult:
         """Delete ``neurons`` (ids ``layer:channel``) and measure, before and after.
 
         ``mode="zero"`` sets each masked channel's output to 0; ``"mean"`` to its mean over the
@@ -266,9 +282,18 @@ class Editor:
         reuses the cached prefix. A page can show that first and ask again with
         ``adaptive=True``: the second call then measures only the fresh attack (the last few
         masks' transfer numbers are remembered).
+
+        ``checks``: stronger attacks that know the mask, run at ``ε_max`` before and after
+        (``pgd-restarts``, ``apgd-ce``, ``apgd-t``; ``checks.py``): their ASR and robust
+        accuracy in ``checks``, and in ``warnings`` a line for each under which the deletion's
+        gain shrinks to half or less of its gain under the fresh attack (gradient masking?).
+        Each costs 50 to 500 forward and backward passes over the class, twice; off by default.
         """
         t0 = time.perf_counter()
         ses = self.session
+        names = parse_checks(checks)
+        for name in names:  # a check this analysis cannot run is refused before any work
+            check_attack(ses, name)
         m = self.parse(neurons, mode)
         after = self._memo.get(m.key)
         if after is None:
@@ -282,6 +307,11 @@ class Editor:
             fresh = ses.measure(m, transfer=False, n_sample=0, correct=torch.cat(after.correct))
         before = ses.before
         zero = [0.0]
+        checked = None
+        if names:
+            top = (before.rates(before.transfer)[-1], fresh.rates(fresh.adaptive)[-1]) \
+                if fresh and len(self.strengths) > 1 else None
+            checked = run_checks(ses, m, names, top)
         return EditResult(
             mask=m.ids, mode=mode, benign=self.class_names[self.benign],
             target=self.class_names[self.target], attack=attack_label(self.attack),
@@ -298,6 +328,8 @@ class Editor:
             adaptive_asr=BeforeAfter[list[float]](
                 before=zero + before.rates(before.transfer),
                 after=zero + fresh.rates(fresh.adaptive)) if fresh else None,
+            checks=checked,
+            warnings=warnings_of(checked or [], f"the fresh {attack_label(self.attack)}"),
             seconds=time.perf_counter() - t0,
         )
 

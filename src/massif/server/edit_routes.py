@@ -4,11 +4,14 @@ Every route here computes, so every one is a ``POST`` with a JSON body (a cross-
 link cannot set one off; see ``app.py``):
 
 * ``POST /graphs/{key}/edit`` ``{"mask": ["mixed4a:12"], "mode": "zero", "adaptive": true,
-  "preview": false}`` → ``edit.EditResult``: clean accuracy and ASR per strength before and
-  after, for the stored adversarial images (transfer) and a fresh attack through the edited
-  model (adaptive); ``adaptive: false`` skips the fresh attack (the slow part); ``preview: true``
-  answers on the first 250 images of the class and of the sample, without it (within a second).
-  The page asks for the preview, then without the fresh attack, then with it;
+  "preview": false, "checks": []}`` → ``edit.EditResult``: clean accuracy and ASR per strength
+  before and after, for the stored adversarial images (transfer) and a fresh attack through the
+  edited model (adaptive); ``adaptive: false`` skips the fresh attack (the slow part);
+  ``preview: true`` answers on the first 250 images of the class and of the sample, without it
+  (within a second); ``checks`` (``pgd-restarts``, ``apgd-ce``, ``apgd-t``: ``edit.checks``)
+  adds stronger attacks that know the mask, with their ASR, robust accuracy and ``warnings``
+  (an unknown name is a 422; not with ``preview``). The page asks for the preview, then without
+  the fresh attack, then with it;
 * ``POST /graphs/{key}/editor`` ``{}`` → ``EditorInfo``: build the editors now (the page asks
   as soon as it opens an analysis);
 * ``POST /graphs/{key}/defense`` ``{"budget": 5, "mode": "zero", "start": ["mixed4a:12"]}`` →
@@ -87,6 +90,9 @@ class EditBody(BaseModel):
     preview: StrictBool = Field(False, description=f"true: only the first {PREVIEW_IMAGES} "
                                 "images of the class and of the sample, without the fresh "
                                 "attack")
+    checks: list[StrictStr] = Field(
+        [], description="stronger attacks that know the mask, at ε_max (edit.checks): "
+        "pgd-restarts, apgd-ce, apgd-t; slow")
 
     def ids(self) -> list[str]:
         """The neuron ids as given (an empty one is refused by ``masks.parse_mask``)."""
@@ -188,9 +194,14 @@ def add_edit_routes(app: Any, graph_entry: Callable[[str], tuple[Graph, bytes]],
 
     @app.post("/graphs/{key}/edit", response_model=EditResult)
     def edit(key: str, body: EditBody) -> EditResult:
+        from ..edit.checks import parse_checks
+
         ids = body.ids()
+        checks = parse_checks(body.checks)
+        if checks and body.preview:
+            raise MassifError("checks run on every image: ask without preview")
         return use(key, body.preview, lambda ed: ed.evaluate(
-            ids, mode=body.mode, adaptive=body.adaptive and not body.preview))
+            ids, mode=body.mode, adaptive=body.adaptive and not body.preview, checks=checks))
 
     @app.post("/graphs/{key}/editor", response_model=EditorInfo)
     def warm_up(key: str, _body: EmptyBody) -> EditorInfo:
