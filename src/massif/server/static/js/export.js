@@ -170,7 +170,7 @@ function legendItems(state) {
     }, width: 50, text: "more vulnerable: nearer the middle, more purple" },
     { swatch: box("#fff4d6", null, { stroke: "#a66b00" }),
       text: `◆ divergence layer at ε = ${eps}; bar: % of attacked images crossed` },
-    { swatch: box("#ccc", null, { opacity: 0.3 }), text: `faded: not flipped by ε = ${eps}` },
+    { swatch: box("#ccc", null, { opacity: 0.3 }), text: `faded: not flipped by ε = ${eps}, with its edges` },
   ];
   if (graph.nodes.some((n) => !state.pictures?.pictures[n.id])) {
     items.push({ swatch: box("#fff", null, { stroke: "#999", "stroke-dasharray": "3 2", "stroke-width": 2 }),

@@ -191,12 +191,18 @@ export function createGraphView(svgElement, store) {
     drawn.nodeSel
       .classed("flipped", (p) => flipped(p.node, eps))
       .classed("unflipped", (p) => p.node.group !== "shared" && !flipped(p.node, eps));
-    const divergence = divergenceAt(graph, k);
+    // Edges fade with their nodes: an edge from or to a neuron not flipped at ε (the legend
+    // says so; edges are measured at ε_max only).
+    const faded = new Set(graph.nodes.filter((n) => n.group !== "shared" && !flipped(n, eps)).map((n) => n.id));
+    drawn.edgeSel.classed("faded", (e) => faded.has(e.source) || faded.has(e.target));
+    const fractions = graph.metrics.divergence?.crossed[k] ?? [];
+    // No divergence mark where every layer reads "0% crossed".
+    const crossedAny = fractions.some((f) => Math.round(100 * f) > 0);
+    const divergence = crossedAny ? divergenceAt(graph, k) : null;
     const row = drawn.layout.rows.find((r) => r.layer === divergence);
     drawn.rows.selectAll("rect.row-band").classed("divergence", (r) => r.layer === divergence);
     drawn.heads.select("text.row-label").classed("divergence", (r) => r.layer === divergence);
     drawn.heads.select("text.divergence-tag").text((r) => (r.layer === divergence && row ? "◆ divergence" : ""));
-    const fractions = graph.metrics.divergence?.crossed[k] ?? [];
     drawn.crossed.select("rect.crossed-bar").attr("width", (r) => drawn.barWidth * (fractions[r.index] ?? 0));
     drawn.crossed.select("text.crossed-text").text((r) => `${Math.round(100 * (fractions[r.index] ?? 0))}% crossed`);
     svgElement.dataset.divergence = divergence ?? "";

@@ -64,7 +64,7 @@ export function createLegend(element, store) {
       <span class="item groups-meaning" tabindex="0" title="${GROUPS_MEANING}">what do the groups mean?</span>
       <span class="item"><span class="ramp" style="background:${ramp(COLORS.suppressed)}"></span><span class="ramp" style="background:${ramp(COLORS.emphasized)}"></span>more vulnerable: nearer the middle, more purple</span>
       <span class="item" title="${DIVERGENCE_MEANING}"><span class="swatch" style="background:#fff4d6;border:1px solid #e0c070"></span>◆ divergence layer, <span class="swatch crossed-swatch"></span>% crossed</span>
-      <span class="item"><span class="swatch" style="background:#ccc;opacity:.3"></span>not flipped at this strength</span>
+      <span class="item"><span class="swatch" style="background:#ccc;opacity:.3"></span>not flipped at this strength, with its edges</span>
       <span class="item"><span class="swatch" style="border:2px dashed #999"></span>no feature visualization yet</span>
       ${edges(state)}${pathwayNote(state)}`;
   }
