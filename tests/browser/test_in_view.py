@@ -36,7 +36,8 @@ def test_results_and_the_hovered_card_are_in_view_in_both_tabs(site, browser, wi
             document.querySelector('#defense-status').style.height = '700px'; }""")
         page.locator(f'#graph-svg .node[data-id="{hovered}"]').hover()
         page.wait_for_function(f"document.querySelector('#node-id')?.textContent === '{hovered}'")
-        for selector in ("#node-id", "#node-vulnerability", "#edit-box h2", "#edit-result", "#panel-tabs"):
+        for selector in ("#node-id", "#node-vulnerability", "#edit-box h2", "#edit-result",
+                         "#panel-tabs"):
             assert in_view(page, selector), selector
         results = page.locator("#results").bounding_box()
         assert results["height"] <= 0.5 * (height - 34) + 2  # at most half the panel
