@@ -48,3 +48,18 @@ def test_no_divergence_mark_where_nothing_reads_as_crossed(site, page):
     assert page.locator("#graph-svg .row-band.divergence").count() == 0
     open_page(page, site["url"] + "/graphs/hardly-crossed?k=3")  # crossed at last: marked
     assert "◆ divergence" in "".join(page.locator("#graph-svg .divergence-tag").all_text_contents())
+
+
+def test_highlighted_edges_stay_right_of_the_layer_names_when_zoomed(site, page):
+    key = site["default"]
+    graph = graph_of(site, key)
+    node = graph.nodes[len(graph.nodes) // 2].id
+    open_page(page, site["url"] + f"/graphs/{key}/nodes/{node}?trace=ancestors")
+    box = page.locator("#graph-svg").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    for _ in range(6):
+        page.mouse.wheel(0, -400)  # zoom in: the traced edges reach past the names' column
+    page.wait_for_function("+document.querySelector('#graph-svg').dataset.zoom > 2")
+    label = page.evaluate("document.querySelector('#graph-svg .label-column').getBBox().width")
+    clip = page.evaluate("getComputedStyle(document.querySelector('#graph-top')).clipPath")
+    assert clip == f"inset(0px 0px 0px {label:g}px)"

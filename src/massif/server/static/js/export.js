@@ -259,6 +259,11 @@ export async function figureSvg(state) {
       const over = top.cloneNode(true);
       over.removeAttribute("style");
       over.removeAttribute("aria-hidden");
+      // right of the layer names, as on the page
+      const clip = el("clipPath", { id: "massif-graph-clip" });
+      clip.append(el("rect", { x: left, width: width - left, height }));
+      body.append(clip);
+      over.setAttribute("clip-path", "url(#massif-graph-clip)");
       for (const image of over.querySelectorAll("image")) {
         image.setAttribute("href", await dataUri(image.getAttribute("href")));
       }

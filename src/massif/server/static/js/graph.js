@@ -158,6 +158,8 @@ export function createGraphView(svgElement, store) {
     highlighted = [];
     applyEdgeMode(); applyStrength(); applyMasked(); applyGreedy(); applyPathway(); applyImage(); applyPins();
     veil.style.left = `${L.labelWidth}px`;
+    // The highlighted copies stay right of the layer names, zoomed or not.
+    top.style.clipPath = `inset(0 0 0 ${L.labelWidth}px)`;
     svgElement.dataset.drawn = `${graph.nodes.length}`;
     svgElement.dataset.draws = String(+(svgElement.dataset.draws ?? 0) + 1);  // for the tests
   }
