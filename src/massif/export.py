@@ -1,4 +1,4 @@
-"""The numbers of an analysis as it is viewed, as JSON and CSV tables (docs/web.md, *Export*).
+"""The numbers of an analysis as it is viewed, as JSON and CSV tables (docs/web.md, *export ▾*).
 
 The page's *export* menu writes the same format from what it shows (``export.js``); from
 Python, ``numbers(graph, k=..., pins=..., masked=...)`` builds it and ``Numbers.write(folder)``

@@ -1,4 +1,4 @@
-"""An analysis's numbers over HTTP (the page's *export* menu; docs/web.md, *Export*).
+"""An analysis's numbers over HTTP (the page's *export ▾* menu, docs/web.md).
 
 * ``GET /graphs/{key}/numbers.json?k=&pins=&deleted=`` → ``export.Numbers``: what ``massif
   report --numbers`` writes, at strength index ``k`` (default the largest) with those neurons
