@@ -22,7 +22,8 @@ export function createHeader(store, graphView) {
     let many = pins.length > INLINE;
     if (!many) {  // inline, unless the chips do not fit beside the title
       if (list.hasAttribute("popover")) { if (list.matches(":popover-open")) list.hidePopover(); list.removeAttribute("popover"); }
-      many = list.scrollWidth > list.clientWidth + 1;
+      const title = $("title");  // the chips give way to the whole title
+      many = list.scrollWidth > list.clientWidth + 1 || title.scrollWidth > title.clientWidth + 1;
     }
     if (many && !list.hasAttribute("popover")) list.setAttribute("popover", "");
     toggle.hidden = !many;

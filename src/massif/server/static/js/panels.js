@@ -28,6 +28,20 @@ export function createPanels(store) {
     });
   }
 
+  // What was just used comes into view inside the results box: a new deletion's numbers, the
+  // defense's part when a search starts (the box may have been scrolled to another part).
+  function reveal(box) {
+    if (box.hidden) return;
+    const top = box.offsetTop - results.offsetTop;
+    if (top < results.scrollTop || top + Math.min(box.offsetHeight, results.clientHeight) >
+        results.scrollTop + results.clientHeight) results.scrollTop = top;
+  }
+  const html = document.documentElement;
+  new MutationObserver(() => {
+    if (html.dataset.defense === "busy") reveal($("defense-box"));
+    if (html.dataset.edit === "busy") reveal($("edit-box"));
+  }).observe(html, { attributes: true, attributeFilter: ["data-defense", "data-edit"] });
+
   // The card over the images tab while a node is hovered there.
   function overlay(state) {
     const on = state.panel === "images" && state.hover != null && !!state.graph;
