@@ -27,7 +27,11 @@ def site(tmp_path_factory):
     warned.warnings = ["the model classifies only 3% of the benign images correctly",
                        "only 3 images are classified correctly"]
     ws.save(warned, "synthetic-warned")
-    app = create_app(ws.root, "bundled", device="cpu", max_images=64, batch_size=64)
+    # 32 optimisation steps per feature visualization, not 256: the tests check that pictures
+    # arrive and replace placeholders, not how they look, and the default's minutes of ascent
+    # were most of this set-up (on a busy machine, past its bound)
+    app = create_app(ws.root, "bundled", device="cpu", max_images=64, batch_size=64,
+                     picture_steps=32)
     jobs = app.state.jobs
     status = jobs.submit(app.state.engine.default_choice())
     # A bound for a hang, not a speed check: on a loaded machine this takes minutes (the tests'

@@ -53,6 +53,10 @@ def test_the_curves_job_answers_what_the_editor_answers_and_saves_them(served):
     assert Curves.model_validate(saved.json()) == got
     folder = ws.graph_path(key).parent
     assert {"curves.json", "curves.svg", "curves.png"} <= {p.name for p in folder.iterdir()}
+    # {} finds them: a job done at once, no computation
+    found = client.post(f"/graphs/{key}/curves", json={})
+    assert found.status_code == 202 and found.json()["state"] == "done", found.text
+    assert Curves.model_validate(found.json()["result"]) == got
     # a finished job cannot be cancelled
     ended = client.post(f"/curves/{job['id']}/cancel", json={})
     assert ended.status_code == 409 and "ended already" in ended.json()["detail"]

@@ -2,10 +2,12 @@
 
 * ``GET /graphs/{key}/curves.json`` → ``edit.Curves``: the curves saved beside the analysis
   (by ``massif evaluate`` or an earlier job), 404 while there are none;
-* ``POST /graphs/{key}/curves`` ``CurvesBody`` (``{}``: every ranking at the default sizes) →
-  ``CurvesStatus`` (202): computed as a job on a fork of the analysis's editor, and saved
-  beside the analysis (``curves.json``, ``.svg``, ``.png``) when done; ``GET
-  /curves/{id}.json`` its progress and result; ``POST /curves/{id}/cancel`` ``{}`` stops it.
+* ``POST /graphs/{key}/curves`` ``CurvesBody`` → ``CurvesStatus`` (202): computed as a job on a
+  fork of the analysis's editor, and saved beside the analysis (``curves.json``, ``.svg``,
+  ``.png``) when done; ``{}`` finds the saved curves when there are some (a job done at once)
+  and computes every ranking at the default sizes otherwise, so the page asks only this; ``GET
+  /curves/{id}.json`` the job's progress and result; ``POST /curves/{id}/cancel`` ``{}`` stops
+  it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from .site import Site
 def add_curves_routes(app: Any, site: Site, use: Callable[..., Any], jobs: EditJobs) -> None:
     """``use(key, preview, fn)``: run ``fn`` with the analysis's editor (``edit_routes``)."""
     from fastapi import HTTPException
-    from fastapi.responses import Response
 
     def saved_path(key: str) -> Any:
         site.graph_entry(key)  # 404 or 409 first
@@ -34,22 +35,32 @@ def add_curves_routes(app: Any, site: Site, use: Callable[..., Any], jobs: EditJ
         return CurvesStatus(id=job.id, key=job.key, state=state, progress=progress,
                             error=error, result=result)
 
-    @app.get("/graphs/{key}/curves.json", response_model=Curves)
-    def saved_curves(key: str) -> Response:
+    def saved(key: str) -> Curves | None:
+        """The curves saved beside analysis ``key``; ``None`` when there are none; 409 when
+        they cannot be read."""
         path = saved_path(key)
         if not path.is_file():
+            return None
+        try:
+            return Curves.model_validate_json(path.read_bytes())
+        except (OSError, ValueError):
+            raise HTTPException(409, f"the deletion curves of analysis {key} cannot be read; "
+                                     "compute them again (massif evaluate, or POST "
+                                     f"/graphs/{key}/curves with options)") from None
+
+    @app.get("/graphs/{key}/curves.json", response_model=Curves)
+    def saved_curves(key: str) -> Curves:
+        curves = saved(key)
+        if curves is None:
             raise HTTPException(404, f"no deletion curves for analysis {key} yet (POST "
                                      f"/graphs/{key}/curves, or massif evaluate)")
-        try:
-            Curves.model_validate_json(path.read_bytes())
-        except ValueError:
-            raise HTTPException(409, f"the deletion curves of analysis {key} cannot be read; "
-                                     "compute them again") from None
-        return Response(path.read_bytes(), media_type="application/json")
+        return curves
 
     @app.post("/graphs/{key}/curves", response_model=CurvesStatus, status_code=202)
     def start_curves(key: str, body: CurvesBody) -> CurvesStatus:
         graph, _ = site.graph_entry(key)
+        if not body.model_fields_set and (found := saved(key)) is not None:
+            return status(jobs.found(key, "curves", found))
         folder = site.ws.graph_path(key).parent
 
         def fork(editor: Any) -> Any:  # bad rankings or sizes: 422, before the job

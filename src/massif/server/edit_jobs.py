@@ -126,6 +126,16 @@ class EditJobs:
         threading.Thread(target=run, name=f"massif-{kind}-{job.id}", daemon=True).start()
         return job
 
+    def found(self, key: str, kind: str, result: Any) -> EditJob:
+        """A job that ended before it began: ``result`` was found saved."""
+        with self._lock:
+            job = EditJob(id=self._next_id, key=key, kind=kind, result=result, state="done",
+                          progress=1.0)
+            self._next_id += 1
+            self.jobs[job.id] = job
+        job.finished.set()
+        return job
+
     def get(self, job_id: int, kind: str) -> EditJob | None:
         with self._lock:
             job = self.jobs.get(job_id)
@@ -138,7 +148,8 @@ class EditJobs:
 
 
 class CurvesBody(Strict):
-    """Which deletion curves to compute (``massif evaluate``'s options; defaults the same)."""
+    """Which deletion curves to compute (``massif evaluate``'s options; defaults the same).
+    ``{}``: the analysis's saved curves when there are some, whatever made them."""
 
     ks: list[StrictInt] | None = Field(None, max_length=16, description="sizes k (default 1, "
                                        "2, 4, …, 32, capped at what each ranking holds)")

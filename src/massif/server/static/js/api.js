@@ -55,6 +55,10 @@ export const startDefense = served((key, budget, mode, start = []) =>
   request(`/graphs/${key}/defense`, post({ budget, mode, ...(start.length ? { start } : {}) })));
 export const getDefense = served((id) => request(`/defenses/${id}.json`));
 export const cancelDefense = served((id) => request(`/defenses/${id}/cancel`, post()));
+// Deletion curves: a job that computes them, or one done at once with the saved ones.
+export const startCurves = served((key) => request(`/graphs/${key}/curves`, post()));
+export const getCurvesJob = served((id) => request(`/curves/${id}.json`));
+export const cancelCurves = served((id) => request(`/curves/${id}/cancel`, post()));
 // The edited model as a Blob (the file's bytes, not JSON).
 export async function getEditedModel(key, body) {
   if (offline) throw new Error(NEEDS_SERVER);

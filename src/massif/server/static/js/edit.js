@@ -5,6 +5,7 @@
 //   deletions.js     the deleted neurons' list, restore, mode, export, and the requests that
 //                    measure a mask; edit_result.js draws their numbers in the results box
 //   defense.js       "Suggest a defense": the search job and its views (defense_chart.js)
+//   curves.js        "Deletion curves": the saved ones, or a job that computes them
 //   results.js       the results box at the top of the right-hand panel, in view whatever the
 //                    window
 // This module says whether the analysis can be edited here: one the server cannot edit (made
@@ -12,6 +13,7 @@
 // beside them; any other refusal or failure of an edit or defense request is written in red in
 // the results box, which then shows.
 import * as api from "./api.js";
+import { createCurves } from "./curves.js";
 import { createDefense } from "./defense.js";
 import { createDeletions } from "./deletions.js";
 import { showBoxes } from "./results.js";
@@ -35,6 +37,7 @@ export function createEdit(store) {
   function block(reason) {
     blocked = reason;
     for (const id of ["edit-mode", "defense", "budget", "mask-export"]) $(id).disabled = !!reason;
+    curves?.enable();
     if (reason && toggle.checked) { toggle.checked = false; store.set({ editMode: false }); }
     note(reason ?? "", !!reason);
   }
@@ -91,16 +94,18 @@ export function createEdit(store) {
 
   const deletions = createDeletions(store, { blocked: () => blocked, problem: editProblem });
   const defense = createDefense(store, { blocked: () => blocked });
+  const curves = createCurves(store, { blocked: () => blocked });
 
   store.subscribe((state, prev) => {
     if (state.key !== prev.key) {
       deletions.reset();
       defense.reset();
+      curves.reset();
       warm(state);
     }
     if (state.masked !== prev.masked || state.maskMode !== prev.maskMode ||
         (state.key !== prev.key && state.key)) deletions.update();
     else if (state.strengthIndex !== prev.strengthIndex) deletions.redraw();
   });
-  return { deletions, defense };
+  return { deletions, defense, curves };
 }

@@ -4,7 +4,7 @@
 const $ = (id) => document.getElementById(id);
 
 export function showBoxes() {
-  $("results").hidden = $("edit-box").hidden && $("defense-box").hidden;
+  $("results").hidden = $("edit-box").hidden && $("defense-box").hidden && $("curves-box").hidden;
 }
 
 // The width the box's charts are drawn at.
