@@ -23,8 +23,7 @@ from fastapi.testclient import TestClient
 from massif.attacks import attack_names
 from massif.schemas import Graph
 from massif.server import bind, create_app
-from massif.server.answers import NodeDetail, Pictures
-from massif.server.jobs import AnalysisStatus
+from massif.server.answers import AnalysisStatus, NodeDetail, Pictures
 from massif.server.listen import Hosts
 from massif.store import Workspace
 from massif.threads import in_own_thread
@@ -456,7 +455,7 @@ def test_a_forged_host_is_refused_over_a_socket(ws):
 
 def test_edit_preview_is_the_first_images_of_the_same_analysis(tmp_path):
     from massif.edit import Editor, EditResult
-    from massif.server.edit_routes import PREVIEW_IMAGES
+    from massif.server.answers import PREVIEW_IMAGES
 
     app = create_app(tmp_path, "bundled", device="cpu", max_images=PREVIEW_IMAGES + 50,
                      pictures=False)

@@ -28,7 +28,7 @@ from massif.cli import app
 from massif.errors import MassifError
 from massif.schemas import AttackInfo
 from massif.server import create_app
-from massif.server.jobs import PairChoice
+from massif.server.answers import PairChoice
 from tests.helpers.tiny import planted_data, planted_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,7 +96,7 @@ from fastapi.testclient import TestClient
 from massif.cli import app
 from massif.schemas import AttackInfo
 from massif.server import create_app
-from massif.server.jobs import PairChoice
+from massif.server.answers import PairChoice
 from tests.helpers.tiny import planted_data, planted_model
 cmd = typer.main.get_command(app).commands["analyze"]
 (param,) = [p for p in cmd.params if "--attack" in p.opts]

@@ -16,9 +16,8 @@ from pydantic import ValidationError
 from ..errors import MassifError, short
 from ..schemas import first_error
 from ..store import valid_key
-from .answers import ClassInfo, Info
-from .edit_routes import EmptyBody
-from .jobs import ATTACKS, AnalysisStatus, AttackName, JobManager, PairChoice
+from .answers import AnalysisStatus, AttackName, ClassInfo, EmptyBody, Info, PairChoice
+from .jobs import ATTACKS, JobManager
 from .site import Site
 
 

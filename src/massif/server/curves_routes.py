@@ -17,8 +17,8 @@ from typing import Any
 
 from ..edit.curves import Curves, check_curves
 from ..errors import MassifError, short
-from .edit_jobs import CurvesBody, CurvesStatus, EditJob, EditJobs, Hooks
-from .edit_routes import EmptyBody
+from .answers import CurvesBody, CurvesStatus, EmptyBody
+from .edit_jobs import EditJob, EditJobs, Hooks
 from .site import Site
 
 

@@ -7,27 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import Field
-
-from ..schemas import Strict
-from .edit_jobs import EditJob, EditJobs, Hooks, State
-
-
-class DefenseStatus(Strict):
-    """A defense search: ``queued``, ``running`` (progress in [0, 1]), ``done`` (with its
-    ``result``), ``error`` or ``cancelled``. ``result`` comes before the end: the suggestion
-    with ``complete`` false while its baselines are measured (and kept if cancelled then)."""
-
-    id: int
-    key: str
-    budget: int
-    mode: str
-    state: State
-    progress: float = 0.0
-    error: str | None = None
-    picks: list[str] = Field(default_factory=list)  # the greedy picks so far, in order
-    start: list[str] = Field(default_factory=list)  # the neurons it started from, deleted
-    result: Any = None  # edit.DefenseResult: the suggestion first (complete false), then all
+from .answers import DefenseStatus
+from .edit_jobs import EditJob, EditJobs, Hooks
 
 
 class DefenseJobs:

@@ -10,18 +10,15 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-from pydantic import Field, StrictInt, StrictStr
+from typing import Any
 
 from ..errors import SERVER_MEMORY_ADVICE, MassifError, out_of_memory
 from ..memory import release_cached
-from ..schemas import Strict
+from .answers import State
 from .jobs import JobState
 
 log = logging.getLogger("massif.server")
 
-State = Literal["queued", "running", "done", "error", "cancelled"]
 
 
 @dataclass(kw_only=True)
@@ -145,27 +142,3 @@ class EditJobs:
         """The job's state, progress, error, result and details, read together."""
         with self._lock:
             return job.state, job.progress, job.error, job.result, dict(job.details)
-
-
-class CurvesBody(Strict):
-    """Which deletion curves to compute (``massif evaluate``'s options; defaults the same).
-    ``{}``: the analysis's saved curves when there are some, whatever made them."""
-
-    ks: list[StrictInt] | None = Field(None, max_length=16, description="sizes k (default 1, "
-                                       "2, 4, …, 32, capped at what each ranking holds)")
-    rankings: list[StrictStr] | None = Field(None, max_length=8, description="ranking names "
-                                             "(default all)")
-    draws: StrictInt = Field(10, ge=10, le=100, description="random draws")
-
-
-class CurvesStatus(Strict):
-    """Deletion curves being computed: ``queued``, ``running`` (progress in [0, 1]), ``done``
-    (with ``result``, ``edit.Curves``, also saved beside the analysis), ``error`` or
-    ``cancelled``."""
-
-    id: int
-    key: str
-    state: State
-    progress: float = 0.0
-    error: str | None = None
-    result: Any = None

@@ -46,85 +46,23 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
-
-from ..edit.masks import MAX_MASK
 from ..errors import MassifError, short
 from ..schemas import Graph
 from ..threads import in_own_thread
+from .answers import (
+    PREVIEW_IMAGES,
+    DefenseBody,
+    DefenseStatus,
+    EditBody,
+    EditorInfo,
+    EmptyBody,
+    ExportBody,
+    GalleryBody,
+)
 
 KEEP = 4  # editors kept in memory (a full one and a preview one per analysis)
-PREVIEW_IMAGES = 250  # images (of the class, and of the all-class sample) behind a preview
-Mode = Literal["zero", "mean"]
-
-
-class EditorInfo(BaseModel):
-    """``POST /graphs/{key}/editor``: the editors are ready."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    n_images: int
-    preview_images: int
-    seconds: float
-
-
-class EmptyBody(BaseModel):
-    """The body of a ``POST`` that needs nothing: ``{}`` (a field, a list or a string is
-    refused)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class EditBody(BaseModel):
-    """What to delete and how to measure it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    mask: list[StrictStr] | StrictStr = Field(
-        description="neuron ids layer:channel, as a list or one comma-separated string")
-    mode: Mode = "zero"
-    adaptive: StrictBool = Field(True, description="false: skip the fresh attack "
-                                 "(adaptive_asr null), answered several times faster")
-    preview: StrictBool = Field(False, description=f"true: only the first {PREVIEW_IMAGES} "
-                                "images of the class and of the sample, without the fresh "
-                                "attack")
-    checks: list[StrictStr] = Field(
-        [], description="stronger attacks that know the mask, at ε_max (edit.checks): "
-        "pgd-restarts, apgd-ce, apgd-t; slow")
-
-    def ids(self) -> list[str]:
-        """The neuron ids as given (an empty one is refused by ``masks.parse_mask``)."""
-        parts = self.mask.split(",") if isinstance(self.mask, str) else self.mask
-        if len(parts) > MAX_MASK:
-            raise MassifError(f"a mask of {len(parts)} neurons is too long (at most {MAX_MASK})")
-        return [s.strip() for s in parts]
-
-
-class DefenseBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    budget: StrictInt = Field(5, ge=1, le=64, description="neurons the greedy search may delete")
-    mode: Mode = "zero"
-    start: list[StrictStr] = Field(
-        default_factory=list, max_length=MAX_MASK, description="neurons already deleted (the "
-        "page's deletions): every mask the search measures holds them, and it adds to them")
-
-
-class ExportBody(BaseModel):
-    """The edited model to download: the same mask and mode as an edit."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    mask: list[StrictStr] | StrictStr
-    mode: Mode = "zero"
-
-
-class GalleryBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    k: StrictInt | None = Field(None, description="strength index (default the largest)")
 
 
 class _Slot:
@@ -144,7 +82,6 @@ def add_edit_routes(app: Any, graph_entry: Callable[[str], tuple[Graph, bytes]],
 
     from ..edit import DefenseResult, Editor, EditResult
     from ..edit.one_image import Gallery, ImageDetail
-    from .defense_jobs import DefenseStatus
 
     slots: OrderedDict[str, _Slot] = OrderedDict()
     slots_lock = threading.Lock()  # guards ``slots`` only, never held while computing

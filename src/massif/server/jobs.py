@@ -30,33 +30,21 @@ import logging
 import queue
 import threading
 import time
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
-
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictFloat,
-    StrictInt,
-    StrictStr,
-)
+from typing import Any
 
 from ..attacks import ATTACKS as REGISTRY
 from ..classes import class_space
 from ..errors import SERVER_MEMORY_ADVICE, MassifError, out_of_memory
 from ..memory import release_cached
-from ..request import MAX_STRENGTH, MIN_STRENGTH, AnalysisRequest, Resolved
+from ..request import AnalysisRequest, Resolved
 from ..store import Workspace
+from .answers import AnalysisStatus, PairChoice
 
 log = logging.getLogger("massif.server")
 
 # The page's attack choices and their default largest strengths: the registry's.
-AttackName = Literal[tuple(REGISTRY)]  # type: ignore[valid-type]
 ATTACKS: dict[str, float] = {label: spec.default_max_strength for label, spec in REGISTRY.items()}
 # Share of the whole run each progress stage stands for (means: one forward pass of two classes;
 # profile: all strengths; edges: one).
@@ -64,54 +52,8 @@ STAGE_SPAN = {"means": (0.0, 0.04), "profile": (0.04, 0.6), "edges": (0.6, 0.8),
               "visualize": (0.8, 0.95), "examples": (0.95, 1.0)}
 
 
-def _no_control_characters(value: int | str) -> int | str:
-    """A class name holds no control, invisible or lone surrogate character (a NUL byte, a tab,
-    a right-to-left override): loose matching would otherwise read ``"Sneaker\\0"`` as Sneaker."""
-    if isinstance(value, str):
-        for ch in value:
-            if unicodedata.category(ch) in ("Cc", "Cf", "Cs"):
-                raise ValueError(f"a class name holds no control or invisible characters (it "
-                                 f"has U+{ord(ch):04X})")
-    return value
-
-
-ClassRef = Annotated[StrictInt | StrictStr, AfterValidator(_no_control_characters)]
-
-
 class Cancelled(Exception):
     """Raised from a progress callback when its job was asked to stop."""
-
-
-class PairChoice(BaseModel):
-    """What the control panel asks for: classes by model output index or name, the attack, and
-    its maximum strength (default: the attack's, ``massif.attacks.ATTACKS``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    benign: ClassRef = Field(description="class name (at most 200 characters) or index")
-    target: ClassRef
-    attack: AttackName = "fgm"
-    targeted: StrictBool = True
-    max_strength: StrictFloat | None = Field(None, ge=MIN_STRENGTH, le=MAX_STRENGTH,
-                                             allow_inf_nan=False)
-
-
-class AnalysisStatus(BaseModel):
-    """Where an analysis stands: ``done`` (its graph is in the workspace), ``queued``,
-    ``running`` (with progress in [0, 1]), ``error`` (with the one-line reason), ``cancelled``,
-    ``damaged`` (its saved graph cannot be read; ``error`` says why and how to redo it) or
-    ``missing``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    key: str
-    state: Literal["done", "queued", "running", "error", "cancelled", "damaged", "missing"]
-    progress: float = 0.0
-    stage: str | None = None
-    error: str | None = None
-    graph: str | None = Field(None, description="URL of the graph JSON once done")
-    page: str | None = Field(None, description="URL of the page once done")
-    job: int | None = Field(None, description="id of the computation (shared by requests)")
 
 
 @dataclass

@@ -12,6 +12,7 @@
 // deletion's, the defense's and the deletion curves' numbers where they exist; each table also
 // as a CSV file.
 import * as api from "./api.js";
+import { attackChoice } from "./controls.js";
 import { download } from "./download.js";
 import { COLORS, EDGE_COLORS, BLEND, divergenceAt, flipped, formatNumber, formatPercent } from "./store.js";
 
@@ -62,7 +63,7 @@ export function viewNumbers(state, { deletion = null, defense = null, curves = n
   return {
     format: "massif-numbers", version: 1, key, model: graph.model.name, dataset: graph.dataset.name,
     benign: graph.benign.name, target: graph.target.name,
-    attack: graph.attack.name === "pgd" ? `pgd-${graph.attack.norm}` : graph.attack.name,
+    attack: attackChoice(graph, state.info ?? {}),  // the registry's label (pgd-l2)
     targeted: graph.attack.targeted, strengths: K, clean_accuracy: graph.metrics.clean_accuracy,
     view: { strength_index: k, epsilon: eps, pins: state.pins, masked: state.masked,
             mask_mode: state.maskMode, edge_mode: state.edgeMode, highlight: state.highlight },
