@@ -194,6 +194,12 @@ export function createCurves(store, { blocked }) {
       showBoxes();
       delete document.documentElement.dataset.curves;
     },
+    // Escape: cancel the running job; whether there was one.
+    cancel() {
+      if (!job) return false;
+      cancel();
+      return true;
+    },
     // Whether the controls can be used (the edit panel's verdict).
     enable() { $("curves-run").disabled = !!job || !!blocked(); },
   };

@@ -103,14 +103,16 @@ createImages(store);
 createPanels(store);  // after createImages: it decides when the card shows
 createHeader(store, graphView);
 setupLightbox();
-// Escape cancels the jobs this page runs (the analysis computing, a defense search), unless
+// Escape cancels the jobs this page runs (the analysis computing, a defense search, deletion
+// curves), unless
 // something else takes it: the large view (it closes), a text box (the find box clears its note).
 document.addEventListener("keydown", (event) => {
   if (event.key !== "Escape" || event.defaultPrevented || !$("lightbox").hidden) return;
   if (event.target.matches?.("input[type=search], input[type=text], textarea")) return;
   const a = controls.cancelJob();
   const b = edit.defense.cancel?.() ?? false;
-  if (a || b) event.preventDefault();
+  const c = edit.curves.cancel();
+  if (a || b || c) event.preventDefault();
 });
 for (const radio of document.querySelectorAll("#edge-mode input")) {
   radio.addEventListener("change", () => store.set({ edgeMode: radio.value }));
