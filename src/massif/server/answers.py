@@ -103,6 +103,20 @@ def attack_choices() -> list[AttackChoice]:
                          description=s.description) for s in ATTACKS.values()]
 
 
+class CheckChoice(Strict):
+    """A stronger attack the page offers to check a deletion with (``massif.attacks.CHECKS``)."""
+
+    name: str
+    description: str
+
+
+def check_choices() -> list[CheckChoice]:
+    """Every check of the registry, in its order."""
+    from ..attacks import CHECKS
+
+    return [CheckChoice(name=c.name, description=c.description) for c in CHECKS.values()]
+
+
 class SavedAnalysis(Strict):
     key: str
     benign: str
@@ -126,6 +140,7 @@ class Info(Strict):
     attacks: list[str]
     default_max_strength: dict[str, float]
     attack_choices: list[AttackChoice] = Field(default_factory=attack_choices)
+    checks: list[CheckChoice] = Field(default_factory=check_choices)
     default_request: PairChoice
     analyses: list[SavedAnalysis]
 

@@ -8,6 +8,10 @@
 // (the first 250 images, no fresh attack: well under a second on the bundled model), all images
 // without the fresh attack, then with it (the slow part). While a new mask is measured the
 // previous numbers stay in the results box, greyed, until its own arrive (edit_result.js).
+// With any of *check with attacks that know the mask* ticked (the server's checks, /index.json),
+// a fourth request adds them: stronger attacks at ε_max through the unedited and the edited
+// model (slow: tens to hundreds of passes over the class), and a warning where the deletion's
+// gain shrinks under them (gradient masking?).
 import * as api from "./api.js";
 import { download } from "./download.js";
 import { showEditResult } from "./edit_result.js";
@@ -25,7 +29,7 @@ export function createDeletions(store, { blocked, problem }) {
   let last = null;  // the latest answer, shown again when the strength slider moves
   // Which request numbers answer: the mask and mode, as text; the box greys what answers
   // another request than the one wanted.
-  const tagOf = (masked, maskMode) => `${masked.join(",")}|${maskMode}`;
+  const tagOf = (masked, maskMode) => `${masked.join(",")}|${maskMode}|${checked().join(",")}`;
   let wanted = null;
   const show = (r, tag) => showEditResult(store, r, tag !== wanted);
 
@@ -38,6 +42,20 @@ export function createDeletions(store, { blocked, problem }) {
     if (id) store.set({ masked: store.get().masked.filter((m) => m !== id) });
   });
   exportButton.addEventListener("click", () => exportModel());
+  $("checks").addEventListener("change", () => { if (store.get().masked.length) update(); });
+  let checkNames = null;  // the checks offered, once the server's info is known
+  store.subscribe((state) => {
+    const offered = state.info?.checks ?? [];
+    const names = offered.map((c) => c.name).join();
+    if (names === checkNames) return;
+    checkNames = names;
+    $("checks").hidden = offered.length === 0 || api.offline;
+    $("checks-list").innerHTML = offered.map((c) =>
+      `<label class="inline" title="${esc(c.description)}"><input type="checkbox" ` +
+      `value="${esc(c.name)}"> ${esc(c.name)}</label>`).join(" ");
+  });
+  const checked = () => [...document.querySelectorAll("#checks-list input:checked")]
+    .map((box) => box.value);
 
   async function exportModel() {
     const { key, masked, maskMode } = store.get();
@@ -102,6 +120,11 @@ export function createDeletions(store, { blocked, problem }) {
       await new Promise((resolve) => setTimeout(resolve, 250));
       if (signal.aborted) return;
       await ask({ adaptive: true, preview: false });
+      const checks = checked();
+      if (checks.length) {
+        status.textContent = `checking with ${checks.join(", ")} (slow)…`;
+        await ask({ adaptive: true, preview: false, checks });
+      }
       document.documentElement.dataset.edit = "ready";
     } catch (e) {
       if (e.name === "AbortError") return;

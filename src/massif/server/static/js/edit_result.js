@@ -31,13 +31,16 @@ export function showEditResult(store, r, stale) {
     row("clean acc. all classes", r.clean_accuracy_all.before, r.clean_accuracy_all.after,
         "acc-all") +
     row(`ASR transfer ε=${eps}`, r.transfer_asr.before[k], r.transfer_asr.after[k], "asr-transfer") +
-    row(`ASR adaptive ε=${eps}`, r.adaptive_asr?.before[k], r.adaptive_asr?.after[k], "asr-adaptive");
+    row(`ASR adaptive ε=${eps}`, r.adaptive_asr?.before[k], r.adaptive_asr?.after[k], "asr-adaptive") +
+    (r.checks ?? []).map((c) => row(`ASR ${esc(c.name)} ε=${+c.epsilon.toPrecision(3)}`,
+      c.asr.before, c.asr.after, `asr-check${c.masking ? " masking" : ""}`)).join("");
   result.hidden = $("edit-chart").hidden = false;
   $("edit-box").hidden = false;
   showBoxes();
   result.dataset.mask = r.mask.join(",");
   const total = graph.benign.n_images;
-  result.dataset.phase = r.adaptive_asr ? "full" : r.n_images < total ? "preview" : "transfer";
+  result.dataset.phase = r.checks?.length ? "checked" : r.adaptive_asr ? "full"
+    : r.n_images < total ? "preview" : "transfer";
   // Adaptive first, wide and light, so the transfer line drawn over it stays visible where
   // the two agree.
   const series = [];
@@ -57,5 +60,7 @@ export function showEditResult(store, r, stale) {
   status.classList.remove("problem");
   status.innerHTML = `${r.mask.length} deleted · ${phase}<br>` +
     `<span style="color:${COLORS.transfer}">transfer</span> (stored attack), ` +
-    `<span style="color:${COLORS.adaptive}">adaptive</span> (fresh attack, the wide pale line); dashed: before`;
+    `<span style="color:${COLORS.adaptive}">adaptive</span> (fresh attack, the wide pale line); dashed: before` +
+    (r.checks?.length ? "<br>checks: stronger attacks that know the mask, at ε_max" : "") +
+    (r.warnings ?? []).map((w) => `<br><span class="problem">warning: ${esc(w)}</span>`).join("");
 }
