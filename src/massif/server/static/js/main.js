@@ -21,6 +21,7 @@ import { createPanels } from "./panels.js";
 import { closeLightbox, setupLightbox } from "./lightbox.js";
 import { createStrength } from "./strength.js";
 import { createStore, normalId } from "./store.js";
+import { createTable } from "./table.js";
 import { DEFAULTS, readView, viewUrl } from "./urlstate.js";
 
 const $ = (id) => document.getElementById(id);
@@ -101,6 +102,7 @@ const edit = createEdit(store);
 createExport(store, { deletion: edit.deletions.latest, defense: edit.defense.latest ?? (() => null) });
 createImages(store);
 createPanels(store);  // after createImages: it decides when the card shows
+createTable(store);  // after createPanels: it shows the card in its tab
 createHeader(store, graphView);
 setupLightbox();
 // Escape cancels the jobs this page runs (the analysis computing, a defense search, deletion
