@@ -457,7 +457,8 @@ def test_a_refused_edit_or_defense_request_is_said_in_view(site, browser):
     thrown: list[str] = []
     page.on("pageerror", lambda e: thrown.append(str(e)))
     refused = "analysis x was made with model other; this server computes with bundled"
-    busy = "2 defense searches are running already; cancel one or wait for it"
+    busy = ("2 long jobs (defense searches, deletion curves) are running already; cancel one "
+            "or wait for it")
     page.route(f"**/graphs/{key}/edit",
                lambda route: route.fulfill(status=422, json={"detail": refused}))
     page.route(f"**/graphs/{key}/defense",

@@ -65,6 +65,17 @@ def test_index_json_lists_classes_attacks_and_saved_analyses(client):
     assert info["analyses"][0]["same_model"] is False
 
 
+def test_an_analysis_of_an_attack_the_registry_lacks_is_left_out_of_the_index(client, ws):
+    """A graph the contract reads but whose attack name and norm the registry does not pair
+    (a hand-edited fgm in L∞) is not listed; the page still loads."""
+    odd = synthetic_graph(layers=3, per_layer=6, seed=9)
+    odd.attack.norm = "linf"
+    ws.save(odd, "odd-attack")
+    r = client.get("/index.json")
+    assert r.status_code == 200, r.text
+    assert [a["key"] for a in r.json()["analyses"]] == ["synthetic-small"]
+
+
 def test_graph_json_validates_and_equals_the_saved_graph(client, ws):
     r = client.get("/graphs/synthetic-small.json")
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"

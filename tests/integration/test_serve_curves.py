@@ -95,3 +95,24 @@ def test_unknown_analyses_and_jobs_are_404(served):
     assert client.post("/graphs/nope/curves", json={}).status_code == 404
     assert client.get("/curves/12345.json").status_code == 404
     assert client.post("/curves/12345/cancel", json={}).status_code == 404
+
+
+def test_unreadable_saved_curves_are_computed_anew_when_the_page_asks(served):
+    client, ws, key = served
+    path = ws.graph_path(key).parent / "curves.json"
+    path.write_text("{not json")
+    assert client.get(f"/graphs/{key}/curves.json").status_code == 409
+    r = client.post(f"/graphs/{key}/curves", json={})  # what the page sends
+    assert r.status_code == 202 and r.json()["state"] in ("queued", "running"), r.text
+    job = settled(client, f"/curves/{r.json()['id']}.json", 120)
+    assert job["state"] == "done", job
+    assert Curves.model_validate_json(path.read_text()) == Curves.model_validate(job["result"])
+
+
+def test_finished_jobs_are_forgotten_beyond_keep():
+    from massif.server.edit_jobs import EditJobs
+
+    jobs = EditJobs()
+    jobs.KEEP = 3
+    made = [jobs.found("k", "curves", {"n": i}) for i in range(10)]
+    assert sorted(jobs.jobs) == [j.id for j in made[-3:]]

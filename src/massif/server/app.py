@@ -16,9 +16,10 @@ module doc: ``/``, ``/index.json`` and ``/analyses…`` in ``analysis_routes``; 
 read (``/graphs/{key}``, its ``.json``, ``report.html``, ``pictures.json``, ``nodes/…``) in
 ``graph_routes``; what computes on a saved analysis (``/graphs/{key}/edit``, ``editor``,
 ``defense``, ``images``, ``edited-model.pt``, ``/defenses/…``) in ``edit_routes``, its deletion
-curves (``/graphs/{key}/curves``, ``/curves/…``) in ``curves_routes``; ``/compare`` in
-``compare_routes``. What every request meets first (the rules below) is ``guard``; how the
-workspace is read (saved analyses, nodes, pictures, messages without paths) is ``site.Site``.
+curves (``/graphs/{key}/curves``, ``/curves/…``) in ``curves_routes``, its numbers for export
+(``/graphs/{key}/numbers.json``) in ``export_routes``; ``/compare`` in ``compare_routes``.
+What every request meets first (the rules below) is ``guard``; how the workspace is read
+(saved analyses, nodes, pictures, messages without paths) is ``site.Site``.
 
 Analyses are computed on demand by one background worker (``jobs.JobManager``): requests for
 the same analysis share one computation, results are saved in the workspace and found again at

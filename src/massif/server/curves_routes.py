@@ -33,7 +33,7 @@ def add_curves_routes(app: Any, site: Site, use: Callable[..., Any], jobs: EditJ
     def status(job: EditJob) -> CurvesStatus:
         state, progress, error, result, _ = jobs.snapshot(job)
         return CurvesStatus(id=job.id, key=job.key, state=state, progress=progress,
-                            error=error, result=result)
+                            error=site.clean(error) if error else None, result=result)
 
     def saved(key: str) -> Curves | None:
         """The curves saved beside analysis ``key``; ``None`` when there are none; 409 when
@@ -59,8 +59,13 @@ def add_curves_routes(app: Any, site: Site, use: Callable[..., Any], jobs: EditJ
     @app.post("/graphs/{key}/curves", response_model=CurvesStatus, status_code=202)
     def start_curves(key: str, body: CurvesBody) -> CurvesStatus:
         graph, _ = site.graph_entry(key)
-        if not body.model_fields_set and (found := saved(key)) is not None:
-            return status(jobs.found(key, "curves", found))
+        if not body.model_fields_set:  # the saved curves; unreadable ones are computed anew
+            try:
+                found = saved(key)
+            except HTTPException:
+                found = None
+            if found is not None:
+                return status(jobs.found(key, "curves", found))
         folder = site.ws.graph_path(key).parent
 
         def fork(editor: Any) -> Any:  # bad rankings or sizes: 422, before the job

@@ -72,9 +72,7 @@ class EditJobs:
             job = EditJob(id=self._next_id, key=key, kind=kind, details=dict(details or {}))
             self._next_id += 1
             self.jobs[job.id] = job
-            finished = [j for j in self.jobs.values() if j.finished.is_set()]
-            for old in finished[: max(0, len(finished) - self.KEEP)]:
-                del self.jobs[old.id]
+            self._forget_old()
         try:
             editor = fork()
         except BaseException:
@@ -128,10 +126,17 @@ class EditJobs:
         with self._lock:
             job = EditJob(id=self._next_id, key=key, kind=kind, result=result, state="done",
                           progress=1.0)
+            job.finished.set()
             self._next_id += 1
             self.jobs[job.id] = job
-        job.finished.set()
+            self._forget_old()
         return job
+
+    def _forget_old(self) -> None:
+        """Keep the ``KEEP`` latest finished jobs (the lock held)."""
+        finished = [j for j in self.jobs.values() if j.finished.is_set()]
+        for old in finished[: max(0, len(finished) - self.KEEP)]:
+            del self.jobs[old.id]
 
     def get(self, job_id: int, kind: str) -> EditJob | None:
         with self._lock:

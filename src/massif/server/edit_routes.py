@@ -191,8 +191,8 @@ def add_edit_routes(app: Any, graph_entry: Callable[[str], tuple[Graph, bytes]],
         job = defenses.start(key, body.budget, body.mode,
                              lambda: use(key, False, fork), graph, start=start)
         if job is None:
-            raise HTTPException(429, f"{defenses.RUNNING} defense searches are running "
-                                     "already; cancel one or wait for it")
+            raise HTTPException(429, f"{defenses.RUNNING} long jobs (defense searches, deletion "
+                                     "curves) are running already; cancel one or wait for it")
         return defenses.status(job)
 
     def defense_job(job_id: int) -> Any:

@@ -125,6 +125,7 @@ class Site:
         for key in self.ws.keys():
             try:
                 g, _ = self.graph_entry(key)
+                attack = attack_choice(g)  # (an attack the registry lacks: not listed)
             except (HTTPException, MassifError, OSError) as e:  # damaged: not listed
                 why = self.clean(str(e.detail if isinstance(e, HTTPException) else e))
                 if self._unlisted.get(key) != why:  # once per analysis and reason
@@ -132,7 +133,7 @@ class Site:
                     log.warning("not listing analysis %s: %s", key, why)
                 continue
             rows.append(SavedAnalysis(
-                key=key, benign=g.benign.name, target=g.target.name, attack=attack_choice(g),
+                key=key, benign=g.benign.name, target=g.target.name, attack=attack,
                 targeted=g.attack.targeted, max_strength=g.attack.strengths[-1],
                 model=g.model.name,
                 same_model=g.model.fingerprint == self.engine.model_fingerprint))

@@ -148,7 +148,8 @@ export function createDefense(store, { blocked }) {
     try {
       await api.cancelDefense(search.id);
     } catch (e) {
-      if (search) endSearch("error", e.message);
+      // 409: it ended meanwhile, and the poll shows how (with its result); else a failure
+      if (search && e.status !== 409) endSearch("error", e.message);
     }
   }
 
