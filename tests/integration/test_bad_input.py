@@ -169,7 +169,7 @@ CLI_CASES: list[tuple[str, list[str], str | None]] = [
     ("analyze-device-cuda-7", [*ANALYZE, "--device", "cuda:7"], r"cuda|device"),
     ("analyze-device-tpu", [*ANALYZE, "--device", "tpu"], r"device"),
     ("analyze-importance-magic", [*ANALYZE, "--importance", "magic"], r"importance"),
-    ("analyze-attack-cw", [*ANALYZE, "--attack", "cw"], r"attack"),
+    ("analyze-attack-deepfool", [*ANALYZE, "--attack", "deepfool"], r"attack"),
     ("analyze-model-missing-file", [*ANALYZE, "--model", "nonexistent.py:build"],
      r"nonexistent\.py"),
     ("analyze-model-torchvision-nonet", [*ANALYZE, "--model", "torchvision:nonet"], r"nonet"),
