@@ -8,6 +8,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from massif.server.answers import PairChoice
 from tests.helpers.browser import ARTIFACTS, in_view, open_page, pick_unsaved_pair, watched_page
 from tests.helpers.synthetic import synthetic_graph
 
@@ -21,6 +22,13 @@ def test_an_analysis_names_its_request_moves_and_is_cancelled(site, browser, wid
     key = site["default"]
     page, errors = watched_page(browser, width, height)
     benign, target = ("Trouser", "Bag") if how == "button" else ("Pullover", "Coat")
+    # Another analysis (PGD: slow) holds the server's one worker first, so the page's job is
+    # still waiting or running when it is cancelled: on a quiet machine 64 images of FGSM
+    # could end before the cancel came.
+    jobs = site["app"].state.jobs
+    blocker = jobs.submit(PairChoice(benign="Shirt" if how == "button" else "Dress",
+                                     target="Dress" if how == "button" else "Shirt",
+                                     attack="pgd-linf"))
     try:
         open_page(page, site["url"] + f"/graphs/{key}")
         pick_unsaved_pair(page, benign, target)
@@ -61,6 +69,7 @@ def test_an_analysis_names_its_request_moves_and_is_cancelled(site, browser, wid
         r = httpx.post(f"{site['url']}/analyses/{status['key']}/cancel", json={}, timeout=10)
         assert r.status_code == 409 and "nothing to cancel" in r.json()["detail"]
     finally:
+        jobs.cancel(blocker.key)
         page.context.close()
     assert not errors, errors
 
