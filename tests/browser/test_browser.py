@@ -330,6 +330,30 @@ def test_show_says_show_again_when_the_analysis_shown_is_picked_again(site, page
     assert page.locator("#analyze").text_content() == "Show"
 
 
+def test_an_answer_to_an_older_pick_does_not_relabel_the_button(site, page):
+    # The lookup of Coat -> Shirt is answered only after the saved analysis is shown (as on a
+    # busy server): its "not computed yet" belongs to a pair no longer in the form.
+    key = site["default"]
+    open_page(page, site["url"] + f"/graphs/{key}")
+    held = []
+    page.route("**/analyses.json?*", lambda route: held.append(route))
+    page.select_option("#benign", label="Coat")
+    page.select_option("#target", label="Shirt")
+    for _ in range(100):  # both lookups reach the route (handlers run while Playwright waits)
+        if len(held) == 2:
+            break
+        page.wait_for_timeout(50)
+    page.select_option("#saved", key)
+    page.wait_for_function("document.querySelector('#benign').selectedOptions[0].text === "
+                           "'Sneaker'")
+    assert len(held) == 2
+    for route in held:
+        route.fulfill(json={"key": "not-computed", "state": "missing", "progress": 0})
+    page.wait_for_timeout(300)
+    assert page.locator("#analyze").text_content() == "Show"
+    assert page.locator("#error").is_hidden()
+
+
 def test_class_lists_are_searchable_with_1000_classes(browser, tmp_path):
     net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                         nn.Linear(2, 1000))

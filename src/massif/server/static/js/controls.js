@@ -212,7 +212,11 @@ export function createControls(store, { loadGraph }) {
   // Look the current choice up without starting anything; `start` computes it when missing.
   // The button's label changes only with the answer (follow): changed as the strength field
   // loses focus to a click on it, it would shrink from under the pointer and lose the click.
+  // Only the latest question's answer counts: picking a class twice quickly, or a saved
+  // analysis while a lookup is on its way, must not let an older answer relabel the button.
+  let asked = 0;
   async function choose(start) {
+    const mine = ++asked;
     showError(null);
     const params = request();
     const problems = formProblems(params);
@@ -220,8 +224,9 @@ export function createControls(store, { loadGraph }) {
     try {
       const status = start ? await api.startAnalysis({ ...params, max_strength: +params.max_strength })
         : await api.findAnalysis(params);
+      if (mine !== asked) return;
       await follow(status);
-    } catch (e) { showError(e.message); }
+    } catch (e) { if (mine === asked) showError(e.message); }
   }
 
   function setup(info) {
@@ -258,6 +263,7 @@ export function createControls(store, { loadGraph }) {
   // Reflect a request (from the URL, a default or a loaded graph) in the form; the button's
   // label goes back to Show with it (what it said was about the form's previous pair).
   function show(req) {
+    asked += 1;  // a lookup still on its way was about the form's previous pair
     $("analyze").textContent = "Show";
     for (const [select, value] of [[benign, req.benign], [target, req.target]]) {
       const filter = $(`${select.id}-filter`);
