@@ -116,3 +116,26 @@ def test_finished_jobs_are_forgotten_beyond_keep():
     jobs.KEEP = 3
     made = [jobs.found("k", "curves", {"n": i}) for i in range(10)]
     assert sorted(jobs.jobs) == [j.id for j in made[-3:]]
+
+
+@pytest.mark.parametrize("kind, route", [("defense", "/defenses"), ("curves", "/curves")])
+def test_a_long_jobs_error_shows_no_server_path(served, kind, route):
+    # Defense searches and curves share one job runner; whatever a job's work fails with, its
+    # status names the workspace, never its path, and no other absolute folder either.
+    from massif.errors import MassifError
+
+    client, ws, key = served
+    jobs = client.app.state.defenses.jobs
+
+    def work(editor, hooks):
+        raise MassifError(f"cannot read {ws.root.resolve()}/graphs/{key}/model.pt "
+                          "nor /srv/private/data/cat.png")
+
+    details = {"budget": 1, "mode": "zero", "start": [], "picks": []} if kind == "defense" else {}
+    job = jobs.start(key, kind, lambda: None, work, details=details)
+    assert job.finished.wait(30)
+    answer = client.get(f"{route}/{job.id}.json").json()
+    assert answer["state"] == "error", answer
+    assert str(ws.root) not in answer["error"] and "/srv/private" not in answer["error"]
+    assert answer["error"].startswith("cannot read <workspace>/graphs/"), answer["error"]
+    assert "cat.png" in answer["error"]

@@ -122,7 +122,7 @@ def create_app(workspace: str | Path, model: Any = "bundled", dataset: Any = Non
 
     site = Site(ws, engine, picture_root)
     jobs = JobManager(ws, engine, make_pictures, site.damage)
-    long_jobs = EditJobs()  # defense searches and deletion curves, 2 at once
+    long_jobs = EditJobs(site.clean)  # defense searches and deletion curves, 2 at once
     defenses = DefenseJobs(long_jobs)
     app = FastAPI(title="MASSIF", version="1", docs_url="/api", redoc_url=None)
     app.state.workspace, app.state.engine, app.state.jobs = ws, engine, jobs

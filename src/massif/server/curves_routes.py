@@ -33,7 +33,7 @@ def add_curves_routes(app: Any, site: Site, use: Callable[..., Any], jobs: EditJ
     def status(job: EditJob) -> CurvesStatus:
         state, progress, error, result, _ = jobs.snapshot(job)
         return CurvesStatus(id=job.id, key=job.key, state=state, progress=progress,
-                            error=site.clean(error) if error else None, result=result)
+                            error=error, result=result)
 
     def saved(key: str) -> Curves | None:
         """The curves saved beside analysis ``key``; ``None`` when there are none; 409 when

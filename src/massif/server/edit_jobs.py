@@ -20,7 +20,6 @@ from .jobs import JobState
 log = logging.getLogger("massif.server")
 
 
-
 @dataclass(kw_only=True)
 class EditJob(JobState):
     """One long job on an editor: ``kind`` says what (``curves``), ``result`` what it found
@@ -47,12 +46,14 @@ class Hooks:
 
 class EditJobs:
     """Long jobs on forks of editors; at most ``RUNNING`` at once (more is a 429: the
-    machine's cores are shared) and ``KEEP`` finished ones are remembered."""
+    machine's cores are shared) and ``KEEP`` finished ones are remembered. ``clean`` is what a
+    job's error goes through before anyone reads it (the site's: no server path in it)."""
 
     KEEP = 32
     RUNNING = 2
 
-    def __init__(self) -> None:
+    def __init__(self, clean: Callable[[str], str] = lambda message: message) -> None:
+        self.clean = clean
         self.jobs: dict[int, EditJob] = {}
         self._lock = threading.Lock()
         self._next_id = 1
@@ -144,6 +145,8 @@ class EditJobs:
         return job if job is not None and job.kind == kind else None
 
     def snapshot(self, job: EditJob) -> tuple[State, float, str | None, Any, dict[str, Any]]:
-        """The job's state, progress, error, result and details, read together."""
+        """The job's state, progress, error (cleaned), result and details, read together."""
         with self._lock:
-            return job.state, job.progress, job.error, job.result, dict(job.details)
+            state, progress, error, result = job.state, job.progress, job.error, job.result
+            details = dict(job.details)
+        return state, progress, None if error is None else self.clean(error), result, details
