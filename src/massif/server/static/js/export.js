@@ -338,10 +338,12 @@ export function createExport(store, sources) {
     menu.style.left = `${Math.max(4, Math.min(r.left, innerWidth - menu.offsetWidth - 4))}px`;
   }
 
+  // The menu's contents are right before it shows (beforetoggle runs as it opens; toggle, where
+  // it can be measured and placed, comes a task later).
+  menu.addEventListener("beforetoggle", (event) => { if (event.newState === "open") refresh(); });
   menu.addEventListener("toggle", async (event) => {
     if (event.newState !== "open") return;
     place();
-    refresh();
     const { key } = store.get();
     if (key && !api.offline && curves === null) {
       curves = (await api.getNumbers(key).catch(() => null))?.curves ?? null;
