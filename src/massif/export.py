@@ -8,7 +8,9 @@ for a saved analysis (with its deletion curves when ``massif evaluate`` saved th
 1. ``nodes``: one row per neuron of the graph, its scores and its values at ε_0 = 0 and at the
    strength viewed (ε_k), whether it has flipped by ε_k (suppressed and emphasized neurons;
    ``None`` for shared ones), whether it is pinned and whether it is deleted;
-2. ``edges``: each edge's influence on clean images, on images attacked at ε_max, and the change;
+2. ``edges``: each edge's influence on clean images, on images attacked at ε_max, the change,
+   and ``shown``: whether the page draws it with ``edges_per_neuron`` k (``shown_edges``: among
+   the k heaviest, in the edge view, of its source's outgoing or its target's incoming edges);
 3. ``asr``: the attack success rate at each strength (and the divergence layer there);
 4. ``deletion`` (the page: the numbers of the neurons deleted, ``EditResult``), ``defense``
    (``DefenseResult``) and ``curves`` (``Curves``, ``massif evaluate``) as they are, and their
@@ -31,7 +33,7 @@ from .schemas import Graph, Strict
 NODE_COLUMNS = ("id", "layer", "channel", "group", "vulnerability", "flip_strength", "flipped",
                 "activation_clean", "activation", "importance_benign_clean", "importance_benign",
                 "importance_target_clean", "importance_target", "pinned", "deleted")
-EDGE_COLUMNS = ("source", "target", "influence_benign", "influence_attacked", "change")
+EDGE_COLUMNS = ("source", "target", "influence_benign", "influence_attacked", "change", "shown")
 ASR_COLUMNS = ("k", "epsilon", "attack_success_rate", "divergence_layer")
 DELETION_COLUMNS = ("measure", "k", "epsilon", "before", "after")
 DEFENSE_COLUMNS = ("curve", "size", "adaptive_asr", "clean_accuracy", "clean_accuracy_benign",
@@ -50,6 +52,7 @@ class View(Strict):
     mask_mode: Literal["zero", "mean"] = "zero"
     edge_mode: Literal["benign", "attacked", "change"] = "attacked"
     highlight: str = "none"
+    edges_per_neuron: int | None = Field(default=2, ge=1)  # None: all edges drawn
 
 
 class Numbers(Strict):
@@ -139,13 +142,46 @@ def _flipped(node: Any, eps: float) -> bool | None:
     return node.flip_strength is not None and node.flip_strength <= eps + 1e-9
 
 
+def _edge_weight(edge: Any, edge_mode: str) -> float:
+    """An edge's weight in an edge view, what its width shows on the page."""
+    if edge_mode == "benign":
+        return max(0.0, edge.influence_benign)
+    if edge_mode == "attacked":
+        return max(0.0, edge.influence_attacked)
+    return abs(edge.influence_attacked - edge.influence_benign)
+
+
+def shown_edges(graph: Graph, edge_mode: str = "attacked",
+                edges_per_neuron: int | None = 2) -> list[bool]:
+    """Whether the page draws each of ``graph.edges`` (in order) with ``edges_per_neuron`` k
+    (None: all): an edge of positive weight in ``edge_mode`` that fewer than k of its source's
+    outgoing edges, or fewer than k of its target's incoming edges, outweigh (ties at the k-th
+    place are all drawn). The page's ``edgetop.js`` follows the same rule."""
+    if edges_per_neuron is None:
+        return [True] * len(graph.edges)
+    weights = [_edge_weight(e, edge_mode) for e in graph.edges]
+    outgoing: dict[str, list[float]] = {}
+    incoming: dict[str, list[float]] = {}
+    for e, w in zip(graph.edges, weights):
+        outgoing.setdefault(e.source, []).append(w)
+        incoming.setdefault(e.target, []).append(w)
+
+    def among_top(w: float, others: list[float]) -> bool:
+        return sum(v > w for v in others) < edges_per_neuron
+
+    return [w > 0 and (among_top(w, outgoing[e.source]) or among_top(w, incoming[e.target]))
+            for e, w in zip(graph.edges, weights)]
+
+
 def numbers(graph: Graph, *, key: str | None = None, k: int | None = None,
             pins: Sequence[str] = (), masked: Sequence[str] = (), mask_mode: str = "zero",
             edge_mode: str = "attacked", highlight: str = "none",
+            edges_per_neuron: int | None = 2,
             deletion: Any = None, defense: Any = None, curves: Any = None) -> Numbers:
     """The numbers of ``graph`` viewed at strength index ``k`` (default the largest), with
-    ``pins`` and ``masked`` marked; ``deletion``, ``defense``, ``curves``: an ``EditResult``,
-    ``DefenseResult`` or ``Curves`` (or their dicts) to include."""
+    ``pins`` and ``masked`` marked and each edge ``shown`` or not with ``edges_per_neuron``
+    (the page's default 2; None: all); ``deletion``, ``defense``, ``curves``: an
+    ``EditResult``, ``DefenseResult`` or ``Curves`` (or their dicts) to include."""
     from .attacks import attack_label
     from .errors import MassifError
 
@@ -172,9 +208,14 @@ def numbers(graph: Graph, *, key: str | None = None, k: int | None = None,
         "importance_target": n.importance_target[k],
         "pinned": n.id in pinned, "deleted": n.id in deleted,
     } for n in graph.nodes]
+    if edges_per_neuron is not None and edges_per_neuron < 1:
+        raise MassifError(f"edges_per_neuron={edges_per_neuron} is not a count of edges (1, 2, "
+                          "…, or None for all)")
+    shown = shown_edges(graph, edge_mode, edges_per_neuron)
     edges = [{"source": e.source, "target": e.target, "influence_benign": e.influence_benign,
               "influence_attacked": e.influence_attacked,
-              "change": e.influence_attacked - e.influence_benign} for e in graph.edges]
+              "change": e.influence_attacked - e.influence_benign, "shown": drawn}
+             for e, drawn in zip(graph.edges, shown)]
     asr = [{"k": i, "epsilon": s, "attack_success_rate": graph.metrics.attack_success_rate[i],
             "divergence_layer": divergence_at(graph, i)} for i, s in enumerate(strengths)]
     dump = lambda x: x.model_dump(mode="json") if hasattr(x, "model_dump") else x  # noqa: E731
@@ -183,7 +224,8 @@ def numbers(graph: Graph, *, key: str | None = None, k: int | None = None,
         target=graph.target.name, attack=attack_label(graph.attack), targeted=graph.attack.targeted,
         strengths=list(strengths), clean_accuracy=graph.metrics.clean_accuracy,
         view=View(strength_index=k, epsilon=eps, pins=list(pins), masked=list(masked),
-                  mask_mode=mask_mode, edge_mode=edge_mode, highlight=highlight),
+                  mask_mode=mask_mode, edge_mode=edge_mode, highlight=highlight,
+                  edges_per_neuron=edges_per_neuron),
         nodes=nodes, edges=edges, asr=asr, deletion=dump(deletion), defense=dump(defense),
         curves=dump(curves))
 

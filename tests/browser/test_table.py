@@ -195,3 +195,93 @@ def test_the_table_lists_sorts_filters_and_acts_on_the_graph(site, browser, widt
     finally:
         page.context.close()
     assert not errors, errors
+
+
+@pytest.mark.parametrize("width,height", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_the_tab_sort_groups_and_filter_are_in_the_url(site, browser, width, height):
+    key = site["default"]
+    graph = graph_of(site, key)
+    K = len(graph.attack.strengths)
+    base = site["url"] + f"/graphs/{key}"
+    page, errors = watched_page(browser, width, height)
+
+    def shown(column: str, descending: bool, groups: set[str], text: str) -> list[str]:
+        keep = {n.id for n in graph.nodes if n.group in groups and text.lower() in n.id.lower()}
+        return [i for i in expected_order(graph, column, descending, K - 1) if i in keep]
+
+    def boxes() -> list[str]:
+        return page.locator("#table-groups input:checked").evaluate_all(
+            "bs => bs.map(b => b.value)")
+
+    try:
+        # A URL's table state is shown, and written back as it came.
+        layer = graph.layers[1]
+        url = (f"{base}?tab=table&sort=vulnerability:desc&groups=suppressed,emphasized"
+               f"&filter={layer}")
+        open_page(page, url)
+        assert page.url == url
+        assert page.locator("#tab-table").get_attribute("aria-selected") == "true"
+        assert page.locator("#table-panel").is_visible() and page.locator("#card").is_hidden()
+        assert page.locator("#table-panel").get_attribute("data-sort") == "vulnerability:desc"
+        assert boxes() == ["suppressed", "emphasized"]
+        assert page.locator("#table-filter").input_value() == layer
+        want = shown("vulnerability", True, {"suppressed", "emphasized"}, layer)
+        assert want and page.evaluate(ROW_IDS) == want
+
+        # Changes go into the URL; opening that URL afresh shows the same table.
+        page.locator('#neuron-head button[data-key="flip"]').click()  # a number: largest first
+        page.locator('#table-groups input[value="emphasized"]').uncheck()
+        page.locator('#table-groups input[value="shared"]').check()
+        page.locator("#table-filter").fill(" 4A:")  # as typed: a space, any case
+        page.wait_for_function(
+            "() => new URLSearchParams(location.search).get('filter') === ' 4A:'")
+        query = "?tab=table&sort=flip:desc&groups=suppressed,shared&filter=+4A:"
+        assert page.url == base + query
+        rows = page.evaluate(ROW_IDS)
+        assert rows and rows == shown("flip", True, {"suppressed", "shared"}, "4a:")
+        open_page(page, base + query)
+        assert page.url == base + query
+        assert page.evaluate(ROW_IDS) == rows and boxes() == ["suppressed", "shared"]
+        assert page.locator("#table-filter").input_value() == " 4A:"
+        assert page.locator("#table-panel").get_attribute("data-sort") == "flip:desc"
+
+        # No group ticked is a state too; the defaults leave the URL.
+        page.locator('#table-groups input[value="suppressed"]').uncheck()
+        page.locator('#table-groups input[value="shared"]').uncheck()
+        page.wait_for_function("() => new URLSearchParams(location.search).get('groups') === ''")
+        assert page.evaluate(ROW_IDS) == []
+        open_page(page, page.url)
+        assert boxes() == [] and page.evaluate(ROW_IDS) == []
+        for group in GROUPS:
+            page.locator(f'#table-groups input[value="{group}"]').check()
+        page.locator("#table-filter").fill("")
+        page.locator('#neuron-head button[data-key="layer"]').click()  # layer, from the first
+        page.locator("#tab-neuron").click()
+        page.wait_for_function("() => location.search === ''")
+        assert page.url == base
+
+        # The images tab without an image chosen is kept too.
+        open_page(page, base + "?tab=images")
+        assert page.url == base + "?tab=images"
+        assert page.locator("#images-panel").is_visible()
+        assert page.locator("#tab-images").get_attribute("aria-selected") == "true"
+    finally:
+        page.context.close()
+    assert not errors, errors
+
+
+def test_a_bad_table_state_in_the_url_is_a_plain_message(site, page):
+    key = site["default"]
+    open_page(page, site["url"] + f"/graphs/{key}?tab=list&sort=vulnerability:up"
+              "&groups=shared,odd&top=2")
+    message = page.locator("#error").text_content()
+    assert "tab=list is not one of neuron, images, table." in message
+    assert "sort=vulnerability:up is not a column" in message and ":asc or :desc" in message
+    assert "groups=shared,odd: odd is not one of suppressed, shared, emphasized." in message
+    assert in_view(page, "#error")
+    # the rest is shown at its defaults, and the URL drops what it could not read
+    assert page.locator("#tab-neuron").get_attribute("aria-selected") == "true"
+    assert page.url == site["url"] + f"/graphs/{key}"
+    page.locator("#tab-table").click()
+    page.wait_for_selector("#table-panel[data-sort='layer:asc']")
+    assert len(page.evaluate(ROW_IDS)) == len(graph_of(site, key).nodes)

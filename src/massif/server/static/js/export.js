@@ -1,19 +1,22 @@
 // The header's *export* menu: the graph as shown (SVG, PNG) and its numbers (JSON, CSV).
 //
-// The figure is the graph SVG as drawn now (zoom, strength, edge view, pathway, pins and their
-// traced edges, deletions, defense picks, the image's bars) under a legend drawn in SVG for
-// it, with the page's style sheet inside and the pictures as data: URIs, so the file stands
-// alone. For print in black and white, each node carries a black mark for its group (▼
-// suppressed, ● shared, ▲ emphasized), repeated in the legend, and the text is black in a
-// common sans-serif. The PNG is the same SVG drawn at twice its size.
+// The figure is the graph SVG as drawn now (zoom, strength, edge view, the edges per neuron
+// shown and no others, pathway, pins and their traced edges, deletions, defense picks, the
+// image's bars) under a legend drawn in SVG for it, with the page's style sheet inside and the
+// pictures as data: URIs, so the file stands alone. For print in black and white, each node
+// carries a black mark for its group (▼ suppressed, ● shared, ▲ emphasized), repeated in the
+// legend, and the text is black in a common sans-serif. The PNG is the same SVG drawn at twice
+// its size.
 //
 // The numbers follow massif/export.py's `Numbers` (numbers.json), the same format `massif
-// report --numbers` writes: nodes at ε_0 and at the slider's ε, edges, ASR per strength, and the
-// deletion's, the defense's and the deletion curves' numbers where they exist; each table also
-// as a CSV file.
+// report --numbers` writes: nodes at ε_0 and at the slider's ε, edges (each `shown` or not by
+// the edges per neuron), ASR per strength, and the deletion's, the defense's and the deletion
+// curves' numbers where they exist; each table also as a CSV file.
 import * as api from "./api.js";
 import { attackChoice } from "./controls.js";
 import { download } from "./download.js";
+import { shownEdges } from "./edgetop.js";
+import { edgeId } from "./pathways.js";
 import { COLORS, EDGE_COLORS, BLEND, divergenceAt, flipped, formatNumber, formatPercent } from "./store.js";
 
 const $ = (id) => document.getElementById(id);
@@ -34,7 +37,7 @@ const COLUMNS = {
   "nodes.csv": ["id", "layer", "channel", "group", "vulnerability", "flip_strength", "flipped",
     "activation_clean", "activation", "importance_benign_clean", "importance_benign",
     "importance_target_clean", "importance_target", "pinned", "deleted"],
-  "edges.csv": ["source", "target", "influence_benign", "influence_attacked", "change"],
+  "edges.csv": ["source", "target", "influence_benign", "influence_attacked", "change", "shown"],
   "asr.csv": ["k", "epsilon", "attack_success_rate", "divergence_layer"],
   "deletion.csv": ["measure", "k", "epsilon", "before", "after"],
   "defense.csv": ["curve", "size", "adaptive_asr", "clean_accuracy", "clean_accuracy_benign", "mask"],
@@ -60,13 +63,15 @@ export function viewNumbers(state, { deletion = null, defense = null, curves = n
   const k = state.strengthIndex ?? K.length - 1;
   const eps = K[k];
   const pins = new Set(state.pins), masked = new Set(state.masked);
+  const shown = shownEdges(graph.edges, state.edgeMode, state.topEdges);
   return {
     format: "massif-numbers", version: 1, key, model: graph.model.name, dataset: graph.dataset.name,
     benign: graph.benign.name, target: graph.target.name,
     attack: attackChoice(graph, state.info ?? {}),  // the registry's label (pgd-l2)
     targeted: graph.attack.targeted, strengths: K, clean_accuracy: graph.metrics.clean_accuracy,
     view: { strength_index: k, epsilon: eps, pins: state.pins, masked: state.masked,
-            mask_mode: state.maskMode, edge_mode: state.edgeMode, highlight: state.highlight },
+            mask_mode: state.maskMode, edge_mode: state.edgeMode, highlight: state.highlight,
+            edges_per_neuron: state.topEdges === "all" ? null : Number(state.topEdges) },
     nodes: graph.nodes.map((n) => ({
       id: n.id, layer: n.layer, channel: n.channel, group: n.group, vulnerability: n.vulnerability,
       flip_strength: n.flip_strength, flipped: n.group === "shared" ? null : flipped(n, eps),
@@ -77,7 +82,7 @@ export function viewNumbers(state, { deletion = null, defense = null, curves = n
     })),
     edges: graph.edges.map((e) => ({ source: e.source, target: e.target,
       influence_benign: e.influence_benign, influence_attacked: e.influence_attacked,
-      change: e.influence_attacked - e.influence_benign })),
+      change: e.influence_attacked - e.influence_benign, shown: shown.has(edgeId(e)) })),
     asr: K.map((s, i) => ({ k: i, epsilon: s, attack_success_rate: graph.metrics.attack_success_rate[i],
       divergence_layer: divergenceAt(graph, i) })),
     deletion, defense, curves,
@@ -186,6 +191,9 @@ function legendItems(state) {
   } else {
     items.push({ swatch: line(EDGE_COLORS.attacked), width: 30, text: `edges: influence on images attacked at ε = ${epsMax}, width ∝ √influence${measured}` });
   }
+  const M = graph.edges.length;
+  items.push({ swatch: () => {}, width: 0, text: state.topEdges === "all" ? `showing all ${M} edges`
+    : `showing ${shownEdges(graph.edges, edgeMode, state.topEdges).size} of ${M} edges (top ${state.topEdges} per neuron)` });
   if (highlight && highlight !== "none") {
     items.push({ swatch: box("none", null, { stroke: "#111", "stroke-width": 3 }), text: `black rings: the ${$("highlight").selectedOptions[0]?.text ?? highlight} pathway at ε = ${eps}` });
   }
@@ -249,6 +257,7 @@ export async function figureSvg(state) {
     const body = el("g", { transform: `translate(0,${legend.height})` });
     const graph = graphSvg.cloneNode(true);
     graph.removeAttribute("style");
+    for (const edge of graph.querySelectorAll(".edge.cut")) edge.remove();  // as shown: hidden
     for (const image of graph.querySelectorAll("image")) {
       image.setAttribute("href", await dataUri(image.getAttribute("href")));
     }

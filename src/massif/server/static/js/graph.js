@@ -4,8 +4,11 @@
 // 1,200 edges, and repainting them all is what costs (not the JavaScript), so the graph is
 // never restyled on hover: a translucent veil (an HTML layer the compositor fades) covers it,
 // and copies of the focused nodes (hovered and pinned), the nodes they reach and the edges on
-// the way are drawn on a small overlay SVG above. The slider, the edge view, the pathway
-// highlight and zooming restyle the graph itself.
+// the way are drawn on a small overlay SVG above. The slider, the edge view, the edges per
+// neuron, the pathway highlight and zooming restyle the graph itself. Edges cut by "edges per
+// neuron" (edgetop.js) stay in the SVG, hidden (class "cut"); the overlay's copies show every
+// edge a hover or the pins trace, cut or not (docs/web.md, Edge views).
+import { EDGE_WEIGHT, shownEdges } from "./edgetop.js";
 import { layout } from "./layout.js";
 import { edgeId, pathway, trace } from "./pathways.js";
 import { EDGE_COLORS, changeColor, divergenceAt, flipped, nodeColor } from "./store.js";
@@ -166,13 +169,9 @@ export function createGraphView(svgElement, store) {
 
   function applyEdgeMode() {
     if (!drawn) return;
-    const { edgeMode } = store.get();
+    const { edgeMode, topEdges } = store.get();
     const edges = drawn.graph.edges;
-    const value = {
-      benign: (e) => Math.max(0, e.influence_benign),
-      attacked: (e) => Math.max(0, e.influence_attacked),
-      change: (e) => Math.abs(e.influence_attacked - e.influence_benign),
-    }[edgeMode];
+    const value = EDGE_WEIGHT[edgeMode];
     const L = drawn.layout;
     const maxInfluence = d3.max(edges, (e) => Math.max(e.influence_benign, e.influence_attacked)) || 1;
     const domain = edgeMode === "change" ? (d3.max(edges, value) || 1) : maxInfluence;
@@ -182,7 +181,11 @@ export function createGraphView(svgElement, store) {
       ? ((c) => (e) => c(e.influence_attacked - e.influence_benign))(changeColor(domain))
       : () => EDGE_COLORS[edgeMode];
     drawn.edgeSel.attr("stroke-width", (e) => widthScale(value(e))).attr("stroke", color);
+    // Edges per neuron: the others hidden (the widths' scale stays the whole graph's).
+    const shown = shownEdges(edges, edgeMode, topEdges);
+    drawn.edgeSel.classed("cut", (e) => !shown.has(edgeId(e)));
     svgElement.dataset.edgeMode = edgeMode;
+    svgElement.dataset.edgesShown = String(drawn.edgeSel.filter((e) => shown.has(edgeId(e))).size());
   }
 
   function applyStrength() {
@@ -268,7 +271,7 @@ export function createGraphView(svgElement, store) {
     const copy = (el, c) => {
       const clone = el.cloneNode(true);
       clone.classList.add(c);
-      clone.classList.remove("unflipped");
+      clone.classList.remove("unflipped", "cut");  // the overlay shows every edge it traces
       layer.appendChild(clone);
     };
     for (const id of reached.edges) {
@@ -335,7 +338,7 @@ export function createGraphView(svgElement, store) {
       return draw();
     }
     let restyled = false;  // the overlay's copies must then be made again
-    if (state.edgeMode !== prev.edgeMode) { applyEdgeMode(); restyled = true; }
+    if (state.edgeMode !== prev.edgeMode || state.topEdges !== prev.topEdges) { applyEdgeMode(); restyled = true; }
     if (state.strengthIndex !== prev.strengthIndex) { applyStrength(); restyled = true; }
     if (state.masked !== prev.masked) { applyMasked(); restyled = true; }
     if (state.greedy !== prev.greedy) { applyGreedy(); restyled = true; }

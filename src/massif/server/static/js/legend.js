@@ -1,10 +1,12 @@
 // The legend strip above the graph: what the groups mean (attribution, not activation), the
 // blend toward purple for vulnerability, the divergence mark, the faded unflipped nodes, and
-// how the edges are drawn in the chosen edge view (with the strength they were measured at).
+// how the edges are drawn in the chosen edge view (with the strength they were measured at) and
+// how many of them are drawn (edges per neuron).
 //
 // Its height fits all it can show for the analysis at the window's width (fit), set when the
 // analysis or the width changes: the notes at its end are in view without scrolling, and the
 // slider or a view change never resizes the graph below (which would lay it out again).
+import { shownEdges } from "./edgetop.js";
 import { PATHWAY_MODES, pathway } from "./pathways.js";
 import { BLEND, COLORS, EDGE_COLORS, changeColor, formatNumber } from "./store.js";
 
@@ -24,8 +26,11 @@ export function createLegend(element, store) {
   const ramp = (c) => `linear-gradient(to right, ${c}, ${d3.interpolateLab(c, COLORS.shared)(BLEND)})`;
 
   function edges(state) {
-    const { graph, edgeMode, strengthIndex } = state;
+    const { graph, edgeMode, strengthIndex, topEdges } = state;
     if (!graph) return "";
+    const M = graph.edges.length, N = shownEdges(graph.edges, edgeMode, topEdges).size;
+    const shown = `<span class="item edges-shown" title="View, edges per neuron: an edge is drawn when it is among the k heaviest, in this edge view, of its source's outgoing or its target's incoming edges; hover and pins show all of a neuron's edges">` +
+      (topEdges === "all" ? `showing all ${M} edges` : `showing ${N} of ${M} edges (top ${topEdges} per neuron)`) + "</span>";
     const K = graph.attack.strengths, eps = formatNumber(K.at(-1));
     const at = strengthIndex != null && strengthIndex !== K.length - 1
       ? `<span class="edge-note" title="the edge pass runs once, on the images attacked at ε_max">(measured at ε<sub>max</sub> = ${eps}, not at the slider's ε)</span>` : "";
@@ -36,12 +41,12 @@ export function createLegend(element, store) {
       return `<span class="item edges edges-change">edges: change in influence, attacked − benign
         <span class="bar" style="background:linear-gradient(to right,${stops})"></span>
         <span class="ends"><span>−${formatNumber(m)} lost</span><span>+${formatNumber(m)} gained</span></span>
-        width: |change| ${at}</span>`;
+        width: |change| ${at}</span>${shown}`;
     }
     const color = EDGE_COLORS[edgeMode];
     const what = edgeMode === "benign" ? "influence on clean images" : `influence on images attacked at ε = ${eps}`;
     return `<span class="item edges edges-${edgeMode}"><svg width="34" height="10"><line x1="0" y1="5" x2="34" y2="5"
-      stroke="${color}" stroke-width="4"/></svg>edges: ${what}, width ∝ √influence ${edgeMode === "attacked" ? at : ""}</span>`;
+      stroke="${color}" stroke-width="4"/></svg>edges: ${what}, width ∝ √influence ${edgeMode === "attacked" ? at : ""}</span>${shown}`;
   }
 
   const pathwayText = (mode, eps, lit) => (lit
@@ -86,7 +91,7 @@ export function createLegend(element, store) {
         .reduce((a, b) => (b.length > a.length ? b : a));
       element.style.height = "auto";
       for (const edgeMode of ["benign", "attacked", "change"]) {
-        element.innerHTML = content({ ...state, edgeMode, strengthIndex: 0, highlight: "none" }) + note;
+        element.innerHTML = content({ ...state, edgeMode, strengthIndex: 0, highlight: "none", topEdges: "5" }) + note;
         height = Math.max(height, element.offsetHeight);
       }
     }
@@ -102,6 +107,6 @@ export function createLegend(element, store) {
   store.subscribe((state, prev) => {
     if (state.graph !== prev.graph) { width = element.clientWidth; fit(); }
     else if (state.edgeMode !== prev.edgeMode || state.strengthIndex !== prev.strengthIndex ||
-             state.highlight !== prev.highlight) render();
+             state.highlight !== prev.highlight || state.topEdges !== prev.topEdges) render();
   });
 }

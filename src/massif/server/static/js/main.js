@@ -4,8 +4,9 @@
 //   /                              the default pair, or ?benign=&target=&attack=&targeted=&max_strength=
 //   /graphs/{key}                  a saved analysis
 //   /graphs/{key}/nodes/{id}       the same with that neuron pinned
-// and the rest of the view in the query (urlstate.js): strength, edge view, pathway, tracing,
-// pins and deleted neurons, kept up to date as the view changes. Opening another analysis adds
+// and the rest of the view in the query (urlstate.js): strength, edge view, edges per neuron,
+// pathway, tracing, pins and deleted neurons, the right panel's tab, the image and the neuron
+// table's sort and filters, kept up to date as the view changes. Opening another analysis adds
 // a history entry (Back returns to the analysis left, as it was); changes within one analysis
 // replace the current entry.
 import * as api from "./api.js";
@@ -22,13 +23,13 @@ import { closeLightbox, setupLightbox } from "./lightbox.js";
 import { createStrength } from "./strength.js";
 import { createStore, normalId } from "./store.js";
 import { createTable } from "./table.js";
-import { DEFAULTS, readView, viewUrl } from "./urlstate.js";
+import { DEFAULTS, TABLE_DEFAULTS, readView, viewUrl } from "./urlstate.js";
 
 const $ = (id) => document.getElementById(id);
 const store = createStore({ info: null, graph: null, key: null, pictures: null, hover: null,
                             pins: [], strengthIndex: null, ...DEFAULTS, editMode: false,
                             masked: [], greedy: [], panel: "neuron", image: null,
-                            imageDetail: null });
+                            imageDetail: null, ...TABLE_DEFAULTS });
 window.massif = { store };  // for the browser tests and the curious
 
 // Show a saved analysis; `view` (from the URL) restores strength, pins, deletions and the rest.
@@ -60,7 +61,8 @@ async function loadGraph(key, view = null, fromHistory = false) {
   }
   const restored = view ? {
     pins: known(view.pins, "pinned"), masked: known(view.masked, "deleted"), edgeMode: view.edgeMode,
-    highlight: view.highlight, trace: view.trace, maskMode: view.maskMode,
+    highlight: view.highlight, trace: view.trace, maskMode: view.maskMode, topEdges: view.topEdges,
+    tableSort: view.tableSort, tableGroups: view.tableGroups, tableFilter: view.tableFilter,
   } : { pins: [], masked: [] };
   const image = view?.image ?? null;
   if (image != null && image >= graph.benign.n_images) {
@@ -68,7 +70,8 @@ async function loadGraph(key, view = null, fromHistory = false) {
   }
   restored.image = image != null && image < graph.benign.n_images && !api.offline ? image : null;
   restored.imageDetail = null;
-  restored.panel = restored.image != null ? "images" : store.get().panel;
+  // A URL's tab, else the one its image implies; another analysis opened keeps the tab.
+  restored.panel = view?.panel ?? (restored.image != null ? "images" : view ? "neuron" : store.get().panel);
   store.set({ graph, key, pictures, hover: null, strengthIndex, ...restored });
   controls.showError(problems.length ? problems.join(" ") : null);
   $("saved").value = key;
@@ -91,6 +94,7 @@ function syncInputs() {
   for (const radio of document.querySelectorAll("#mask-mode input")) radio.checked = radio.value === s.maskMode;
   $("highlight").value = s.highlight;
   $("trace").value = s.trace;
+  $("edge-top").value = s.topEdges;
 }
 
 const controls = createControls(store, { loadGraph });
@@ -121,6 +125,7 @@ for (const radio of document.querySelectorAll("#edge-mode input")) {
 }
 $("highlight").addEventListener("change", () => store.set({ highlight: $("highlight").value }));
 $("trace").addEventListener("change", () => store.set({ trace: $("trace").value }));
+$("edge-top").addEventListener("change", () => store.set({ topEdges: $("edge-top").value }));
 
 // The view into the URL (a report keeps its own file path and changes only the query): a new
 // history entry when `push`, else the current one rewritten.
@@ -139,7 +144,8 @@ let urlTimer = null;
 store.subscribe((state, prev) => {
   if (state.key !== prev.key) closeLightbox();
   if (!state.key || prev.key !== state.key) return;
-  const viewChanged = ["pins", "masked", "strengthIndex", "edgeMode", "highlight", "trace", "maskMode", "image"]
+  const viewChanged = ["pins", "masked", "strengthIndex", "edgeMode", "highlight", "trace", "maskMode", "image",
+                       "topEdges", "panel", "tableSort", "tableGroups", "tableFilter"]
     .some((f) => state[f] !== prev[f]);
   if (!viewChanged) return;
   clearTimeout(urlTimer);  // the slider moves many times a second: write the URL once it rests

@@ -8,11 +8,13 @@
 // and with "click deletes neurons" ticked a click deletes it or restores it (store.masked).
 // Pinned, hovered and deleted rows are marked. In this tab, hovering a node on the graph
 // marks its row and shows the card over the table until the pointer leaves the node, as the
-// images tab does.
+// images tab does. The sort, the boxes ticked and the filter's text are the store's (tableSort,
+// tableGroups, tableFilter), so the URL keeps them (urlstate.js).
 import { COLORS, esc, formatNumber, nodeColor } from "./store.js";
 
 const $ = (id) => document.getElementById(id);
 const GROUPS = ["suppressed", "shared", "emphasized"];
+export const TABLE_GROUPS = GROUPS;
 const GROUP_MARK = { suppressed: "▼", shared: "●", emphasized: "▲" };  // as the export prints them
 
 // Relative change of a value from the clean images (index 0) to strength index k, as the card
@@ -72,6 +74,13 @@ const COLUMNS = [
       "logit units; hover a cell for both values)" },
 ];
 const CELLS = COLUMNS.filter((c) => !c.shares);
+export const SORT_KEYS = COLUMNS.map((c) => c.key);
+
+// "vulnerability:desc" → {key, descending}.
+const readSort = (text) => {
+  const [key, direction] = text.split(":");
+  return { key, descending: direction === "desc" };
+};
 
 // What a strength of this analysis's attack is (the server's registry says it).
 function strengthMeaning(graph, info) {
@@ -83,7 +92,6 @@ function strengthMeaning(graph, info) {
 export function createTable(store) {
   const panel = $("table-panel"), body = $("neuron-rows"), head = $("neuron-head");
   const filter = $("table-filter"), count = $("table-count"), card = $("card"), tabs = $("panel-tabs");
-  let sort = { key: "layer", descending: false };
   let rowsById = new Map();
   let dirty = true;  // the rows need drawing when the tab next shows
   let fromRow = false;  // the hover was set by a row (so the card stays away from the table)
@@ -95,16 +103,23 @@ export function createTable(store) {
   groupBoxes.innerHTML = GROUPS.map((g) =>
     `<label class="inline"><input type="checkbox" value="${g}" checked>` +
     `<span class="group-mark" style="color:${COLORS[g]}">${GROUP_MARK[g]}</span> ${g} <span class="n"></span></label>`).join("");
-  groupBoxes.addEventListener("change", () => draw());
-  filter.addEventListener("input", () => draw());
+  groupBoxes.addEventListener("change", () => store.set({
+    tableGroups: [...groupBoxes.querySelectorAll("input:checked")].map((b) => b.value) }));
+  filter.addEventListener("input", () => store.set({ tableFilter: filter.value }));
+  // The boxes and the filter's text follow the store (a URL can set them).
+  function syncInputs() {
+    const { tableGroups, tableFilter } = store.get();
+    for (const box of groupBoxes.querySelectorAll("input")) box.checked = tableGroups.includes(box.value);
+    if (filter.value !== tableFilter) filter.value = tableFilter;
+  }
 
   head.addEventListener("click", (event) => {
     const key = event.target.closest("button[data-key]")?.dataset.key;
     if (!key) return;
     const column = COLUMNS.find((c) => c.key === key);
-    sort = sort.key === key ? { key, descending: !sort.descending }
-      : { key, descending: !!column.numeric };  // numbers start largest first
-    draw();
+    const sort = readSort(store.get().tableSort);
+    const descending = sort.key === key ? !sort.descending : !!column.numeric;  // numbers: largest first
+    store.set({ tableSort: `${key}:${descending ? "desc" : "asc"}` });
   });
 
   // A row acts as its node does on the graph (graph.js).
@@ -155,8 +170,9 @@ export function createTable(store) {
   }
 
   function draw() {
-    const { graph, strengthIndex, info, panel: shown } = store.get();
+    const { graph, strengthIndex, info, panel: shown, tableSort, tableGroups, tableFilter } = store.get();
     if (shown !== "table") { dirty = true; return; }
+    const sort = readSort(tableSort);
     dirty = false;
     if (!graph) { body.innerHTML = ""; rowsById = new Map(); count.textContent = ""; return; }
     const K = graph.attack.strengths;
@@ -175,11 +191,11 @@ export function createTable(store) {
       shared = "";
       return th;
     }).join("");
-    const groups = new Set([...groupBoxes.querySelectorAll("input:checked")].map((b) => b.value));
+    const groups = new Set(tableGroups);
     for (const box of groupBoxes.querySelectorAll("label")) {
       box.querySelector(".n").textContent = `(${graph.nodes.filter((n) => n.group === box.querySelector("input").value).length})`;
     }
-    const text = filter.value.trim().toLowerCase();
+    const text = tableFilter.trim().toLowerCase();
     const column = COLUMNS.find((c) => c.key === sort.key);
     const all = rows(graph, k);
     const kept = all.filter((r) => groups.has(r.node.group) && (!text || r.node.id.toLowerCase().includes(text)));
@@ -254,7 +270,10 @@ export function createTable(store) {
   store.subscribe((state, prev) => {
     if (state.hover !== prev.hover && state.hover == null) fromRow = false;
     if (state.panel !== prev.panel) setPanel(state);
-    if (state.graph !== prev.graph || state.strengthIndex !== prev.strengthIndex || state.info !== prev.info) {
+    if (state.tableGroups !== prev.tableGroups || state.tableFilter !== prev.tableFilter) syncInputs();
+    if (state.graph !== prev.graph || state.strengthIndex !== prev.strengthIndex || state.info !== prev.info ||
+        state.tableSort !== prev.tableSort || state.tableGroups !== prev.tableGroups ||
+        state.tableFilter !== prev.tableFilter) {
       dirty = true;
       if (state.panel === "table") draw();
     } else if (state.pins !== prev.pins || state.masked !== prev.masked || state.hover !== prev.hover) {
@@ -262,5 +281,6 @@ export function createTable(store) {
     }
     if (state.hover !== prev.hover) showCard(state);
   });
+  syncInputs();
   setPanel(store.get());
 }
