@@ -11,6 +11,8 @@
 // band of ± one spread); the table under it gives each ranking's areas (auc_cost, auc_k; lower
 // is better), best first, and clicking a ranking's row deletes its top neurons on the graph.
 import * as api from "./api.js";
+import { drawKey, keyHeight, lineStyle, styled } from "./chart.js";
+import { strengthScale } from "./explain.js";
 import { chartWidth, showBoxes } from "./results.js";
 import { esc, formatPercent } from "./store.js";
 
@@ -24,37 +26,49 @@ export const RANKING_COLORS = {
   "gradient-x-activation": "#2ca02c", votes: "#9467bd", random: "#555555",
 };
 
-// Draw `curves` (Curves) in `svgElement`, `width` px wide: ASR at ε_max against the cost.
-export function drawCurves(svgElement, curves, width) {
-  const svg = d3.select(svgElement);
-  const height = 180, m = { top: 12, right: 12, bottom: 32, left: 46 };
+// Draw `curves` (Curves) in `svgElement`, `width` px wide: ASR at ε_max against the cost;
+// `scale`: the strength's scale for the axis title (explain.js strengthScale), when known.
+export function drawCurves(svgElement, curves, width, scale = null) {
+  const svg = d3.select(svgElement).classed("chart", true);
+  // Each ranking's line; random's is the mean over its draws, dashed, over a band of ± one spread.
+  const style = (c) => lineStyle({ color: RANKING_COLORS[c.ranking] ?? "#333", width: 1.6,
+                                   dash: c.ranking === "random" ? "4 3" : null });
+  const band = (c) => ({ fill: RANKING_COLORS[c.ranking] ?? "#333", "fill-opacity": 0.15, stroke: "none" });
+  const entries = curves.curves.map((c) => ({
+    key: c.ranking, label: c.ranking === "random" ? "random: mean ± one spread" : c.ranking,
+    shapes: [...(c.ranking === "random" ? [{ shape: "band", style: band(c) }] : []),
+             { shape: "line", style: style(c) }] }));
+  const key = keyHeight(entries, width - 4, "one dot per k deleted:");
+  const height = 180 + key, m = { top: 12 + key, right: 20, bottom: 32, left: 46 };
   svg.attr("width", width).attr("height", height).selectAll("*").remove();
+  drawKey(svg, entries, { width: width - 4, title: "one dot per k deleted:" });
   const points = curves.curves.flatMap((c) => c.points);
   const x = d3.scaleLinear().domain([0, Math.max(0.05, d3.max(points, (p) => p.cost) || 0)])
     .nice().range([m.left, width - m.right]);
   const y = d3.scaleLinear().domain([0, 1]).range([height - m.bottom, m.top]);
-  svg.append("g").attr("class", "axis").attr("transform", `translate(0,${height - m.bottom})`)
+  svg.append("g").attr("class", "axis x").attr("transform", `translate(0,${height - m.bottom})`)
     .call(d3.axisBottom(x).ticks(4).tickFormat(d3.format(".0%")));
-  svg.append("g").attr("class", "axis").attr("transform", `translate(${m.left},0)`)
+  svg.append("g").attr("class", "axis y").attr("transform", `translate(${m.left},0)`)
     .call(d3.axisLeft(y).ticks(4).tickFormat(d3.format(".0%")));
   svg.append("text").attr("class", "axis-title x").attr("x", width - m.right)
     .attr("y", height - 2).attr("text-anchor", "end")
     .text("cost: clean accuracy lost (the worse class) →");
   svg.append("text").attr("class", "axis-title y").attr("text-anchor", "middle")
     .attr("transform", `translate(10,${(m.top + height - m.bottom) / 2}) rotate(-90)`)
-    .text(`ASR at ε = ${+curves.epsilon.toPrecision(3)}`);
+    .text(`ASR at ${scale?.symbol ?? "ε"} = ${+curves.epsilon.toPrecision(3)}` +
+          (scale ? ` (${scale.unit})` : ""));
   for (const c of curves.curves) {
     const color = RANKING_COLORS[c.ranking] ?? "#333";
     const g = svg.append("g").attr("class", "curve").attr("data-ranking", c.ranking)
       .attr("data-points", c.points.length);
     if (c.ranking === "random") {
-      g.append("path").attr("class", "band").attr("fill", color).attr("opacity", 0.15)
+      styled(g.append("path").attr("class", "band").attr("data-key", c.ranking)
+        .attr("data-shape", "band"), band(c))
         .attr("d", d3.area().x((p) => x(p.cost)).y0((p) => y(Math.max(0, p.asr - (p.asr_std ?? 0))))
           .y1((p) => y(Math.min(1, p.asr + (p.asr_std ?? 0))))(c.points));
     }
-    g.append("path").attr("fill", "none").attr("stroke", color).attr("stroke-width", 1.6)
-      .attr("stroke-dasharray", c.ranking === "random" ? "4 3" : null)
-      .attr("d", d3.line().x((p) => x(p.cost)).y((p) => y(p.asr))(c.points));
+    styled(g.append("path").attr("fill", "none").attr("data-key", c.ranking).attr("data-shape", "line"),
+      style(c)).attr("d", d3.line().x((p) => x(p.cost)).y((p) => y(p.asr))(c.points));
     g.selectAll("circle").data(c.points).join("circle").attr("r", 2.6).attr("fill", color)
       .attr("cx", (p) => x(p.cost)).attr("cy", (p) => y(p.asr))
       .append("title").text((p) => `${c.ranking}, k = ${p.k}: ASR ${formatPercent(p.asr)}, ` +
@@ -68,9 +82,12 @@ export function drawCurves(svgElement, curves, width) {
 function tableHtml(curves) {
   const rows = [...curves.curves].sort((a, b) => (a.auc_cost ?? 2) - (b.auc_cost ?? 2));
   const area = (v, s) => (v == null ? "–" : v.toFixed(2) + (s != null ? ` ± ${s.toFixed(2)}` : ""));
-  return "<thead><tr><th>ranking</th><th title=\"mean lowest ASR over every cost budget; lower: " +
-    "the attack falls at less cost\">area (cost)</th><th title=\"mean ASR over k on a log " +
-    "axis\">area (k)</th></tr></thead><tbody>" + rows.map((c) => {
+  return "<thead><tr><th>ranking</th><th title=\"from 0 to 1, a share like the ASR: the mean " +
+    "lowest ASR over every budget of clean accuracy lost, from 0 to the larger of the two " +
+    "classes' clean accuracies; lower: the attack falls at less cost\">area (cost)</th>" +
+    "<th title=\"from 0 to 1, a share like the ASR: the mean ASR over k = 0 to the largest k " +
+    "every ranking reaches, on a log2(1 + k) axis; lower: the attack falls with fewer " +
+    "neurons\">area (k)</th></tr></thead><tbody>" + rows.map((c) => {
     const top = c.order.slice(0, Math.min(8, c.order.length));
     const button = top.length
       ? `<button type="button" class="ranking" data-ranking="${esc(c.ranking)}" ` +
@@ -122,7 +139,8 @@ export function createCurves(store, { blocked }) {
     shown = curves;
     $("curves-box").hidden = false;
     showBoxes();
-    drawCurves($("curves-chart"), curves, chartWidth());
+    const { graph, info } = store.get();
+    drawCurves($("curves-chart"), curves, chartWidth(), graph ? strengthScale(graph, info) : null);
     $("curves-table").innerHTML = tableHtml(curves);
     $("curves-table").hidden = false;
     say(`${curves.n_images} ${curves.benign} images, ${curves.n_target_images} ` +

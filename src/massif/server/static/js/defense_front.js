@@ -3,8 +3,10 @@
 // unedited model, the start, the greedy path, the top emphasized neurons, each random draw).
 // Every measured mask is a grey dot; the front is a staircase through the masks no other beats
 // on both, each dot coloured by where it comes from. A front mask that takes the benign class
-// with it (under half its unedited accuracy) is ringed in red: its ASR of 0 stops nothing.
-import { DEFENSE_COLORS } from "./defense_chart.js";
+// with it (under half its unedited accuracy) is ringed in red: its ASR of 0 stops nothing. A key
+// under the title names each kind of dot drawn, the staircase and the ring.
+import { drawKey, keyHeight, styled } from "./chart.js";
+import { DEFENSE_COLORS, accuracyAxis } from "./defense_chart.js";
 import { formatPercent } from "./store.js";
 
 const COLORS = {
@@ -12,6 +14,10 @@ const COLORS = {
   "top emphasized": DEFENSE_COLORS.emphasized, random: DEFENSE_COLORS.random,
 };
 const GONE = "#d7191c";
+const MEASURED = { fill: "#bbb", stroke: "none", r: 1.8 };
+const FRONT = { stroke: "#222", "stroke-width": 1.4, "stroke-dasharray": "none" };
+const RING = { fill: "none", stroke: GONE, "stroke-width": 2, r: 5.6 };
+const point = (source) => ({ fill: COLORS[source] ?? "#333", stroke: "#fff", "stroke-width": 1, r: 3.6 });
 
 // Every mask the result holds, as {adaptive_asr, clean_accuracy, clean_accuracy_benign, size}.
 function measured(d) {
@@ -28,45 +34,59 @@ function measured(d) {
 
 // Draw result `d` (DefenseResult) in `svgElement`, `width` px wide.
 export function drawDefenseFront(svgElement, d, width) {
-  const svg = d3.select(svgElement);
+  const svg = d3.select(svgElement).classed("chart", true);
   const front = d.front ?? [];
-  const height = 88, m = { top: 15, right: 12, bottom: 26, left: 46 };
-  svg.attr("width", width).attr("height", height).selectAll("*").remove();
+  svg.selectAll("*").remove();
   svgElement.dataset.front = front.length;
   if (!front.length) return;
+  const gone = d.before.clean_accuracy_benign / 2;
+  const sources = [...new Set(front.map((p) => p.source))];
+  const entries = [
+    { key: "measured", label: "a mask measured", shapes: [{ shape: "dot", style: MEASURED }] },
+    { key: "front", label: "the front", shapes: [{ shape: "line", style: FRONT }] },
+    ...sources.map((source) => ({ key: `source-${source}`, label: source,
+                                  shapes: [{ shape: "dot", style: point(source) }] })),
+    ...(front.some((p) => p.clean_accuracy_benign < gone)
+      ? [{ key: "gone", label: "takes the benign class", shapes: [{ shape: "ring", style: RING }] }]
+      : []),
+  ];
+  const key = keyHeight(entries, width - 4);
+  const height = 100 + key, m = { top: 15 + key, right: 20, bottom: 26, left: 46 };
+  svg.attr("width", width).attr("height", height);
+  drawKey(svg, entries, { width: width - 4, top: 13 });
   const all = measured(d);
   svgElement.dataset.measured = all.length;
-  const x = d3.scaleLinear().domain(d3.extent(all, (p) => p.clean_accuracy)).nice()
-    .range([m.left, width - m.right]);
+  const { x, axis } = accuracyAxis(all.map((p) => p.clean_accuracy), [m.left, width - m.right]);
   const y = d3.scaleLinear().domain([0, d3.max(all, (p) => p.adaptive_asr) || 1]).nice()
     .range([height - m.bottom, m.top]);
-  const [lo, hi] = x.domain();
-  svg.append("g").attr("class", "axis").attr("transform", `translate(0,${height - m.bottom})`)
-    .call(d3.axisBottom(x).ticks(3).tickFormat(d3.format(hi - lo < 0.05 ? ".1%" : ".0%")));
-  svg.append("g").attr("class", "axis").attr("transform", `translate(${m.left},0)`)
+  svg.append("g").attr("class", "axis x").attr("transform", `translate(0,${height - m.bottom})`)
+    .call(axis);
+  svg.append("g").attr("class", "axis y").attr("transform", `translate(${m.left},0)`)
     .call(d3.axisLeft(y).ticks(2).tickFormat(d3.format(".0%")));
   svg.append("text").attr("class", "axis-title x").attr("x", width - m.right)
     .attr("y", height - 2).attr("text-anchor", "end").text("clean accuracy, all classes →");
   svg.append("text").attr("class", "axis-title y").attr("text-anchor", "middle")
     .attr("transform", `translate(10,${(m.top + height - m.bottom) / 2}) rotate(-90)`)
-    .text("ASR");
+    .text("adaptive ASR");
   const from = d.start?.length ? ` · from ${d.start.length} deleted` : "";
   svg.append("text").attr("class", "front-title").attr("x", m.left).attr("y", 10)
     .text(`Pareto front: ${front.length} of ${all.length} masks${from}`);
-  svg.append("g").attr("class", "measured").selectAll("circle").data(all).join("circle")
-    .attr("r", 1.8).attr("fill", "#bbb")
+  styled(svg.append("g").attr("class", "measured").selectAll("circle").data(all).join("circle")
+    .attr("data-key", "measured").attr("data-shape", "dot"), MEASURED)
     .attr("cx", (p) => x(p.clean_accuracy)).attr("cy", (p) => y(p.adaptive_asr));
   const sorted = [...front].sort((a, b) => a.clean_accuracy - b.clean_accuracy);
-  svg.append("path").attr("class", "front")
+  styled(svg.append("path").attr("class", "front").attr("data-key", "front").attr("data-shape", "line")
     .attr("d", d3.line().curve(d3.curveStepBefore).x((p) => x(p.clean_accuracy))
       .y((p) => y(p.adaptive_asr))(sorted))
-    .attr("fill", "none").attr("stroke", "#222").attr("stroke-width", 1.4);
-  const gone = d.before.clean_accuracy_benign / 2;
+    .attr("fill", "none"), FRONT);
+  styled(svg.append("g").attr("class", "rings").selectAll("circle")
+    .data(front.filter((p) => p.clean_accuracy_benign < gone)).join("circle")
+    .attr("data-key", "gone").attr("data-shape", "ring"), RING)
+    .attr("cx", (p) => x(p.clean_accuracy)).attr("cy", (p) => y(p.adaptive_asr));
   svg.append("g").attr("class", "front-points").selectAll("circle").data(front).join("circle")
     .attr("class", "front-point").attr("data-source", (p) => p.source)
-    .attr("r", 3.6).attr("fill", (p) => COLORS[p.source] ?? "#333")
-    .attr("stroke", (p) => (p.clean_accuracy_benign < gone ? GONE : "#fff"))
-    .attr("stroke-width", (p) => (p.clean_accuracy_benign < gone ? 2 : 1))
+    .attr("data-key", (p) => `source-${p.source}`).attr("data-shape", "dot")
+    .each(function (p) { styled(d3.select(this), point(p.source)); })
     .attr("cx", (p) => x(p.clean_accuracy)).attr("cy", (p) => y(p.adaptive_asr))
     .append("title").text((p) => `${p.source}, ${p.size} deleted: ASR ` +
       `${formatPercent(p.adaptive_asr)}, clean ${formatPercent(p.clean_accuracy)} (all), ` +

@@ -1,16 +1,18 @@
 // The deletion's numbers in the results box: clean accuracy and the attack success rate before
 // → after, at the slider's strength, and the ASR per strength before (dashed) and after (solid),
-// transfer (the stored attack) and adaptive (a fresh attack through the edited model).
+// transfer (the stored attack) and adaptive (a fresh attack through the edited model). Each
+// row's title says what its share is of; the chart has axis titles and a key for each line.
 import { lineChart } from "./chart.js";
+import { strengthScale } from "./explain.js";
 import { showBoxes, chartWidth } from "./results.js";
 import { esc, formatPercent } from "./store.js";
 
 const $ = (id) => document.getElementById(id);
 const COLORS = { adaptive: "#b00", transfer: "#2c7bb6" };
 
-function row(label, before, after, cls) {
+function row(label, before, after, cls, title) {
   const cell = (v) => (v === undefined ? "…" : formatPercent(v));
-  return `<tr class="${cls}"><th>${label}</th><td>${cell(before)}</td>` +
+  return `<tr class="${cls}"><th title="${esc(title)}">${label}</th><td>${cell(before)}</td>` +
     `<td>${cell(after)}</td></tr>`;
 }
 
@@ -25,15 +27,27 @@ export function showEditResult(store, r, stale) {
   const K = r.strengths;
   const k = Math.min(strengthIndex ?? K.length - 1, K.length - 1);
   const eps = +K[k].toPrecision(3);
+  const scale = strengthScale(graph, store.get().info), sym = scale.symbol;
+  const benign = graph.benign.name, target = graph.attack.targeted ? graph.target.name
+    : `anything but ${benign}`;
+  const asr = (what, at) => `${what}, ${sym} = ${at} (${scale.unit}: ${scale.text}). ASR: among ` +
+    `the ${benign} images the model classifies correctly when clean, the share classified as ` +
+    `${target}; before: the unedited model, after: with the neurons deleted`;
   result.querySelector("tbody").innerHTML =
-    row(`clean acc. ${esc(graph.benign.name)}`, r.clean_accuracy_benign.before,
-        r.clean_accuracy_benign.after, "acc-benign") +
+    row(`clean acc. ${esc(benign)}`, r.clean_accuracy_benign.before,
+        r.clean_accuracy_benign.after, "acc-benign",
+        `the share of the ${r.n_images} clean ${benign} images classified as ${benign}, before ` +
+        `and after the deletion`) +
     row("clean acc. all classes", r.clean_accuracy_all.before, r.clean_accuracy_all.after,
-        "acc-all") +
-    row(`ASR transfer ε=${eps}`, r.transfer_asr.before[k], r.transfer_asr.after[k], "asr-transfer") +
-    row(`ASR adaptive ε=${eps}`, r.adaptive_asr?.before[k], r.adaptive_asr?.after[k], "asr-adaptive") +
-    (r.checks ?? []).map((c) => row(`ASR ${esc(c.name)} ε=${+c.epsilon.toPrecision(3)}`,
-      c.asr.before, c.asr.after, `asr-check${c.masking ? " masking" : ""}`)).join("");
+        "acc-all", `the share of a fixed sample of ${r.n_sample} clean images of all classes ` +
+        `classified correctly, before and after the deletion`) +
+    row(`ASR transfer ${sym}=${eps}`, r.transfer_asr.before[k], r.transfer_asr.after[k], "asr-transfer",
+        asr("Transfer: the analysis's stored attacked images (made through the unedited model)", eps)) +
+    row(`ASR adaptive ${sym}=${eps}`, r.adaptive_asr?.before[k], r.adaptive_asr?.after[k], "asr-adaptive",
+        asr("Adaptive: a fresh attack made through the model measured", eps)) +
+    (r.checks ?? []).map((c) => row(`ASR ${esc(c.name)} ${sym}=${+c.epsilon.toPrecision(3)}`,
+      c.asr.before, c.asr.after, `asr-check${c.masking ? " masking" : ""}`,
+      asr(`${c.name}: a stronger attack that knows the mask`, +c.epsilon.toPrecision(3)))).join("");
   result.hidden = $("edit-chart").hidden = false;
   $("edit-box").hidden = false;
   showBoxes();
@@ -45,13 +59,19 @@ export function showEditResult(store, r, stale) {
   // the two agree.
   const series = [];
   if (r.adaptive_asr) series.push(
-    { values: r.adaptive_asr.before, color: COLORS.adaptive, dash: "6 3", width: 7, opacity: 0.45, className: "adaptive-before" },
-    { values: r.adaptive_asr.after, color: COLORS.adaptive, width: 7, opacity: 0.45, className: "adaptive-after" });
+    { values: r.adaptive_asr.before, color: COLORS.adaptive, dash: "6 3", width: 7, opacity: 0.45,
+      className: "adaptive-before", label: "adaptive, before" },
+    { values: r.adaptive_asr.after, color: COLORS.adaptive, width: 7, opacity: 0.45,
+      className: "adaptive-after", label: "adaptive, after" });
   series.push(
-    { values: r.transfer_asr.before, color: COLORS.transfer, dash: "3 2", className: "transfer-before" },
-    { values: r.transfer_asr.after, color: COLORS.transfer, className: "transfer-after" });
-  lineChart($("edit-chart"), { x: K, rule: K[k], width: chartWidth(), height: 120,
-    yFormat: d3.format(".0%"), xTitle: "attack strength ε", yTitle: "ASR", series });
+    { values: r.transfer_asr.before, color: COLORS.transfer, dash: "3 2", className: "transfer-before",
+      label: "transfer, before" },
+    { values: r.transfer_asr.after, color: COLORS.transfer, className: "transfer-after",
+      label: "transfer, after" });
+  lineChart($("edit-chart"), { x: K, rule: K[k], width: chartWidth(), height: 150,
+    yDomain: [0, 1], yFormat: d3.format(".0%"), yTicks: 2,
+    xTitle: `attack strength ${sym} (${scale.unit})`, yTitle: "ASR",
+    ruleLabel: `slider's ${sym}`, series });
   const phase = result.dataset.phase === "preview"
     ? `estimate on ${r.n_images} of ${total} images, measuring all…`
     : r.adaptive_asr ? `${r.n_images} images, ${r.n_sample} in the all-class sample`
@@ -59,8 +79,8 @@ export function showEditResult(store, r, stale) {
   if (stale) return;  // the status says what is being measured
   status.classList.remove("problem");
   status.innerHTML = `${r.mask.length} deleted · ${phase}<br>` +
-    `<span style="color:${COLORS.transfer}">transfer</span> (stored attack), ` +
-    `<span style="color:${COLORS.adaptive}">adaptive</span> (fresh attack, the wide pale line); dashed: before` +
+    "transfer: the stored attacked images; adaptive: a fresh attack through the edited model " +
+    "(the wide pale lines); hover a row for what its share is of" +
     (r.checks?.length ? "<br>checks: stronger attacks that know the mask, at ε_max" : "") +
     (r.warnings ?? []).map((w) => `<br><span class="problem">warning: ${esc(w)}</span>`).join("");
 }

@@ -4,7 +4,9 @@
 // changes size), so the chips never wrap it: they show inline while they fit, two at most, and
 // otherwise a button ("4 pinned ▾") opens them all in a list below it (a popover, so nothing
 // clips it), where each still unpins alone. The find box takes an id as the URL does
-// (`mixed4a:013` is mixed4a:13, any case) and says what is wrong right under itself.
+// (`mixed4a:013` is mixed4a:13, any case) and says what is wrong right under itself. The
+// analysis's title (main.js writes it) gets the strength's scale in its hover title.
+import { strengthScale } from "./explain.js";
 import { esc, normalId } from "./store.js";
 
 const $ = (id) => document.getElementById(id);
@@ -77,8 +79,15 @@ export function createHeader(store, graphView) {
   find.addEventListener("blur", () => findProblem(null));
 
   window.addEventListener("resize", () => { showPins(); findProblem(null); });
+  // The title's ε (or CW's c) is on the attack's scale: say which, on hover.
+  function explainTitle(graph, info) {
+    const title = $("title"), scale = strengthScale(graph, info);
+    title.title = `${title.textContent}\n${scale.symbol} (${scale.unit}): ${scale.text}`;
+  }
+
   store.subscribe((state, prev) => {
     if (state.pins !== prev.pins) showPins();
+    if (state.graph && state.graph !== prev.graph) explainTitle(state.graph, state.info);
     if (state.key !== prev.key) findProblem(null);
   });
 }

@@ -4,7 +4,10 @@
 // perturbation, its predictions and the layer where it crosses to the target class, and puts
 // its own activations on the graph's nodes (graph.js draws them; the neuron card charts them).
 // The server attacks the class once per analysis (the edit stage's editor) and answers from it.
+// Its numbers carry their scale: the strength's norm, the perturbation's size in it, and the
+// predictions' softmax probabilities (in the titles).
 import * as api from "./api.js";
+import { strengthScale } from "./explain.js";
 import { esc, formatNumber, formatPercent } from "./store.js";
 
 const $ = (id) => document.getElementById(id);
@@ -67,7 +70,12 @@ export function createImages(store) {
       if (wantedGallery !== id) return;
     }
     const eps = formatNumber(gallery.strength);
-    status(`${gallery.n_success} of ${gallery.n_correct} flipped at ε = ${eps}`);
+    const scale = strengthScale(graph, store.get().info);
+    status(`${gallery.n_success} of ${gallery.n_correct} flipped at ${scale.symbol} = ${eps} (${scale.unit})`);
+    $("gallery-status").title = `of the ${gallery.n_correct} images the model classifies ` +
+      `correctly when clean, those the attack at this strength sends to the target (the ASR's ` +
+      `count); ${scale.symbol}: ${scale.text}. Each image's title gives its predicted class ` +
+      `and softmax probability, clean → attacked`;
     const names = gallery.names;
     const selected = store.get().image;
     $("gallery").innerHTML = sorted(gallery, $("gallery-sort").value).map((it) => {
@@ -113,6 +121,14 @@ export function createImages(store) {
     }
     const k = strengthIndex ?? graph.attack.strengths.length - 1;
     const eps = formatNumber(d.strengths[k]);
+    const scale = strengthScale(graph, store.get().info), sym = scale.symbol;
+    const norm = graph.attack.norm === "linf" ? "‖δ‖∞" : "‖δ‖₂";
+    const size = `${norm} = ${formatNumber(d.perturbation_norm[k])}`;
+    const sizeTitle = `the perturbation δ = attacked − clean image, its ${scale.unit === "L∞" ? "largest pixel change" : "L2 length"} ` +
+      `on pixels in [0, 1]` + (scale.isC ? " (CW's c does not bound it: the optimisation finds it)"
+        : ` (at most ${sym} = ${eps}; less where pixels clip at 0 or 1)`) +
+      `. Drawn grey where nothing changes, lighter where pixels rise, darker where they fall, on ` +
+      `one scale for all strengths`;
     const clean = d.predictions[0], now = d.predictions[k];
     const crosses = d.crossing[k];
     $("image-detail").hidden = false;
@@ -121,10 +137,10 @@ export function createImages(store) {
       <h2>image #${d.position} <span class="hint">(dataset ${d.image})</span></h2>
       <div class="pics">
         <figure><img src="${d.clean_picture}" alt="clean image"><figcaption>clean</figcaption></figure>
-        <figure><img src="${d.attacked_pictures[k]}" alt="attacked image"><figcaption>ε = ${eps}</figcaption></figure>
-        <figure><img src="${d.perturbation_pictures[k]}" alt="perturbation"><figcaption>perturbation ${formatNumber(d.perturbation_norm[k])}</figcaption></figure>
+        <figure><img src="${d.attacked_pictures[k]}" alt="attacked image"><figcaption title="${esc(`${sym}: ${scale.text}`)}">${sym} = ${eps} (${esc(scale.unit)})</figcaption></figure>
+        <figure><img src="${d.perturbation_pictures[k]}" alt="perturbation"><figcaption class="perturbation" title="${esc(sizeTitle)}">perturbation ${size}</figcaption></figure>
       </div>
-      <p class="verdict">${esc(clean.name)} ${formatPercent(clean.p)} → <b>${esc(now.name)} ${formatPercent(now.p)}</b>
+      <p class="verdict" title="the predicted class and its softmax probability, clean → attacked at ${sym} = ${eps}">${esc(clean.name)} ${formatPercent(clean.p)} → <b>${esc(now.name)} ${formatPercent(now.p)}</b>
         ${now.label === graph.target.index ? "" : `<span class="hint">(${esc(graph.target.name)} ${formatPercent(now.p_target)})</span>`}</p>
       <p class="verdict crossing">${!d.measured ? `where it crosses is not measured: the dataset has no ${esc(graph.target.name)} images`
         : crosses ? `crosses to ${esc(graph.target.name)} at <b>${esc(crosses)}</b> at this strength`
