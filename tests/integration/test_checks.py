@@ -127,6 +127,64 @@ def test_the_edit_route_takes_checks_and_refuses_unknown_ones(tmp_path):
             assert r.status_code == 422 and words in r.text, (body, r.text)
 
 
+def test_checks_run_as_a_job_that_answers_what_the_edit_route_answers(tmp_path):
+    # The page runs checks as a long job (progress, cancel; the editor stays free for other
+    # deletions): its result is the edit route's answer for the same mask and checks.
+    app = create_app(tmp_path / "ws", planted_model(), planted_data(), device="cpu",
+                     pictures=False)
+    with TestClient(app, base_url=LOCAL) as client:
+        r = client.post("/analyses", json={"benign": "benign", "target": "target",
+                                           "attack": "pgd-l2"})
+        key = settled(client, f"/analyses/{r.json()['key']}.json", 120)["key"]
+        body = {"mask": ["l1:1"], "checks": ["pgd-restarts", "apgd-ce"]}
+        r = client.post(f"/graphs/{key}/checks", json=body)
+        assert r.status_code == 202 and r.json()["state"] in ("queued", "running"), r.text
+        job = settled(client, f"/checks/{r.json()['id']}.json", 120)
+        assert job["state"] == "done" and job["progress"] == 1.0, job
+        direct = client.post(f"/graphs/{key}/edit", json=body).json()
+        assert job["result"]["checks"] == direct["checks"]
+        assert [c["name"] for c in direct["checks"]] == body["checks"]
+        assert job["result"]["adaptive_asr"] == direct["adaptive_asr"]
+        ended = client.post(f"/checks/{job['id']}/cancel", json={})
+        assert ended.status_code == 409 and "nothing to cancel" in ended.json()["detail"]
+        assert client.get("/checks/999999.json").status_code == 404
+        assert client.post("/checks/0/cancel", json={}).status_code == 404
+        # refused before any job: a bad mask, an unknown or empty list of checks, APGD-T on 3
+        # classes, an unknown field
+        for bad, words in (({"mask": ["l9:0"], "checks": ["apgd-ce"]}, "l9"),
+                           ({"mask": ["l1:1"], "checks": ["nope"]}, "unknown check"),
+                           ({"mask": ["l1:1"], "checks": []}, "checks"),
+                           ({"mask": ["l1:1"], "checks": ["apgd-t"]}, "at least 4 classes"),
+                           ({"mask": ["l1:1"], "checks": ["apgd-ce"], "preview": True},
+                            "preview")):
+            r = client.post(f"/graphs/{key}/checks", json=bad)
+            assert r.status_code == 422 and words in r.text, (bad, r.text)
+        assert len(app.state.defenses.jobs.jobs) == 1  # the one that ran
+
+
+def test_checks_report_progress_and_stop_when_cancelled():
+    from massif.edit.session import Cancelled
+
+    editor = dead_zone_editor()
+    seen = []
+    editor.evaluate(["l1:1"], checks=["pgd-restarts", "apgd-ce"],
+                    progress=lambda stage, done, total: seen.append((stage, done, total)))
+    total = seen[-1][2]
+    assert total == 4 and seen[-1] == ("checks", 4, 4)  # 2 checks × before/after × 1 batch
+    assert [s[1] for s in seen] == [0, 1, 2, 3, 4]
+    assert [s[0] for s in seen[:4]] == ["pgd-restarts before", "pgd-restarts after",
+                                        "apgd-ce before", "apgd-ce after"]
+    asked = []
+
+    def cancelled():
+        asked.append(1)
+        return len(asked) > 2  # during the second check
+
+    with pytest.raises(Cancelled):
+        editor.evaluate(["l1:1"], checks=["pgd-restarts", "apgd-ce"], cancelled=cancelled)
+    assert len(asked) == 3
+
+
 def test_massif_edit_check_on_the_bundled_model(tmp_path):
     proc = run_massif("edit", "--mask", "mixed4a:12", "--check", "pgd-restarts",
                       "--max-images", "16", "--device", "cpu", "--json", timeout=600)

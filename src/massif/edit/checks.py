@@ -36,7 +36,7 @@ refused with one line.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -113,22 +113,27 @@ def check_attack(session: Any, name: str) -> Any:
     atk = session.attack
     checkable(atk)
     c = CHECKS[name]
+    if c.family == "apgd-t" and len(session.class_names) < 4:  # refused before any work
+        raise MassifError(f"the apgd-t check's DLR loss needs at least 4 classes; this model "
+                          f"has {len(session.class_names)}: check with pgd-restarts or apgd-ce")
     if c.family == "pgd":
         return Attack("pgd", atk.norm, targeted=atk.targeted, steps=c.steps, step_ratio=2.5,
                       random_start=True)
     return APGD(c.family, atk.norm, targeted=atk.targeted, steps=c.steps, restarts=c.restarts)
 
 
-def _counts(session: Any, m: Any, attack: Any, restarts: int, eps: float) -> tuple[int, int,
-                                                                                 int, int]:
+def _counts(session: Any, m: Any, attack: Any, restarts: int, eps: float,
+            step: Callable[[], None]) -> tuple[int, int, int, int]:
     """(images, correct when clean, attack successes among them, classified benign under the
-    attack) through the session's model with mask ``m`` (empty: unedited)."""
+    attack) through the session's model with mask ``m`` (empty: unedited). ``step()`` runs
+    before each batch (progress, and the stop when a job is cancelled)."""
     net, bs = session.net, session.batch_size
     n = len(session.images)
     labels_all = session.labels(n)
     correct = hits = robust = 0
     with frozen(net), mask(net, session.module_paths(m), session.fills(m), session.path_units):
         for s in range(0, n, bs):
+            step()
             x = session.images[s : s + bs]
             labels = labels_all[s : s + len(x)]
             with torch.no_grad():
@@ -152,11 +157,30 @@ def _counts(session: Any, m: Any, attack: Any, restarts: int, eps: float) -> tup
 
 
 def run_checks(session: Any, m: Any, names: Sequence[str],
-               baseline: tuple[float, float] | None) -> list[CheckResult]:
+               baseline: tuple[float, float] | None,
+               progress: Callable[[str, int, int], None] | None = None,
+               cancelled: Callable[[], bool] | None = None) -> list[CheckResult]:
     """Every check in ``names`` on mask ``m`` (module docstring). ``baseline``: the adaptive
-    ASR at ``ε_max`` before and after, for the warning (``None``: not measured)."""
+    ASR at ``ε_max`` before and after, for the warning (``None``: not measured).
+    ``progress(stage, done, total)`` is told after each batch of each check's two sides;
+    ``cancelled()``, asked before each batch, stops the checks with ``session.Cancelled``."""
+    from .session import Cancelled
+
     eps = session.strengths[-1]
+    batches = -(-len(session.images) // session.batch_size)
+    total, done = 2 * len(names) * batches, 0
     out = []
+
+    def step(stage: str) -> Callable[[], None]:
+        def tell() -> None:
+            nonlocal done
+            if cancelled is not None and cancelled():
+                raise Cancelled
+            if progress is not None:
+                progress(stage, done, total)
+            done += 1
+        return tell
+
     rng = torch.random.get_rng_state()
     try:
         for name in names:
@@ -164,7 +188,8 @@ def run_checks(session: Any, m: Any, names: Sequence[str],
             restarts = CHECKS[name].restarts if CHECKS[name].family == "pgd" else 1
             rates = {}
             for side, mk in (("before", Mask({})), ("after", m)):
-                n, correct, hits, robust = _counts(session, mk, attack, restarts, eps)
+                n, correct, hits, robust = _counts(session, mk, attack, restarts, eps,
+                                                   step(f"{name} {side}"))
                 rates[side] = (hits / correct if correct else 0.0, robust / n if n else 0.0)
             gain = rates["before"][0] - rates["after"][0]
             base = baseline[0] - baseline[1] if baseline is not None else None
@@ -177,6 +202,8 @@ def run_checks(session: Any, m: Any, names: Sequence[str],
                 gain=gain, baseline_gain=base, masking=masking))
     finally:
         torch.random.set_rng_state(rng)
+    if progress is not None:
+        progress("checks", total, total)
     return out
 
 

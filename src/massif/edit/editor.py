@@ -270,7 +270,9 @@ class Editor:
 
     def evaluate(self, neurons: Sequence[str] | str, mode: Mode = "zero", *,
                  adaptive: bool = True,
-                 checks: Sequence[str] | str | None = None) -> EditResult:
+                 checks: Sequence[str] | str | None = None,
+                 progress: Callable[[str, int, int], None] | None = None,
+                 cancelled: Callable[[], bool] | None = None) -> EditResult:
         """Delete ``neurons`` (ids ``layer:channel``) and measure, before and after.
 
         ``mode="zero"`` sets each masked channel's output to 0; ``"mean"`` to its mean over the
@@ -288,6 +290,8 @@ class Editor:
         accuracy in ``checks``, and in ``warnings`` a line for each under which the deletion's
         gain shrinks to half or less of its gain under the fresh attack (gradient masking?).
         Each costs 50 to 500 forward and backward passes over the class, twice; off by default.
+        ``progress(stage, done, total)`` and ``cancelled()`` follow and stop them (batch by
+        batch; a stop raises ``session.Cancelled``), as ``curves`` does.
         """
         t0 = time.perf_counter()
         ses = self.session
@@ -311,7 +315,7 @@ class Editor:
         if names:
             top = (before.rates(before.transfer)[-1], fresh.rates(fresh.adaptive)[-1]) \
                 if fresh and len(self.strengths) > 1 else None
-            checked = run_checks(ses, m, names, top)
+            checked = run_checks(ses, m, names, top, progress=progress, cancelled=cancelled)
         return EditResult(
             mask=m.ids, mode=mode, benign=self.class_names[self.benign],
             target=self.class_names[self.target], attack=attack_label(self.attack),

@@ -179,20 +179,12 @@ class EmptyBody(Strict):
     refused)."""
 
 
-class EditBody(Strict):
-    """What to delete and how to measure it."""
+class MaskBody(Strict):
+    """Neurons to delete and how (the edited model to download takes just this)."""
 
     mask: list[StrictStr] | StrictStr = Field(
         description="neuron ids layer:channel, as a list or one comma-separated string")
     mode: Mode = "zero"
-    adaptive: StrictBool = Field(True, description="false: skip the fresh attack "
-                                 "(adaptive_asr null), answered several times faster")
-    preview: StrictBool = Field(False, description=f"true: only the first {PREVIEW_IMAGES} "
-                                "images of the class and of the sample, without the fresh "
-                                "attack")
-    checks: list[StrictStr] = Field(
-        [], description="stronger attacks that know the mask, at ε_max (edit.checks): "
-        "pgd-restarts, apgd-ce, apgd-t; slow")
 
     def ids(self) -> list[str]:
         """The neuron ids as given (an empty one is refused by ``masks.parse_mask``)."""
@@ -202,19 +194,32 @@ class EditBody(Strict):
         return [s.strip() for s in parts]
 
 
+class EditBody(MaskBody):
+    """What to delete and how to measure it."""
+
+    adaptive: StrictBool = Field(True, description="false: skip the fresh attack "
+                                 "(adaptive_asr null), answered several times faster")
+    preview: StrictBool = Field(False, description=f"true: only the first {PREVIEW_IMAGES} "
+                                "images of the class and of the sample, without the fresh "
+                                "attack")
+    checks: list[StrictStr] = Field(
+        [], description="stronger attacks that know the mask, at ε_max (edit.checks): "
+        "pgd-restarts, apgd-ce, apgd-t; slow (the page runs them as a job: ChecksBody)")
+
+
+class ChecksBody(MaskBody):
+    """A deletion measured with stronger attacks that know the mask, as a job."""
+
+    checks: list[StrictStr] = Field(min_length=1, max_length=8, description="pgd-restarts, "
+                                    "apgd-ce, apgd-t (edit.checks)")
+
+
 class DefenseBody(Strict):
     budget: StrictInt = Field(5, ge=1, le=64, description="neurons the greedy search may delete")
     mode: Mode = "zero"
     start: list[StrictStr] = Field(
         default_factory=list, max_length=MAX_MASK, description="neurons already deleted (the "
         "page's deletions): every mask the search measures holds them, and it adds to them")
-
-
-class ExportBody(Strict):
-    """The edited model to download: the same mask and mode as an edit."""
-
-    mask: list[StrictStr] | StrictStr
-    mode: Mode = "zero"
 
 
 class GalleryBody(Strict):
@@ -249,10 +254,9 @@ class CurvesBody(Strict):
     draws: StrictInt = Field(10, ge=10, le=100, description="random draws")
 
 
-class CurvesStatus(Strict):
-    """Deletion curves being computed: ``queued``, ``running`` (progress in [0, 1]), ``done``
-    (with ``result``, ``edit.Curves``, also saved beside the analysis), ``error`` or
-    ``cancelled``."""
+class JobStatus(Strict):
+    """A long job on an analysis's editor: ``queued``, ``running`` (progress in [0, 1]),
+    ``done`` (with ``result``), ``error`` or ``cancelled``."""
 
     id: int
     key: str
@@ -260,3 +264,13 @@ class CurvesStatus(Strict):
     progress: float = 0.0
     error: str | None = None
     result: Any = None
+
+
+class CurvesStatus(JobStatus):
+    """Deletion curves being computed; ``result``: ``edit.Curves``, also saved beside the
+    analysis."""
+
+
+class ChecksStatus(JobStatus):
+    """A deletion being checked with stronger attacks; ``result``: ``edit.EditResult`` with
+    its ``checks`` and ``warnings``."""

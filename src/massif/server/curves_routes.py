@@ -16,9 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ..edit.curves import Curves, check_curves
-from ..errors import MassifError, short
-from .answers import CurvesBody, CurvesStatus, EmptyBody
-from .edit_jobs import EditJob, EditJobs, Hooks
+from ..errors import MassifError
+from .answers import CurvesBody, CurvesStatus
+from .edit_jobs import EditJob, EditJobs, Hooks, add_job_routes
 from .site import Site
 
 
@@ -87,21 +87,4 @@ def add_curves_routes(app: Any, site: Site, use: Callable[..., Any], jobs: EditJ
                                      "one or wait for it")
         return status(job)
 
-    def curves_job(job_id: int) -> EditJob:
-        job = jobs.get(job_id, "curves") if 0 < job_id < 10**9 else None
-        if job is None:
-            raise HTTPException(404, f"no deletion curves job {short(job_id, 20)}")
-        return job
-
-    @app.get("/curves/{job_id}.json", response_model=CurvesStatus)
-    def curves_status(job_id: int) -> CurvesStatus:
-        return status(curves_job(job_id))
-
-    @app.post("/curves/{job_id}/cancel", response_model=CurvesStatus)
-    def curves_cancel(job_id: int, _body: EmptyBody) -> CurvesStatus:
-        job = curves_job(job_id)
-        if job.finished.is_set():
-            raise HTTPException(409, f"deletion curves job {job_id} has ended already "
-                                     f"({jobs.snapshot(job)[0]})")
-        job.cancel.set()
-        return status(job)
+    add_job_routes(app, jobs, "curves", "curves", "deletion curves job", status, CurvesStatus)

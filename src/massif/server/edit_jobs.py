@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import SERVER_MEMORY_ADVICE, MassifError, out_of_memory
 from ..memory import release_cached
-from .answers import State
+from .answers import EmptyBody, State
 from .jobs import JobState
 
 log = logging.getLogger("massif.server")
@@ -150,3 +150,35 @@ class EditJobs:
             state, progress, error, result = job.state, job.progress, job.error, job.result
             details = dict(job.details)
         return state, progress, None if error is None else self.clean(error), result, details
+
+
+def add_job_routes(app: Any, jobs: EditJobs, kind: str, prefix: str, noun: str,
+                   status: Callable[[EditJob], Any], model: type) -> Callable[[int], EditJob]:
+    """``GET /{prefix}/{id}.json`` (the job's ``status``, a ``model``) and ``POST
+    /{prefix}/{id}/cancel`` ``{}`` (stops it at its next step; an ended one is a 409 saying
+    there is nothing to cancel) for the jobs of ``kind``, called ``noun`` in messages (a 404
+    names it). Returns the lookup (id → job, or the 404)."""
+    from fastapi import HTTPException
+
+    from ..errors import short
+
+    def job_of(job_id: int) -> EditJob:
+        job = jobs.get(job_id, kind) if 0 < job_id < 10**9 else None
+        if job is None:
+            raise HTTPException(404, f"no {noun} {short(job_id, 20)}")
+        return job
+
+    def read(job_id: int) -> Any:
+        return status(job_of(job_id))
+
+    def cancel(job_id: int, _body: EmptyBody) -> Any:
+        job = job_of(job_id)
+        if job.finished.is_set():  # nothing runs: a plain 409, not a cancel that did nothing
+            raise HTTPException(409, f"{noun} {job_id} has ended already "
+                                     f"({jobs.snapshot(job)[0]}); there is nothing to cancel")
+        job.cancel.set()
+        return status(job)
+
+    app.get(f"/{prefix}/{{job_id}}.json", response_model=model, name=f"{kind}_status")(read)
+    app.post(f"/{prefix}/{{job_id}}/cancel", response_model=model, name=f"{kind}_cancel")(cancel)
+    return job_of

@@ -53,14 +53,17 @@ from ..schemas import Graph
 from ..threads import in_own_thread
 from .answers import (
     PREVIEW_IMAGES,
+    ChecksBody,
+    ChecksStatus,
     DefenseBody,
     DefenseStatus,
     EditBody,
     EditorInfo,
     EmptyBody,
-    ExportBody,
     GalleryBody,
+    MaskBody,
 )
+from .edit_jobs import Hooks, add_job_routes
 
 KEEP = 4  # editors kept in memory (a full one and a preview one per analysis)
 
@@ -140,6 +143,37 @@ def add_edit_routes(app: Any, graph_entry: Callable[[str], tuple[Graph, bytes]],
         return use(key, body.preview, lambda ed: ed.evaluate(
             ids, mode=body.mode, adaptive=body.adaptive and not body.preview, checks=checks))
 
+    def checks_status(job: Any) -> ChecksStatus:
+        state, progress, error, result, _ = defenses.jobs.snapshot(job)
+        return ChecksStatus(id=job.id, key=job.key, state=state, progress=progress,
+                            error=error, result=result)
+
+    @app.post("/graphs/{key}/checks", response_model=ChecksStatus, status_code=202)
+    def start_checks(key: str, body: ChecksBody) -> ChecksStatus:
+        from ..edit.checks import check_attack, parse_checks
+
+        ids, checks = body.ids(), parse_checks(body.checks)
+
+        def fork(ed: Any) -> Any:  # a bad mask or a check this analysis cannot run: 422 now
+            ed.parse(ids, body.mode)
+            for name in checks:
+                check_attack(ed.session, name)
+            return ed.fork()
+
+        def work(ed: Any, hooks: Hooks) -> EditResult:
+            return ed.evaluate(ids, mode=body.mode, checks=checks, progress=hooks.progress,
+                               cancelled=hooks.cancelled)
+
+        job = defenses.jobs.start(key, "checks", lambda: use(key, False, fork), work)
+        if job is None:
+            raise HTTPException(429, f"{defenses.RUNNING} long jobs (defense searches, deletion "
+                                     "curves, checks) are running already; cancel one or wait "
+                                     "for it")
+        return checks_status(job)
+
+    add_job_routes(app, defenses.jobs, "checks", "checks", "checks job", checks_status,
+                   ChecksStatus)
+
     @app.post("/graphs/{key}/editor", response_model=EditorInfo)
     def warm_up(key: str, _body: EmptyBody) -> EditorInfo:
         """Build the analysis's editors ahead of the first deletion (the page calls this as
@@ -192,34 +226,22 @@ def add_edit_routes(app: Any, graph_entry: Callable[[str], tuple[Graph, bytes]],
                              lambda: use(key, False, fork), graph, start=start)
         if job is None:
             raise HTTPException(429, f"{defenses.RUNNING} long jobs (defense searches, deletion "
-                                     "curves) are running already; cancel one or wait for it")
+                                     "curves, checks) are running already; cancel one or wait "
+                                     "for it")
         return defenses.status(job)
 
-    def defense_job(job_id: int) -> Any:
-        job = defenses.get(job_id) if 0 < job_id < 10**9 else None
-        if job is None:
-            raise HTTPException(404, f"no defense search {short(job_id, 20)}")
-        return job
-
-    @app.get("/defenses/{job_id}.json", response_model=DefenseStatus)
-    def defense_status(job_id: int) -> DefenseStatus:
-        status = defenses.status(defense_job(job_id))
+    def defense_status(job: Any) -> DefenseStatus:
+        status = defenses.status(job)
         if status.result is not None:
             status.result = DefenseResult.model_validate(status.result)
         return status
 
-    @app.post("/defenses/{job_id}/cancel", response_model=DefenseStatus)
-    def defense_cancel(job_id: int, _body: EmptyBody) -> DefenseStatus:
-        job = defense_job(job_id)
-        if job.finished.is_set():  # nothing runs: a plain 409, not a cancel that did nothing
-            raise HTTPException(409, f"defense search {job_id} has ended already "
-                                     f"({defenses.status(job).state}); there is nothing to cancel")
-        job.cancel.set()
-        return defenses.status(job)
+    add_job_routes(app, defenses.jobs, "defense", "defenses", "defense search", defense_status,
+                   DefenseStatus)
 
     @app.post("/graphs/{key}/edited-model.pt", include_in_schema=False)
-    def edited_model(key: str, body: ExportBody) -> Response:
-        ids = EditBody(mask=body.mask).ids()
+    def edited_model(key: str, body: MaskBody) -> Response:
+        ids = body.ids()
         buf = io.BytesIO()
         use(key, False, lambda ed: ed.export(ids, buf, mode=body.mode))
         return Response(buf.getvalue(), media_type="application/octet-stream",

@@ -59,6 +59,10 @@ export const cancelDefense = served((id) => request(`/defenses/${id}/cancel`, po
 export const startCurves = served((key) => request(`/graphs/${key}/curves`, post()));
 export const getCurvesJob = served((id) => request(`/curves/${id}.json`));
 export const cancelCurves = served((id) => request(`/curves/${id}/cancel`, post()));
+// Checks (stronger attacks that know the mask) of a deletion: a job; body {mask, mode, checks}.
+export const startChecks = served((key, body) => request(`/graphs/${key}/checks`, post(body)));
+export const getChecks = served((id) => request(`/checks/${id}.json`));
+export const cancelChecks = served((id) => request(`/checks/${id}/cancel`, post()));
 // The edited model as a Blob (the file's bytes, not JSON).
 export async function getEditedModel(key, body) {
   if (offline) throw new Error(NEEDS_SERVER);

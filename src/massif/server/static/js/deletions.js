@@ -9,9 +9,11 @@
 // without the fresh attack, then with it (the slow part). While a new mask is measured the
 // previous numbers stay in the results box, greyed, until its own arrive (edit_result.js).
 // With any of *check with attacks that know the mask* ticked (the server's checks, /index.json),
-// a fourth request adds them: stronger attacks at ε_max through the unedited and the edited
-// model (slow: tens to hundreds of passes over the class), and a warning where the deletion's
-// gain shrinks under them (gradient masking?).
+// a job on the server then adds them (POST /graphs/{key}/checks): stronger attacks at ε_max
+// through the unedited and the edited model (slow: tens to hundreds of passes over the class),
+// and a warning where the deletion's gain shrinks under them (gradient masking?). Its percent
+// shows in the results box beside a cancel button (Escape cancels too); another deletion
+// cancels it.
 import * as api from "./api.js";
 import { download } from "./download.js";
 import { showEditResult } from "./edit_result.js";
@@ -24,8 +26,9 @@ const $ = (id) => document.getElementById(id);
 // writes a refusal or failure in red in the results box. Answers {update, redraw, reset}.
 export function createDeletions(store, { blocked, problem }) {
   const list = $("masked"), clear = $("mask-clear"), exportButton = $("mask-export");
-  const result = $("edit-result"), status = $("edit-status");
+  const result = $("edit-result"), status = $("edit-status"), cancelButton = $("checks-cancel");
   let controller = null;
+  let checksJob = null;  // {id} of the checks job running for the mask shown
   let last = null;  // the latest answer, shown again when the strength slider moves
   // Which request numbers answer: the mask and mode, as text; the box greys what answers
   // another request than the one wanted.
@@ -71,8 +74,48 @@ export function createDeletions(store, { blocked, problem }) {
     }
   }
 
+  // Stop the checks job (another deletion, Escape, the cancel button); false when none runs.
+  function stopChecks() {
+    if (!checksJob) return false;
+    const { id } = checksJob;
+    checksJob = null;
+    cancelButton.hidden = true;
+    api.cancelChecks(id).catch(() => {});  // it may have ended meanwhile
+    return true;
+  }
+  cancelButton.addEventListener("click", () => {
+    if (!stopChecks()) return;
+    controller?.abort();
+    status.textContent = "checks cancelled; the numbers above are without them";
+    document.documentElement.dataset.edit = "ready";
+  });
+
+  // The checks job for `body` (its mask and mode) until it ends or `signal` aborts; its result
+  // (an EditResult with `checks`), or null when cancelled.
+  async function runChecks(key, body, checks, signal) {
+    let job = await api.startChecks(key, { ...body, checks });
+    if (signal.aborted) { api.cancelChecks(job.id).catch(() => {}); return null; }
+    checksJob = { id: job.id };
+    const mine = checksJob;
+    cancelButton.hidden = false;
+    try {
+      while (!["done", "error", "cancelled"].includes(job.state)) {
+        status.textContent = `checking with ${checks.join(", ")} (slow)… ` +
+          `${Math.round(100 * job.progress)}%`;
+        await new Promise((resolve) => setTimeout(resolve, 400));
+        if (checksJob !== mine || signal.aborted) return null;
+        job = await api.getChecks(job.id);
+      }
+    } finally {
+      if (checksJob === mine) { checksJob = null; cancelButton.hidden = true; }
+    }
+    if (job.state === "error") throw new Error(job.error);
+    return job.state === "done" ? job.result : null;
+  }
+
   async function update() {
     const { key, masked, maskMode } = store.get();
+    stopChecks();
     list.innerHTML = masked.map((id) =>
       `<li><button type="button" data-id="${esc(id)}" title="restore ${esc(id)}">${esc(id)} ×</button></li>`).join("");
     clear.hidden = masked.length === 0;
@@ -122,8 +165,14 @@ export function createDeletions(store, { blocked, problem }) {
       await ask({ adaptive: true, preview: false });
       const checks = checked();
       if (checks.length) {
-        status.textContent = `checking with ${checks.join(", ")} (slow)…`;
-        await ask({ adaptive: true, preview: false, checks });
+        const r = await runChecks(key, body, checks, signal);
+        if (signal.aborted) return;
+        if (!r) {
+          status.textContent = "checks cancelled; the numbers above are without them";
+        } else {
+          last = { r, tag };
+          show(r, tag);
+        }
       }
       document.documentElement.dataset.edit = "ready";
     } catch (e) {
@@ -135,10 +184,18 @@ export function createDeletions(store, { blocked, problem }) {
 
   return {
     update,
+    // Escape: cancel the checks job; whether one ran.
+    cancel() {
+      if (!stopChecks()) return false;
+      controller?.abort();
+      status.textContent = "checks cancelled; the numbers above are without them";
+      document.documentElement.dataset.edit = "ready";
+      return true;
+    },
     // The slider moved: the same numbers at the new strength.
     redraw() { if (last && !result.hidden) show(last.r, last.tag); },
     // Another analysis opened: the numbers of the one left are not even stale ones.
-    reset() { last = null; },
+    reset() { last = null; stopChecks(); },
     // The latest answer (EditResult) for what is deleted now, or null.
     latest: () => (last && last.tag === wanted ? last.r : null),
   };

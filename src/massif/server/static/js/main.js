@@ -110,7 +110,7 @@ createTable(store);  // after createPanels: it shows the card in its tab
 createHeader(store, graphView);
 setupLightbox();
 // Escape cancels the jobs this page runs (the analysis computing, a defense search, deletion
-// curves), unless
+// curves, a deletion's checks), unless
 // something else takes it: the large view (it closes), a text box (the find box clears its note).
 document.addEventListener("keydown", (event) => {
   if (event.key !== "Escape" || event.defaultPrevented || !$("lightbox").hidden) return;
@@ -118,7 +118,8 @@ document.addEventListener("keydown", (event) => {
   const a = controls.cancelJob();
   const b = edit.defense.cancel?.() ?? false;
   const c = edit.curves.cancel();
-  if (a || b || c) event.preventDefault();
+  const d = edit.deletions.cancel();
+  if (a || b || c || d) event.preventDefault();
 });
 for (const radio of document.querySelectorAll("#edge-mode input")) {
   radio.addEventListener("change", () => store.set({ edgeMode: radio.value }));
