@@ -2,9 +2,10 @@
 // the greedy picks (one point per pick, from the unedited model on) and, once measured, the two
 // baselines (the top emphasized neurons, random neurons), with a key for each curve.
 import { drawKey, keyHeight, lineStyle, styled } from "./chart.js";
-import { formatPercent } from "./store.js";
+import { COLORS, formatPercent } from "./store.js";
 
-export const DEFENSE_COLORS = { greedy: "#1a9641", random: "#999", emphasized: "#f1852b" };
+// "top emphasized" in the emphasized group's colour of the palette chosen when it is drawn.
+export const DEFENSE_COLORS = { greedy: "#1a9641", random: "#999", get emphasized() { return COLORS.emphasized; } };
 
 // The clean-accuracy axis of both defense charts, over `range` px: at least two ticks, as
 // percentages with as many decimals as tell them apart (the masks often differ by tenths of a

@@ -17,7 +17,8 @@ import { attackChoice } from "./controls.js";
 import { download } from "./download.js";
 import { shownEdges } from "./edgetop.js";
 import { edgeId } from "./pathways.js";
-import { COLORS, EDGE_COLORS, BLEND, divergenceAt, flipped, formatNumber, formatPercent } from "./store.js";
+import { CHANGE_COLORS, COLORS, EDGE_COLORS, divergenceAt, flipped, formatNumber, formatPercent,
+  vulnerabilityColor } from "./store.js";
 
 const $ = (id) => document.getElementById(id);
 const NS = "http://www.w3.org/2000/svg";
@@ -169,11 +170,12 @@ function legendItems(state) {
       for (const [i, c] of [[0, COLORS.suppressed], [1, COLORS.emphasized]]) {
         const id = `ramp-${i}`;
         const grad = el("linearGradient", { id });
-        grad.append(el("stop", { offset: 0, "stop-color": c }),
-                    el("stop", { offset: 1, "stop-color": d3.interpolateLab(c, COLORS.shared)(BLEND) }));
+        const ends = [vulnerabilityColor(c, 0), c];  // least to most vulnerable, toward the middle
+        if (i === 1) ends.reverse();
+        grad.append(el("stop", { offset: 0, "stop-color": ends[0] }), el("stop", { offset: 1, "stop-color": ends[1] }));
         g.append(grad, el("rect", { x: i * 26, y: 2, width: 24, height: 10, fill: `url(#${id})` }));
       }
-    }, width: 50, text: "more vulnerable: nearer the middle, more purple" },
+    }, width: 50, text: "more vulnerable: nearer the middle, full colour (less: paler)" },
     { swatch: box("#fff4d6", null, { stroke: "#a66b00" }),
       text: `◆ divergence layer at ε = ${eps}; bar: % of attacked images crossed` },
     { swatch: box("#ccc", null, { opacity: 0.3 }), text: `faded: not flipped by ε = ${eps}, with its edges` },
@@ -185,7 +187,13 @@ function legendItems(state) {
   const line = (color) => (g) => g.append(el("line", { x1: 0, y1: 7, x2: 30, y2: 7, stroke: color, "stroke-width": 4 }));
   const measured = k !== K.length - 1 ? ` (measured at ε_max = ${epsMax}, not at ε = ${eps})` : "";
   if (edgeMode === "change") {
-    items.push({ swatch: line("#c4c4c4"), width: 30, text: `edges: change in influence, attacked − benign (blue lost, orange gained), width ∝ √|change|${measured}` });
+    const change = (g) => {
+      const grad = el("linearGradient", { id: "change-ramp" });
+      grad.append(...["lost", "none", "gained"].map((c, i) =>
+        el("stop", { offset: i / 2, "stop-color": CHANGE_COLORS[c] })));
+      g.append(grad, el("rect", { y: 4, width: 30, height: 6, fill: "url(#change-ramp)" }));
+    };
+    items.push({ swatch: change, width: 30, text: `edges: change in influence, attacked − benign (lavender lost, wine gained), width ∝ √|change|${measured}` });
   } else if (edgeMode === "benign") {
     items.push({ swatch: line(EDGE_COLORS.benign), width: 30, text: "edges: influence on clean images, width ∝ √influence" });
   } else {
@@ -197,7 +205,11 @@ function legendItems(state) {
   if (highlight && highlight !== "none") {
     items.push({ swatch: box("none", null, { stroke: "#111", "stroke-width": 3 }), text: `black rings: the ${$("highlight").selectedOptions[0]?.text ?? highlight} pathway at ε = ${eps}` });
   }
-  if (pins.length) items.push({ swatch: box("#fff", null, { stroke: "#000", "stroke-width": 3 }), text: `pinned (black frame, traced): ${pins.join(", ")}` });
+  if (pins.length) {
+    items.push({ swatch: (g) => g.append(el("rect", { x: 1, y: 1, width: 12, height: 12, rx: 2, fill: "none", stroke: "#222", "stroke-width": 5 }),
+                                         el("rect", { x: 1, y: 1, width: 12, height: 12, rx: 2, fill: "none", stroke: "#f0e442", "stroke-width": 3 })),
+                 text: `pinned (yellow ring, traced): ${pins.join(", ")}` });
+  }
   if (masked.length) {
     items.push({ swatch: (g) => g.append(el("path", { d: "M2,2L12,12M12,2L2,12", stroke: "#000", "stroke-width": 2 })),
                  text: `deleted (${state.maskMode === "mean" ? "set to the benign mean" : "set to 0"}): ${masked.join(", ")}` });
@@ -269,6 +281,7 @@ export async function figureSvg(state) {
       const over = top.cloneNode(true);
       over.removeAttribute("style");
       over.removeAttribute("aria-hidden");
+      for (const ring of over.querySelectorAll(".focus-ring")) ring.remove();  // the keyboard's, not the view's
       // right of the layer names, as on the page
       const clip = el("clipPath", { id: "massif-graph-clip" });
       clip.append(el("rect", { x: left, width: width - left, height }));

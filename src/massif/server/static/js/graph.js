@@ -9,9 +9,12 @@
 // neuron" (edgetop.js) stay in the SVG, hidden (class "cut"); the overlay's copies show every
 // edge a hover or the pins trace, cut or not (docs/web.md, Edge views).
 import { EDGE_WEIGHT, shownEdges } from "./edgetop.js";
+import { createKeyboard } from "./graphkeys.js";
 import { layout } from "./layout.js";
 import { edgeId, pathway, trace } from "./pathways.js";
 import { EDGE_COLORS, changeColor, divergenceAt, flipped, nodeColor } from "./store.js";
+
+const SVG_NS = "http://www.w3.org/2000/svg";
 
 export function createGraphView(svgElement, store) {
   const svg = d3.select(svgElement);
@@ -41,13 +44,15 @@ export function createGraphView(svgElement, store) {
   }
   svg.call(zoom);
   resetZoom.addEventListener("click", () => svg.transition().duration(200).call(zoom.transform, d3.zoomIdentity));
+  // The keyboard: one tab stop, arrows across the nodes (graphkeys.js).
+  const keys = createKeyboard(svgElement, store, { current: () => drawn, activate, show: showNode, ring: placeRing });
 
   function draw() {
     const { graph, pictures } = store.get();
     svg.selectAll("*").remove();
     top.replaceChildren();
     overlay = null;
-    if (!graph) { drawn = null; return; }
+    if (!graph) { drawn = null; keys.drawn(); return; }
     // Pixel sizes, not 100%: a percentage-sized SVG is laid out again, all 1,500 elements of
     // it, whenever anything on the page changes (measured: 60 ms per hover at 300 nodes).
     const box = svgElement.parentElement.getBoundingClientRect();
@@ -103,13 +108,12 @@ export function createGraphView(svgElement, store) {
     const nodeSel = root.append("g").attr("class", "nodes").selectAll("g").data(L.nodes).join("g")
       .attr("class", (p) => `node ${p.node.group}${pictures?.pictures[p.node.id] ? "" : " placeholder"}`)
       .attr("data-id", (p) => p.node.id)
+      .attr("id", (_p, i) => `graph-node-${i}`).attr("role", "button")  // for aria-activedescendant
       .attr("transform", (p) => `translate(${p.x},${p.y})`);
     const s = L.size;
     nodeSel.append("title").text((p) => p.node.id);
     nodeSel.append("rect").attr("class", "frame")
-      .attr("x", -s / 2).attr("y", -s / 2).attr("width", s).attr("height", s).attr("rx", Math.min(4, s / 6))
-      .attr("fill", (p) => (pictures?.pictures[p.node.id] ? "#fff" : nodeColor(p.node)))
-      .attr("stroke", (p) => nodeColor(p.node));
+      .attr("x", -s / 2).attr("y", -s / 2).attr("width", s).attr("height", s).attr("rx", Math.min(4, s / 6));
     nodeSel.filter((p) => pictures?.pictures[p.node.id]).append("image")
       .attr("href", (p) => pictures.pictures[p.node.id])
       .attr("x", -s / 2 + 2).attr("y", -s / 2 + 2).attr("width", s - 4).attr("height", s - 4)
@@ -138,19 +142,10 @@ export function createGraphView(svgElement, store) {
     }
     nodeSel
       .on("mouseenter", (_event, p) => store.set({ hover: p.node.id }))
-      .on("mouseleave", () => store.set({ hover: null }))
+      .on("mouseleave", () => store.set({ hover: keys.held() }))  // back to the keyboard's node
       .on("click", (event, p) => {
-        const { editMode, masked, pins } = store.get();
-        const id = p.node.id;
-        if (editMode) {
-          return store.set({ masked: masked.includes(id) ? masked.filter((m) => m !== id) : [...masked, id] });
-        }
-        // A click pins the node alone (or unpins it); shift- or ctrl-click adds it to the pins.
-        const has = pins.includes(id);
-        if (event.shiftKey || event.ctrlKey || event.metaKey) {
-          return store.set({ pins: has ? pins.filter((x) => x !== id) : [...pins, id] });
-        }
-        store.set({ pins: has && pins.length === 1 ? [] : [id] });
+        keys.clicked(p.node.id);
+        activate(p.node.id, event.shiftKey || event.ctrlKey || event.metaKey);
       });
 
     const nodeEls = new Map(), edgeEls = new Map();
@@ -159,7 +154,8 @@ export function createGraphView(svgElement, store) {
     drawn = { graph, nodeSel, edgeSel, nodeEls, edgeEls, rows, heads, crossed, barWidth, layout: L };
     placeHeads();
     highlighted = [];
-    applyEdgeMode(); applyStrength(); applyMasked(); applyGreedy(); applyPathway(); applyImage(); applyPins();
+    applyColors(); applyEdgeMode(); applyStrength(); applyMasked(); applyGreedy(); applyPathway(); applyImage();
+    applyPins(); keys.drawn();
     veil.style.left = `${L.labelWidth}px`;
     // The highlighted copies stay right of the layer names, zoomed or not.
     top.style.clipPath = `inset(0 0 0 ${L.labelWidth}px)`;
@@ -186,6 +182,16 @@ export function createGraphView(svgElement, store) {
     drawn.edgeSel.classed("cut", (e) => !shown.has(edgeId(e)));
     svgElement.dataset.edgeMode = edgeMode;
     svgElement.dataset.edgesShown = String(drawn.edgeSel.filter((e) => shown.has(edgeId(e))).size());
+  }
+
+  // The frames in the palette's colours (store.js): the group's, paler for a less vulnerable
+  // node; a placeholder is filled with it.
+  function applyColors() {
+    if (!drawn) return;
+    const { pictures } = store.get();
+    drawn.nodeSel.select("rect.frame")
+      .attr("fill", (p) => (pictures?.pictures[p.node.id] ? "#fff" : nodeColor(p.node)))
+      .attr("stroke", (p) => nodeColor(p.node));
   }
 
   function applyStrength() {
@@ -283,6 +289,70 @@ export function createGraphView(svgElement, store) {
       if (!focused.has(id) && !skip?.nodes.has(id)) copy(drawn.nodeEls.get(id), "src");
     }
     for (const id of focus) copy(drawn.nodeEls.get(id), cls);
+    for (const el of layer.querySelectorAll("[id]")) el.removeAttribute("id");  // the graph's own
+    for (const clone of layer.querySelectorAll(":scope > .node.pinned")) addPinRing(clone);
+  }
+
+  // A pinned node keeps its group's colour and gets a ring of a colour nothing else uses: yellow
+  // (Okabe and Ito's), edged in black so it shows on white, on the veil and on every group.
+  function addPinRing(clone) {
+    const s = drawn.layout.size, r = s / 2 + 7.5;
+    const g = clone.appendChild(document.createElementNS(SVG_NS, "g"));
+    g.setAttribute("class", "pin-ring");
+    for (const [cls, color, width] of [["edge", "#222", 5], ["fill", "#f0e442", 3]]) {
+      const rect = g.appendChild(document.createElementNS(SVG_NS, "rect"));
+      const attrs = { class: cls, x: -r, y: -r, width: 2 * r, height: 2 * r, rx: Math.min(8, s / 4),
+                      fill: "none", stroke: color, "stroke-width": width };
+      for (const [k, v] of Object.entries(attrs)) rect.setAttribute(k, v);
+    }
+  }
+
+  // The keyboard's focus ring, on the overlay above everything: a dashed black ring on a white
+  // halo, outside the pathway's and the pins' rings, seen on any colour of either palette.
+  let focusRing = null;
+  function placeRing(p) {
+    if (!focusRing) return;
+    focusRing.style.display = p ? "" : "none";
+    if (!p) return;
+    const s = drawn.layout.size, r = s / 2 + 13;
+    focusRing.setAttribute("transform", `translate(${p.x},${p.y})`);
+    for (const rect of focusRing.children) {
+      const attrs = { x: -r, y: -r, width: 2 * r, height: 2 * r, rx: Math.min(10, s / 3) };
+      for (const [k, v] of Object.entries(attrs)) rect.setAttribute(k, v);
+    }
+  }
+  function newFocusRing() {
+    const g = document.createElementNS(SVG_NS, "g");
+    g.setAttribute("class", "focus-ring");
+    g.style.display = "none";
+    for (const cls of ["halo", "dash"]) {
+      g.appendChild(document.createElementNS(SVG_NS, "rect")).setAttribute("class", cls);
+    }
+    return g;
+  }
+
+  // What a click on a node does (and Enter on the focused one): pin it alone or unpin it, with
+  // `add` (shift, ctrl) add it to the pins or take it out; in "click deletes neurons" mode,
+  // delete or restore it.
+  function activate(id, add) {
+    const { editMode, masked, pins } = store.get();
+    if (editMode) {
+      return store.set({ masked: masked.includes(id) ? masked.filter((m) => m !== id) : [...masked, id] });
+    }
+    const has = pins.includes(id);
+    if (add) return store.set({ pins: has ? pins.filter((x) => x !== id) : [...pins, id] });
+    store.set({ pins: has && pins.length === 1 ? [] : [id] });
+  }
+
+  // Pan a zoomed graph so that node position `p` is in view (centred right of the layer names
+  // when it was not); the whole graph is in view unzoomed.
+  function showNode(p) {
+    if (!p || transform.k === 1) return;
+    const w = +svgElement.getAttribute("width"), h = +svgElement.getAttribute("height");
+    const left = drawn.layout.labelWidth, margin = (drawn.layout.size * transform.k) / 2 + 16;
+    const [x, y] = transform.apply([p.x, p.y]);
+    if (x >= left + margin && x <= w - margin && y >= margin && y <= h - margin) return;
+    svg.call(zoom.translateTo, p.x, p.y, [(left + w) / 2, h / 2]);  // at once: keys repeat fast
   }
 
   function applyPins() {
@@ -294,6 +364,7 @@ export function createGraphView(svgElement, store) {
       overlay.replaceChildren();
       pinsLayer = overlay.appendChild(document.createElementNS("http://www.w3.org/2000/svg", "g"));
       hoverLayer = overlay.appendChild(document.createElementNS("http://www.w3.org/2000/svg", "g"));
+      focusRing = overlay.appendChild(newFocusRing());
     }
     pinsLayer.replaceChildren();
     if (!drawn) return;
@@ -339,6 +410,7 @@ export function createGraphView(svgElement, store) {
     }
     let restyled = false;  // the overlay's copies must then be made again
     if (state.edgeMode !== prev.edgeMode || state.topEdges !== prev.topEdges) { applyEdgeMode(); restyled = true; }
+    if (state.palette !== prev.palette) { applyColors(); applyEdgeMode(); restyled = true; }
     if (state.strengthIndex !== prev.strengthIndex) { applyStrength(); restyled = true; }
     if (state.masked !== prev.masked) { applyMasked(); restyled = true; }
     if (state.greedy !== prev.greedy) { applyGreedy(); restyled = true; }

@@ -1,5 +1,5 @@
-// The legend strip above the graph: what the groups mean (attribution, not activation), the
-// blend toward purple for vulnerability, the divergence mark, the faded unflipped nodes, and
+// The legend strip above the graph: what the groups mean (attribution, not activation), how
+// vulnerability pales a group's colour, the divergence mark, the faded unflipped nodes, the pins' ring, and
 // how the edges are drawn in the chosen edge view (with the strength they were measured at) and
 // how many of them are drawn (edges per neuron).
 //
@@ -8,7 +8,7 @@
 // slider or a view change never resizes the graph below (which would lay it out again).
 import { shownEdges } from "./edgetop.js";
 import { PATHWAY_MODES, pathway } from "./pathways.js";
-import { BLEND, COLORS, EDGE_COLORS, changeColor, formatNumber } from "./store.js";
+import { COLORS, EDGE_COLORS, changeColor, formatNumber, vulnerabilityColor } from "./store.js";
 
 export const GROUPS_MEANING = "Groups come from attribution (importance toward a class), not from " +
   "activation: suppressed neurons are among the most important toward the benign class on clean " +
@@ -23,7 +23,11 @@ export const DIVERGENCE_MEANING = "An attacked image has crossed at a layer when
   "crossed.";
 
 export function createLegend(element, store) {
-  const ramp = (c) => `linear-gradient(to right, ${c}, ${d3.interpolateLab(c, COLORS.shared)(BLEND)})`;
+  // A group's colour from its least to its most vulnerable node, toward the middle as laid out.
+  const ramp = (c, left) => {
+    const ends = [vulnerabilityColor(c, 0), c];
+    return `linear-gradient(to right, ${(left ? ends : ends.reverse()).join(", ")})`;
+  };
 
   function edges(state) {
     const { graph, edgeMode, strengthIndex, topEdges } = state;
@@ -40,7 +44,7 @@ export function createLegend(element, store) {
       const stops = d3.range(0, 1.01, 0.25).map((t) => c(-m + 2 * m * t)).join(",");
       return `<span class="item edges edges-change">edges: change in influence, attacked − benign
         <span class="bar" style="background:linear-gradient(to right,${stops})"></span>
-        <span class="ends"><span>−${formatNumber(m)} lost</span><span>+${formatNumber(m)} gained</span></span>
+        <span class="ends" title="a colour pair of its own: no group uses lavender or wine"><span>−${formatNumber(m)} lost (lavender)</span><span>+${formatNumber(m)} gained (wine)</span></span>
         width: |change| ${at}</span>${shown}`;
     }
     const color = EDGE_COLORS[edgeMode];
@@ -67,10 +71,11 @@ export function createLegend(element, store) {
       <span class="item"><span class="swatch" style="background:${COLORS.shared}"></span>shared: both</span>
       <span class="item"><span class="swatch" style="background:${COLORS.emphasized}"></span>emphasized: attacked graph only</span>
       <span class="item groups-meaning" tabindex="0" title="${GROUPS_MEANING}">what do the groups mean?</span>
-      <span class="item"><span class="ramp" style="background:${ramp(COLORS.suppressed)}"></span><span class="ramp" style="background:${ramp(COLORS.emphasized)}"></span>more vulnerable: nearer the middle, more purple</span>
+      <span class="item"><span class="ramp" style="background:${ramp(COLORS.suppressed, true)}"></span><span class="ramp" style="background:${ramp(COLORS.emphasized, false)}"></span>more vulnerable: nearer the middle, full colour (less: paler)</span>
       <span class="item" title="${DIVERGENCE_MEANING}"><span class="swatch" style="background:#fff4d6;border:1px solid #e0c070"></span>◆ divergence layer, <span class="swatch crossed-swatch"></span>% crossed</span>
       <span class="item"><span class="swatch" style="background:#ccc;opacity:.3"></span>not flipped at this strength, with its edges</span>
       <span class="item"><span class="swatch" style="border:2px dashed #999"></span>no feature visualization yet</span>
+      <span class="item"><span class="swatch pin-swatch"></span>pinned</span>
       ${edges(state)}${pathwayNote(state)}`;
   }
 
@@ -106,7 +111,7 @@ export function createLegend(element, store) {
   render();
   store.subscribe((state, prev) => {
     if (state.graph !== prev.graph) { width = element.clientWidth; fit(); }
-    else if (state.edgeMode !== prev.edgeMode || state.strengthIndex !== prev.strengthIndex ||
+    else if (state.palette !== prev.palette || state.edgeMode !== prev.edgeMode || state.strengthIndex !== prev.strengthIndex ||
              state.highlight !== prev.highlight || state.topEdges !== prev.topEdges) render();
   });
 }

@@ -21,7 +21,7 @@ import { createLegend } from "./legend.js";
 import { createPanels } from "./panels.js";
 import { closeLightbox, setupLightbox } from "./lightbox.js";
 import { createStrength } from "./strength.js";
-import { createStore, normalId } from "./store.js";
+import { createStore, normalId, usePalette } from "./store.js";
 import { createTable } from "./table.js";
 import { DEFAULTS, TABLE_DEFAULTS, readView, viewUrl } from "./urlstate.js";
 
@@ -31,6 +31,8 @@ const store = createStore({ info: null, graph: null, key: null, pictures: null, 
                             masked: [], greedy: [], panel: "neuron", image: null,
                             imageDetail: null, ...TABLE_DEFAULTS });
 window.massif = { store };  // for the browser tests and the curious
+// The palette first, so that every panel after it draws in the chosen colours.
+store.subscribe((state, prev) => { if (state.palette !== prev.palette) usePalette(state.palette); });
 
 // Show a saved analysis; `view` (from the URL) restores strength, pins, deletions and the rest.
 // Another analysis than the one shown gets a history entry of its own, unless `fromHistory`
@@ -61,6 +63,7 @@ async function loadGraph(key, view = null, fromHistory = false) {
   }
   const restored = view ? {
     pins: known(view.pins, "pinned"), masked: known(view.masked, "deleted"), edgeMode: view.edgeMode,
+    palette: view.palette,
     highlight: view.highlight, trace: view.trace, maskMode: view.maskMode, topEdges: view.topEdges,
     tableSort: view.tableSort, tableGroups: view.tableGroups, tableFilter: view.tableFilter,
   } : { pins: [], masked: [] };
@@ -94,6 +97,7 @@ function syncInputs() {
   for (const radio of document.querySelectorAll("#mask-mode input")) radio.checked = radio.value === s.maskMode;
   $("highlight").value = s.highlight;
   $("trace").value = s.trace;
+  $("palette").value = s.palette;
   $("edge-top").value = s.topEdges;
 }
 
@@ -126,6 +130,7 @@ for (const radio of document.querySelectorAll("#edge-mode input")) {
 }
 $("highlight").addEventListener("change", () => store.set({ highlight: $("highlight").value }));
 $("trace").addEventListener("change", () => store.set({ trace: $("trace").value }));
+$("palette").addEventListener("change", () => store.set({ palette: $("palette").value }));
 $("edge-top").addEventListener("change", () => store.set({ topEdges: $("edge-top").value }));
 
 // The view into the URL (a report keeps its own file path and changes only the query): a new
@@ -145,7 +150,7 @@ let urlTimer = null;
 store.subscribe((state, prev) => {
   if (state.key !== prev.key) closeLightbox();
   if (!state.key || prev.key !== state.key) return;
-  const viewChanged = ["pins", "masked", "strengthIndex", "edgeMode", "highlight", "trace", "maskMode", "image",
+  const viewChanged = ["palette", "pins", "masked", "strengthIndex", "edgeMode", "highlight", "trace", "maskMode", "image",
                        "topEdges", "panel", "tableSort", "tableGroups", "tableFilter"]
     .some((f) => state[f] !== prev[f]);
   if (!viewChanged) return;

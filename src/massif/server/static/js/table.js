@@ -10,7 +10,7 @@
 // marks its row and shows the card over the table until the pointer leaves the node, as the
 // images tab does. The sort, the boxes ticked and the filter's text are the store's (tableSort,
 // tableGroups, tableFilter), so the URL keeps them (urlstate.js).
-import { COLORS, esc, formatNumber, nodeColor } from "./store.js";
+import { esc, formatNumber, nodeColor } from "./store.js";
 
 const $ = (id) => document.getElementById(id);
 const GROUPS = ["suppressed", "shared", "emphasized"];
@@ -102,7 +102,7 @@ export function createTable(store) {
   const groupBoxes = $("table-groups");
   groupBoxes.innerHTML = GROUPS.map((g) =>
     `<label class="inline"><input type="checkbox" value="${g}" checked>` +
-    `<span class="group-mark" style="color:${COLORS[g]}">${GROUP_MARK[g]}</span> ${g} <span class="n"></span></label>`).join("");
+    `<span class="group-mark" style="color:var(--${g})">${GROUP_MARK[g]}</span> ${g} <span class="n"></span></label>`).join("");
   groupBoxes.addEventListener("change", () => store.set({
     tableGroups: [...groupBoxes.querySelectorAll("input:checked")].map((b) => b.value) }));
   filter.addEventListener("input", () => store.set({ tableFilter: filter.value }));
@@ -271,7 +271,7 @@ export function createTable(store) {
     if (state.hover !== prev.hover && state.hover == null) fromRow = false;
     if (state.panel !== prev.panel) setPanel(state);
     if (state.tableGroups !== prev.tableGroups || state.tableFilter !== prev.tableFilter) syncInputs();
-    if (state.graph !== prev.graph || state.strengthIndex !== prev.strengthIndex || state.info !== prev.info ||
+    if (state.graph !== prev.graph || state.palette !== prev.palette || state.strengthIndex !== prev.strengthIndex || state.info !== prev.info ||
         state.tableSort !== prev.tableSort || state.tableGroups !== prev.tableGroups ||
         state.tableFilter !== prev.tableFilter) {
       dirty = true;

@@ -5,6 +5,7 @@
 //   k=<strength index>  edges=benign|change  highlight=activated|changed|excited|inhibited
 //   trace=ancestors|descendants  pins=<id>,<id>  deleted=<id>,<id>  mode=mean
 //   image=<position of one of the class's images> (the images tab, that image shown)
+//   palette=cb (the colour-blind-safe colours, store.js)
 //   top=all|1|3|5 (edges per neuron; default 2)  tab=neuron|images|table (left out when the
 //   image says it: images with an image, else neuron)  sort=<column>:asc|desc  groups=<group>,…
 //   filter=<text> (the neuron table's sort, group boxes and filter box)
@@ -12,20 +13,21 @@
 import { DEFAULT_TOP, EDGE_TOPS } from "./edgetop.js";
 import { SORT_KEYS, TABLE_GROUPS } from "./table.js";
 
-export const DEFAULTS = { edgeMode: "attacked", highlight: "none", trace: "edges", maskMode: "zero",
+export const DEFAULTS = { palette: "default", edgeMode: "attacked", highlight: "none", trace: "edges", maskMode: "zero",
                           topEdges: DEFAULT_TOP };
 // The neuron table's state (table.js): its sort ("column:asc|desc"), the groups ticked (in
 // TABLE_GROUPS' order) and the filter box's text as typed.
 export const TABLE_DEFAULTS = { tableSort: "layer:asc", tableGroups: TABLE_GROUPS, tableFilter: "" };
 const PANELS = ["neuron", "images", "table"];
 const CHOICES = {
+  palette: ["default", "cb"],
   edgeMode: ["benign", "attacked", "change"],
   highlight: ["none", "activated", "changed", "excited", "inhibited"],
   trace: ["edges", "ancestors", "descendants"],
   maskMode: ["zero", "mean"],
   topEdges: EDGE_TOPS,
 };
-const PARAM = { edgeMode: "edges", highlight: "highlight", trace: "trace", maskMode: "mode",
+const PARAM = { palette: "palette", edgeMode: "edges", highlight: "highlight", trace: "trace", maskMode: "mode",
                 topEdges: "top" };
 
 const ids = (text) => (text ? text.split(",").map((s) => s.trim()).filter(Boolean) : []);
