@@ -233,13 +233,18 @@ def test_bad_input_gives_one_clear_line(case, user_files, tmp_path):
         assert_clean_error(proc, "NaN")
 
 
+# Six batches of Sneakers: enough for a checkpoint before the kill and batches after it, and a
+# fifth of the default's work, so the three runs below stay far from their time limits on a
+# busy 2-core machine (a fresh-clone run at load 8 passed 300 s on the whole class).
+SMALL_RUN = ["--batch-size", "50", "--max-images", "300", "--no-pictures"]
+
+
 def start_and_kill(out: Path, log: Path) -> str:
     """An analysis into ``out``, killed (SIGKILL) as soon as it has saved a checkpoint of its
     neuron profile; what it wrote on stderr."""
     env = dict(os.environ, MASSIF_CHECKPOINT_SECONDS="0")
     with log.open("w") as err:
-        proc = subprocess.Popen([MASSIF, "analyze", "--batch-size", "50", "--no-pictures",
-                                 "--out", str(out)],
+        proc = subprocess.Popen([MASSIF, "analyze", *SMALL_RUN, "--out", str(out)],
                                 stdout=subprocess.DEVNULL, stderr=err, env=env,
                                 stdin=subprocess.DEVNULL)
     try:
@@ -261,13 +266,12 @@ def test_a_killed_run_leaves_no_graph_and_resumes(tmp_path):
     assert any(name.endswith(".profile.pt") for name in leftovers), leftovers
     assert all(name.endswith((".means.pt", ".profile.pt")) for name in leftovers), leftovers
     # the rerun picks up the saved batches and gives the uninterrupted run's answer
-    resumed = run("analyze", "--batch-size", "50", "--no-pictures", "--out", str(out))
+    resumed = run("analyze", *SMALL_RUN, "--out", str(out))
     assert resumed.returncode == 0, resumed.stderr
     assert "profile neurons (all strengths):   0%" not in resumed.stderr
     assert "class means (clean, both classes):   0%" not in resumed.stderr
     assert sorted(p.name for p in out.iterdir()) == ["graph.json"]  # checkpoints cleared
-    fresh = run("analyze", "--batch-size", "50", "--no-pictures", "--out",
-                str(tmp_path / "fresh"))
+    fresh = run("analyze", *SMALL_RUN, "--out", str(tmp_path / "fresh"))
     a = Graph.load(out / "graph.json")
     b = Graph.load(tmp_path / "fresh" / "graph.json")
     assert [n.id for n in a.nodes] == [n.id for n in b.nodes]
