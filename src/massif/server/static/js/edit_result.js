@@ -8,7 +8,8 @@ import { showBoxes, chartWidth } from "./results.js";
 import { esc, formatPercent } from "./store.js";
 
 const $ = (id) => document.getElementById(id);
-const COLORS = { adaptive: "#b00", transfer: "#2c7bb6" };
+// Black and red: no group colour (those mean suppressed, shared, emphasized everywhere else).
+const COLORS = { adaptive: "#b00", transfer: "#333" };
 
 function row(label, before, after, cls, title) {
   const cell = (v) => (v === undefined ? "…" : formatPercent(v));
