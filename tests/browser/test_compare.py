@@ -89,6 +89,16 @@ def test_two_models_compare_only_attacks_and_crossings(site, page):
     assert in_view(page, "#models-differ")
     assert not page.locator("#neuron-table").is_visible()
     assert page.locator("#asr-compare path.asr-line").count() == 2
+    # the chart's key: A and B drawn as their lines are (width, dashes, opacity, colour)
+    looks = page.evaluate("""() => Object.fromEntries([...document.querySelectorAll(
+        '#asr-compare path.asr-line, #asr-compare path.key')].map((p) => [p.getAttribute('class'),
+        ['stroke', 'stroke-width', 'stroke-dasharray', 'stroke-opacity']
+          .map((a) => getComputedStyle(p).getPropertyValue(a))]))""")
+    for side in ("a", "b"):
+        assert looks[f"key {side}"] == looks[f"asr-line {side}"], looks
+    assert looks["key a"] != looks["key b"]
+    titles = page.locator("#asr-compare text.axis-title").all_text_contents()
+    assert titles == ["attack strength ε →", "ASR"]
 
 
 def test_the_header_keeps_the_two_labels_apart(site, page):

@@ -25,7 +25,7 @@ function label(s) {
 }
 
 function asrChart(svgElement, c) {
-  const width = 250, height = 140, m = { top: 8, right: 10, bottom: 24, left: 40 };
+  const width = 256, height = 164, m = { top: 22, right: 10, bottom: 34, left: 46 };
   const svg = d3.select(svgElement).attr("width", width).attr("height", height);
   svg.selectAll("*").remove();
   const maxX = Math.max(c.a.strengths.at(-1), c.b.strengths.at(-1));
@@ -33,14 +33,24 @@ function asrChart(svgElement, c) {
   const y = d3.scaleLinear().domain([0, 1]).range([height - m.bottom, m.top]);
   svg.append("g").attr("class", "axis").attr("transform", `translate(0,${height - m.bottom})`).call(d3.axisBottom(x).ticks(5));
   svg.append("g").attr("class", "axis").attr("transform", `translate(${m.left},0)`).call(d3.axisLeft(y).ticks(4, "%"));
-  svg.append("text").attr("class", "axis-title").attr("x", width - m.right).attr("y", height - 2).attr("text-anchor", "end").text("ε");
+  svg.append("text").attr("class", "axis-title").attr("x", width - m.right).attr("y", height - 2)
+    .attr("text-anchor", "end").text("attack strength ε →");
+  svg.append("text").attr("class", "axis-title").attr("text-anchor", "middle")
+    .attr("transform", `translate(9,${(m.top + height - m.bottom) / 2}) rotate(-90)`).text("ASR");
+  // A wide and pale under B dashed, so both show where they coincide; the key says which.
+  const look = (path, side) => path.attr("fill", "none").attr("stroke", SIDE_COLORS[side])
+    .attr("stroke-width", side === "a" ? 5 : 2).attr("stroke-opacity", side === "a" ? 0.45 : 1)
+    .attr("stroke-dasharray", side === "a" ? null : "5 3");
+  for (const [i, side] of ["a", "b"].entries()) {
+    const kx = m.left + 4 + i * 90;
+    look(svg.append("path").attr("class", `key ${side}`), side).attr("d", `M${kx},9H${kx + 22}`);
+    svg.append("text").attr("class", "key-text").attr("x", kx + 26).attr("y", 12)
+      .style("font-size", "10px").text(side.toUpperCase());
+  }
   for (const side of ["a", "b"]) {
     const s = c[side];
     const points = s.strengths.map((e, k) => [x(e), y(s.attack_success_rate[k])]);
-    // A wide and pale under B dashed, so both show where they coincide.
-    svg.append("path").attr("class", `asr-line ${side}`).attr("fill", "none").attr("stroke", SIDE_COLORS[side])
-      .attr("stroke-width", side === "a" ? 5 : 2).attr("stroke-opacity", side === "a" ? 0.45 : 1)
-      .attr("stroke-dasharray", side === "a" ? null : "5 3").attr("d", d3.line()(points));
+    look(svg.append("path").attr("class", `asr-line ${side}`), side).attr("d", d3.line()(points));
     svg.append("circle").attr("class", `compared ${side}`).attr("r", 5).attr("fill", "none")
       .attr("stroke", SIDE_COLORS[side]).attr("stroke-width", 2)
       .attr("cx", x(s.strength)).attr("cy", y(s.asr));
