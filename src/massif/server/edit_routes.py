@@ -12,6 +12,10 @@ link cannot set one off; see ``app.py``):
   adds stronger attacks that know the mask, with their ASR, robust accuracy and ``warnings``
   (an unknown name is a 422; not with ``preview``). The page asks for the preview, then without
   the fresh attack, then with it;
+* ``POST /graphs/{key}/checks`` ``{"mask": [...], "mode": "zero", "checks": ["apgd-t"]}`` →
+  ``answers.ChecksStatus`` (202): the same with ``checks``, as a long job (``edit_jobs``) on a
+  fork of the editor, so other deletions go on; ``GET /checks/{id}.json`` its progress and its
+  ``EditResult``; ``POST /checks/{id}/cancel`` ``{}`` stops it (what the page uses);
 * ``POST /graphs/{key}/editor`` ``{}`` → ``EditorInfo``: build the editors now (the page asks
   as soon as it opens an analysis);
 * ``POST /graphs/{key}/defense`` ``{"budget": 5, "mode": "zero", "start": ["mixed4a:12"]}`` →
@@ -26,8 +30,8 @@ link cannot set one off; see ``app.py``):
   /graphs/{key}/images/{position}`` ``{}`` → ``one_image.ImageDetail``: that image through the
   attack (the per-image view); ``GET /graphs/{key}/dataset/{index}.png``: a dataset image (the
   gallery's thumbnails);
-* ``POST /graphs/{key}/edited-model.pt`` ``{"mask": [...], "mode": "zero"}``: the edited model
-  as a file (made in memory: no temporary file).
+* ``POST /graphs/{key}/edited-model.pt`` ``{"mask": [...], "mode": "zero"}`` (``MaskBody``): the
+  edited model as a file (made in memory: no temporary file).
 
 Bodies are JSON objects checked strictly (``EmptyBody`` where a route needs nothing): an unknown
 field, ``"yes"`` for a boolean or ``"3"`` for a number is refused (422) naming the field.
