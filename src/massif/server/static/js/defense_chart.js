@@ -10,7 +10,7 @@ export const DEFENSE_COLORS = { greedy: "#1a9641", random: "#999", get emphasize
 // The clean-accuracy axis of both defense charts, over `range` px: at least two ticks, as
 // percentages with as many decimals as tell them apart (the masks often differ by tenths of a
 // point, and all of them may have the same accuracy).
-export function accuracyAxis(values, range) {
+function accuracyAxis(values, range) {
   let [lo, hi] = d3.extent(values);
   if (hi - lo < 0.002) { lo -= 0.001; hi += 0.001; }
   const x = d3.scaleLinear().domain([lo, hi]).nice().range(range);
@@ -20,6 +20,24 @@ export function accuracyAxis(values, range) {
   const axis = d3.axisBottom(x).tickValues(ticks)
     .tickFormat(d3.format(`.${Math.max(0, d3.precisionFixed(step) - 2)}%`));
   return { x, axis };
+}
+
+// Both defense charts' frame in `svg` (width × height, margins `m`): adaptive ASR (y, `yTicks`
+// ticks, titled `yTitle`) against the clean accuracy on all classes of `points` (x); their scales.
+export function accuracyFrame(svg, points, { width, height, m, yTicks, yTitle }) {
+  const { x, axis } = accuracyAxis(points.map((p) => p.clean_accuracy), [m.left, width - m.right]);
+  const y = d3.scaleLinear().domain([0, d3.max(points, (p) => p.adaptive_asr) || 1]).nice()
+    .range([height - m.bottom, m.top]);
+  svg.append("g").attr("class", "axis x").attr("transform", `translate(0,${height - m.bottom})`)
+    .call(axis);
+  svg.append("g").attr("class", "axis y").attr("transform", `translate(${m.left},0)`)
+    .call(d3.axisLeft(y).ticks(yTicks).tickFormat(d3.format(".0%")));
+  svg.append("text").attr("class", "axis-title x").attr("x", width - m.right)
+    .attr("y", height - 2).attr("text-anchor", "end").text("clean accuracy, all classes →");
+  svg.append("text").attr("class", "axis-title y").attr("text-anchor", "middle")
+    .attr("transform", `translate(10,${(m.top + height - m.bottom) / 2}) rotate(-90)`)
+    .text(yTitle);
+  return { x, y };
 }
 
 // Draw result `d` (DefenseResult) in `svgElement`, `width` px wide.
@@ -40,18 +58,8 @@ export function drawDefenseChart(svgElement, d, width) {
   svg.attr("width", width).attr("height", height).selectAll("*").remove();
   drawKey(svg, entries, { width: width - 4, title: "each dot: one more neuron deleted;" });
   const all = curves.flatMap((c) => c.points);
-  const { x, axis } = accuracyAxis(all.map((p) => p.clean_accuracy), [m.left, width - m.right]);
-  const y = d3.scaleLinear().domain([0, d3.max(all, (p) => p.adaptive_asr) || 1]).nice()
-    .range([height - m.bottom, m.top]);
-  svg.append("g").attr("class", "axis x").attr("transform", `translate(0,${height - m.bottom})`)
-    .call(axis);
-  svg.append("g").attr("class", "axis y").attr("transform", `translate(${m.left},0)`)
-    .call(d3.axisLeft(y).ticks(4).tickFormat(d3.format(".0%")));
-  svg.append("text").attr("class", "axis-title x").attr("x", width - m.right)
-    .attr("y", height - 2).attr("text-anchor", "end").text("clean accuracy, all classes →");
-  svg.append("text").attr("class", "axis-title y").attr("text-anchor", "middle")
-    .attr("transform", `translate(10,${(m.top + height - m.bottom) / 2}) rotate(-90)`)
-    .text(`adaptive ASR at ε = ${+d.epsilon.toPrecision(3)}`);
+  const { x, y } = accuracyFrame(svg, all, { width, height, m, yTicks: 4,
+    yTitle: `adaptive ASR at ε = ${+d.epsilon.toPrecision(3)}` });
   const line = d3.line().x((p) => x(p.clean_accuracy)).y((p) => y(p.adaptive_asr));
   for (const c of curves) {
     const g = svg.append("g").attr("class", `curve ${c.name}`);

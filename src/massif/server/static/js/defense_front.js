@@ -6,7 +6,7 @@
 // with it (under half its unedited accuracy) is ringed in red: its ASR of 0 stops nothing. A key
 // under the title names each kind of dot drawn, the staircase and the ring.
 import { drawKey, keyHeight, styled } from "./chart.js";
-import { DEFENSE_COLORS, accuracyAxis } from "./defense_chart.js";
+import { DEFENSE_COLORS, accuracyFrame } from "./defense_chart.js";
 import { formatPercent } from "./store.js";
 
 const COLORS = {
@@ -56,18 +56,7 @@ export function drawDefenseFront(svgElement, d, width) {
   drawKey(svg, entries, { width: width - 4, top: 13 });
   const all = measured(d);
   svgElement.dataset.measured = all.length;
-  const { x, axis } = accuracyAxis(all.map((p) => p.clean_accuracy), [m.left, width - m.right]);
-  const y = d3.scaleLinear().domain([0, d3.max(all, (p) => p.adaptive_asr) || 1]).nice()
-    .range([height - m.bottom, m.top]);
-  svg.append("g").attr("class", "axis x").attr("transform", `translate(0,${height - m.bottom})`)
-    .call(axis);
-  svg.append("g").attr("class", "axis y").attr("transform", `translate(${m.left},0)`)
-    .call(d3.axisLeft(y).ticks(2).tickFormat(d3.format(".0%")));
-  svg.append("text").attr("class", "axis-title x").attr("x", width - m.right)
-    .attr("y", height - 2).attr("text-anchor", "end").text("clean accuracy, all classes →");
-  svg.append("text").attr("class", "axis-title y").attr("text-anchor", "middle")
-    .attr("transform", `translate(10,${(m.top + height - m.bottom) / 2}) rotate(-90)`)
-    .text("adaptive ASR");
+  const { x, y } = accuracyFrame(svg, all, { width, height, m, yTicks: 2, yTitle: "adaptive ASR" });
   const from = d.start?.length ? ` · from ${d.start.length} deleted` : "";
   svg.append("text").attr("class", "front-title").attr("x", m.left).attr("y", 10)
     .text(`Pareto front: ${front.length} of ${all.length} masks${from}`);
