@@ -106,60 +106,61 @@ def test_bad_checks_are_one_line_before_any_work():
         cw.evaluate(["l1:1"], checks=["pgd-restarts"])
 
 
-def test_the_edit_route_takes_checks_and_refuses_unknown_ones(tmp_path):
-    app = create_app(tmp_path / "ws", planted_model(), planted_data(), device="cpu",
-                     pictures=False)
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A server on the planted model with one PGD-L2 analysis: its app, client and key."""
+    app = create_app(tmp_path_factory.mktemp("ws"), planted_model(), planted_data(),
+                     device="cpu", pictures=False)
     with TestClient(app, base_url=LOCAL) as client:
         r = client.post("/analyses", json={"benign": "benign", "target": "target",
                                            "attack": "pgd-l2"})
-        key = settled(client, f"/analyses/{r.json()['key']}.json", 120)["key"]
-        r = client.post(f"/graphs/{key}/edit", json={"mask": ["l1:1"], "checks": ["apgd-ce"]})
-        assert r.status_code == 200, r.text
-        answer = r.json()
-        assert [c["name"] for c in answer["checks"]] == ["apgd-ce"]
-        assert answer["checks"][0]["asr"]["after"] == 0.0 and answer["warnings"] == []
-        assert client.post(f"/graphs/{key}/edit", json={"mask": ["l1:1"]}).json()["checks"] \
-            is None
-        for body, words in (({"checks": ["nope"]}, "unknown check"),
-                            ({"checks": ["apgd-ce"], "preview": True}, "without preview"),
-                            ({"checks": "apgd-ce"}, "list")):
-            r = client.post(f"/graphs/{key}/edit", json={"mask": ["l1:1"], **body})
-            assert r.status_code == 422 and words in r.text, (body, r.text)
+        yield app, client, settled(client, f"/analyses/{r.json()['key']}.json", 120)["key"]
 
 
-def test_checks_run_as_a_job_that_answers_what_the_edit_route_answers(tmp_path):
+def test_the_edit_route_takes_checks_and_refuses_unknown_ones(served):
+    _, client, key = served
+    r = client.post(f"/graphs/{key}/edit", json={"mask": ["l1:1"], "checks": ["apgd-ce"]})
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert [c["name"] for c in answer["checks"]] == ["apgd-ce"]
+    assert answer["checks"][0]["asr"]["after"] == 0.0 and answer["warnings"] == []
+    assert client.post(f"/graphs/{key}/edit", json={"mask": ["l1:1"]}).json()["checks"] \
+        is None
+    for body, words in (({"checks": ["nope"]}, "unknown check"),
+                        ({"checks": ["apgd-ce"], "preview": True}, "without preview"),
+                        ({"checks": "apgd-ce"}, "list")):
+        r = client.post(f"/graphs/{key}/edit", json={"mask": ["l1:1"], **body})
+        assert r.status_code == 422 and words in r.text, (body, r.text)
+
+
+def test_checks_run_as_a_job_that_answers_what_the_edit_route_answers(served):
     # The page runs checks as a long job (progress, cancel; the editor stays free for other
     # deletions): its result is the edit route's answer for the same mask and checks.
-    app = create_app(tmp_path / "ws", planted_model(), planted_data(), device="cpu",
-                     pictures=False)
-    with TestClient(app, base_url=LOCAL) as client:
-        r = client.post("/analyses", json={"benign": "benign", "target": "target",
-                                           "attack": "pgd-l2"})
-        key = settled(client, f"/analyses/{r.json()['key']}.json", 120)["key"]
-        body = {"mask": ["l1:1"], "checks": ["pgd-restarts", "apgd-ce"]}
-        r = client.post(f"/graphs/{key}/checks", json=body)
-        assert r.status_code == 202 and r.json()["state"] in ("queued", "running"), r.text
-        job = settled(client, f"/checks/{r.json()['id']}.json", 120)
-        assert job["state"] == "done" and job["progress"] == 1.0, job
-        direct = client.post(f"/graphs/{key}/edit", json=body).json()
-        assert job["result"]["checks"] == direct["checks"]
-        assert [c["name"] for c in direct["checks"]] == body["checks"]
-        assert job["result"]["adaptive_asr"] == direct["adaptive_asr"]
-        ended = client.post(f"/checks/{job['id']}/cancel", json={})
-        assert ended.status_code == 409 and "nothing to cancel" in ended.json()["detail"]
-        assert client.get("/checks/999999.json").status_code == 404
-        assert client.post("/checks/0/cancel", json={}).status_code == 404
-        # refused before any job: a bad mask, an unknown or empty list of checks, APGD-T on 3
-        # classes, an unknown field
-        for bad, words in (({"mask": ["l9:0"], "checks": ["apgd-ce"]}, "l9"),
-                           ({"mask": ["l1:1"], "checks": ["nope"]}, "unknown check"),
-                           ({"mask": ["l1:1"], "checks": []}, "checks"),
-                           ({"mask": ["l1:1"], "checks": ["apgd-t"]}, "at least 4 classes"),
-                           ({"mask": ["l1:1"], "checks": ["apgd-ce"], "preview": True},
-                            "preview")):
-            r = client.post(f"/graphs/{key}/checks", json=bad)
-            assert r.status_code == 422 and words in r.text, (bad, r.text)
-        assert len(app.state.defenses.jobs.jobs) == 1  # the one that ran
+    app, client, key = served
+    body = {"mask": ["l1:1"], "checks": ["pgd-restarts", "apgd-ce"]}
+    r = client.post(f"/graphs/{key}/checks", json=body)
+    assert r.status_code == 202 and r.json()["state"] in ("queued", "running"), r.text
+    job = settled(client, f"/checks/{r.json()['id']}.json", 120)
+    assert job["state"] == "done" and job["progress"] == 1.0, job
+    direct = client.post(f"/graphs/{key}/edit", json=body).json()
+    assert job["result"]["checks"] == direct["checks"]
+    assert [c["name"] for c in direct["checks"]] == body["checks"]
+    assert job["result"]["adaptive_asr"] == direct["adaptive_asr"]
+    ended = client.post(f"/checks/{job['id']}/cancel", json={})
+    assert ended.status_code == 409 and "nothing to cancel" in ended.json()["detail"]
+    assert client.get("/checks/999999.json").status_code == 404
+    assert client.post("/checks/0/cancel", json={}).status_code == 404
+    # refused before any job: a bad mask, an unknown or empty list of checks, APGD-T on 3
+    # classes, an unknown field
+    for bad, words in (({"mask": ["l9:0"], "checks": ["apgd-ce"]}, "l9"),
+                       ({"mask": ["l1:1"], "checks": ["nope"]}, "unknown check"),
+                       ({"mask": ["l1:1"], "checks": []}, "checks"),
+                       ({"mask": ["l1:1"], "checks": ["apgd-t"]}, "at least 4 classes"),
+                       ({"mask": ["l1:1"], "checks": ["apgd-ce"], "preview": True},
+                        "preview")):
+        r = client.post(f"/graphs/{key}/checks", json=bad)
+        assert r.status_code == 422 and words in r.text, (bad, r.text)
+    assert len(app.state.defenses.jobs.jobs) == 1  # the one that ran
 
 
 def test_checks_report_progress_and_stop_when_cancelled():
